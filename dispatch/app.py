@@ -1,0 +1,73 @@
+"""The application factory used by the CLI and the tests alike."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+import tornado.web
+from pymongo import AsyncMongoClient
+
+import handlers
+from dispatch import jsonutil, metrics
+from dispatch.openapi import build_spec
+from dispatch.policy import check_handlers
+from dispatch.queue import TaskQueue
+from dispatch.settings import Settings
+from handlers.base import BaseHandler, NotFoundHandler
+from models.common import SCHEMAS
+
+access_log = logging.getLogger("dispatch.access")
+STATIC_DIR = Path(__file__).parent / "static"
+SECRET_QUERY = re.compile(r"((?:^|[?&])(?:token|access_token|refresh_token|code|password)=)[^&]*", re.I)
+
+
+def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Redis,
+             **extra: Any) -> tornado.web.Application:
+    """Build the Tornado application on already-created storage clients."""
+    routes = handlers.all_routes()
+    check_handlers(handler for _, handler in routes)
+    for pattern, handler in routes:
+        if issubclass(handler, BaseHandler):
+            handler.route = pattern
+    spec = build_spec(routes, SCHEMAS)
+    url_specs: list[Any] = [tornado.web.url(pattern, handler) for pattern, handler in routes]
+    url_specs.append((r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}))
+    return tornado.web.Application(
+        url_specs,
+        default_handler_class=NotFoundHandler,
+        config=settings,
+        db=mongo[settings.mongodb_db],
+        mongo=mongo,
+        redis=redis,
+        tasks=extra.pop("tasks", None) or TaskQueue(settings),
+        openapi=spec,
+        openapi_json=jsonutil.dumps(spec),
+        log_function=log_request,
+        websocket_ping_interval=20,
+        websocket_ping_timeout=30,
+        websocket_max_message_size=64 * 1024,
+        compress_response=False,
+        **extra,
+    )
+
+
+def redact(uri: str) -> str:
+    """The request URI with secrets in its query string replaced by `***`."""
+    return SECRET_QUERY.sub(r"\1***", uri)
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log line and metrics for every answered request."""
+    status = handler.get_status()
+    seconds = handler.request.request_time()
+    route = getattr(handler, "route", "") or ("static" if isinstance(handler, tornado.web.StaticFileHandler)
+                                              else "unmatched")
+    metrics.observe_request(handler.request.method or "", route, status, seconds)
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(level, "%d %s %s %.1fms id=%s ip=%s", status, handler.request.method,
+                   redact(handler.request.uri or ""), seconds * 1000,
+                   getattr(handler, "request_id", "-") or "-", handler.request.remote_ip)

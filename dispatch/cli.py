@@ -1,0 +1,89 @@
+"""The `dispatch` command line: serve, worker, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, Sequence
+
+from dispatch.settings import Settings, SettingsError
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve HTTP and websockets in the foreground."""
+    from dispatch.server import serve
+
+    overrides = {k: v for k, v in (("port", args.port), ("processes", args.processes), ("bind", args.bind))
+                 if v is not None}
+    serve(settings.replace(**overrides))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a Celery worker with the same settings."""
+    from tasks import make_celery
+
+    app = make_celery(settings)
+    app.set_current()
+    argv = ["worker", f"--loglevel={settings.log_level}", f"--concurrency={args.concurrency}",
+            "--without-gossip", "--without-mingle"]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the OpenAPI document (JSON, or YAML with --yaml)."""
+    import handlers
+    from dispatch import jsonutil
+    from dispatch.openapi import build_spec
+    from models.common import SCHEMAS
+
+    spec = build_spec(handlers.all_routes(), SCHEMAS)
+    if args.yaml:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(spec, sort_keys=False))
+    else:
+        sys.stdout.write(jsonutil.dumps(spec).decode() + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(prog="dispatch", description="Real-time dispatch server.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help=cmd_serve.__doc__)
+    serve.add_argument("--port", type=int, help="port (default: DISPATCH_PORT or 8888)")
+    serve.add_argument("--processes", type=int, help="processes sharing the port (0 = one per CPU)")
+    serve.add_argument("--bind", help="address to bind (default: DISPATCH_BIND or 127.0.0.1)")
+    serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help=cmd_worker.__doc__)
+    worker.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
+    worker.set_defaults(func=cmd_worker)
+    openapi = sub.add_parser("openapi", help=cmd_openapi.__doc__)
+    openapi.add_argument("--yaml", action="store_true", help="print YAML instead of JSON")
+    openapi.set_defaults(func=cmd_openapi)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `dispatch` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"dispatch: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args, settings)
+    except SettingsError as exc:
+        print(f"dispatch: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The OpenAPI 3 document, built by apispec from marshmallow schemas and handler docstrings."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from apispec import APISpec
+from apispec.exceptions import DuplicateComponentNameError
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.yaml_utils import load_operations_from_docstring
+
+import dispatch
+from dispatch.policy import HTTP_METHODS, is_implemented
+
+NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+DOCUMENTED_METHODS = tuple(m for m in HTTP_METHODS if m not in ("head", "options"))
+ERROR_STATUSES = {"400": "Malformed request", "401": "Not signed in", "403": "Forbidden",
+                  "404": "Not found", "409": "Conflict", "413": "Body too large",
+                  "415": "Unsupported content type", "422": "Validation failed",
+                  "429": "Rate limited", "503": "A store is unavailable"}
+
+
+def openapi_path(pattern: str) -> str:
+    """A Tornado route pattern as an OpenAPI path: `(?P<id>[^/]+)` → `{id}`."""
+    path = NAMED_GROUP.sub(lambda m: "{" + m.group(1) + "}", pattern)
+    return path.rstrip("$").replace("\\", "")
+
+
+def build_spec(routes: Iterable[tuple[str, type]], schemas: Iterable[type]) -> dict[str, Any]:
+    """The whole document as a dict."""
+    spec = APISpec(
+        title="dispatch API",
+        version=dispatch.__version__,
+        openapi_version="3.0.3",
+        info={"description": "Real-time dispatch server for tow-truck and trucking fleets."},
+        plugins=[MarshmallowPlugin()],
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    for schema in schemas:
+        try:
+            spec.components.schema(schema.__name__, schema=schema)
+        except DuplicateComponentNameError:
+            pass
+    for name, text in ERROR_STATUSES.items():
+        spec.components.response(name, {
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        })
+    for pattern, handler in routes:
+        operations = _operations(handler)
+        if operations:
+            spec.path(path=openapi_path(pattern), operations=operations,
+                      parameters=_path_parameters(pattern))
+    return spec.to_dict()
+
+
+def _operations(handler: type) -> dict[str, Any]:
+    operations = {}
+    for method in DOCUMENTED_METHODS:
+        if not is_implemented(handler, method):
+            continue
+        doc = getattr(handler, method).__doc__ or ""
+        operation = load_operations_from_docstring(doc).get(method) or _yaml_only(doc)
+        summary = doc.strip().splitlines()[0] if doc.strip() else method.upper()
+        operation.setdefault("summary", summary.rstrip("."))
+        operation.setdefault("responses", {"200": {"description": "OK"}})
+        operations[method] = operation
+    return operations
+
+
+def _yaml_only(doc: str) -> dict[str, Any]:
+    """A docstring whose YAML (after `---`) describes one operation directly."""
+    from apispec.yaml_utils import load_yaml_from_docstring
+
+    return dict(load_yaml_from_docstring(doc) or {})
+
+
+def _path_parameters(pattern: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in NAMED_GROUP.findall(pattern)]

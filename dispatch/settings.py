@@ -1,0 +1,163 @@
+"""Settings: every option declared once, read from `DISPATCH_*` variables and `.env`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+PREFIX = "DISPATCH_"
+DEFAULT_JWT_SECRET = "dev-secret-change-me-dev-secret-change-me"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot run with."""
+
+
+def setting(default: Any, doc: str, *, choices: tuple[str, ...] = ()) -> Any:
+    """Declare one setting: its default, a one-line description, allowed values."""
+    return field(default=default, metadata={"doc": doc, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of one server or worker process."""
+
+    port: int = setting(8888, "HTTP port the server listens on.")
+    processes: int = setting(1, "Server processes forked to share the port (0 = one per CPU).")
+    env: str = setting("development", "`development` or `production`.", choices=("development", "production"))
+    bind: str = setting("127.0.0.1", "Address the server binds to.")
+    mongodb_url: str = setting("mongodb://127.0.0.1:27017", "MongoDB (or MongoDB-wire) server URL.")
+    mongodb_db: str = setting("dispatch", "MongoDB database name.")
+    redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis URL for live state, sessions and limits.")
+    broker_url: str = setting("", "Celery broker URL (empty: the Redis URL).")
+    jwt_secret: str = setting(DEFAULT_JWT_SECRET, "HS256 secret for access tokens; required in production.")
+    access_ttl: int = setting(900, "Access token lifetime, seconds.")
+    refresh_ttl: int = setting(30 * 24 * 3600, "Refresh token (session) lifetime, seconds.")
+    public_url: str = setting("http://127.0.0.1:8888", "Public base URL used in links sent by email.")
+    require_email_verification: bool = setting(True, "Refuse log-in until the email address is verified.")
+    email_backend: str = setting("console", "How email leaves: `console`, `file` or `smtp`.",
+                                 choices=("console", "file", "smtp"))
+    smtp_host: str = setting("127.0.0.1", "SMTP server host.")
+    smtp_port: int = setting(25, "SMTP server port.")
+    smtp_user: str = setting("", "SMTP user name (empty: no login).")
+    smtp_password: str = setting("", "SMTP password.")
+    smtp_tls: bool = setting(False, "Use STARTTLS with the SMTP server.")
+    email_from: str = setting("dispatch@localhost", "Sender address of outgoing email.")
+    sms_backend: str = setting("console", "How SMS leave: `console`, `file` or `http`.",
+                               choices=("console", "file", "http"))
+    sms_http_url: str = setting("", "URL the `http` SMS backend POSTs `{to, text}` to.")
+    outbox_dir: str = setting("var/outbox", "Folder the `file` email and SMS backends write to.")
+    media_dir: str = setting("var/media", "Folder for uploaded media (avatars).")
+    cors_origins: str = setting("", "Comma-separated origins allowed by CORS (`*` for any).")
+    trusted_proxies: str = setting("", "Comma-separated proxy addresses whose X-Forwarded-For is trusted.")
+    max_body_bytes: int = setting(6 * 1024 * 1024, "Largest request body accepted, bytes.")
+    log_level: str = setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The Celery broker: its own URL when set, else the Redis URL."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """Allowed CORS origins as a list."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | None = ".env") -> "Settings":
+        """Read settings from the environment, over an optional `.env` file."""
+        values: dict[str, str] = {}
+        if env_file and Path(env_file).is_file():
+            from dotenv import dotenv_values
+
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        raw = {f.name: values[PREFIX + f.name.upper()] for f in fields(cls) if PREFIX + f.name.upper() in values}
+        return cls.from_mapping(raw)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> "Settings":
+        """Build settings from field names to raw values, converting and validating each."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(raw) - set(known)
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        converted = {name: _convert(known[name], value) for name, value in raw.items()}
+        settings = cls(**converted)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed, validated again."""
+        settings = dataclasses.replace(self, **changes)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse values the server cannot run with, naming the variable."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["choices"] and value not in f.metadata["choices"]:
+                _fail(f.name, value, "one of " + ", ".join(f.metadata["choices"]))
+        if not 0 < self.port < 65536:
+            _fail("port", self.port, "a port number between 1 and 65535")
+        if self.processes < 0:
+            _fail("processes", self.processes, "0 or more")
+        for name in ("access_ttl", "refresh_ttl", "max_body_bytes"):
+            if getattr(self, name) <= 0:
+                _fail(name, getattr(self, name), "a positive number")
+        _check_url("mongodb_url", self.mongodb_url, ("mongodb", "mongodb+srv"))
+        _check_url("redis_url", self.redis_url, ("redis", "rediss", "unix"))
+        if self.broker_url:
+            _check_url("broker_url", self.broker_url, ("redis", "rediss"))
+        _check_url("public_url", self.public_url, ("http", "https"))
+        if self.env == "production" and (self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret) < 32):
+            _fail("jwt_secret", "<hidden>", "a secret of at least 32 characters of your own in production")
+        if self.sms_backend == "http" and not self.sms_http_url:
+            _fail("sms_http_url", "", "a URL when DISPATCH_SMS_BACKEND=http")
+
+
+def _convert(f: dataclasses.Field, value: Any) -> Any:
+    """Turn one raw (usually string) value into the field's type."""
+    kind = type(f.default)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    text = str(value).strip()
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        _fail(f.name, value, "true or false")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            _fail(f.name, value, "a whole number")
+    return text
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    scheme = urlsplit(value).scheme
+    if scheme not in schemes:
+        _fail(name, value, "a URL starting with " + " or ".join(s + "://" for s in schemes))
+
+
+def _fail(name: str, value: Any, expected: str) -> None:
+    raise SettingsError(f"{PREFIX}{name.upper()}={value!r} is not valid: expected {expected}")
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table, for the README."""
+    rows = ["| variable | default | description |", "|---|---|---|"]
+    for f in fields(Settings):
+        default = f.default if f.name != "jwt_secret" else "(development value; required in production)"
+        if isinstance(default, bool):
+            default = str(default).lower()
+        rows.append(f"| `{PREFIX}{f.name.upper()}` | `{default}` | {f.metadata['doc']} |")
+    return "\n".join(rows)

@@ -1,0 +1,55 @@
+"""The storage clients of one process: pymongo's async client and redis.asyncio."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import redis.asyncio as aioredis
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from dispatch.settings import Settings
+
+log = logging.getLogger("dispatch.storage")
+
+# Indexes every collection needs: (collection, IndexModel). Models append to it at import.
+INDEXES: list[tuple[str, IndexModel]] = []
+
+
+def index(collection: str, keys: Any, **options: Any) -> None:
+    """Declare an index; `ensure_indexes` creates it at start-up."""
+    INDEXES.append((collection, IndexModel(keys, **options)))
+
+
+@dataclass
+class Stores:
+    """The clients one process holds, created on its running event loop."""
+
+    mongo: AsyncMongoClient
+    redis: aioredis.Redis
+
+    async def close(self) -> None:
+        """Close both clients."""
+        await self.redis.aclose()
+        await self.mongo.close()
+
+
+def open_stores(settings: Settings) -> Stores:
+    """Create the clients; call from a coroutine running on the process's loop."""
+    mongo: AsyncMongoClient = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="dispatch")
+    redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=False,
+                                    health_check_interval=30, socket_connect_timeout=2)
+    return Stores(mongo=mongo, redis=redis)
+
+
+async def ensure_indexes(db: AsyncDatabase, indexes: Iterable[tuple[str, IndexModel]] = ()) -> None:
+    """Create every declared index (idempotent: existing ones are left as they are)."""
+    by_collection: dict[str, list[IndexModel]] = {}
+    for collection, model in list(indexes) or INDEXES:
+        by_collection.setdefault(collection, []).append(model)
+    for collection, models in by_collection.items():
+        await db[collection].create_indexes(models)
+    log.debug("indexes ensured on %d collections", len(by_collection))

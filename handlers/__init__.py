@@ -1,0 +1,19 @@
+"""HTTP and websocket handlers, one module per resource; each ends in `default_handlers`."""
+
+from __future__ import annotations
+
+from handlers import docs, health
+
+API_PREFIX = "/api/v1"
+
+# Resource modules whose routes live under the API prefix.
+API_MODULES: list = []
+# Modules whose routes are served as they are written (service, docs, pages, websockets).
+ROOT_MODULES = [health, docs]
+
+
+def all_routes() -> list[tuple[str, type]]:
+    """Every route of the application, API routes prefixed, in matching order."""
+    routes = [(API_PREFIX + pattern, handler) for module in API_MODULES for pattern, handler in module.default_handlers]
+    routes += [route for module in ROOT_MODULES for route in module.default_handlers]
+    return routes

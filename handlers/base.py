@@ -1,0 +1,220 @@
+"""The base of every HTTP handler: JSON in and out, the error envelope, access rules, CORS."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any, Awaitable
+
+import tornado.httputil
+import tornado.web
+from marshmallow import Schema, ValidationError
+
+from dispatch import jsonutil
+from dispatch.errors import ApiError, default_code, default_message
+from dispatch.pagination import Page, parse_page
+from dispatch.policy import is_implemented, public, rule_of
+from dispatch.settings import Settings
+
+log = logging.getLogger("dispatch.http")
+
+JSON_LIMIT = 1024 * 1024
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
+
+
+@tornado.web.stream_request_body
+class BaseHandler(tornado.web.RequestHandler):
+    """JSON API handler: every answer, errors included, is JSON.
+
+    Bodies are streamed so the size limit is checked on the headers, before any
+    byte of an oversize body is read; each handler may raise `max_body` for itself.
+    """
+
+    max_body: int = JSON_LIMIT
+    route: str = ""  # the route pattern, set when the application is built (metrics label)
+
+    def initialize(self) -> None:
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self.request_id = ""
+
+    # --- dependencies -------------------------------------------------
+    @property
+    def config(self) -> Settings:
+        """The process settings."""
+        return self.settings["config"]
+
+    @property
+    def db(self) -> Any:
+        """The MongoDB database (pymongo async)."""
+        return self.settings["db"]
+
+    @property
+    def redis(self) -> Any:
+        """The Redis client (redis.asyncio)."""
+        return self.settings["redis"]
+
+    # --- request life cycle -------------------------------------------
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Cache-Control", "no-store")
+        self._set_cors_headers()
+
+    async def prepare(self) -> None:
+        incoming = self.request.headers.get("X-Request-ID", "")
+        self.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        self.set_header("X-Request-ID", self.request_id)
+        self._check_body_size()
+        method = self.request.method.lower()
+        if not is_implemented(type(self), method):
+            raise ApiError(405)
+        await self.authenticate()
+        rule = rule_of(self, method)
+        if rule is None:  # check_handlers makes this impossible at start-up
+            raise ApiError(500)
+        if not rule.allows(self.current_category):
+            if self.current_user is None:
+                raise ApiError(401, "unauthenticated", "Sign in first: send a valid Bearer access token.")
+            raise ApiError(403, "forbidden", "Your account may not do this.")
+
+    async def authenticate(self) -> None:
+        """Resolve the caller from the request; the identity layer overrides this hook."""
+        resolver = self.settings.get("authenticator")
+        self.current_user = await resolver(self) if resolver else None
+
+    @property
+    def current_category(self) -> str | None:
+        """The caller's category (role), or None when anonymous."""
+        user = self.current_user
+        return user.get("category") if user else None
+
+    def _check_body_size(self) -> None:
+        length = self.request.headers.get("Content-Length")
+        if length is not None:
+            if not length.isdigit():
+                raise ApiError(400, "bad_content_length", "Content-Length must be a number.")
+            if int(length) > self.max_body:
+                raise ApiError(413, "body_too_large", f"The body is over {self.max_body} bytes.",
+                               {"limit": self.max_body})
+        self.request.connection.set_max_body_size(self.max_body)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received <= self.max_body:
+            self._chunks.append(chunk)
+
+    @property
+    def body(self) -> bytes:
+        """The whole request body (streamed in, kept to the limit)."""
+        if self._received > self.max_body:
+            raise ApiError(413, "body_too_large", f"The body is over {self.max_body} bytes.",
+                           {"limit": self.max_body})
+        return b"".join(self._chunks)
+
+    @public
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """CORS preflight."""
+        self.set_status(204)
+        self.clear_header("Content-Type")
+        self.finish()
+
+    # --- JSON in ----------------------------------------------------------
+    def json_body(self) -> dict[str, Any]:
+        """The body as a JSON object: 415 for another content type, 400 when malformed."""
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+        try:
+            data = jsonutil.loads(self.body or b"null")
+        except jsonutil.JSONDecodeError as exc:
+            raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}.") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "malformed_json", "The body must be a JSON object.")
+        return data
+
+    def load(self, schema: Schema, data: Any = None, *, partial: bool = False) -> Any:
+        """Validate data (default: the JSON body) with a marshmallow schema; 422 with per-field details."""
+        try:
+            return schema.load(self.json_body() if data is None else data, partial=partial)
+        except ValidationError as exc:
+            raise ApiError(422, "validation_error", "Some fields are not valid.",
+                           flatten_messages(exc.normalized_messages())) from None
+
+    def page(self) -> Page:
+        """`limit` and `offset` from the query string."""
+        return parse_page(self.get_query_argument("limit", None), self.get_query_argument("offset", None))
+
+    # --- JSON out ---------------------------------------------------------
+    def write_json(self, data: Any, status: int = 200) -> None:
+        """Answer with a JSON document."""
+        self.set_status(status)
+        self.finish(jsonutil.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            code, message, details = exc.code, exc.message, exc.details
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
+            code, message, details = default_code(status_code), exc.reason or default_message(status_code), {}
+        else:  # never leak a traceback or internal text to the client
+            code, message, details = default_code(status_code), default_message(status_code), {}
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(jsonutil.dumps({"error": {"code": code, "message": message, "details": details}}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ApiError) and value.status < 500:
+            return  # an answered client error, not a server fault
+        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            return
+        log.error("request %s failed: %s %s", self.request_id, self.request.method, self.request.path,
+                  exc_info=(typ, value, tb))
+
+    def _set_cors_headers(self) -> None:
+        origin = self.request.headers.get("Origin")
+        allowed = self.settings["config"].cors_origin_list if "config" in self.settings else []
+        if not origin or not allowed:
+            return
+        if "*" in allowed or origin in allowed:
+            self.set_header("Access-Control-Allow-Origin", "*" if "*" in allowed else origin)
+            self.set_header("Vary", "Origin")
+            self.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+            self.set_header("Access-Control-Allow-Headers", CORS_HEADERS)
+            self.set_header("Access-Control-Expose-Headers", "Retry-After, X-Request-ID")
+            self.set_header("Access-Control-Max-Age", "600")
+
+
+class NotFoundHandler(BaseHandler):
+    """Catch-all: unknown paths answer the JSON 404 envelope, whatever the method."""
+
+    def _not_found(self, *args: Any, **kwargs: Any) -> Awaitable[None] | None:
+        raise ApiError(404, "not_found", f"No such path: {self.request.path}")
+
+    get = post = put = patch = delete = head = public(_not_found)
+
+    async def prepare(self) -> None:
+        self.set_header("X-Request-ID", uuid.uuid4().hex)
+        if self.request.method != "OPTIONS":
+            self._not_found()
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages as `{"field.sub": [msg, ...]}`."""
+    if isinstance(messages, list):
+        if all(isinstance(m, str) for m in messages):
+            return {prefix or "_schema": messages}
+        out: dict[str, list[str]] = {}
+        for item in messages:
+            out.update(flatten_messages(item, prefix))
+        return out
+    if isinstance(messages, dict):
+        out = {}
+        for key, value in messages.items():
+            out.update(flatten_messages(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix or "_schema": [str(messages)]}

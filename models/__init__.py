@@ -1,0 +1,1 @@
+"""marshmallow schemas and the data access of each collection."""

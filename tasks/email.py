@@ -1,0 +1,58 @@
+"""Outgoing email through the configured backend: console, file or SMTP."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+from celery import shared_task
+
+from dispatch.settings import Settings
+from tasks import settings_of
+
+log = logging.getLogger("dispatch.email")
+
+
+def build_message(settings: Settings, to: str, subject: str, body: str) -> EmailMessage:
+    """A plain-text message from the configured sender."""
+    message = EmailMessage()
+    message["From"] = settings.email_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain=settings.email_from.rpartition("@")[2] or "localhost")
+    message.set_content(body)
+    return message
+
+
+def deliver(settings: Settings, message: EmailMessage) -> None:
+    """Hand one message to the configured backend."""
+    if settings.email_backend == "smtp":
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20) as smtp:
+            if settings.smtp_tls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password)
+            smtp.send_message(message)
+    elif settings.email_backend == "file":
+        folder = Path(settings.outbox_dir) / "email"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{uuid.uuid4().hex}.eml"
+        partial = target.with_suffix(".part")
+        partial.write_bytes(message.as_bytes())
+        partial.rename(target)  # readers never see a half-written file
+    else:
+        log.info("email to %s: %s\n%s", message["To"], message["Subject"], message.get_content())
+
+
+@shared_task(bind=True, name="email.send", autoretry_for=(OSError, smtplib.SMTPException),
+             retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=8)
+def send_email(self, to: str, subject: str, body: str) -> None:  # type: ignore[no-untyped-def]
+    """Send one plain-text email; network failures retry with backoff."""
+    settings = settings_of(self.app)
+    deliver(settings, build_message(settings, to, subject, body))

@@ -1,0 +1,146 @@
+"""Fixtures: real services started once per session, a fresh database and Redis db per test.
+
+Given DISPATCH_MONGODB_URL / DISPATCH_REDIS_URL, the suite uses those servers; otherwise it
+starts private throw-away instances on free ports (redis-server, secantusd-py) and one
+real Celery worker, and stops them at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import tornado.httpserver
+import tornado.web
+from pymongo import MongoClient
+
+from dispatch import devservices
+from dispatch.app import make_app
+from dispatch.settings import Settings
+from dispatch.storage import ensure_indexes, open_stores
+from tests.helpers import Api
+
+APP_DB = 1      # Redis logical db of the app's live state in tests
+BROKER_DB = 0   # Redis logical db of the Celery broker in tests
+
+
+def redis_db_url(base: str, db: int) -> str:
+    """The same Redis server, another logical db."""
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+
+
+@dataclass
+class Services:
+    """Where the session's real services listen, and the folders the worker shares."""
+
+    mongodb_url: str
+    redis_url: str
+    outbox_dir: Path
+    media_dir: Path
+    root: Path
+
+    def settings(self, **changes: Any) -> Settings:
+        """Settings of one test: its own database, the app's Redis db, the shared worker folders."""
+        base = dict(
+            mongodb_url=self.mongodb_url,
+            mongodb_db=f"test_{uuid.uuid4().hex[:12]}",
+            redis_url=redis_db_url(self.redis_url, APP_DB),
+            broker_url=redis_db_url(self.redis_url, BROKER_DB),
+            email_backend="file",
+            sms_backend="file",
+            outbox_dir=str(self.outbox_dir),
+            media_dir=str(self.media_dir),
+            jwt_secret="test-secret-" + "x" * 32,
+        )
+        base.update(changes)
+        return Settings.from_mapping(base)
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    root = tmp_path_factory.mktemp("services")
+    group = devservices.Group()
+    try:
+        mongodb_url = os.environ.get("DISPATCH_MONGODB_URL") or group.add(
+            devservices.start_mongo(devservices.free_port(), ":memory:", root / "log")).url
+        redis_url = os.environ.get("DISPATCH_REDIS_URL") or group.add(
+            devservices.start_redis(devservices.free_port(), root / "redis", root / "log")).url
+        found = Services(mongodb_url, redis_url, root / "outbox", root / "media", root)
+        worker_env = {**os.environ, **{f"DISPATCH_{k.upper()}": str(v) for k, v in {
+            "mongodb_url": mongodb_url, "redis_url": redis_db_url(redis_url, APP_DB),
+            "broker_url": redis_db_url(redis_url, BROKER_DB), "email_backend": "file", "sms_backend": "file",
+            "outbox_dir": found.outbox_dir, "media_dir": found.media_dir, "log_level": "WARNING"}.items()}}
+        group.add(devservices.start_worker(worker_env, root / "log", concurrency=2))
+        devservices.wait_worker_ready(redis_db_url(redis_url, BROKER_DB))
+        yield found
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+def settings(services: Services) -> Settings:
+    return services.settings()
+
+
+@pytest.fixture
+def app(io_loop: Any, settings: Settings) -> Iterator[tornado.web.Application]:
+    async def start() -> Any:
+        stores = open_stores(settings)
+        await stores.redis.flushdb()
+        await ensure_indexes(stores.mongo[settings.mongodb_db])
+        return stores
+
+    stores = io_loop.run_sync(start)
+    application = make_app(settings, mongo=stores.mongo, redis=stores.redis)
+    yield application
+
+    async def stop() -> None:
+        await stores.mongo.drop_database(settings.mongodb_db)
+        application.settings["tasks"].close()
+        await stores.close()
+
+    io_loop.run_sync(stop)
+
+
+@pytest.fixture
+def http_server(request: pytest.FixtureRequest, io_loop: Any, _unused_port: Any,
+                app: tornado.web.Application, settings: Settings) -> Iterator[tornado.httpserver.HTTPServer]:
+    """The app on a real socket, with the production server's limits."""
+    server = tornado.httpserver.HTTPServer(app, max_body_size=settings.max_body_bytes)
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections, timeout=10)
+
+
+@pytest.fixture
+def api(http_server: Any, http_client: Any, base_url: str) -> Api:
+    """A JSON client of the running app that checks the API invariants on every answer."""
+    return Api(http_client, base_url)
+
+
+@pytest.fixture
+def sync_db(services: Services, settings: Settings) -> Iterator[Any]:
+    """A synchronous view of the test's database, for assertions outside the loop."""
+    client: MongoClient = MongoClient(services.mongodb_url, tz_aware=True)
+    yield client[settings.mongodb_db]
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave files for people to look at (screenshots)."""
+    path = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    shutil.rmtree(Path(__file__).resolve().parent.parent / ".pytest_cache", ignore_errors=True)

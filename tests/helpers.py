@@ -1,0 +1,84 @@
+"""Test helpers: a JSON API client that asserts the invariants every answer must keep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import tornado.httpclient
+
+from dispatch import jsonutil
+
+
+@dataclass
+class Response:
+    """What the app answered."""
+
+    status: int
+    headers: Any
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return jsonutil.loads(self.body)
+
+    @property
+    def error_code(self) -> str:
+        return self.json["error"]["code"]
+
+
+def assert_error_envelope(response: Response) -> None:
+    """A non-2xx answer is the SPEC error envelope, as JSON, and never a traceback."""
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers["Content-Type"]
+    body = response.json
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert body["error"]["code"].replace("_", "").isalnum() and body["error"]["code"].islower()
+    assert isinstance(body["error"]["details"], dict)
+    assert b"Traceback" not in response.body
+
+
+class Api:
+    """JSON requests against the running app."""
+
+    def __init__(self, client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> None:
+        self.client = client
+        self.base_url = base_url
+        self.token: str | None = None
+
+    async def request(self, method: str, path: str, json: Any = None, *, body: bytes | str | None = None,
+                      headers: dict[str, str] | None = None, token: str | None = None) -> Response:
+        """Send one request; check the invariants; return the answer."""
+        headers = dict(headers or {})
+        if json is not None:
+            body = jsonutil.dumps(json)
+            headers.setdefault("Content-Type", "application/json")
+        bearer = token if token is not None else self.token
+        if bearer:
+            headers.setdefault("Authorization", f"Bearer {bearer}")
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""
+        answer = await self.client.fetch(self.base_url + path, method=method, body=body, headers=headers,
+                                         raise_error=False, follow_redirects=False, request_timeout=30)
+        response = Response(answer.code, answer.headers, answer.body or b"")
+        assert response.status != 599, f"no answer: {answer.error}"
+        assert response.headers.get("X-Content-Type-Options") == "nosniff"
+        if response.status >= 400 and method != "HEAD":
+            assert_error_envelope(response)
+        assert response.status < 500 or path in ("/readyz",), response.body
+        return response
+
+    async def get(self, path: str, **kw: Any) -> Response:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> Response:
+        return await self.request("POST", path, json, **kw)
+
+    async def patch(self, path: str, json: Any = None, **kw: Any) -> Response:
+        return await self.request("PATCH", path, json, **kw)
+
+    async def put(self, path: str, json: Any = None, **kw: Any) -> Response:
+        return await self.request("PUT", path, json, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Response:
+        return await self.request("DELETE", path, **kw)

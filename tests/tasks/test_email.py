@@ -1,0 +1,51 @@
+"""The SMTP email backend against a real local SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message
+
+from dispatch import devservices
+from tasks.email import build_message, deliver
+
+
+class Sink(Message):
+    """Keeps every message received."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[Any] = []
+
+    def handle_message(self, message: Any) -> None:
+        self.received.append(message)
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[Sink, int]]:
+    sink = Sink()
+    port = devservices.free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink, port
+    controller.stop()
+
+
+def test_smtp_backend_delivers_to_a_real_server(smtp_sink: tuple[Sink, int], services: Any) -> None:
+    sink, port = smtp_sink
+    settings = services.settings(email_backend="smtp", smtp_host="127.0.0.1", smtp_port=port,
+                                 email_from="fleet@dispatch.test")
+    deliver(settings, build_message(settings, "driver@example.com", "Your shift", "Starts at 8."))
+    assert len(sink.received) == 1
+    got = sink.received[0]
+    assert got["From"] == "fleet@dispatch.test" and got["To"] == "driver@example.com"
+    assert got["Subject"] == "Your shift"
+    assert got.get_payload().strip() == "Starts at 8."
+
+
+def test_smtp_backend_failure_raises_for_retry(services: Any) -> None:
+    settings = services.settings(email_backend="smtp", smtp_host="127.0.0.1", smtp_port=devservices.free_port())
+    with pytest.raises(OSError):
+        deliver(settings, build_message(settings, "a@example.com", "s", "b"))

@@ -1,0 +1,56 @@
+"""The `dispatch` command as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from dispatch import devservices
+from dispatch.devservices import VENV_BIN
+
+
+def env_of(settings: Any) -> dict[str, str]:
+    """The environment that gives a process these settings."""
+    values = {f"DISPATCH_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+              for k, v in vars(settings).items()}
+    return {**os.environ, **values}
+
+
+def wait_ready(port: int, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+                return json.loads(answer.read())
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"server on {port} not ready in {timeout}s")
+
+
+def test_openapi_command_prints_the_document() -> None:
+    result = subprocess.run([str(VENV_BIN / "dispatch"), "openapi"], capture_output=True, text=True, check=True)
+    spec = json.loads(result.stdout)
+    assert spec["openapi"].startswith("3.") and "/readyz" in spec["paths"]
+    as_yaml = subprocess.run([str(VENV_BIN / "dispatch"), "openapi", "--yaml"], capture_output=True, text=True,
+                             check=True)
+    assert as_yaml.stdout.startswith("paths:") or "openapi: 3" in as_yaml.stdout
+
+
+def test_serve_answers_and_stops_cleanly_on_sigterm(settings: Any, tmp_path: Path) -> None:
+    port = devservices.free_port()
+    with open(tmp_path / "serve.log", "wb") as log, subprocess.Popen(
+            [str(VENV_BIN / "dispatch"), "serve", "--port", str(port)], env=env_of(settings),
+            stdout=log, stderr=subprocess.STDOUT) as process:
+        try:
+            assert wait_ready(port) == {"status": "ok", "checks": {"mongodb": "ok", "redis": "ok"}}
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(15) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
