@@ -189,6 +189,7 @@ def run(root: Path = Path(".")) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (in the background)
     try:
         if "DISPATCH_REDIS_URL" not in env:
             if port_open("127.0.0.1", 6379):
