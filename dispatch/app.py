@@ -13,11 +13,14 @@ from pymongo import AsyncMongoClient
 
 import handlers
 from dispatch import jsonutil, metrics
+from dispatch.events import EventBus
+from dispatch.identity import Identity
 from dispatch.openapi import build_spec
 from dispatch.policy import check_handlers
 from dispatch.queue import TaskQueue
 from dispatch.settings import Settings
 from handlers.base import BaseHandler, NotFoundHandler
+from models import auth as _auth_schemas  # noqa: F401  (schemas resolved by name in docstrings)
 from models.common import SCHEMAS
 
 access_log = logging.getLogger("dispatch.access")
@@ -26,7 +29,7 @@ SECRET_QUERY = re.compile(r"((?:^|[?&])(?:token|access_token|refresh_token|code|
 
 
 def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Redis,
-             **extra: Any) -> tornado.web.Application:
+             cache: aioredis.Redis | None = None, **extra: Any) -> tornado.web.Application:
     """Build the Tornado application on already-created storage clients."""
     routes = handlers.all_routes()
     check_handlers(handler for _, handler in routes)
@@ -34,16 +37,22 @@ def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Red
         if issubclass(handler, BaseHandler):
             handler.route = pattern
     spec = build_spec(routes, SCHEMAS)
+    tasks = extra.pop("tasks", None) or TaskQueue(settings)
+    db = mongo[settings.mongodb_db]
+    cache = cache if cache is not None else redis
     url_specs: list[Any] = [tornado.web.url(pattern, handler) for pattern, handler in routes]
     url_specs.append((r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}))
     return tornado.web.Application(
         url_specs,
         default_handler_class=NotFoundHandler,
         config=settings,
-        db=mongo[settings.mongodb_db],
+        db=db,
         mongo=mongo,
         redis=redis,
-        tasks=extra.pop("tasks", None) or TaskQueue(settings),
+        cache=cache,
+        tasks=tasks,
+        identity=Identity(settings, db, redis, cache, tasks),
+        events=extra.pop("events", None) or EventBus(),
         openapi=spec,
         openapi_json=jsonutil.dumps(spec),
         log_function=log_request,

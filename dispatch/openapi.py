@@ -48,14 +48,14 @@ def build_spec(routes: Iterable[tuple[str, type]], schemas: Iterable[type]) -> d
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         })
     for pattern, handler in routes:
-        operations = _operations(handler)
+        operations = _operations(handler, pattern)
         if operations:
             spec.path(path=openapi_path(pattern), operations=operations,
                       parameters=_path_parameters(pattern))
     return spec.to_dict()
 
 
-def _operations(handler: type) -> dict[str, Any]:
+def _operations(handler: type, pattern: str) -> dict[str, Any]:
     operations = {}
     for method in DOCUMENTED_METHODS:
         if not is_implemented(handler, method):
@@ -65,8 +65,24 @@ def _operations(handler: type) -> dict[str, Any]:
         summary = doc.strip().splitlines()[0] if doc.strip() else method.upper()
         operation.setdefault("summary", summary.rstrip("."))
         operation.setdefault("responses", {"200": {"description": "OK"}})
+        _add_standard_errors(operation, getattr(getattr(handler, method), "__access__", None), pattern)
         operations[method] = operation
     return operations
+
+
+def _add_standard_errors(operation: dict[str, Any], rule: Any, pattern: str) -> None:
+    """Document the errors every operation of its kind can answer, and its security."""
+    responses = operation["responses"]
+    statuses = []
+    if rule is not None and rule.needs_user:
+        operation.setdefault("security", [{"bearer": []}])
+        statuses += ["401", "403"] if rule.categories else ["401"]
+    if "requestBody" in operation:
+        statuses += ["400", "413", "415", "422"]
+    if NAMED_GROUP.search(pattern):
+        statuses += ["400", "404"]
+    for status in statuses:
+        responses.setdefault(status, {"$ref": f"#/components/responses/{status}"})
 
 
 def _yaml_only(doc: str) -> dict[str, Any]:

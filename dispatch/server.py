@@ -30,7 +30,7 @@ def serve(settings: Settings) -> None:
 async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
     stores = open_stores(settings)
     await ensure_indexes(stores.mongo[settings.mongodb_db])
-    app = make_app(settings, mongo=stores.mongo, redis=stores.redis)
+    app = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)
     server = tornado.httpserver.HTTPServer(app, xheaders=False,
                                           max_body_size=settings.max_body_bytes, idle_connection_timeout=60,
                                           body_timeout=60)

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 PREFIX = "DISPATCH_"
 DEFAULT_JWT_SECRET = "dev-secret-change-me-dev-secret-change-me"
@@ -33,10 +33,16 @@ class Settings:
     mongodb_url: str = setting("mongodb://127.0.0.1:27017", "MongoDB (or MongoDB-wire) server URL.")
     mongodb_db: str = setting("dispatch", "MongoDB database name.")
     redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis URL for live state, sessions and limits.")
+    cache_url: str = setting("", "Redis URL of the user cache (empty: the Redis URL's server, next db).")
     broker_url: str = setting("", "Celery broker URL (empty: the Redis URL).")
     jwt_secret: str = setting(DEFAULT_JWT_SECRET, "HS256 secret for access tokens; required in production.")
     access_ttl: int = setting(900, "Access token lifetime, seconds.")
     refresh_ttl: int = setting(30 * 24 * 3600, "Refresh token (session) lifetime, seconds.")
+    bcrypt_rounds: int = setting(12, "bcrypt cost factor of password hashes (4 to 16).")
+    rate_limits: str = setting(
+        "login_ip=30/60,login_account=10/300,sms_request_phone=3/600,sms_request_ip=20/600,"
+        "sms_verify_ip=20/600,password_forgot_ip=10/3600,password_forgot_account=3/3600",
+        "Rate limits as `name=count/seconds`, comma-separated; names given override the defaults.")
     public_url: str = setting("http://127.0.0.1:8888", "Public base URL used in links sent by email.")
     require_email_verification: bool = setting(True, "Refuse log-in until the email address is verified.")
     email_backend: str = setting("console", "How email leaves: `console`, `file` or `smtp`.",
@@ -61,6 +67,22 @@ class Settings:
     def effective_broker_url(self) -> str:
         """The Celery broker: its own URL when set, else the Redis URL."""
         return self.broker_url or self.redis_url
+
+    @property
+    def effective_cache_url(self) -> str:
+        """The user cache: its own URL when set, else the next logical db of the Redis server."""
+        if self.cache_url:
+            return self.cache_url
+        parts = urlsplit(self.redis_url)
+        db = int(parts.path.strip("/") or 0) + 1
+        return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+
+    @property
+    def rate_limit_table(self) -> dict[str, tuple[int, int]]:
+        """Each limit's (count, seconds), defaults merged with the configured value."""
+        table = _parse_limits(Settings.__dataclass_fields__["rate_limits"].default)
+        table.update(_parse_limits(self.rate_limits))
+        return table
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -117,6 +139,14 @@ class Settings:
         _check_url("public_url", self.public_url, ("http", "https"))
         if self.env == "production" and (self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret) < 32):
             _fail("jwt_secret", "<hidden>", "a secret of at least 32 characters of your own in production")
+        if not 4 <= self.bcrypt_rounds <= 16:
+            _fail("bcrypt_rounds", self.bcrypt_rounds, "a number from 4 to 16")
+        if self.cache_url:
+            _check_url("cache_url", self.cache_url, ("redis", "rediss", "unix"))
+        try:
+            _parse_limits(self.rate_limits)
+        except ValueError:
+            _fail("rate_limits", self.rate_limits, "entries like login_ip=30/60")
         if self.sms_backend == "http" and not self.sms_http_url:
             _fail("sms_http_url", "", "a URL when DISPATCH_SMS_BACKEND=http")
 
@@ -142,6 +172,17 @@ def _convert(f: dataclasses.Field, value: Any) -> Any:
     return text
 
 
+def _parse_limits(text: str) -> dict[str, tuple[int, int]]:
+    table = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        name, _, rate = entry.partition("=")
+        count, _, seconds = rate.partition("/")
+        if not name.strip() or int(count) < 1 or int(seconds) < 1:
+            raise ValueError(entry)
+        table[name.strip()] = (int(count), int(seconds))
+    return table
+
+
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
     scheme = urlsplit(value).scheme
     if scheme not in schemes:
@@ -161,3 +202,16 @@ def settings_table() -> str:
             default = str(default).lower()
         rows.append(f"| `{PREFIX}{f.name.upper()}` | `{default}` | {f.metadata['doc']} |")
     return "\n".join(rows)
+
+
+def update_readme(path: str = "README.md") -> None:
+    """Rewrite the settings table of the README between its markers."""
+    text = Path(path).read_text()
+    start, end = "<!-- settings-table -->", "<!-- /settings-table -->"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    Path(path).write_text(f"{head}{start}\n{settings_table()}\n{end}{tail}")
+
+
+if __name__ == "__main__":
+    update_readme()  # `python -m dispatch.settings` refreshes the README's table

@@ -29,10 +29,12 @@ class Stores:
 
     mongo: AsyncMongoClient
     redis: aioredis.Redis
+    cache: aioredis.Redis
 
     async def close(self) -> None:
-        """Close both clients."""
+        """Close every client."""
         await self.redis.aclose()
+        await self.cache.aclose()
         await self.mongo.close()
 
 
@@ -40,9 +42,10 @@ def open_stores(settings: Settings) -> Stores:
     """Create the clients; call from a coroutine running on the process's loop."""
     mongo: AsyncMongoClient = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="dispatch")
-    redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=False,
-                                    health_check_interval=30, socket_connect_timeout=2)
-    return Stores(mongo=mongo, redis=redis)
+    options = {"decode_responses": False, "health_check_interval": 30, "socket_connect_timeout": 2}
+    redis = aioredis.Redis.from_url(settings.redis_url, **options)
+    cache = aioredis.Redis.from_url(settings.effective_cache_url, **options)
+    return Stores(mongo=mongo, redis=redis, cache=cache)
 
 
 async def ensure_indexes(db: AsyncDatabase, indexes: Iterable[tuple[str, IndexModel]] = ()) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from handlers import docs, health
+from handlers import auth, docs, health, users
 
 API_PREFIX = "/api/v1"
 
 # Resource modules whose routes live under the API prefix.
-API_MODULES: list = []
+API_MODULES = [auth, users]
 # Modules whose routes are served as they are written (service, docs, pages, websockets).
 ROOT_MODULES = [health, docs]
 

@@ -39,6 +39,8 @@ class BaseHandler(tornado.web.RequestHandler):
         self._chunks: list[bytes] = []
         self._received = 0
         self.request_id = ""
+        self.session_id: str | None = None
+        self._auth_error: ApiError | None = None
 
     # --- dependencies -------------------------------------------------
     @property
@@ -72,19 +74,61 @@ class BaseHandler(tornado.web.RequestHandler):
         method = self.request.method.lower()
         if not is_implemented(type(self), method):
             raise ApiError(405)
-        await self.authenticate()
         rule = rule_of(self, method)
         if rule is None:  # check_handlers makes this impossible at start-up
             raise ApiError(500)
+        await self.authenticate()
         if not rule.allows(self.current_category):
             if self.current_user is None:
-                raise ApiError(401, "unauthenticated", "Sign in first: send a valid Bearer access token.")
+                raise self._auth_error or ApiError(401, "unauthenticated",
+                                                   "Sign in first: send a valid Bearer access token.")
             raise ApiError(403, "forbidden", "Your account may not do this.")
 
     async def authenticate(self) -> None:
-        """Resolve the caller from the request; the identity layer overrides this hook."""
-        resolver = self.settings.get("authenticator")
-        self.current_user = await resolver(self) if resolver else None
+        """Resolve the caller from `Authorization: Bearer`; a bad token counts only where sign-in is needed."""
+        self.current_user = None
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header:
+            return
+        if scheme.lower() != "bearer" or not token.strip():
+            self._auth_error = ApiError(401, "invalid_token", "Use `Authorization: Bearer <access token>`.")
+            return
+        try:
+            caller = await self.identity.resolve(token.strip())
+        except ApiError as exc:
+            self._auth_error = exc
+            return
+        self.current_user, self.session_id = caller.user, caller.session_id
+
+    @property
+    def events(self) -> Any:
+        """The domain event bus (dispatch.events.EventBus)."""
+        return self.settings["events"]
+
+    @property
+    def identity(self) -> Any:
+        """Accounts and sessions (dispatch.identity.Identity)."""
+        return self.settings["identity"]
+
+    @property
+    def user_id(self) -> Any:
+        """The caller's id (an ObjectId); only for methods that require a user."""
+        return self.current_user["_id"]
+
+    @property
+    def client_ip(self) -> str:
+        """The client's address: the socket peer, or the forwarded one when the peer is a trusted proxy."""
+        peer = self.request.remote_ip or ""
+        trusted = self.config.trusted_proxies
+        if not trusted or peer not in {p.strip() for p in trusted.split(",")}:
+            return peer
+        proxies = {p.strip() for p in trusted.split(",")}
+        hops = [h.strip() for h in self.request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+        for hop in reversed(hops):
+            if hop not in proxies:
+                return hop
+        return peer
 
     @property
     def current_category(self) -> str | None:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from typing import Any
+
+from bson import ObjectId
+from marshmallow import Schema, ValidationError, fields
+
+from dispatch.errors import ApiError
+from dispatch.timeutil import isoformat
+
+
+# Schemas registered by name in the OpenAPI document (others are found through docstrings).
+SCHEMAS: list[type[Schema]] = []
 
 
 class ErrorBody(Schema):
@@ -29,13 +39,43 @@ class Ready(Schema):
 
 
 def list_of(item: type[Schema], name: str) -> type[Schema]:
-    """A list-envelope schema `{items, total, limit, offset}` of the given item schema."""
-    return Schema.from_dict({
+    """A list-envelope schema `{items, total, limit, offset}` of the given item schema (named in the spec)."""
+    schema = Schema.from_dict({
         "items": fields.List(fields.Nested(item), required=True),
         "total": fields.Integer(required=True),
         "limit": fields.Integer(required=True),
         "offset": fields.Integer(required=True),
     }, name=name)
+    SCHEMAS.append(schema)
+    return schema
 
 
-SCHEMAS: list[type[Schema]] = [Error, Health, Ready]
+
+
+SCHEMAS += [Error, Health, Ready]
+
+
+class UtcDateTime(fields.DateTime):
+    """A datetime written as ISO 8601 UTC with a `Z`, the one time format of the API."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else isoformat(value)
+
+
+class Id(fields.String):
+    """An ObjectId written as its 24-hex-digit string."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> ObjectId:
+        if not isinstance(value, str) or not ObjectId.is_valid(value):
+            raise ValidationError("Not a valid id.")
+        return ObjectId(value)
+
+
+def parse_id(text: str) -> ObjectId:
+    """The one id parser for path parameters: a malformed id is a 400 `invalid_id`."""
+    if not ObjectId.is_valid(text) or len(text) != 24:
+        raise ApiError(400, "invalid_id", f"{text!r} is not a valid id.")
+    return ObjectId(text)

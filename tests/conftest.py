@@ -26,7 +26,7 @@ from dispatch.settings import Settings
 from dispatch.storage import ensure_indexes, open_stores
 from tests.helpers import Api
 
-APP_DB = 1      # Redis logical db of the app's live state in tests
+APP_DB = 1      # Redis logical db of the app's live state in tests (the user cache is the next one)
 BROKER_DB = 0   # Redis logical db of the Celery broker in tests
 
 
@@ -58,6 +58,8 @@ class Services:
             outbox_dir=str(self.outbox_dir),
             media_dir=str(self.media_dir),
             jwt_secret="test-secret-" + "x" * 32,
+            bcrypt_rounds=4,
+            public_url="http://dispatch.test",
         )
         base.update(changes)
         return Settings.from_mapping(base)
@@ -94,11 +96,12 @@ def app(io_loop: Any, settings: Settings) -> Iterator[tornado.web.Application]:
     async def start() -> Any:
         stores = open_stores(settings)
         await stores.redis.flushdb()
+        await stores.cache.flushdb()
         await ensure_indexes(stores.mongo[settings.mongodb_db])
         return stores
 
     stores = io_loop.run_sync(start)
-    application = make_app(settings, mongo=stores.mongo, redis=stores.redis)
+    application = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)
     yield application
 
     async def stop() -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import email.policy
 from dataclasses import dataclass
+from email import message_from_bytes
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import tornado.httpclient
@@ -82,3 +87,18 @@ class Api:
 
     async def delete(self, path: str, **kw: Any) -> Response:
         return await self.request("DELETE", path, **kw)
+
+
+async def wait_for_email(outbox: Path, to: str, timeout: float = 30, subject: str | None = None) -> EmailMessage:
+    """The newest message the worker wrote for this recipient (and subject), once it appears."""
+    folder = outbox / "email"
+    for _ in range(int(timeout * 10)):
+        found = []
+        for path in folder.glob("*.eml") if folder.exists() else []:
+            message = message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if message["To"] == to and (subject is None or message["Subject"] == subject):
+                found.append((path.stat().st_mtime, message))
+        if found:
+            return max(found, key=lambda pair: pair[0])[1]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no email to {to} within {timeout}s")

@@ -1,0 +1,52 @@
+"""The one internal interface for domain events (order created / assigned / status changed,
+waybill status changed, notification created, ...).
+
+Handlers and domain code call `publish`; listeners (the real-time fan-out, metrics, ...) are
+attached once at start-up, so no handler needs to know who listens.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+log = logging.getLogger("dispatch.events")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One domain event.
+
+    `type` is the websocket frame type it becomes (`order`, `assignment`, `waybill`,
+    `notification`, `presence`, ...); `channels` are where it goes (`fleet:<org_id>`,
+    `order:<id>`, `vehicle:<id>`, `user:<id>`); `data` is its JSON-ready body.
+    """
+
+    type: str
+    channels: tuple[str, ...]
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Listener = Callable[[Event], Awaitable[None]]
+
+
+class EventBus:
+    """Delivers each published event to every listener; a failing listener never fails the caller."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self.published = 0
+
+    def listen(self, listener: Listener) -> None:
+        """Attach a listener (at start-up)."""
+        self._listeners.append(listener)
+
+    async def publish(self, event: Event) -> None:
+        """Hand an event to every listener."""
+        self.published += 1
+        for listener in self._listeners:
+            try:
+                await listener(event)
+            except Exception:  # the domain write already happened; log and go on
+                log.exception("event listener failed for %s on %s", event.type, event.channels)

@@ -1,0 +1,150 @@
+"""Login sessions in Redis: one per device, rotating refresh tokens, replay detection.
+
+Layout: `sess:{sid}` hash (uid, rt = digest of the current refresh secret, ip, ua,
+created, last_used); `sess:{sid}:used` set of digests already rotated away; `usess:{uid}`
+set of the user's session ids. A refresh token is `{sid}.{secret}`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from dispatch.security import digest
+
+TOUCH_EVERY = 60  # seconds between last-used updates made by ordinary requests
+
+# Compare-and-set of the refresh digest: 1 rotated, 0 no session, -1 replay of a used token, -2 unknown.
+ROTATE = """
+local current = redis.call('HGET', KEYS[1], 'rt')
+if not current then return 0 end
+if current == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'rt', ARGV[2], 'last_used', ARGV[3])
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+  return 1
+end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return -1 end
+return -2
+"""
+
+
+class RefreshError(Exception):
+    """The refresh token cannot be used; `replayed` when it had been rotated away already."""
+
+    def __init__(self, replayed: bool = False) -> None:
+        super().__init__("replayed" if replayed else "invalid")
+        self.replayed = replayed
+
+
+@dataclass
+class Session:
+    """One login session as stored."""
+
+    id: str
+    user_id: str
+    ip: str
+    user_agent: str
+    created_at: float
+    last_used_at: float
+
+
+class SessionStore:
+    """Sessions of all users, shared by every server process through Redis."""
+
+    def __init__(self, redis: aioredis.Redis, ttl: int) -> None:
+        self.redis = redis
+        self.ttl = ttl
+        self._rotate = redis.register_script(ROTATE)
+
+    async def create(self, user_id: str, ip: str, user_agent: str) -> tuple[str, str]:
+        """Open a session; returns (session id, refresh token)."""
+        sid = secrets.token_hex(16)
+        secret = secrets.token_urlsafe(32)
+        now = str(time.time())
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(f"sess:{sid}", mapping={"uid": user_id, "rt": digest(secret), "ip": ip,
+                                              "ua": user_agent[:300], "created": now, "last_used": now})
+            pipe.expire(f"sess:{sid}", self.ttl)
+            pipe.sadd(f"usess:{user_id}", sid)
+            pipe.expire(f"usess:{user_id}", self.ttl)
+            await pipe.execute()
+        return sid, f"{sid}.{secret}"
+
+    async def rotate(self, refresh_token: str) -> tuple[str, str, str]:
+        """Swap a refresh token for a new one; returns (user id, session id, new token).
+
+        A token that was already rotated away ends the whole session (it was stolen or replayed).
+        """
+        sid, _, secret = refresh_token.partition(".")
+        if not sid or not secret or len(refresh_token) > 200:
+            raise RefreshError()
+        new_secret = secrets.token_urlsafe(32)
+        outcome = await self._rotate(keys=[f"sess:{sid}", f"sess:{sid}:used"],
+                                     args=[digest(secret), digest(new_secret), str(time.time()), self.ttl])
+        if outcome == -1:
+            uid = await self.redis.hget(f"sess:{sid}", "uid")
+            await self.revoke(sid, uid.decode() if uid else None)
+            raise RefreshError(replayed=True)
+        if outcome != 1:
+            raise RefreshError()
+        uid = await self.redis.hget(f"sess:{sid}", "uid")
+        if uid is None:
+            raise RefreshError()
+        await self.redis.expire(f"usess:{uid.decode()}", self.ttl)
+        return uid.decode(), sid, f"{sid}.{new_secret}"
+
+    async def owner(self, sid: str) -> tuple[str | None, float]:
+        """The user id a live session belongs to (None if gone), and when it was last used."""
+        uid, last_used = await self.redis.hmget(f"sess:{sid}", ["uid", "last_used"])
+        return (uid.decode() if uid else None), float(last_used or 0)
+
+    async def touch(self, sid: str) -> None:
+        """Record that the session was used now."""
+        await self.redis.hset(f"sess:{sid}", "last_used", str(time.time()))
+
+    async def list(self, user_id: str) -> list[Session]:
+        """The user's live sessions, newest first."""
+        sids = [s.decode() for s in await self.redis.smembers(f"usess:{user_id}")]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.hgetall(f"sess:{sid}")
+            rows = await pipe.execute()
+        sessions, gone = [], []
+        for sid, row in zip(sids, rows):
+            if not row:
+                gone.append(sid)
+                continue
+            sessions.append(_session(sid, row))
+        if gone:
+            await self.redis.srem(f"usess:{user_id}", *gone)
+        return sorted(sessions, key=lambda s: s.created_at, reverse=True)
+
+    async def revoke(self, sid: str, user_id: str | None) -> bool:
+        """End one session; True if it existed."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(f"sess:{sid}", f"sess:{sid}:used")
+            if user_id:
+                pipe.srem(f"usess:{user_id}", sid)
+            deleted, *_ = await pipe.execute()
+        return bool(deleted)
+
+    async def revoke_all(self, user_id: str) -> int:
+        """End every session of a user; returns how many there were."""
+        sids = [s.decode() for s in await self.redis.smembers(f"usess:{user_id}")]
+        keys: list[Any] = [k for sid in sids for k in (f"sess:{sid}", f"sess:{sid}:used")]
+        if keys:
+            await self.redis.delete(*keys)
+        await self.redis.delete(f"usess:{user_id}")
+        return len(sids)
+
+
+def _session(sid: str, row: dict[bytes, bytes]) -> Session:
+    text = {k.decode(): v.decode() for k, v in row.items()}
+    return Session(sid, text["uid"], text.get("ip", ""), text.get("ua", ""),
+                   float(text.get("created", 0)), float(text.get("last_used", 0)))

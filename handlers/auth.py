@@ -1,0 +1,236 @@
+"""Authentication: registration, activation, log-in, token refresh, sessions, passwords."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from dispatch.errors import ApiError, NotFound
+from dispatch.policy import authenticated, public
+from handlers.base import BaseHandler
+from models.auth import SessionOut, LoginIn, PasswordChangeIn, PasswordForgotIn, PasswordResetIn, RefreshIn
+from models.users import RegisterIn, present_one
+
+
+class RegisterHandler(BaseHandler):
+    @public
+    async def post(self) -> None:
+        """Create an account (BASE, DRIVER or MANAGER); an activation email is sent.
+        ---
+        tags: [auth]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: RegisterIn}
+        responses:
+          201:
+            description: The new account.
+            content:
+              application/json: {schema: UserOut}
+          409: {$ref: '#/components/responses/409'}
+        """
+        data = self.load(RegisterIn())
+        user = await self.identity.register(data)
+        self.write_json(await present_one(self.db, user), 201)
+
+
+class ActivateHandler(BaseHandler):
+    @public
+    async def get(self) -> None:
+        """Verify an email address from the emailed link.
+        ---
+        tags: [auth]
+        parameters:
+          - {name: token, in: query, required: true, schema: {type: string}}
+        responses:
+          200:
+            description: The address is verified.
+            content:
+              application/json: {schema: ActivateOut}
+          400: {$ref: '#/components/responses/400'}
+        """
+        token = self.get_query_argument("token", "")
+        if not token:
+            raise ApiError(400, "invalid_token", "The link has no token.")
+        user = await self.identity.activate(token)
+        self.write_json({"status": "verified", "email": user["email"]})
+
+
+class LoginHandler(BaseHandler):
+    @public
+    async def post(self) -> None:
+        """Log in with email, phone or username and a password; returns a token pair.
+        ---
+        tags: [auth]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: LoginIn}
+        responses:
+          200:
+            description: Access and refresh tokens.
+            content:
+              application/json: {schema: TokenPair}
+          401: {$ref: '#/components/responses/401'}
+          403: {$ref: '#/components/responses/403'}
+          429: {$ref: '#/components/responses/429'}
+        """
+        data = self.load(LoginIn())
+        tokens = await self.identity.login(data["login"], data["password"], self.client_ip, self.user_agent)
+        self.write_json(tokens)
+
+    @property
+    def user_agent(self) -> str:
+        return self.request.headers.get("User-Agent", "")
+
+
+class RefreshHandler(BaseHandler):
+    @public
+    async def post(self) -> None:
+        """Swap a refresh token for a new pair; the old refresh token stops working.
+        ---
+        tags: [auth]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: RefreshIn}
+        responses:
+          200:
+            description: A new token pair.
+            content:
+              application/json: {schema: TokenPair}
+          401: {$ref: '#/components/responses/401'}
+        """
+        data = self.load(RefreshIn())
+        self.write_json(await self.identity.refresh(data["refresh_token"]))
+
+
+class LogoutHandler(BaseHandler):
+    @authenticated
+    async def post(self) -> None:
+        """End the calling session: its refresh and access tokens stop working at once.
+        ---
+        tags: [auth]
+        responses:
+          204: {description: Logged out.}
+        """
+        await self.identity.sessions.revoke(self.session_id, str(self.user_id))
+        self.set_status(204)
+        self.finish()
+
+
+class SessionsHandler(BaseHandler):
+    @authenticated
+    async def get(self) -> None:
+        """The caller's active sessions (device, IP, times).
+        ---
+        tags: [auth]
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+        responses:
+          200:
+            description: Sessions, newest first.
+            content:
+              application/json: {schema: SessionList}
+          422: {$ref: '#/components/responses/422'}
+        """
+        page = self.page()
+        sessions = await self.identity.sessions.list(str(self.user_id))
+        items = SessionOut(many=True).dump([{"id": s.id, "ip": s.ip, "user_agent": s.user_agent, "created_at": _iso(s.created_at),
+                  "last_used_at": _iso(s.last_used_at), "current": s.id == self.session_id}
+                 for s in sessions[page.offset:page.offset + page.limit]])
+        self.write_json(page.envelope(items, len(sessions)))
+
+
+class SessionHandler(BaseHandler):
+    @authenticated
+    async def delete(self, session_id: str) -> None:
+        """End one of the caller's sessions.
+        ---
+        tags: [auth]
+        responses:
+          204: {description: The session is ended.}
+        """
+        owner, _ = await self.identity.sessions.owner(session_id[:64])
+        if owner != str(self.user_id) or not await self.identity.sessions.revoke(session_id, owner):
+            raise NotFound("No such session.")
+        self.set_status(204)
+        self.finish()
+
+
+class PasswordForgotHandler(BaseHandler):
+    @public
+    async def post(self) -> None:
+        """Ask for a password-reset email; answers 202 whether or not the address has an account.
+        ---
+        tags: [auth]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: PasswordForgotIn}
+        responses:
+          202:
+            description: Accepted.
+            content:
+              application/json: {schema: Accepted}
+          429: {$ref: '#/components/responses/429'}
+        """
+        data = self.load(PasswordForgotIn())
+        await self.identity.forgot_password(data["email"], self.client_ip)
+        self.write_json({"status": "accepted"}, 202)
+
+
+class PasswordResetHandler(BaseHandler):
+    @public
+    async def post(self) -> None:
+        """Set a new password with the emailed token; every session of the account ends.
+        ---
+        tags: [auth]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: PasswordResetIn}
+        responses:
+          204: {description: The password is changed.}
+        """
+        data = self.load(PasswordResetIn())
+        await self.identity.reset_password(data["token"], data["new_password"])
+        self.set_status(204)
+        self.finish()
+
+
+class PasswordChangeHandler(BaseHandler):
+    @authenticated
+    async def post(self) -> None:
+        """Change the caller's password; every session of the account ends (this one too).
+        ---
+        tags: [auth]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: PasswordChangeIn}
+        responses:
+          204: {description: The password is changed.}
+        """
+        data = self.load(PasswordChangeIn())
+        await self.identity.change_password(self.user_id, data["old_password"], data["new_password"])
+        self.set_status(204)
+        self.finish()
+
+
+def _iso(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+default_handlers = [
+    (r"/auth/register", RegisterHandler),
+    (r"/auth/activate", ActivateHandler),
+    (r"/auth/login", LoginHandler),
+    (r"/auth/refresh", RefreshHandler),
+    (r"/auth/logout", LogoutHandler),
+    (r"/auth/sessions", SessionsHandler),
+    (r"/auth/sessions/(?P<session_id>[^/]+)", SessionHandler),
+    (r"/auth/password/forgot", PasswordForgotHandler),
+    (r"/auth/password/reset", PasswordResetHandler),
+    (r"/auth/password/change", PasswordChangeHandler),
+]
