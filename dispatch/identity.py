@@ -17,11 +17,11 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch import ratelimit
-from dispatch.errors import ApiError, ValidationFailed
+from dispatch.errors import ApiError, Conflict, ValidationFailed
 from dispatch.phones import PhoneError, looks_like_phone, normalize
 from dispatch.queue import TaskQueue
 from dispatch.security import (TokenError, check_password, decode_token, encode_token, hash_password,
-                               password_fingerprint)
+                               password_fingerprint, random_code)
 from dispatch.sessions import RefreshError, SessionStore, TOUCH_EVERY
 from dispatch.settings import Settings
 from models.users import Users, new_user, password_problems
@@ -31,6 +31,7 @@ log = logging.getLogger("dispatch.identity")
 ACTIVATION_TTL = 48 * 3600
 RESET_TTL = 3600
 EMAIL_LIKE = re.compile(r"^[^@\s]+@[^@\s]+$")
+PHONE_USERNAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 @dataclass
@@ -66,6 +67,20 @@ class Identity:
         if not verified:
             await self.send_activation(doc)
         return doc
+
+    async def register_phone(self, phone: str) -> dict[str, Any]:
+        """Create a BASE account known by a verified E.164 phone alone: generated username, no password."""
+        for _ in range(3):  # a generated-username collision is retried with a new name
+            data = {"username": f"user_{random_code(10, PHONE_USERNAME_ALPHABET)}", "phone": phone}
+            try:
+                doc = await self.users.insert(new_user(data, None, category="BASE"))
+            except Conflict as exc:
+                if exc.code != "username_taken":
+                    raise
+                continue
+            doc.pop("password_hash", None)
+            return doc
+        raise Conflict("Could not allocate a username; try again.")
 
     async def _inviter(self, code: str) -> ObjectId:
         inviter = await self.users.collection.find_one({"invite_code": code.strip().upper()}, {"_id": 1})

@@ -126,7 +126,7 @@ class MePatch(Schema):
             data["phone"] = phone_field_value(data)
 
 
-def new_user(data: dict[str, Any], password_hash: str, *, category: str, verified: bool = False,
+def new_user(data: dict[str, Any], password_hash: str | None, *, category: str, verified: bool = False,
              invited_by: ObjectId | None = None) -> dict[str, Any]:
     """A user document ready to insert."""
     now = utcnow()

@@ -1,0 +1,199 @@
+"""SMS log-in through the real app, Redis and Celery worker (file backend): codes are read from its outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dispatch import jsonutil
+from dispatch.settings import Settings
+from tests.factories import make_user
+from tests.helpers import Api
+
+REQUEST = "/api/v1/auth/sms/request"
+VERIFY = "/api/v1/auth/sms/verify"
+# Day-long windows: a fixed-window count cannot reset in the middle of a test.
+LIMITS = "sms_request_phone=2/86400,sms_request_ip=50/86400,sms_verify_ip=50/86400"
+
+
+@pytest.fixture
+def settings(services: Any, request: pytest.FixtureRequest) -> Settings:
+    """Tight SMS limits; a test may pass its own with indirect parametrization."""
+    return services.settings(rate_limits=getattr(request, "param", LIMITS))
+
+
+def new_phone() -> tuple[str, str]:
+    """A fresh valid Russian mobile number: (national form, E.164)."""
+    digits = f"{random.randrange(10 ** 7):07d}"
+    return f"8 (916) {digits[:3]}-{digits[3:5]}-{digits[5:]}", f"+7916{digits}"
+
+
+async def wait_for_code(outbox: Path, to: str, seen: set[Path], timeout: float = 30) -> str:
+    """The code of the first SMS to `to` that the worker wrote and the test has not read yet."""
+    folder = outbox / "sms"
+    for _ in range(int(timeout * 10)):
+        for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+            if path in seen:
+                continue
+            message = jsonutil.loads(path.read_bytes())
+            if message["to"] == to:
+                seen.add(path)
+                assert message["at"].endswith("Z")
+                return re.fullmatch(r"Your dispatch code: (\d{6})", message["text"]).group(1)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no SMS to {to} within {timeout}s")
+
+
+async def request_code(api: Api, services: Any, phone: str, e164: str, seen: set[Path], **extra: Any) -> str:
+    answer = await api.post(REQUEST, {"phone": phone, **extra})
+    assert answer.status == 202 and answer.json == {"status": "accepted"}
+    return await wait_for_code(services.outbox_dir, e164, seen)
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10 ** 6:06d}"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_new_phone_gets_a_base_account_and_logs_in_again_later(api: Api, services: Any) -> None:
+    national, e164 = new_phone()
+    seen: set[Path] = set()
+    code = await request_code(api, services, national, e164, seen, region="ru")
+    answer = await api.post(VERIFY, {"phone": national, "region": "RU", "code": code})
+    assert answer.status == 200, answer.json
+    assert answer.json["token_type"] == "Bearer" and answer.json["refresh_token"]
+    me = await api.get("/api/v1/users/me", token=answer.json["access_token"])
+    assert me.status == 200
+    user = me.json
+    assert user["category"] == "BASE" and user["phone"] == e164 and user["email"] is None
+    assert user["username"].startswith("user_") and user["is_active"] is True
+    # the same phone in E.164 form, with a new code, is the same account
+    code = await request_code(api, services, e164, e164, seen)
+    again = await api.post(VERIFY, {"phone": e164, "code": code})
+    assert again.status == 200, again.json
+    me_again = await api.get("/api/v1/users/me", token=again.json["access_token"])
+    assert me_again.json["id"] == user["id"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_existing_account_with_that_phone_logs_in(api: Api, app: Any, services: Any) -> None:
+    national, e164 = new_phone()
+    owner = await make_user(app, "DRIVER", phone=e164)
+    code = await request_code(api, services, national, e164, set(), region="RU")
+    answer = await api.post(VERIFY, {"phone": e164, "code": code})
+    assert answer.status == 200, answer.json
+    me = await api.get("/api/v1/users/me", token=answer.json["access_token"])
+    assert me.json["id"] == str(owner["_id"]) and me.json["category"] == "DRIVER"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_inactive_account_is_refused(api: Api, app: Any, services: Any) -> None:
+    _, e164 = new_phone()
+    owner = await make_user(app, "BASE", phone=e164)
+    await app.settings["identity"].users.update(owner["_id"], {"is_active": False})
+    code = await request_code(api, services, e164, e164, set())
+    answer = await api.post(VERIFY, {"phone": e164, "code": code})
+    assert answer.status == 403 and answer.error_code == "account_inactive"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"phone": "12345"}, "phone"),
+    ({"phone": "8 916 123-45-67"}, "phone"),              # national without a region
+    ({"phone": "+7 000 000-00-00"}, "phone"),             # parses, but no such number
+    ({"phone": "8 916 123-45-67", "region": "XX"}, "region"),
+    ({}, "phone"),
+])
+@pytest.mark.gen_test(timeout=30)
+async def test_invalid_phone_or_region_is_422(api: Api, body: dict[str, Any], field: str) -> None:
+    answer = await api.post(REQUEST, body)
+    assert answer.status == 422 and field in answer.json["error"]["details"], answer.json
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_five_wrong_codes_burn_it(api: Api, services: Any) -> None:
+    _, e164 = new_phone()
+    code = await request_code(api, services, e164, e164, set())
+    for left in (4, 3, 2, 1, 0):
+        answer = await api.post(VERIFY, {"phone": e164, "code": wrong(code)})
+        assert answer.status == 400 and answer.error_code == "invalid_code"
+        assert answer.json["error"]["details"]["attempts_left"] == left
+    burnt = await api.post(VERIFY, {"phone": e164, "code": code})
+    assert burnt.status == 400 and burnt.error_code == "invalid_code"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_right_code_after_a_few_wrong_ones_still_works(api: Api, services: Any) -> None:
+    _, e164 = new_phone()
+    code = await request_code(api, services, e164, e164, set())
+    for _ in range(4):
+        assert (await api.post(VERIFY, {"phone": e164, "code": wrong(code)})).status == 400
+    assert (await api.post(VERIFY, {"phone": e164, "code": code})).status == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_code_works_once(api: Api, services: Any) -> None:
+    _, e164 = new_phone()
+    code = await request_code(api, services, e164, e164, set())
+    assert (await api.post(VERIFY, {"phone": e164, "code": code})).status == 200
+    reused = await api.post(VERIFY, {"phone": e164, "code": code})
+    assert reused.status == 400 and reused.error_code == "invalid_code"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_new_code_replaces_the_old_one(api: Api, services: Any) -> None:
+    _, e164 = new_phone()
+    seen: set[Path] = set()
+    first = await request_code(api, services, e164, e164, seen)
+    second = await request_code(api, services, e164, e164, seen)
+    if first != second:
+        stale = await api.post(VERIFY, {"phone": e164, "code": first})
+        assert stale.status == 400 and stale.error_code == "invalid_code"
+    assert (await api.post(VERIFY, {"phone": e164, "code": second})).status == 200
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_code_never_requested_or_for_another_phone_fails(api: Api, services: Any) -> None:
+    _, e164 = new_phone()
+    _, other = new_phone()
+    answer = await api.post(VERIFY, {"phone": e164, "code": "123456"})
+    assert answer.status == 400 and answer.error_code == "invalid_code"
+    code = await request_code(api, services, other, other, set())
+    crossed = await api.post(VERIFY, {"phone": e164, "code": code})
+    assert crossed.status == 400 and crossed.error_code == "invalid_code"
+    malformed = await api.post(VERIFY, {"phone": other, "code": "12ab"})
+    assert malformed.status == 422 and "code" in malformed.json["error"]["details"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_requests_are_throttled_per_phone(api: Api, services: Any) -> None:
+    national, e164 = new_phone()
+    for _ in range(2):
+        assert (await api.post(REQUEST, {"phone": national, "region": "RU"})).status == 202
+    throttled = await api.post(REQUEST, {"phone": e164})  # the same phone in another spelling
+    assert throttled.status == 429 and throttled.error_code == "rate_limited"
+    assert 0 < int(throttled.headers["Retry-After"]) <= 86400
+    _, other = new_phone()
+    assert (await api.post(REQUEST, {"phone": other})).status == 202
+
+
+@pytest.mark.parametrize("settings", ["sms_request_ip=3/86400"], indirect=True)
+@pytest.mark.gen_test(timeout=60)
+async def test_requests_are_throttled_per_ip(api: Api) -> None:
+    for _ in range(3):
+        assert (await api.post(REQUEST, {"phone": new_phone()[1]})).status == 202
+    throttled = await api.post(REQUEST, {"phone": new_phone()[1]})
+    assert throttled.status == 429 and int(throttled.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("settings", ["sms_verify_ip=3/86400"], indirect=True)
+@pytest.mark.gen_test(timeout=60)
+async def test_verify_attempts_are_throttled_per_ip(api: Api) -> None:
+    for _ in range(3):
+        assert (await api.post(VERIFY, {"phone": new_phone()[1], "code": "000000"})).status == 400
+    throttled = await api.post(VERIFY, {"phone": new_phone()[1], "code": "000000"})
+    assert throttled.status == 429 and int(throttled.headers["Retry-After"]) > 0
