@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from handlers import auth, docs, health, sms, users
+from handlers import auth, docs, health, organizations, sms, users
 
 API_PREFIX = "/api/v1"
 
 # Resource modules whose routes live under the API prefix.
-API_MODULES = [auth, sms, users]
+API_MODULES = [auth, sms, users, organizations]
 # Modules whose routes are served as they are written (service, docs, pages, websockets).
 ROOT_MODULES = [health, docs]
 

@@ -1,11 +1,19 @@
-"""Users: the caller's own profile."""
+"""Users: the caller's own profile, invite codes, and the users list of managers and admins."""
 
 from __future__ import annotations
 
-from dispatch.errors import ApiError
-from dispatch.policy import authenticated
+from typing import Any
+
+from dispatch import scopes
+from dispatch.errors import ApiError, Conflict, ValidationFailed
+from dispatch.policy import authenticated, roles
 from handlers.base import BaseHandler
-from models.users import MePatch, present_one
+from models.common import parse_id
+from models.directory import REFERRAL_OUT, InviteIn, UserAdminPatch, UserDirectory, UserFilter
+from models.organizations import Organizations
+from models.users import MePatch, present, present_one
+
+FILTERS = ("category", "organization", "q")
 
 # Fields a category may not change on its own profile (SPEC section 4).
 LOCKED_OWN_FIELDS = {"DRIVER": {"first_name", "last_name", "phone"}}
@@ -59,6 +67,157 @@ class MeHandler(BaseHandler):
         self.write_json(await present_one(self.db, updated))
 
 
+class InviteHandler(BaseHandler):
+    @authenticated
+    async def post(self) -> None:
+        """Apply someone's invite code to the caller's account (once).
+        ---
+        tags: [users]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: InviteIn}
+        responses:
+          200:
+            description: The caller's profile, now with `invited_by`.
+            content:
+              application/json: {schema: UserOut}
+          409:
+            description: "`own_invite_code` (the caller's own code) or `invite_already_applied`."
+            content:
+              application/json: {schema: Error}
+          422:
+            description: "`validation_error` with `details.code`: no user has this code."
+            content:
+              application/json: {schema: Error}
+        """
+        data = self.load(InviteIn())
+        inviter = await UserDirectory(self.db).by_invite_code(data["code"])
+        if inviter is None:
+            raise ValidationFailed({"code": ["No user has this invite code."]})
+        if inviter["_id"] == self.user_id:
+            raise Conflict("This is your own invite code.", "own_invite_code")
+        # compare-and-set: of two concurrent applies, only one finds `invited_by` still empty
+        updated = await self.identity.users.update(self.user_id, {"invited_by": inviter["_id"]},
+                                                   expect={"invited_by": None})
+        if updated is None:
+            raise Conflict("An invite code was already applied to your account.", "invite_already_applied")
+        self.write_json(await present_one(self.db, updated))
+
+
+class ReferralsHandler(BaseHandler):
+    @authenticated
+    async def get(self) -> None:
+        """Users who joined with the caller's invite code, newest first.
+        ---
+        tags: [users]
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+        responses:
+          200:
+            description: The caller's referrals.
+            content:
+              application/json: {schema: ReferralList}
+          422: {$ref: '#/components/responses/422'}
+        """
+        page = self.page()
+        docs, total = await UserDirectory(self.db).referrals(self.user_id, page.offset, page.limit)
+        self.write_json(page.envelope(REFERRAL_OUT.dump(docs, many=True), total))
+
+
+class UsersHandler(BaseHandler):
+    @roles("MANAGER", "ADMIN")
+    async def get(self) -> None:
+        """Users with their organizations (ADMIN: everyone; MANAGER: members of their organizations).
+        ---
+        tags: [users]
+        parameters:
+          - {name: category, in: query, schema: {type: string, enum: [BASE, DRIVER, MANAGER, ADMIN]}}
+          - {name: organization, in: query, schema: {type: string}, description: An organization id}
+          - {name: q, in: query, schema: {type: string, maxLength: 100},
+             description: "Part of the username, email, first or last name (any letter case)"}
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+        responses:
+          200:
+            description: Users by username.
+            content:
+              application/json: {schema: UserList}
+          422: {$ref: '#/components/responses/422'}
+        """
+        page = self.page()
+        filters = self.load(UserFilter(), {name: self.get_query_argument(name) for name in FILTERS
+                                           if self.get_query_argument(name, "")})
+        docs, total = await UserDirectory(self.db).search(scopes.user_scope(self.current_user), filters,
+                                                          page.offset, page.limit)
+        self.write_json(page.envelope(await present(self.db, docs), total))
+
+
+class UserHandler(BaseHandler):
+    @roles("MANAGER", "ADMIN")
+    async def get(self, user_id: str) -> None:
+        """One user with their organizations (MANAGER: members of their organizations only).
+        ---
+        tags: [users]
+        responses:
+          200:
+            description: The user.
+            content:
+              application/json: {schema: UserOut}
+        """
+        self.write_json(await present_one(self.db, await self.target(user_id)))
+
+    @roles("MANAGER", "ADMIN")
+    async def patch(self, user_id: str) -> None:
+        """Change a user's category, activity or organizations; never their name, phone or email.
+        ---
+        tags: [users]
+        description: >
+          ADMIN: category, is_active and organizations of anyone but their own category and activity.
+          MANAGER: only adding or removing their own organizations, on non-ADMIN members.
+          Deactivating an account ends all its sessions at once. Name, phone or email → 403
+          `profile_fields_locked`, whoever asks.
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: UserAdminPatch}
+        responses:
+          200:
+            description: The updated user.
+            content:
+              application/json: {schema: UserOut}
+        """
+        scopes.check_profile_fields(self.json_body())
+        data = self.load(UserAdminPatch())
+        target = await self.target(user_id)
+        scopes.check_user_changes(self.current_user, target, data)
+        if "organizations" in data:
+            data["organizations"] = await self.known_orgs(data["organizations"])
+        updated = await self.identity.users.update(target["_id"], data) if data else target
+        if updated is None:
+            raise ApiError(404, "not_found", "No such user.")
+        if data.get("is_active") is False:
+            await self.identity.sessions.revoke_all(str(target["_id"]))
+        self.write_json(await present_one(self.db, updated))
+
+    async def target(self, user_id: str) -> dict[str, Any]:
+        """The user of the path, if the caller may read it (else 404)."""
+        return scopes.visible_user(self.current_user, await self.identity.users.get(parse_id(user_id)))
+
+    async def known_orgs(self, org_ids: list[Any]) -> list[Any]:
+        """The ids without repeats, in order; an id that is no organization → 422."""
+        unique = list(dict.fromkeys(org_ids))
+        unknown = set(unique) - await Organizations(self.db).existing(unique)
+        if unknown:
+            raise ValidationFailed({"organizations": [f"No organization has id {oid}." for oid in sorted(unknown)]})
+        return unique
+
+
 default_handlers = [
+    (r"/users", UsersHandler),
     (r"/users/me", MeHandler),
+    (r"/users/me/invite", InviteHandler),
+    (r"/users/me/referrals", ReferralsHandler),
+    (r"/users/(?P<user_id>[^/]+)", UserHandler),
 ]

@@ -34,7 +34,8 @@ async def make_org(app: Any, name: str | None = None, **fields: Any) -> dict[str
     from dispatch.timeutil import utcnow
 
     now = utcnow()
-    doc = {"name": name or f"Org {uuid.uuid4().hex[:6]}", "created_at": now, "updated_at": now, **fields}
+    name = name or f"Org {uuid.uuid4().hex[:6]}"
+    doc = {"name": name, "name_lower": name.lower(), "created_at": now, "updated_at": now, **fields}
     result = await app.settings["db"]["organizations"].insert_one(doc)
     doc["_id"] = result.inserted_id
     return doc

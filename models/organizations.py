@@ -1,0 +1,127 @@
+"""Organizations: schemas of the API and the data access of the `organizations` collection."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from bson import ObjectId
+from marshmallow import Schema, fields, validate
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from dispatch.errors import Conflict
+from dispatch.storage import index
+from dispatch.timeutil import utcnow
+from models.common import Id, UtcDateTime, list_of
+
+COLLECTION = "organizations"
+
+index(COLLECTION, "name_lower", unique=True, name="organization_name_unique",
+      partialFilterExpression={"name_lower": {"$type": "string"}})
+
+NAME = validate.And(validate.Length(min=1, max=120),
+                    validate.Regexp(r"\s*\S", error="Must not be blank."))
+DESCRIPTION = validate.Length(max=2000)
+
+
+class MemberOut(Schema):
+    """A member as an organization shows it: who, not how to reach them."""
+
+    id = Id(attribute="_id", required=True)
+    username = fields.String(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    category = fields.String(required=True)
+
+
+class OrganizationOut(Schema):
+    """An organization; `members` only for callers who may see them (ADMIN, its own MANAGERs and DRIVERs)."""
+
+    id = Id(attribute="_id", required=True)
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
+    members = fields.List(fields.Nested(MemberOut), metadata={"description": "Users of this organization"})
+    member_count = fields.Integer(metadata={"description": "How many users belong to it"})
+
+
+OrganizationList = list_of(OrganizationOut, "OrganizationList")
+
+
+class OrganizationIn(Schema):
+    name = fields.String(required=True, validate=NAME)
+    description = fields.String(load_default="", validate=DESCRIPTION)
+
+
+class OrganizationPatch(Schema):
+    name = fields.String(validate=NAME)
+    description = fields.String(validate=DESCRIPTION)
+
+
+def _name_taken() -> Conflict:
+    return Conflict("An organization with this name already exists.", "organization_name_taken",
+                    {"field": "name"})
+
+
+class Organizations:
+    """Data access of the `organizations` collection."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[COLLECTION]
+
+    async def insert(self, name: str, description: str) -> dict[str, Any]:
+        """Create an organization; a name already used (in any letter case) → 409."""
+        now = utcnow()
+        doc = {"name": name.strip(), "name_lower": name.strip().lower(), "description": description,
+               "created_at": now, "updated_at": now}
+        try:
+            result = await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            raise _name_taken() from None
+        doc["_id"] = result.inserted_id
+        return doc
+
+    async def get(self, org_id: ObjectId) -> dict[str, Any] | None:
+        """One organization, or None."""
+        return await self.collection.find_one({"_id": org_id})
+
+    async def find(self, within: set[ObjectId] | None, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of organizations by name (only those in `within`, unless None) and the total."""
+        query: dict[str, Any] = {} if within is None else {"_id": {"$in": sorted(within)}}
+        total = await self.collection.count_documents(query)
+        cursor = self.collection.find(query).sort([("name_lower", 1), ("_id", 1)]).skip(offset).limit(limit)
+        return await cursor.to_list(), total
+
+    async def existing(self, org_ids: Iterable[ObjectId]) -> set[ObjectId]:
+        """Which of these ids are organizations."""
+        wanted = list(set(org_ids))
+        if not wanted:
+            return set()
+        return {doc["_id"] async for doc in self.collection.find({"_id": {"$in": wanted}}, {"_id": 1})}
+
+    async def update(self, org_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply changes (a new name must stay unique); None when the organization is gone."""
+        changes = dict(changes)
+        if "name" in changes:
+            changes["name"] = changes["name"].strip()
+            changes["name_lower"] = changes["name"].lower()
+        try:
+            return await self.collection.find_one_and_update(
+                {"_id": org_id}, {"$set": {**changes, "updated_at": utcnow()}},
+                return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            raise _name_taken() from None
+
+
+def show(doc: dict[str, Any], members: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """An organization as the API shows it, members given as user documents; left out when None
+    (the caller may not see them)."""
+    shown = {"description": "", **doc}
+    if members is not None:
+        shown.update(members=members, member_count=len(members))
+    return ORGANIZATION_OUT.dump(shown)
+
+
+ORGANIZATION_OUT = OrganizationOut()
