@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from handlers import auth, docs, health, organizations, sms, users
+from handlers import auth, docs, health, organizations, sms, users, vehicles
 
 API_PREFIX = "/api/v1"
 
 # Resource modules whose routes live under the API prefix.
-API_MODULES = [auth, sms, users, organizations]
+API_MODULES = [auth, sms, users, organizations, vehicles]
 # Modules whose routes are served as they are written (service, docs, pages, websockets).
 ROOT_MODULES = [health, docs]
 

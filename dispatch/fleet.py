@@ -1,0 +1,181 @@
+"""The fleet: who sees which vehicle, vehicle rules, live positions, nearby search, route replay.
+
+Scope (SPEC section 4, "vehicles"): ADMIN all; MANAGER the vehicles of their organizations;
+DRIVER only the vehicle whose `driver_id` is them (read-only); BASE none (but BASE may search
+available trucks near them, see `nearby`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from dispatch import live
+from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.geo import path_km
+from dispatch.pagination import Page
+from dispatch.timeutil import utcnow
+from models.users import Users
+from models.vehicles import GpsHistory, Vehicles, organization_exists
+
+NEARBY_CANDIDATES = 1000   # GEOSEARCH answers at most this many members per key
+TRACK_CAP = 20_000          # points per route replay
+TRACK_DEFAULT = timedelta(hours=24)
+# Changing these on a vehicle busy with an order would strand the order.
+LOCKED_WHILE_BUSY = {"organization", "driver_id", "status"}
+
+
+def user_orgs(user: dict[str, Any]) -> list[ObjectId]:
+    """The organizations a user belongs to."""
+    return list(user.get("organizations") or [])
+
+
+def vehicle_scope(user: dict[str, Any]) -> dict[str, Any]:
+    """The filter of the vehicles a user may read; BASE may read none (403)."""
+    category = user.get("category")
+    if category == "ADMIN":
+        return {}
+    if category == "MANAGER":
+        return {"organization": {"$in": user_orgs(user)}}
+    if category == "DRIVER":
+        return {"driver_id": user["_id"]}
+    raise ApiError(403, "forbidden", "Your account may not read vehicles.")
+
+
+def can_manage(user: dict[str, Any], organization: ObjectId | None) -> bool:
+    """Whether a user may run an organization's fleet (ADMIN anywhere, MANAGER in their orgs)."""
+    category = user.get("category")
+    return category == "ADMIN" or (category == "MANAGER" and organization in user_orgs(user))
+
+
+class Fleet:
+    """Vehicles of one database, with their live positions in Redis."""
+
+    def __init__(self, db: AsyncDatabase, redis: aioredis.Redis, users: Users) -> None:
+        self.db = db
+        self.redis = redis
+        self.users = users
+        self.vehicles = Vehicles(db)
+        self.history = GpsHistory(db)
+
+    # --- reads ---------------------------------------------------------------
+    async def get(self, user: dict[str, Any], vehicle_id: ObjectId) -> dict[str, Any]:
+        """A vehicle the user may read (404 otherwise)."""
+        doc = await self.vehicles.get(vehicle_id, vehicle_scope(user))
+        if doc is None:
+            raise NotFound("No such vehicle.")
+        return doc
+
+    async def page(self, user: dict[str, Any], filters: dict[str, Any],
+                   page: Page) -> tuple[list[dict[str, Any]], int]:
+        """The vehicles a user may read, filtered, one page of them."""
+        return await self.vehicles.page(vehicle_scope(user), filters, page)
+
+    async def with_locations(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The documents with `location`: each one's last known position (None when unknown)."""
+        found = await live.positions(self.redis, [doc["_id"] for doc in docs])
+        return [{**doc, "location": found.get(str(doc["_id"]))} for doc in docs]
+
+    # --- writes --------------------------------------------------------------
+    async def create(self, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """Add a vehicle to an organization the user runs, with a driver of that organization."""
+        await self._check_organization(user, data["organization"])
+        if data.get("driver_id") is not None:
+            await self._check_driver(data["driver_id"], data["organization"])
+        _check_driver_for_status(data.get("driver_id"), data["status"])
+        return await self.vehicles.insert(data)
+
+    async def update(self, user: dict[str, Any], vehicle_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any]:
+        """Edit a vehicle; moving it to another organization forgets its live position."""
+        current = await self.get(user, vehicle_id)
+        organization = changes.get("organization", current["organization"])
+        if organization != current["organization"]:
+            await self._check_organization(user, organization)
+        driver_id = changes.get("driver_id", current.get("driver_id"))
+        if driver_id is not None and ("driver_id" in changes or "organization" in changes):
+            await self._check_driver(driver_id, organization)
+        _check_driver_for_status(driver_id, changes.get("status", current["status"]))
+        expect = {"organization": current["organization"]}
+        if LOCKED_WHILE_BUSY & set(changes):
+            expect["current_order"] = None
+        updated = await self.vehicles.update(vehicle_id, changes, expect)
+        if updated is None:
+            raise _busy_or_gone(await self.vehicles.get(vehicle_id))
+        if organization != current["organization"]:
+            await self._forget(vehicle_id, current["organization"])
+        return updated
+
+    async def delete(self, user: dict[str, Any], vehicle_id: ObjectId) -> None:
+        """Remove a vehicle that is not busy with an order, and its live position."""
+        current = await self.get(user, vehicle_id)
+        if not await self.vehicles.delete(vehicle_id, {"current_order": None}):
+            raise _busy_or_gone(await self.vehicles.get(vehicle_id))
+        await self._forget(vehicle_id, current["organization"])
+
+    async def _forget(self, vehicle_id: ObjectId, organization: ObjectId) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            live.forget_vehicle(pipe, str(vehicle_id), [str(organization)])
+            await pipe.execute()
+
+    async def _check_organization(self, user: dict[str, Any], organization: ObjectId) -> None:
+        if user.get("category") == "MANAGER" and organization not in user_orgs(user):
+            raise ValidationFailed({"organization": ["Not one of your organizations."]})
+        if not await organization_exists(self.db, organization):
+            raise ValidationFailed({"organization": ["No such organization."]})
+
+    async def _check_driver(self, driver_id: ObjectId, organization: ObjectId) -> None:
+        driver = await self.users.get(driver_id)
+        if driver is None or driver.get("category") != "DRIVER" or organization not in user_orgs(driver):
+            raise ValidationFailed({"driver_id": ["Not a driver of this organization."]})
+
+    # --- live search and history ----------------------------------------------
+    async def nearby(self, user: dict[str, Any], lat: float, lon: float, radius_km: float,
+                     page: Page) -> tuple[list[dict[str, Any]], int]:
+        """Available vehicles within the radius, nearest first, each with `distance_km` and `location`.
+
+        ADMIN and BASE search every fleet (`geo:vehicles`); a MANAGER searches their
+        organizations' keys and gets one merged, sorted answer.
+        """
+        if user.get("category") == "MANAGER":
+            keys, scope = [live.geo_org(org) for org in user_orgs(user)], vehicle_scope(user)
+        else:
+            keys, scope = [live.GEO_ALL], {}
+        distances: dict[str, float] = {}
+        for key in keys:
+            for member, distance in await live.nearby(self.redis, lat, lon, radius_km, NEARBY_CANDIDATES, key):
+                distances[member] = min(distance, distances.get(member, distance))
+        ids = [ObjectId(member) for member in distances if ObjectId.is_valid(member)]
+        docs = await self.vehicles.available(scope, among=ids) if ids else []
+        docs.sort(key=lambda doc: (distances[str(doc["_id"])], str(doc["_id"])))
+        shown = await self.with_locations(docs[page.offset:page.offset + page.limit])
+        return [{**doc, "distance_km": round(distances[str(doc["_id"])], 3)} for doc in shown], len(docs)
+
+    async def track(self, user: dict[str, Any], vehicle_id: ObjectId, start: Any = None,
+                    end: Any = None) -> dict[str, Any]:
+        """The stored GPS points of a vehicle between two times, and the length of that path."""
+        vehicle = await self.get(user, vehicle_id)
+        end = end or utcnow()
+        start = start or end - TRACK_DEFAULT
+        if start > end:
+            raise ValidationFailed({"from": ["Must not be after `to`."]})
+        points = [{"speed": None, "heading": None, **point}
+                  for point in await self.history.between(vehicle["_id"], start, end, TRACK_CAP)]
+        return {"vehicle_id": vehicle["_id"], "points": points, "distance_km": round(path_km(points), 3)}
+
+
+def _check_driver_for_status(driver_id: ObjectId | None, status: str) -> None:
+    if status == "available" and driver_id is None:
+        raise ValidationFailed({"status": ["A vehicle without a driver cannot be available."]})
+
+
+def _busy_or_gone(doc: dict[str, Any] | None) -> ApiError:
+    if doc is None:
+        return NotFound("No such vehicle.")
+    if doc.get("current_order") is not None:
+        return Conflict("The vehicle is busy with an order; finish or cancel it first.", "vehicle_busy",
+                        {"order_id": str(doc["current_order"])})
+    return Conflict("The vehicle changed meanwhile; try again.")

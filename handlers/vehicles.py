@@ -1,0 +1,269 @@
+"""Fleet: vehicle types (pricing), vehicles, nearby search and route replay.
+
+Vehicle types are one catalogue shared by every organization: every signed-in user reads it
+(clients see prices); ADMINs and MANAGERs (the dispatchers who quote prices) create and edit it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatch.errors import NotFound
+from dispatch.fleet import Fleet
+from dispatch.policy import authenticated, roles
+from handlers.base import BaseHandler
+from models.common import parse_id
+from models.vehicles import (NearbyQuery, NearbyVehicle, TrackQuery, VehicleIn, VehicleOut, VehiclePatch,
+                             VehicleQuery, VehicleTrack, VehicleTypeIn, VehicleTypeOut, VehicleTypePatch,
+                             VehicleTypes)
+
+TYPE_OUT = VehicleTypeOut()
+VEHICLE_OUT = VehicleOut()
+NEARBY_OUT = NearbyVehicle()
+TRACK_OUT = VehicleTrack()
+
+
+def query_of(handler: BaseHandler) -> dict[str, str]:
+    """The query string as a flat mapping (the last value of each name), for a schema to load."""
+    return {name: handler.get_query_argument(name) for name in handler.request.query_arguments}
+
+
+class FleetHandler(BaseHandler):
+    """Gives fleet handlers their domain object."""
+
+    @property
+    def fleet(self) -> Fleet:
+        """The fleet (dispatch.fleet.Fleet) on this process's stores."""
+        return Fleet(self.db, self.redis, self.identity.users)
+
+    async def write_vehicles(self, docs: list[dict[str, Any]], total: int | None = None, status: int = 200) -> None:
+        """Answer with vehicles (one, or a page when `total` is given), each with its live location."""
+        shown = VEHICLE_OUT.dump(await self.fleet.with_locations(docs), many=True)
+        self.write_json(shown[0] if total is None else self.page().envelope(shown, total), status)
+
+
+class VehicleTypesHandler(BaseHandler):
+    @authenticated
+    async def get(self) -> None:
+        """List vehicle types (kinds of car being towed) and their prices.
+        ---
+        tags: [fleet]
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+        responses:
+          200:
+            description: A page of vehicle types, by name.
+            content:
+              application/json: {schema: VehicleTypeList}
+        """
+        page = self.page()
+        docs, total = await VehicleTypes(self.db).page(page)
+        self.write_json(page.envelope(TYPE_OUT.dump(docs, many=True), total))
+
+    @roles("MANAGER", "ADMIN")
+    async def post(self) -> None:
+        """Add a vehicle type with its pricing.
+        ---
+        tags: [fleet]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: VehicleTypeIn}
+        responses:
+          201:
+            description: The new vehicle type.
+            content:
+              application/json: {schema: VehicleTypeOut}
+          409: {$ref: '#/components/responses/409'}
+        """
+        doc = await VehicleTypes(self.db).insert(self.load(VehicleTypeIn()))
+        self.write_json(TYPE_OUT.dump(doc), 201)
+
+
+class VehicleTypeHandler(BaseHandler):
+    @authenticated
+    async def get(self, type_id: str) -> None:
+        """One vehicle type.
+        ---
+        tags: [fleet]
+        responses:
+          200:
+            description: The vehicle type.
+            content:
+              application/json: {schema: VehicleTypeOut}
+        """
+        doc = await VehicleTypes(self.db).get(parse_id(type_id))
+        if doc is None:
+            raise NotFound("No such vehicle type.")
+        self.write_json(TYPE_OUT.dump(doc))
+
+    @roles("MANAGER", "ADMIN")
+    async def patch(self, type_id: str) -> None:
+        """Edit a vehicle type's name or prices (orders keep the estimate they were given).
+        ---
+        tags: [fleet]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: VehicleTypePatch}
+        responses:
+          200:
+            description: The updated vehicle type.
+            content:
+              application/json: {schema: VehicleTypeOut}
+          409: {$ref: '#/components/responses/409'}
+        """
+        changes = self.load(VehicleTypePatch())
+        doc = await VehicleTypes(self.db).update(parse_id(type_id), changes)
+        if doc is None:
+            raise NotFound("No such vehicle type.")
+        self.write_json(TYPE_OUT.dump(doc))
+
+
+class VehiclesHandler(FleetHandler):
+    @roles("DRIVER", "MANAGER", "ADMIN")
+    async def get(self) -> None:
+        """List vehicles: ADMIN all, MANAGER their organizations', DRIVER their own.
+        ---
+        tags: [fleet]
+        parameters:
+          - {name: organization, in: query, schema: {type: string}}
+          - {name: status, in: query, schema: {type: string, enum: [offline, available, busy]}}
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+        responses:
+          200:
+            description: A page of vehicles by plate, each with its last known location.
+            content:
+              application/json: {schema: VehicleList}
+        """
+        filters = self.load(VehicleQuery(), query_of(self))
+        docs, total = await self.fleet.page(self.current_user, filters, self.page())
+        await self.write_vehicles(docs, total)
+
+    @roles("MANAGER", "ADMIN")
+    async def post(self) -> None:
+        """Add a tow truck to an organization (a MANAGER: one of theirs).
+        ---
+        tags: [fleet]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: VehicleIn}
+        responses:
+          201:
+            description: The new vehicle.
+            content:
+              application/json: {schema: VehicleOut}
+          409: {$ref: '#/components/responses/409'}
+        """
+        doc = await self.fleet.create(self.current_user, self.load(VehicleIn()))
+        await self.write_vehicles([doc], status=201)
+
+
+class NearbyHandler(FleetHandler):
+    @roles("BASE", "MANAGER", "ADMIN")
+    async def get(self) -> None:
+        """Available vehicles near a point, nearest first (clients and ADMINs: every fleet; MANAGERs: theirs).
+        ---
+        tags: [fleet]
+        parameters:
+          - {name: lat, in: query, required: true, schema: {type: number, minimum: -90, maximum: 90}}
+          - {name: lon, in: query, required: true, schema: {type: number, minimum: -180, maximum: 180}}
+          - {name: radius_km, in: query, required: true, schema: {type: number, exclusiveMinimum: true, minimum: 0,
+             maximum: 500}}
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+        responses:
+          200:
+            description: Available vehicles within the radius, each with `distance_km`.
+            content:
+              application/json: {schema: NearbyVehicleList}
+          422: {$ref: '#/components/responses/422'}
+        """
+        query = self.load(NearbyQuery(), query_of(self))
+        page = self.page()
+        docs, total = await self.fleet.nearby(self.current_user, query["lat"], query["lon"], query["radius_km"], page)
+        self.write_json(page.envelope(NEARBY_OUT.dump(docs, many=True), total))
+
+
+class VehicleHandler(FleetHandler):
+    @roles("DRIVER", "MANAGER", "ADMIN")
+    async def get(self, vehicle_id: str) -> None:
+        """One vehicle with its last known location.
+        ---
+        tags: [fleet]
+        responses:
+          200:
+            description: The vehicle.
+            content:
+              application/json: {schema: VehicleOut}
+        """
+        await self.write_vehicles([await self.fleet.get(self.current_user, parse_id(vehicle_id))])
+
+    @roles("MANAGER", "ADMIN")
+    async def patch(self, vehicle_id: str) -> None:
+        """Edit a vehicle; moving it to another organization forgets its live position.
+        ---
+        tags: [fleet]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: VehiclePatch}
+        responses:
+          200:
+            description: The updated vehicle.
+            content:
+              application/json: {schema: VehicleOut}
+          409: {$ref: '#/components/responses/409'}
+        """
+        changes = self.load(VehiclePatch())
+        doc = await self.fleet.update(self.current_user, parse_id(vehicle_id), changes)
+        await self.write_vehicles([doc])
+
+    @roles("MANAGER", "ADMIN")
+    async def delete(self, vehicle_id: str) -> None:
+        """Remove a vehicle that is not busy with an order.
+        ---
+        tags: [fleet]
+        responses:
+          204:
+            description: Removed, with its live position.
+          409: {$ref: '#/components/responses/409'}
+        """
+        await self.fleet.delete(self.current_user, parse_id(vehicle_id))
+        self.set_status(204)
+        self.clear_header("Content-Type")
+        self.finish()
+
+
+class VehicleTrackHandler(FleetHandler):
+    @roles("DRIVER", "MANAGER", "ADMIN")
+    async def get(self, vehicle_id: str) -> None:
+        """A vehicle's stored GPS history between two times (route replay) and its length.
+        ---
+        tags: [fleet]
+        parameters:
+          - {name: from, in: query, schema: {type: string, format: date-time}}
+          - {name: to, in: query, schema: {type: string, format: date-time}}
+        responses:
+          200:
+            description: The points in time order and the path length in km.
+            content:
+              application/json: {schema: VehicleTrack}
+          422: {$ref: '#/components/responses/422'}
+        """
+        query = self.load(TrackQuery(), query_of(self))
+        track = await self.fleet.track(self.current_user, parse_id(vehicle_id), query.get("start"), query.get("end"))
+        self.write_json(TRACK_OUT.dump(track))
+
+
+default_handlers = [
+    (r"/vehicle-types", VehicleTypesHandler),
+    (r"/vehicle-types/(?P<type_id>[^/]+)", VehicleTypeHandler),
+    (r"/vehicles", VehiclesHandler),
+    (r"/vehicles/nearby", NearbyHandler),
+    (r"/vehicles/(?P<vehicle_id>[^/]+)", VehicleHandler),
+    (r"/vehicles/(?P<vehicle_id>[^/]+)/track", VehicleTrackHandler),
+]

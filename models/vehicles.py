@@ -1,0 +1,318 @@
+"""Fleet data: vehicle types (pricing), vehicles (tow trucks) and their stored GPS history.
+
+Schemas of the API and the data access of the `vehicle_types`, `vehicles` and `gps_points`
+collections. Who may see what is decided in dispatch/fleet.py, which hands these
+repositories a scope filter.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from bson import ObjectId
+from marshmallow import EXCLUDE, Schema, fields, validate
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from dispatch.errors import Conflict
+from dispatch.pagination import Page
+from dispatch.storage import index
+from dispatch.timeutil import utcnow
+from models.common import Id, UtcDateTime, list_of
+
+TYPES = "vehicle_types"
+VEHICLES = "vehicles"
+GPS_POINTS = "gps_points"
+STATUSES = ("offline", "available", "busy")
+SETTABLE_STATUSES = ("offline", "available")  # `busy` is set by assignment only
+MAX_PRICE = 10_000_000
+
+index(TYPES, "name_lower", unique=True, name="name_unique")
+index(VEHICLES, "plate_key", unique=True, name="plate_unique")
+# One vehicle per driver: "the driver's vehicle" is then never ambiguous.
+index(VEHICLES, "driver_id", unique=True, name="driver_unique",
+      partialFilterExpression={"driver_id": {"$type": "objectId"}})
+index(VEHICLES, [("organization", ASCENDING), ("status", ASCENDING)], name="organization_status")
+index(VEHICLES, "current_order", name="current_order")
+index(GPS_POINTS, [("vehicle_id", ASCENDING), ("ts", ASCENDING)], name="vehicle_ts")
+
+PRICE = validate.Range(min=0, max=MAX_PRICE)
+NAME = validate.Length(min=1, max=100)
+
+
+# --- schemas -------------------------------------------------------------
+class VehicleTypeIn(Schema):
+    """A kind of car being towed, with its pricing."""
+
+    name = fields.String(required=True, validate=NAME)
+    base_price = fields.Float(required=True, validate=PRICE, metadata={"description": "Fixed part, currency units"})
+    price_per_km = fields.Float(required=True, validate=PRICE, metadata={"description": "Currency units per km"})
+
+
+class VehicleTypePatch(Schema):
+    name = fields.String(validate=NAME)
+    base_price = fields.Float(validate=PRICE)
+    price_per_km = fields.Float(validate=PRICE)
+
+
+class VehicleTypeOut(VehicleTypeIn):
+    id = Id(attribute="_id", required=True)
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
+
+
+VehicleTypeList = list_of(VehicleTypeOut, "VehicleTypeList")
+
+
+class VehicleLocation(Schema):
+    """A vehicle's last known position, as the GPS ingest left it in Redis."""
+
+    lat = fields.Float(required=True)
+    lon = fields.Float(required=True)
+    ts = fields.String(allow_none=True, metadata={"description": "When the driver's phone took it (ISO 8601)"})
+    speed = fields.Float(allow_none=True)
+    heading = fields.Float(allow_none=True)
+    accuracy = fields.Float(allow_none=True)
+
+
+class VehicleIn(Schema):
+    """A new tow truck."""
+
+    plate = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    model = fields.String(required=True, validate=NAME)
+    capacity_kg = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=200_000))
+    organization = Id(required=True)
+    driver_id = Id(allow_none=True, load_default=None,
+                   metadata={"description": "A DRIVER member of the organization"})
+    status = fields.String(load_default="offline", validate=validate.OneOf(SETTABLE_STATUSES),
+                           metadata={"description": "`busy` is set by assignment only"})
+
+
+class VehiclePatch(Schema):
+    plate = fields.String(validate=validate.Length(min=1, max=20))
+    model = fields.String(validate=NAME)
+    capacity_kg = fields.Integer(strict=True, validate=validate.Range(min=1, max=200_000))
+    organization = Id()
+    driver_id = Id(allow_none=True)
+    status = fields.String(validate=validate.OneOf(SETTABLE_STATUSES))
+
+
+class VehicleOut(Schema):
+    id = Id(attribute="_id", required=True)
+    plate = fields.String(required=True)
+    model = fields.String(required=True)
+    capacity_kg = fields.Integer(required=True)
+    organization = Id(required=True)
+    driver_id = Id(allow_none=True, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    current_order = Id(allow_none=True, required=True, metadata={"description": "The order it is busy with"})
+    location = fields.Nested(VehicleLocation, allow_none=True, required=True,
+                             metadata={"description": "Last known position (null when it never reported)"})
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
+
+
+VehicleList = list_of(VehicleOut, "VehicleList")
+
+
+class VehicleQuery(Schema):
+    """Filters of the vehicle list."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    organization = Id()
+    status = fields.String(validate=validate.OneOf(STATUSES))
+
+
+class NearbyQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    lat = fields.Float(required=True, validate=validate.Range(min=-90, max=90))
+    lon = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
+    radius_km = fields.Float(required=True, validate=validate.Range(min=0, max=500, min_inclusive=False))
+
+
+class NearbyVehicle(VehicleOut):
+    distance_km = fields.Float(required=True, metadata={"description": "Straight-line distance from the point"})
+
+
+NearbyVehicleList = list_of(NearbyVehicle, "NearbyVehicleList")
+
+
+class TrackQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    start = fields.AwareDateTime(data_key="from", default_timezone=timezone.utc,
+                                 metadata={"description": "ISO 8601 (UTC when no offset); default: 24 h before `to`"})
+    end = fields.AwareDateTime(data_key="to", default_timezone=timezone.utc,
+                               metadata={"description": "ISO 8601 (UTC when no offset); default: now"})
+
+
+class TrackPoint(Schema):
+    lat = fields.Float(required=True)
+    lon = fields.Float(required=True)
+    ts = UtcDateTime(required=True)
+    speed = fields.Float(allow_none=True, required=True)
+    heading = fields.Float(allow_none=True, required=True)
+
+
+class VehicleTrack(Schema):
+    vehicle_id = Id(required=True)
+    points = fields.List(fields.Nested(TrackPoint), required=True,
+                         metadata={"description": "Stored GPS points in time order (at most 20 000)"})
+    distance_km = fields.Float(required=True, metadata={"description": "Length of the path through the points"})
+
+
+def plate_key(plate: str) -> str:
+    """The plate as compared for uniqueness: upper case, without spaces and dashes."""
+    return re.sub(r"[\s\-]+", "", plate).upper()
+
+
+def _duplicate(exc: DuplicateKeyError, names: dict[str, tuple[str, str]]) -> Conflict:
+    text = str(exc.details or exc)
+    for index_name, (code, message) in names.items():
+        if index_name in text:
+            return Conflict(message, code)
+    return Conflict("This already exists.")
+
+
+# --- vehicle types ---------------------------------------------------------
+class VehicleTypes:
+    """Data access of `vehicle_types`."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[TYPES]
+
+    async def insert(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Add a type; a name already used (case-insensitive) → 409."""
+        now = utcnow()
+        doc = {**data, "name_lower": data["name"].lower(), "created_at": now, "updated_at": now}
+        try:
+            result = await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            raise Conflict("A vehicle type with this name exists.", "name_taken") from None
+        doc["_id"] = result.inserted_id
+        return doc
+
+    async def get(self, type_id: ObjectId) -> dict[str, Any] | None:
+        """A type by id, or None."""
+        return await self.collection.find_one({"_id": type_id})
+
+    async def page(self, page: Page) -> tuple[list[dict[str, Any]], int]:
+        """Types sorted by name, and how many there are."""
+        cursor = self.collection.find({}).sort("name_lower", ASCENDING).skip(page.offset).limit(page.limit)
+        return await cursor.to_list(), await self.collection.count_documents({})
+
+    async def update(self, type_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply changes; None when there is no such type."""
+        if "name" in changes:
+            changes = {**changes, "name_lower": changes["name"].lower()}
+        try:
+            return await self.collection.find_one_and_update(
+                {"_id": type_id}, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            raise Conflict("A vehicle type with this name exists.", "name_taken") from None
+
+
+# --- vehicles ----------------------------------------------------------------
+VEHICLE_DUPLICATES = {
+    "plate_unique": ("plate_taken", "A vehicle with this plate exists."),
+    "driver_unique": ("driver_taken", "This driver already has a vehicle."),
+}
+
+
+class Vehicles:
+    """Data access of `vehicles`; every read and write takes the caller's scope filter."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[VEHICLES]
+
+    async def insert(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Add a vehicle; a taken plate or driver → 409."""
+        now = utcnow()
+        doc = {**data, "plate_key": plate_key(data["plate"]), "current_order": None,
+               "created_at": now, "updated_at": now}
+        try:
+            result = await self.collection.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise _duplicate(exc, VEHICLE_DUPLICATES) from None
+        doc["_id"] = result.inserted_id
+        return doc
+
+    async def get(self, vehicle_id: ObjectId, scope: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """A vehicle by id within the scope, or None."""
+        return await self.collection.find_one({"_id": vehicle_id, **(scope or {})})
+
+    async def page(self, scope: dict[str, Any], filters: dict[str, Any],
+                   page: Page) -> tuple[list[dict[str, Any]], int]:
+        """Vehicles of the scope matching the filters, by plate, and how many there are."""
+        query = {**filters, **scope} if not set(filters) & set(scope) else {"$and": [filters, scope]}
+        cursor = self.collection.find(query).sort("plate_key", ASCENDING).skip(page.offset).limit(page.limit)
+        return await cursor.to_list(), await self.collection.count_documents(query)
+
+    async def update(self, vehicle_id: ObjectId, changes: dict[str, Any],
+                     expect: dict[str, Any]) -> dict[str, Any] | None:
+        """Compare-and-set: apply changes if the document still matches `expect`; None otherwise."""
+        if "plate" in changes:
+            changes = {**changes, "plate_key": plate_key(changes["plate"])}
+        try:
+            return await self.collection.find_one_and_update(
+                {"_id": vehicle_id, **expect}, {"$set": {**changes, "updated_at": utcnow()}},
+                return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError as exc:
+            raise _duplicate(exc, VEHICLE_DUPLICATES) from None
+
+    async def delete(self, vehicle_id: ObjectId, expect: dict[str, Any]) -> bool:
+        """Delete if the document still matches `expect`."""
+        result = await self.collection.delete_one({"_id": vehicle_id, **expect})
+        return result.deleted_count == 1
+
+    async def available(self, scope: dict[str, Any], among: list[ObjectId] | None = None) -> list[dict[str, Any]]:
+        """Available vehicles of the scope (optionally only those ids)."""
+        query: dict[str, Any] = {"status": "available", **scope}
+        if among is not None:
+            query["_id"] = {"$in": among}
+        return await self.collection.find(query).to_list()
+
+    async def claim(self, vehicle_id: ObjectId, order_id: ObjectId, organization: ObjectId | None) -> dict[str, Any] | None:
+        """Atomically make an available vehicle (with a driver) busy with an order; None if it is not available."""
+        query: dict[str, Any] = {"_id": vehicle_id, "status": "available", "driver_id": {"$type": "objectId"}}
+        if organization is not None:
+            query["organization"] = organization
+        return await self.collection.find_one_and_update(
+            query, {"$set": {"status": "busy", "current_order": order_id, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER)
+
+    async def release(self, vehicle_id: ObjectId, order_id: ObjectId) -> bool:
+        """Make a vehicle available again if it is still busy with this order."""
+        result = await self.collection.update_one(
+            {"_id": vehicle_id, "current_order": order_id},
+            {"$set": {"status": "available", "current_order": None, "updated_at": utcnow()}})
+        return result.modified_count == 1
+
+
+# --- GPS history -------------------------------------------------------------
+class GpsHistory:
+    """Reads of `gps_points`, which the real-time ingest writes."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[GPS_POINTS]
+
+    async def between(self, vehicle_id: ObjectId, start: datetime, end: datetime, cap: int) -> list[dict[str, Any]]:
+        """A vehicle's points with start ≤ ts ≤ end, in time order, at most `cap` of them."""
+        cursor = self.collection.find(
+            {"vehicle_id": vehicle_id, "ts": {"$gte": start, "$lte": end}},
+            {"_id": 0, "lat": 1, "lon": 1, "ts": 1, "speed": 1, "heading": 1},
+        ).sort([("ts", ASCENDING), ("seq", ASCENDING)]).limit(cap)
+        return await cursor.to_list()
+
+
+async def organization_exists(db: AsyncDatabase, org_id: ObjectId) -> bool:
+    """Whether an organization with this id exists."""
+    return await db["organizations"].count_documents({"_id": org_id}, limit=1) == 1

@@ -1,0 +1,107 @@
+"""A small fleet world for the vehicle, order, payment and rating tests: two organizations,
+their managers, drivers and trucks, a client and an admin, with a token for each."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+
+from dispatch import live
+from models.vehicles import Vehicles, VehicleTypes
+from tests.factories import login, make_org, make_user
+
+API = "/api/v1"
+# Around the Kremlin, Moscow: points a few km apart.
+CENTER = {"lat": 55.7520, "lon": 37.6175}
+
+
+@dataclass
+class World:
+    """Organizations `a` and `b`, people by name, their tokens, and vehicles by name."""
+
+    app: Any
+    orgs: dict[str, dict[str, Any]]
+    users: dict[str, dict[str, Any]]
+    tokens: dict[str, str]
+    vehicles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def id(self, name: str) -> str:
+        """The id of a person or a vehicle, as the API writes it."""
+        found = self.users.get(name) or self.vehicles[name]
+        return str(found["_id"])
+
+    def org(self, name: str) -> str:
+        """An organization's id as text."""
+        return str(self.orgs[name]["_id"])
+
+    async def add_user(self, name: str, category: str, org: str | None = None) -> dict[str, Any]:
+        """One more person (in organization `org`), with a token."""
+        orgs = [self.orgs[org]["_id"]] if org else None
+        self.users[name] = await make_user(self.app, category, organizations=orgs)
+        self.tokens[name] = await login(self.app, self.users[name])
+        return self.users[name]
+
+    async def add_vehicle(self, name: str, org: str, driver: str | None = None, status: str = "available",
+                          at: dict[str, float] | None = None) -> dict[str, Any]:
+        """A truck of organization `org` driven by `driver` (made if missing), optionally at a position."""
+        driver_id = None
+        if driver is not None:
+            if driver not in self.users:
+                await self.add_user(driver, "DRIVER", org)
+            driver_id = self.users[driver]["_id"]
+        doc = await Vehicles(self.app.settings["db"]).insert({
+            "plate": f"T{uuid.uuid4().hex[:6].upper()}", "model": "Isuzu NPR", "capacity_kg": 3500,
+            "organization": self.orgs[org]["_id"], "driver_id": driver_id, "status": status})
+        self.vehicles[name] = doc
+        if at is not None:
+            await put_position(self.app, doc, at)
+        return doc
+
+
+async def make_world(app: Any) -> World:
+    """Two organizations with a manager each, a client, an admin, a driver without organization."""
+    world = World(app, {"a": await make_org(app, "Alpha Towing"), "b": await make_org(app, "Bravo Recovery")}, {}, {})
+    for name, category, org in (("manager_a", "MANAGER", "a"), ("manager_b", "MANAGER", "b"),
+                                ("client", "BASE", None), ("other_client", "BASE", None),
+                                ("admin", "ADMIN", None)):
+        await world.add_user(name, category, org)
+    return world
+
+
+async def put_position(app: Any, vehicle: dict[str, Any], at: dict[str, float]) -> None:
+    """Write a vehicle's live position the way the GPS ingest does."""
+    point = {"lat": at["lat"], "lon": at["lon"], "ts": "2030-01-01T00:00:00.000Z", "speed": 10.0, "heading": 90.0,
+             "accuracy": 5.0, "driver_id": str(vehicle.get("driver_id"))}
+    async with app.settings["redis"].pipeline(transaction=False) as pipe:
+        live.queue_position(pipe, str(vehicle["_id"]), str(vehicle["organization"]), point)
+        await pipe.execute()
+
+
+def offset(km_north: float = 0.0, km_east: float = 0.0) -> dict[str, float]:
+    """A point that many km north and east of CENTER (close enough to a flat map over a few km)."""
+    import math
+
+    return {"lat": CENTER["lat"] + km_north / 111.195,
+            "lon": CENTER["lon"] + km_east / (111.195 * math.cos(math.radians(CENTER["lat"])))}
+
+
+async def make_vehicle_type(app: Any, name: str = "Sedan", base_price: float = 1500.0,
+                            price_per_km: float = 100.0) -> dict[str, Any]:
+    """A vehicle type (kind of car being towed) with its prices."""
+    return await VehicleTypes(app.settings["db"]).insert(
+        {"name": f"{name} {uuid.uuid4().hex[:4]}", "base_price": base_price, "price_per_km": price_per_km})
+
+
+def gps_point(vehicle: dict[str, Any], seq: int, at: dict[str, float], ts: datetime) -> dict[str, Any]:
+    """A stored GPS history document, as the real-time ingest writes it."""
+    return {"vehicle_id": vehicle["_id"], "driver_id": vehicle.get("driver_id"), "seq": seq, "lat": at["lat"],
+            "lon": at["lon"], "ts": ts, "speed": 12.5, "heading": 270.0, "accuracy": 5.0}
+
+
+def oid() -> str:
+    """A well-formed id nobody uses."""
+    return str(ObjectId())
