@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from handlers import auth, docs, health, organizations, sms, users, vehicles
+from handlers import auth, avatars, docs, health, media, organizations, sms, users, vehicles
 
 API_PREFIX = "/api/v1"
 
 # Resource modules whose routes live under the API prefix.
-API_MODULES = [auth, sms, users, organizations, vehicles]
+API_MODULES = [auth, sms, users, organizations, avatars, vehicles]
 # Modules whose routes are served as they are written (service, docs, pages, websockets).
-ROOT_MODULES = [health, docs]
+ROOT_MODULES = [health, docs, media]
 
 
 def all_routes() -> list[tuple[str, type]]:

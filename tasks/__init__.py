@@ -10,7 +10,7 @@ from celery import Celery
 
 from dispatch.settings import Settings
 
-TASK_MODULES = ["tasks.email", "tasks.sms"]
+TASK_MODULES = ["tasks.email", "tasks.sms", "tasks.avatars"]
 
 
 def make_celery(settings: Settings) -> Celery:
