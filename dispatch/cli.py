@@ -51,6 +51,13 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    """Create an active, verified ADMIN (prompts for missing flags)."""
+    from dispatch.create_admin import run
+
+    return run(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(prog="dispatch", description="Real-time dispatch server.")
@@ -66,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = sub.add_parser("openapi", help=cmd_openapi.__doc__)
     openapi.add_argument("--yaml", action="store_true", help="print YAML instead of JSON")
     openapi.set_defaults(func=cmd_openapi)
+    admin = sub.add_parser("create-admin", help=cmd_create_admin.__doc__)
+    admin.add_argument("--username", help="login name (asked when missing)")
+    admin.add_argument("--email", help="email address (asked when missing)")
+    admin.add_argument("--password", help="password (asked when missing; from stdin when it is not a terminal)")
+    admin.set_defaults(func=cmd_create_admin)
     return parser
 
 
