@@ -12,7 +12,7 @@ import tornado.web
 from pymongo import AsyncMongoClient
 
 import handlers
-from dispatch import jsonutil, metrics
+from dispatch import jsonutil, metrics, notifications
 from dispatch.events import EventBus
 from dispatch.identity import Identity
 from dispatch.openapi import build_spec
@@ -40,6 +40,8 @@ def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Red
     tasks = extra.pop("tasks", None) or TaskQueue(settings)
     db = mongo[settings.mongodb_db]
     cache = cache if cache is not None else redis
+    events = extra.pop("events", None) or EventBus()
+    events.listen(notifications.listener(db, events))
     url_specs: list[Any] = [tornado.web.url(pattern, handler) for pattern, handler in routes]
     url_specs.append((r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}))
     return tornado.web.Application(
@@ -52,7 +54,7 @@ def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Red
         cache=cache,
         tasks=tasks,
         identity=Identity(settings, db, redis, cache, tasks),
-        events=extra.pop("events", None) or EventBus(),
+        events=events,
         openapi=spec,
         openapi_json=jsonutil.dumps(spec),
         log_function=log_request,

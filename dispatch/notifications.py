@@ -1,0 +1,102 @@
+"""Notifications: turn order events into notifications for the people concerned, and push them live.
+
+The notifier listens on the event bus (attached once in `make_app`). It reads `order` events only
+and publishes only `notification` events, so it can never feed itself or the order code a loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from dispatch.events import Event, EventBus, Listener
+from models.notifications import Notifications, new_notification, show
+
+# What a client or driver is told when an order reaches a status (`declined`: the driver gave it back).
+STATUS_TEXT = {
+    "new": ("Your order is waiting for a truck again", "We are finding another truck for you."),
+    "declined": ("Your order is waiting for a truck again", "We are finding another truck for you."),
+    "assigned": ("A truck is assigned", "A tow truck has been assigned to the order."),
+    "accepted": ("The driver accepted the order", "The driver will set off shortly."),
+    "en_route": ("The truck is on its way", "The tow truck is driving to the pickup point."),
+    "arrived": ("The truck has arrived", "The tow truck is at the pickup point."),
+    "in_progress": ("The tow is under way", "Your vehicle is being towed."),
+    "completed": ("The order is completed", "The vehicle has been delivered."),
+    "cancelled": ("The order is cancelled", "The order was cancelled."),
+}
+
+
+def _oid(value: Any) -> ObjectId | None:
+    """An id of an event body (dumped as text) as an ObjectId; None when absent or malformed."""
+    if isinstance(value, ObjectId):
+        return value
+    return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else None
+
+
+class Notifier:
+    """Creates the notifications of each order event and publishes each one on `user:<id>`."""
+
+    def __init__(self, db: AsyncDatabase, events: EventBus) -> None:
+        self.store = Notifications(db)
+        self.events = events
+
+    async def on_event(self, event: Event) -> None:
+        """The bus listener: order events become notifications; everything else is ignored."""
+        if event.type != "order" or not isinstance(event.data.get("order"), dict):
+            return
+        docs = await self.store.insert_many(await self.compose(event.data))
+        for doc in docs:
+            await self.events.publish(Event("notification", (f"user:{doc['user_id']}",),
+                                            {"notification": show(doc)}))
+
+    async def compose(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """The notifications one order event gives: client and driver, and managers for a new order."""
+        order, kind = data["order"], data.get("event")
+        order_id = _oid(order.get("id"))
+        facts = {"status": order.get("status"), "from": data.get("from"), "to": data.get("to")}
+        texts = self._texts(kind, order, data)
+        if texts is None:
+            return []
+        people = {_oid(order.get("client_id")): texts["client"], _oid(order.get("driver_id")): texts["driver"]}
+        if kind == "created" or data.get("to") == "declined":
+            org_id = _oid(order.get("organization"))
+            for manager in await self.store.managers_of(org_id) if org_id else []:
+                people.setdefault(manager, texts["manager"])
+        people.pop(None, None)
+        people.pop(_actor(data), None)  # nobody is told about what they did themselves
+        return [new_notification(user_id, "order", kind, title, body, order_id, facts)
+                for user_id, (title, body) in people.items()]
+
+    @staticmethod
+    def _texts(kind: Any, order: dict[str, Any], data: dict[str, Any]) -> dict[str, tuple[str, str]] | None:
+        """Title and body for each kind of recipient, or None for an event kind we do not know."""
+        where = (order.get("pickup") or {}).get("address") or "the pickup point"
+        if kind == "created":
+            return {"client": ("Your order is received", "We are finding a tow truck for you."),
+                    "driver": ("New order", f"An order from {where}."),
+                    "manager": ("New order", f"A new order from {where} is waiting for a truck.")}
+        if kind == "assigned":
+            return {"client": STATUS_TEXT["assigned"],
+                    "driver": ("New assignment", f"You are assigned an order from {where}."),
+                    "manager": STATUS_TEXT["assigned"]}
+        if kind == "status_changed":
+            status = str(data.get("to") or order.get("status"))
+            title, body = STATUS_TEXT.get(status, (f"Order status: {status}", f"The order is now {status}."))
+            manager = ("A driver declined an order", f"The order from {where} needs another truck.")
+            return {"client": (title, body), "driver": (f"Order status: {status}", body), "manager": manager}
+        return None
+
+
+def _actor(data: dict[str, Any]) -> ObjectId | None:
+    """Who caused an event, when the event says so."""
+    actor = data.get("actor_id")
+    if actor is None and isinstance(data.get("actor"), dict):
+        actor = data["actor"].get("id")
+    return _oid(actor)
+
+
+def listener(db: AsyncDatabase, events: EventBus) -> Listener:
+    """The bus listener that notifies people of order events (attach it once at start-up)."""
+    return Notifier(db, events).on_event

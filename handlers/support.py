@@ -1,0 +1,153 @@
+"""Support tickets: clients' and drivers' own tickets, operated by their organization's managers."""
+
+from __future__ import annotations
+
+from dispatch.policy import authenticated, roles
+from dispatch.support import SupportDesk, is_operator
+from handlers.base import BaseHandler
+from models.common import parse_id
+from models.support import (SupportMessageIn, SupportTicketFilters, SupportTicketIn, SupportTicketPatch,
+                            show_message, show_ticket)
+
+
+class SupportBase(BaseHandler):
+    @property
+    def desk(self) -> SupportDesk:
+        """The support domain logic on this process's stores."""
+        return SupportDesk(self.db, self.identity.users)
+
+
+class TicketsHandler(SupportBase):
+    @authenticated
+    async def get(self) -> None:
+        """Tickets the caller may read: own ones; a manager's organizations' too; all for an admin.
+        ---
+        tags: [support]
+        parameters:
+          - {name: status, in: query, schema: {type: string, enum: [open, in_progress, resolved, closed]}}
+          - {name: assignee_id, in: query, schema: {type: string}}
+          - {name: order_id, in: query, schema: {type: string}}
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+        responses:
+          200:
+            description: Tickets, newest first.
+            content:
+              application/json: {schema: SupportTicketList}
+          422: {$ref: '#/components/responses/422'}
+        """
+        page = self.page()
+        schema = SupportTicketFilters()
+        given = {name: self.get_query_argument(name) for name in schema.fields
+                 if self.get_query_argument(name, "") != ""}
+        docs, total = await self.desk.list(self.current_user, self.load(schema, given), page)
+        items = [show_ticket(doc, is_operator(self.current_user, doc)) for doc in docs]
+        self.write_json(page.envelope(items, total))
+
+    @authenticated
+    async def post(self) -> None:
+        """Open a ticket; its description becomes the first message.
+        ---
+        tags: [support]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: SupportTicketIn}
+        responses:
+          201:
+            description: The new ticket, status `open`.
+            content:
+              application/json: {schema: SupportTicketOut}
+        """
+        ticket = await self.desk.open(self.current_user, self.load(SupportTicketIn()))
+        self.write_json(show_ticket(ticket, is_operator(self.current_user, ticket)), 201)
+
+
+class TicketHandler(SupportBase):
+    @authenticated
+    async def get(self, ticket_id: str) -> None:
+        """One ticket the caller may read.
+        ---
+        tags: [support]
+        responses:
+          200:
+            description: The ticket.
+            content:
+              application/json: {schema: SupportTicketOut}
+        """
+        ticket = await self.desk.get(self.current_user, parse_id(ticket_id))
+        self.write_json(show_ticket(ticket, is_operator(self.current_user, ticket)))
+
+    @roles("MANAGER", "ADMIN")
+    async def patch(self, ticket_id: str) -> None:
+        """Assign a ticket or change its status (operators: its organization's managers, admins).
+        ---
+        tags: [support]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: SupportTicketPatch}
+        responses:
+          200:
+            description: The updated ticket.
+            content:
+              application/json: {schema: SupportTicketOut}
+        """
+        target = parse_id(ticket_id)
+        ticket = await self.desk.operate(self.current_user, target, self.load(SupportTicketPatch()))
+        self.write_json(show_ticket(ticket, True))
+
+
+class TicketMessagesHandler(SupportBase):
+    @authenticated
+    async def get(self, ticket_id: str) -> None:
+        """A ticket's messages, oldest first; internal notes only for its operators.
+        ---
+        tags: [support]
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+        responses:
+          200:
+            description: Messages.
+            content:
+              application/json: {schema: SupportMessageList}
+          422: {$ref: '#/components/responses/422'}
+        """
+        page = self.page()
+        docs, total = await self.desk.messages(self.current_user, parse_id(ticket_id), page)
+        self.write_json(page.envelope([show_message(doc) for doc in docs], total))
+
+    @authenticated
+    async def post(self, ticket_id: str) -> None:
+        """Post a message on a ticket; `internal: true` (a note clients never see) is for operators only (403).
+        ---
+        tags: [support]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: SupportMessageIn}
+        responses:
+          201:
+            description: The new message.
+            content:
+              application/json: {schema: SupportMessageOut}
+          403:
+            description: "`internal_notes_forbidden`: only the ticket's operators post internal notes."
+            content:
+              application/json: {schema: Error}
+          409:
+            description: "`ticket_closed`: a closed ticket takes no more messages."
+            content:
+              application/json: {schema: Error}
+        """
+        target = parse_id(ticket_id)
+        message = await self.desk.post(self.current_user, target, self.load(SupportMessageIn()))
+        self.write_json(show_message(message), 201)
+
+
+default_handlers = [
+    (r"/support/tickets", TicketsHandler),
+    (r"/support/tickets/(?P<ticket_id>[^/]+)", TicketHandler),
+    (r"/support/tickets/(?P<ticket_id>[^/]+)/messages", TicketMessagesHandler),
+]

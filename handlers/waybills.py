@@ -1,0 +1,118 @@
+"""Waybills: the driver's daily trip sheet, locked once the driver is back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema
+
+from dispatch.policy import roles
+from dispatch.waybills import WaybillDesk
+from handlers.base import BaseHandler
+from models.common import parse_id
+from models.waybills import WaybillFilters, WaybillIn, WaybillPatch, show
+
+
+class WaybillBase(BaseHandler):
+    @property
+    def desk(self) -> WaybillDesk:
+        """The waybill domain logic on this process's stores."""
+        return WaybillDesk(self.db, self.events)
+
+    def query_filters(self, schema: Schema) -> dict[str, Any]:
+        """The query-string arguments a filter schema knows, validated (422 when malformed)."""
+        given = {name: self.get_query_argument(name) for name in schema.fields
+                 if self.get_query_argument(name, None) not in (None, "")}
+        return self.load(schema, given)
+
+
+class WaybillsHandler(WaybillBase):
+    @roles("DRIVER", "MANAGER", "ADMIN")
+    async def get(self) -> None:
+        """Waybills the caller may read: a driver's own, a manager's organizations', all for an admin.
+        ---
+        tags: [waybills]
+        parameters:
+          - {name: status, in: query, schema: {type: string, enum: [open, on_route, returned]}}
+          - {name: driver_id, in: query, schema: {type: string}}
+          - {name: vehicle_id, in: query, schema: {type: string}}
+          - {name: date_from, in: query, schema: {type: string, format: date}}
+          - {name: date_to, in: query, schema: {type: string, format: date}}
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+        responses:
+          200:
+            description: Waybills, newest working day first.
+            content:
+              application/json: {schema: WaybillList}
+          422: {$ref: '#/components/responses/422'}
+        """
+        page = self.page()
+        docs, total = await self.desk.list(self.current_user, self.query_filters(WaybillFilters()), page)
+        self.write_json(page.envelope([show(doc) for doc in docs], total))
+
+    @roles("DRIVER")
+    async def post(self) -> None:
+        """Open a new waybill for the vehicle the calling driver drives.
+        ---
+        tags: [waybills]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: WaybillIn}
+        responses:
+          201:
+            description: The new waybill, status `open`.
+            content:
+              application/json: {schema: WaybillOut}
+        """
+        data = self.load(WaybillIn())
+        self.write_json(show(await self.desk.create(self.current_user, data)), 201)
+
+
+class WaybillHandler(WaybillBase):
+    @roles("DRIVER", "MANAGER", "ADMIN")
+    async def get(self, waybill_id: str) -> None:
+        """One waybill the caller may read.
+        ---
+        tags: [waybills]
+        responses:
+          200:
+            description: The waybill.
+            content:
+              application/json: {schema: WaybillOut}
+        """
+        self.write_json(show(await self.desk.get(self.current_user, parse_id(waybill_id))))
+
+    @roles("DRIVER", "ADMIN")
+    async def patch(self, waybill_id: str) -> None:
+        """Fill in or edit a waybill, or move its status one step (open → on_route → returned).
+        ---
+        tags: [waybills]
+        description: >
+          Moving to `on_route` stamps `departed_at`, to `returned` stamps `returned_at` (unless given or
+          already set). Any other status change, the current status included, is 409 `invalid_transition`.
+          Once returned, every edit by anyone answers 409 `waybill_locked`; managers only read (403).
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: WaybillPatch}
+        responses:
+          200:
+            description: The updated waybill.
+            content:
+              application/json: {schema: WaybillOut}
+          409:
+            description: "`waybill_locked` (already returned) or `invalid_transition` (not one step forward)."
+            content:
+              application/json: {schema: Error}
+        """
+        target = parse_id(waybill_id)
+        doc = await self.desk.edit(self.current_user, target, self.load(WaybillPatch()))
+        self.write_json(show(doc))
+
+
+default_handlers = [
+    (r"/waybills", WaybillsHandler),
+    (r"/waybills/(?P<waybill_id>[^/]+)", WaybillHandler),
+]

@@ -1,0 +1,150 @@
+"""Waybills (the driver's daily trip sheet): schemas of the API and the data access of `waybills`."""
+
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Any
+
+from bson import ObjectId
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from dispatch.storage import index
+from dispatch.timeutil import utcnow
+from models.common import Id, UtcDateTime, list_of
+
+COLLECTION = "waybills"
+STATUSES = ("open", "on_route", "returned")
+
+index(COLLECTION, [("driver_id", 1), ("date", DESCENDING)], name="driver_date")
+index(COLLECTION, [("organization", 1), ("date", DESCENDING)], name="organization_date")
+index(COLLECTION, [("vehicle_id", 1), ("date", DESCENDING)], name="vehicle_date")
+
+READING = validate.Range(min=0, max=10_000_000)
+NOTES = validate.Length(max=5000)
+MAX_ORDERS = 100
+
+
+class WaybillOut(Schema):
+    """A trip sheet as the API shows it."""
+
+    id = Id(attribute="_id", required=True)
+    driver_id = Id(required=True)
+    vehicle_id = Id(required=True)
+    organization = Id(allow_none=True, required=True, metadata={"description": "The vehicle's organization"})
+    date = fields.String(required=True, metadata={"description": "Working day, YYYY-MM-DD"})
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    odometer_start = fields.Float(allow_none=True, required=True, metadata={"description": "km"})
+    odometer_end = fields.Float(allow_none=True, required=True, metadata={"description": "km"})
+    fuel_start = fields.Float(allow_none=True, required=True, metadata={"description": "litres"})
+    fuel_end = fields.Float(allow_none=True, required=True, metadata={"description": "litres"})
+    departed_at = UtcDateTime(allow_none=True, required=True)
+    returned_at = UtcDateTime(allow_none=True, required=True)
+    route_notes = fields.String(required=True)
+    order_ids = fields.List(Id(), required=True, metadata={"description": "Orders driven on this sheet"})
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
+
+
+WaybillList = list_of(WaybillOut, "WaybillList")
+
+
+class _WaybillFields(Schema):
+    """What a driver fills in on a sheet (shared by create and edit)."""
+
+    date = fields.Date(metadata={"description": "Working day (default: today, UTC)"})
+    odometer_start = fields.Float(allow_none=True, validate=READING)
+    odometer_end = fields.Float(allow_none=True, validate=READING)
+    fuel_start = fields.Float(allow_none=True, validate=READING)
+    fuel_end = fields.Float(allow_none=True, validate=READING)
+    departed_at = fields.AwareDateTime(allow_none=True, default_timezone=timezone.utc)
+    returned_at = fields.AwareDateTime(allow_none=True, default_timezone=timezone.utc)
+    route_notes = fields.String(validate=NOTES)
+    order_ids = fields.List(Id(), validate=validate.Length(max=MAX_ORDERS))
+
+    @validates_schema
+    def check(self, data: dict[str, Any], **kwargs: Any) -> None:
+        check_readings(data)
+
+
+class WaybillIn(_WaybillFields):
+    """A new sheet: the caller is its driver; the vehicle must be theirs."""
+
+    vehicle_id = Id(required=True)
+
+
+class WaybillPatch(_WaybillFields):
+    """Changes to a sheet; `status` moves it one step forward: open → on_route → returned."""
+
+    status = fields.String(validate=validate.OneOf(STATUSES))
+
+
+def check_readings(doc: dict[str, Any]) -> None:
+    """The end readings of a sheet never come before its start readings (422 otherwise)."""
+    start, end = doc.get("odometer_start"), doc.get("odometer_end")
+    if start is not None and end is not None and end < start:
+        raise ValidationError({"odometer_end": ["Must not be less than odometer_start."]})
+    departed, returned = doc.get("departed_at"), doc.get("returned_at")
+    if departed is not None and returned is not None and returned < departed:
+        raise ValidationError({"returned_at": ["Must not be before departed_at."]})
+
+
+def new_waybill(driver_id: ObjectId, vehicle: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """A waybill document ready to insert."""
+    now = utcnow()
+    return {
+        "driver_id": driver_id, "vehicle_id": vehicle["_id"], "organization": vehicle.get("organization"),
+        "date": (data.get("date") or now.date()).isoformat(), "status": "open",
+        "odometer_start": data.get("odometer_start"), "odometer_end": data.get("odometer_end"),
+        "fuel_start": data.get("fuel_start"), "fuel_end": data.get("fuel_end"),
+        "departed_at": data.get("departed_at"), "returned_at": data.get("returned_at"),
+        "route_notes": data.get("route_notes", ""), "order_ids": data.get("order_ids", []),
+        "created_at": now, "updated_at": now,
+    }
+
+
+class Waybills:
+    """Data access of the `waybills` collection."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[COLLECTION]
+
+    async def insert(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Store a new sheet."""
+        result = await self.collection.insert_one(doc)
+        doc["_id"] = result.inserted_id
+        return doc
+
+    async def find_one(self, query: dict[str, Any]) -> dict[str, Any] | None:
+        """The sheet matching a query (id plus the caller's scope), or None."""
+        return await self.collection.find_one(query)
+
+    async def find(self, query: dict[str, Any], offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of sheets, newest working day first, and the total."""
+        total = await self.collection.count_documents(query)
+        cursor = self.collection.find(query).sort([("date", -1), ("_id", -1)]).skip(offset).limit(limit)
+        return await cursor.to_list(), total
+
+    async def update(self, query: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
+        """Compare-and-set: apply changes only where the query (with its expected state) still matches."""
+        return await self.collection.find_one_and_update(
+            query, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER)
+
+
+def show(doc: dict[str, Any]) -> dict[str, Any]:
+    """A sheet as the API shows it."""
+    return WAYBILL_OUT.dump({"route_notes": "", "order_ids": [], **doc})
+
+
+WAYBILL_OUT = WaybillOut()
+
+
+class WaybillFilters(Schema):
+    """Query-string filters of the waybill list."""
+
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    driver_id = Id()
+    vehicle_id = Id()
+    date_from = fields.Date()
+    date_to = fields.Date()
