@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dispatch import scopes
-from dispatch.errors import ApiError, Conflict, ValidationFailed
+from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dispatch.policy import authenticated, roles
 from handlers.base import BaseHandler
 from models.common import parse_id
@@ -196,7 +196,7 @@ class UserHandler(BaseHandler):
             data["organizations"] = await self.known_orgs(data["organizations"])
         updated = await self.identity.users.update(target["_id"], data) if data else target
         if updated is None:
-            raise ApiError(404, "not_found", "No such user.")
+            raise NotFound("No such user.")
         if data.get("is_active") is False:
             await self.identity.sessions.revoke_all(str(target["_id"]))
         self.write_json(await present_one(self.db, updated))
