@@ -105,3 +105,41 @@ def gps_point(vehicle: dict[str, Any], seq: int, at: dict[str, float], ts: datet
 def oid() -> str:
     """A well-formed id nobody uses."""
     return str(ObjectId())
+
+
+def place(at: dict[str, float], address: str = "Somewhere 1") -> dict[str, Any]:
+    """A pickup or dropoff."""
+    return {"lat": at["lat"], "lon": at["lon"], "address": address}
+
+
+def order_body(vehicle_type: dict[str, Any], pickup: dict[str, float] | None = None,
+               dropoff: dict[str, float] | None = None, **fields: Any) -> dict[str, Any]:
+    """A valid `POST /orders` body (pickup at CENTER, dropoff 10 km north unless given)."""
+    return {"pickup": place(pickup or CENTER, "Red Square 1"), "dropoff": place(dropoff or offset(10, 0), "Garage 7"),
+            "vehicle": {"type_id": str(vehicle_type["_id"]), "make": "Lada", "model": "Vesta", "plate": "X 001 XX"},
+            **fields}
+
+
+async def insert_order(world: World, status: str = "new", org: str | None = "a", client: str = "client",
+                       vehicle: str | None = None) -> dict[str, Any]:
+    """An order stored directly in a given status; with `vehicle`, assigned to that truck and its driver
+    (the truck busy with it while the order holds it)."""
+    from dispatch.orders import HOLDS_VEHICLE
+    from dispatch.timeutil import utcnow
+    from models.orders import Orders
+
+    truck = world.vehicles[vehicle] if vehicle else None
+    now = utcnow()
+    doc = {"client_id": world.users[client]["_id"], "created_by": world.users[client]["_id"],
+           "organization": world.orgs[org]["_id"] if org else None,
+           "pickup": place(CENTER), "dropoff": place(offset(10, 0)),
+           "vehicle": {"type_id": ObjectId(), "type_name": "Sedan", "make": "Lada", "model": "Vesta",
+                       "plate": "X 001 XX", "color": None},
+           "notes": "", "distance_km": 10.0, "price_estimate": 2500.0, "status": status,
+           "vehicle_id": truck["_id"] if truck else None, "driver_id": truck["driver_id"] if truck else None,
+           "created_at": now, "updated_at": now, "timeline": []}
+    order = await Orders(world.app.settings["db"]).insert(doc)
+    if truck is not None and status in HOLDS_VEHICLE:
+        await world.app.settings["db"]["vehicles"].update_one(
+            {"_id": truck["_id"]}, {"$set": {"status": "busy", "current_order": order["_id"]}})
+    return order

@@ -1,0 +1,315 @@
+"""Orders: the state machine (one table), scope, creation with a price estimate, assignment,
+and the domain events every change publishes.
+
+Every transition is one compare-and-set on the order document: the filter holds the status
+the caller saw, the update sets the new one and appends the timeline entry in the same
+write. Assignment first claims the truck atomically (available → busy), then moves the
+order; if the order moved meanwhile, the truck is released again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from dispatch import live
+from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.events import Event, EventBus
+from dispatch.fleet import user_orgs, vehicle_scope
+from dispatch.geo import distance_km
+from dispatch.pagination import Page
+from dispatch.timeutil import utcnow
+from models.orders import OrderOut, Orders, timeline_event
+from models.users import Users
+from models.vehicles import Vehicles, VehicleTypes, organization_exists
+
+STAFF = frozenset({"MANAGER", "ADMIN"})
+DRIVING = frozenset({"DRIVER", "MANAGER", "ADMIN"})
+CANCELLING = frozenset({"BASE", "MANAGER", "ADMIN"})
+
+
+@dataclass(frozen=True)
+class Move:
+    """One row of the state machine: asking for `action` moves an order from one of `sources` to `target`."""
+
+    action: str
+    sources: frozenset[str]
+    target: str
+    roles: frozenset[str]
+    frees_vehicle: bool = False
+
+
+# The state machine, the one table (SPEC section 5). `assigned` is asked for through
+# POST /orders/{id}/assign, every other action through POST /orders/{id}/status.
+# Scope narrows each role further: BASE acts on own orders, DRIVER on orders assigned to
+# them, MANAGER on their organizations' orders, ADMIN on all.
+MOVES: dict[str, Move] = {move.action: move for move in (
+    Move("assigned", frozenset({"new"}), "assigned", STAFF),
+    Move("accepted", frozenset({"assigned"}), "accepted", DRIVING),
+    Move("en_route", frozenset({"accepted"}), "en_route", DRIVING),
+    Move("arrived", frozenset({"en_route"}), "arrived", DRIVING),
+    Move("in_progress", frozenset({"arrived"}), "in_progress", DRIVING),
+    Move("completed", frozenset({"in_progress"}), "completed", DRIVING, frees_vehicle=True),
+    Move("declined", frozenset({"assigned"}), "new", DRIVING, frees_vehicle=True),
+    Move("cancelled", frozenset({"new", "assigned", "accepted", "en_route"}), "cancelled", CANCELLING,
+         frees_vehicle=True),
+)}
+# While in these statuses an order holds its truck (its live position is the order's to show).
+HOLDS_VEHICLE = frozenset({"assigned", "accepted", "en_route", "arrived", "in_progress"})
+
+ROUTING_RADIUS_KM = 50.0   # a client's order goes to the fleet of the nearest available truck this close
+AUTO_RADIUS_KM = 20_000.0  # auto-assignment ranks every positioned truck of the fleet (half the Earth)
+AUTO_CANDIDATES = 200
+ORDER_OUT = OrderOut()
+
+
+def decide(category: str, status: str, action: str) -> Move:
+    """The move a role asks for from a status: 403 if the role never may, 409 if not from this status."""
+    move = MOVES.get(action)
+    if move is None or category not in move.roles:
+        raise ApiError(403, "transition_forbidden", f"Your account may not set orders to {action!r}.",
+                       {"status": action})
+    if status not in move.sources:
+        raise invalid_transition(status, action)
+    return move
+
+
+def invalid_transition(status: str, action: str) -> Conflict:
+    """409 for a move the order's current status does not allow."""
+    allowed = sorted(m.action for m in MOVES.values() if status in m.sources)
+    return Conflict(f"An order that is {status!r} cannot become {action!r}.", "invalid_transition",
+                    {"current": status, "requested": action, "allowed": allowed})
+
+
+def order_scope(user: dict[str, Any]) -> dict[str, Any]:
+    """The filter of the orders a user may read (SPEC section 4)."""
+    category = user.get("category")
+    if category == "ADMIN":
+        return {}
+    if category == "MANAGER":
+        return {"organization": {"$in": user_orgs(user)}}
+    if category == "DRIVER":
+        return {"driver_id": user["_id"]}
+    return {"client_id": user["_id"]}
+
+
+def price_of(vehicle_type: dict[str, Any], km: float) -> float:
+    """The estimate: base price plus price per km × distance, in currency units (2 decimals)."""
+    return round(vehicle_type["base_price"] + vehicle_type["price_per_km"] * km, 2)
+
+
+class OrderDesk:
+    """Orders on behalf of callers; publishes an event for every change."""
+
+    def __init__(self, db: AsyncDatabase, redis: aioredis.Redis, events: EventBus, users: Users) -> None:
+        self.db = db
+        self.redis = redis
+        self.events = events
+        self.users = users
+        self.orders = Orders(db)
+        self.vehicles = Vehicles(db)
+
+    # --- reads ----------------------------------------------------------------------
+    async def get(self, user: dict[str, Any], order_id: ObjectId) -> dict[str, Any]:
+        """An order the user may read; 404 otherwise."""
+        order = await self.orders.get(order_id, order_scope(user))
+        if order is None:
+            raise NotFound("No such order.")
+        return order
+
+    async def page(self, user: dict[str, Any], filters: dict[str, Any],
+                   page: Page) -> tuple[list[dict[str, Any]], int]:
+        """The orders a user may read, filtered, newest first."""
+        query = _filter_query(filters)
+        scope = order_scope(user)
+        if scope:
+            query = {"$and": [query, scope]} if query else scope
+        return await self.orders.page(query, page)
+
+    async def timeline(self, user: dict[str, Any], order_id: ObjectId) -> list[dict[str, Any]]:
+        """An order's timeline, oldest first."""
+        events = await self.orders.timeline(order_id, order_scope(user))
+        if events is None:
+            raise NotFound("No such order.")
+        return events
+
+    async def track(self, user: dict[str, Any], order_id: ObjectId) -> dict[str, Any]:
+        """Where the order's truck is, and how far from the pickup (null while none serves it)."""
+        order = await self.get(user, order_id)
+        location = None
+        if order.get("vehicle_id") is not None and order["status"] in HOLDS_VEHICLE:
+            location = (await live.positions(self.redis, [order["vehicle_id"]]))[str(order["vehicle_id"])]
+        distance = round(distance_km(location, order["pickup"]), 3) if location else None
+        return {"order_id": order["_id"], "status": order["status"], "vehicle_id": order.get("vehicle_id"),
+                "location": location, "distance_to_pickup_km": distance}
+
+    # --- creation ---------------------------------------------------------------------
+    async def create(self, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """A new order with its price estimate, for the caller (BASE) or a client (MANAGER/ADMIN)."""
+        client_id = await self._client_of(user, data.get("client_id"))
+        organization = await self._organization_for(user, data)
+        vehicle_type = await VehicleTypes(self.db).get(data["vehicle"]["type_id"])
+        if vehicle_type is None:
+            raise ValidationFailed({"vehicle.type_id": ["No such vehicle type."]})
+        km = distance_km(data["pickup"], data["dropoff"])
+        now = utcnow()
+        doc = {
+            "client_id": client_id, "created_by": user["_id"], "organization": organization,
+            "pickup": data["pickup"], "dropoff": data["dropoff"],
+            "vehicle": {**data["vehicle"], "type_name": vehicle_type["name"]}, "notes": data.get("notes", ""),
+            "distance_km": round(km, 2), "price_estimate": price_of(vehicle_type, km),
+            "status": "new", "vehicle_id": None, "driver_id": None, "created_at": now, "updated_at": now,
+            "timeline": [timeline_event("created", None, "new", user["_id"])],
+        }
+        order = await self.orders.insert(doc)
+        order.pop("timeline")
+        await self._publish(order, "created", user["_id"], None, "new")
+        return order
+
+    async def _client_of(self, user: dict[str, Any], client_id: ObjectId | None) -> ObjectId:
+        if user["category"] == "BASE":
+            if client_id not in (None, user["_id"]):
+                raise ValidationFailed({"client_id": ["Clients order for themselves."]})
+            return user["_id"]
+        if client_id is None:
+            raise ValidationFailed({"client_id": ["Name the client you order for."]})
+        client = await self.users.get(client_id)
+        if client is None or client.get("category") != "BASE":
+            raise ValidationFailed({"client_id": ["Not a client."]})
+        return client_id
+
+    async def _organization_for(self, user: dict[str, Any], data: dict[str, Any]) -> ObjectId | None:
+        organization = data.get("organization")
+        if user["category"] == "MANAGER":
+            if organization not in user_orgs(user):
+                raise ValidationFailed({"organization": ["Give one of your organizations."]})
+            return organization
+        if organization is not None:
+            if not await organization_exists(self.db, organization):
+                raise ValidationFailed({"organization": ["No such organization."]})
+            return organization
+        return await self._nearest_fleet(data["pickup"]) if user["category"] == "BASE" else None
+
+    async def _nearest_fleet(self, pickup: dict[str, Any]) -> ObjectId | None:
+        """The organization of the nearest available truck within the routing radius, if any."""
+        ranked = await live.nearby(self.redis, pickup["lat"], pickup["lon"], ROUTING_RADIUS_KM, AUTO_CANDIDATES)
+        ids = [ObjectId(member) for member, _ in ranked if ObjectId.is_valid(member)]
+        available = {doc["_id"]: doc for doc in await self.vehicles.available({}, among=ids)} if ids else {}
+        nearest = next((available[vid] for vid in ids if vid in available), None)
+        return nearest["organization"] if nearest else None
+
+    # --- transitions -------------------------------------------------------------------
+    async def change_status(self, user: dict[str, Any], order_id: ObjectId, action: str,
+                            reason: str | None = None) -> dict[str, Any]:
+        """Move an order along the state machine (POST /orders/{id}/status)."""
+        order = await self.get(user, order_id)
+        move = decide(user["category"], order["status"], action)
+        changes: dict[str, Any] = {"status": move.target}
+        if action == "declined":
+            changes.update(vehicle_id=None, driver_id=None)
+        event = timeline_event(action, order["status"], move.target, user["_id"], reason=reason)
+        # The truck is part of the expected state: a decline and a new assignment in between
+        # (same status again, another truck) must not let this move release the wrong truck.
+        expect = {"status": order["status"], "vehicle_id": order.get("vehicle_id")}
+        updated = await self.orders.move(order_id, expect, changes, event)
+        if updated is None:
+            raise await self._lost_race(order_id, action)
+        if move.frees_vehicle and order.get("vehicle_id") is not None:
+            await self.vehicles.release(order["vehicle_id"], order_id)
+        await self._publish(updated, "status_changed", user["_id"], order["status"], move.target, action=action,
+                            reason=reason)
+        return updated
+
+    async def assign(self, user: dict[str, Any], order_id: ObjectId, vehicle_id: ObjectId | None) -> dict[str, Any]:
+        """Give an order a truck: this one, or (None) the nearest available one of its organization."""
+        order = await self.get(user, order_id)
+        decide(user["category"], order["status"], "assigned")
+        if vehicle_id is None:
+            vehicle = await self._claim_nearest(order)
+        else:
+            vehicle = await self._claim(user, order, vehicle_id)
+        event = timeline_event("assigned", order["status"], "assigned", user["_id"], vehicle_id=vehicle["_id"])
+        changes = {"status": "assigned", "vehicle_id": vehicle["_id"], "driver_id": vehicle["driver_id"],
+                   "organization": vehicle["organization"]}
+        expect = {"status": order["status"], "organization": order.get("organization")}
+        updated = await self.orders.move(order_id, expect, changes, event)
+        if updated is None:
+            await self.vehicles.release(vehicle["_id"], order_id)
+            raise await self._lost_race(order_id, "assigned")
+        await self._publish(updated, "assigned", user["_id"], order["status"], "assigned", action="assigned")
+        return updated
+
+    async def _claim(self, user: dict[str, Any], order: dict[str, Any], vehicle_id: ObjectId) -> dict[str, Any]:
+        vehicle = await self.vehicles.get(vehicle_id, vehicle_scope(user))
+        if vehicle is None:
+            raise ValidationFailed({"vehicle_id": ["No such vehicle."]})
+        if order.get("organization") not in (None, vehicle["organization"]):
+            raise ValidationFailed({"vehicle_id": ["Not a vehicle of the order's organization."]})
+        claimed = await self.vehicles.claim(vehicle_id, order["_id"], order.get("organization"))
+        if claimed is None:
+            raise Conflict("This vehicle is not available (busy, offline or without a driver).",
+                           "vehicle_not_available", {"vehicle_id": str(vehicle_id)})
+        return claimed
+
+    async def _claim_nearest(self, order: dict[str, Any]) -> dict[str, Any]:
+        """Claim the nearest available truck of the order's organization; the next one if another order took it."""
+        for candidate in await self._candidates(order):
+            claimed = await self.vehicles.claim(candidate, order["_id"], order.get("organization"))
+            if claimed is not None:
+                return claimed
+        raise Conflict("No vehicle of the organization is available.", "no_vehicle_available")
+
+    async def _candidates(self, order: dict[str, Any]) -> list[ObjectId]:
+        """Available trucks for an order: those with a live position nearest the pickup first, then the others."""
+        organization = order.get("organization")
+        key = live.geo_org(organization) if organization else live.GEO_ALL
+        scope = {"organization": organization} if organization else {}
+        pickup = order["pickup"]
+        ranked = await live.nearby(self.redis, pickup["lat"], pickup["lon"], AUTO_RADIUS_KM, AUTO_CANDIDATES, key)
+        distance = {member: km for member, km in ranked}
+        available = await self.vehicles.available(scope)
+        available.sort(key=lambda doc: (distance.get(str(doc["_id"]), math.inf), str(doc["_id"])))
+        return [doc["_id"] for doc in available]
+
+    async def _lost_race(self, order_id: ObjectId, action: str) -> ApiError:
+        """The 409 for a compare-and-set that found the order changed."""
+        now = await self.orders.get(order_id, {})
+        if now is None:
+            return NotFound("No such order.")
+        return invalid_transition(now["status"], action)
+
+    # --- events --------------------------------------------------------------------------
+    async def _publish(self, order: dict[str, Any], kind: str, actor_id: ObjectId, before: str | None,
+                       after: str, **extra: Any) -> None:
+        """The one place order events are published (and assignments pushed to the driver)."""
+        shown = ORDER_OUT.dump(order)
+        channels = [f"order:{order['_id']}"]
+        if order.get("organization") is not None:
+            channels.append(f"fleet:{order['organization']}")
+        data = {"event": kind, "order": shown, "actor_id": str(actor_id), "from": before, "to": after,
+                **{k: v for k, v in extra.items() if v is not None}}
+        await self.events.publish(Event("order", tuple(channels), data))
+        if kind == "assigned":
+            await self.events.publish(Event("assignment", (f"user:{order['driver_id']}",), {"order": shown}))
+
+
+def _filter_query(filters: dict[str, Any]) -> dict[str, Any]:
+    """The Mongo query of the list filters (status, driver, organization, client, from/to)."""
+    query: dict[str, Any] = {}
+    for name, field in (("status", "status"), ("driver", "driver_id"), ("organization", "organization"),
+                        ("client", "client_id")):
+        if name in filters:
+            query[field] = filters[name]
+    created: dict[str, Any] = {}
+    if "start" in filters:
+        created["$gte"] = filters["start"]
+    if "end" in filters:
+        created["$lte"] = filters["end"]
+    if created:
+        query["created_at"] = created
+    return query

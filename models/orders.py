@@ -1,0 +1,185 @@
+"""Orders (tow jobs): schemas of the API and the data access of the `orders` collection.
+
+An order document keeps its timeline (`timeline`: `{type, from, to, actor_id, at, reason?,
+vehicle_id?}`) inside itself, so a status change and its timeline entry are one write.
+The state machine itself lives in dispatch/orders.py.
+"""
+
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Any
+
+from bson import ObjectId
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from dispatch.pagination import Page
+from dispatch.storage import index
+from dispatch.timeutil import utcnow
+from models.common import Id, UtcDateTime, list_of
+from models.vehicles import VehicleLocation
+
+COLLECTION = "orders"
+STATUSES = ("new", "assigned", "accepted", "en_route", "arrived", "in_progress", "completed", "cancelled")
+# What `POST /orders/{id}/status` accepts (`assigned` comes from `/assign`; `declined` returns the order to `new`).
+STATUS_REQUESTS = ("accepted", "en_route", "arrived", "in_progress", "completed", "cancelled", "declined")
+TIMELINE_TYPES = ("created", "assigned", *STATUS_REQUESTS)
+WITHOUT_TIMELINE = {"timeline": 0}
+
+index(COLLECTION, [("client_id", 1), ("created_at", DESCENDING)], name="client_created")
+index(COLLECTION, [("driver_id", 1), ("created_at", DESCENDING)], name="driver_created")
+index(COLLECTION, [("organization", 1), ("status", 1), ("created_at", DESCENDING)], name="organization_status_created")
+index(COLLECTION, [("status", 1), ("created_at", DESCENDING)], name="status_created")
+
+
+# --- schemas -------------------------------------------------------------------
+class Place(Schema):
+    lat = fields.Float(required=True, validate=validate.Range(min=-90, max=90))
+    lon = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
+    address = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class TowedCarIn(Schema):
+    """The client's car to be towed."""
+
+    type_id = Id(required=True, metadata={"description": "A vehicle type (prices the tow)"})
+    make = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    model = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    plate = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    color = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=50))
+
+
+class TowedCarOut(TowedCarIn):
+    type_name = fields.String(required=True, metadata={"description": "The vehicle type's name when ordered"})
+
+
+class OrderIn(Schema):
+    organization = Id(allow_none=True, metadata={
+        "description": "The fleet to serve it. Required for a MANAGER (one of theirs); for a client, when "
+                       "omitted, the organization of the nearest available truck within 50 km (else none: "
+                       "the ADMINs' pool)"})
+    client_id = Id(metadata={"description": "MANAGER/ADMIN ordering on behalf of a client (a BASE user)"})
+    pickup = fields.Nested(Place, required=True)
+    dropoff = fields.Nested(Place, required=True)
+    vehicle = fields.Nested(TowedCarIn, required=True)
+    notes = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class OrderOut(Schema):
+    id = Id(attribute="_id", required=True)
+    client_id = Id(required=True)
+    created_by = Id(required=True)
+    organization = Id(allow_none=True, required=True)
+    pickup = fields.Nested(Place, required=True)
+    dropoff = fields.Nested(Place, required=True)
+    vehicle = fields.Nested(TowedCarOut, required=True)
+    notes = fields.String(required=True)
+    distance_km = fields.Float(required=True, metadata={"description": "Straight-line pickup → dropoff"})
+    price_estimate = fields.Float(required=True,
+                                  metadata={"description": "base_price + price_per_km × distance_km, currency units"})
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    vehicle_id = Id(allow_none=True, required=True, metadata={"description": "The assigned tow truck"})
+    driver_id = Id(allow_none=True, required=True)
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
+
+
+OrderList = list_of(OrderOut, "OrderList")
+
+
+class OrderQuery(Schema):
+    """Filters of the order list."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    driver = Id()
+    organization = Id()
+    client = Id()
+    start = fields.AwareDateTime(data_key="from", default_timezone=timezone.utc)
+    end = fields.AwareDateTime(data_key="to", default_timezone=timezone.utc)
+
+
+class StatusIn(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(STATUS_REQUESTS), metadata={
+        "description": "The next status; `declined` (driver) returns an assigned order to `new`"})
+    reason = fields.String(validate=validate.Length(max=500))
+
+
+class AssignIn(Schema):
+    vehicle_id = Id(metadata={"description": "This truck"})
+    auto = fields.Boolean(metadata={"description": "`true`: the nearest available truck of the order's organization"})
+
+    @validates_schema
+    def one_way(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("vehicle_id" in data) == bool(data.get("auto")):
+            raise ValidationError("Give either `vehicle_id` or `auto: true`.", "vehicle_id")
+
+
+class TimelineEvent(Schema):
+    type = fields.String(required=True, validate=validate.OneOf(TIMELINE_TYPES))
+    from_ = fields.String(data_key="from", attribute="from", allow_none=True, required=True)
+    to = fields.String(required=True)
+    actor_id = Id(required=True)
+    at = UtcDateTime(required=True)
+    reason = fields.String()
+    vehicle_id = Id(metadata={"description": "On `assigned`: the truck"})
+
+
+OrderEventList = list_of(TimelineEvent, "OrderEventList")
+
+
+class OrderTrack(Schema):
+    order_id = Id(required=True)
+    status = fields.String(required=True)
+    vehicle_id = Id(allow_none=True, required=True)
+    location = fields.Nested(VehicleLocation, allow_none=True, required=True,
+                             metadata={"description": "The assigned truck's live position while it serves the order"})
+    distance_to_pickup_km = fields.Float(allow_none=True, required=True)
+
+
+def timeline_event(kind: str, before: str | None, after: str, actor_id: ObjectId, **extra: Any) -> dict[str, Any]:
+    """One timeline entry."""
+    return {"type": kind, "from": before, "to": after, "actor_id": actor_id, "at": utcnow(),
+            **{k: v for k, v in extra.items() if v is not None}}
+
+
+# --- data access -------------------------------------------------------------------
+class Orders:
+    """Data access of `orders`; reads take the caller's scope filter."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[COLLECTION]
+
+    async def insert(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Store a new order."""
+        result = await self.collection.insert_one(doc)
+        doc["_id"] = result.inserted_id
+        return doc
+
+    async def get(self, order_id: ObjectId, scope: dict[str, Any]) -> dict[str, Any] | None:
+        """An order (without its timeline) within the scope, or None."""
+        return await self.collection.find_one({"_id": order_id, **scope}, WITHOUT_TIMELINE)
+
+    async def timeline(self, order_id: ObjectId, scope: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """An order's timeline, oldest first; None when the order is not in the scope."""
+        doc = await self.collection.find_one({"_id": order_id, **scope}, {"timeline": 1})
+        return None if doc is None else doc.get("timeline", [])
+
+    async def page(self, query: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
+        """Orders matching the query, newest first, and how many there are."""
+        cursor = (self.collection.find(query, WITHOUT_TIMELINE).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+                  .skip(page.offset).limit(page.limit))
+        return await cursor.to_list(), await self.collection.count_documents(query)
+
+    async def move(self, order_id: ObjectId, expect: dict[str, Any], changes: dict[str, Any],
+                   event: dict[str, Any]) -> dict[str, Any] | None:
+        """Compare-and-set: apply changes and append the timeline event in one write, if the order still
+        matches `expect` (its status at least); None when it does not (someone else moved it first)."""
+        return await self.collection.find_one_and_update(
+            {"_id": order_id, **expect},
+            {"$set": {**changes, "updated_at": event["at"]}, "$push": {"timeline": event}},
+            projection=WITHOUT_TIMELINE, return_document=ReturnDocument.AFTER)
