@@ -1,0 +1,96 @@
+"""Payments and the rating of an order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatch.payments import Billing
+from dispatch.policy import roles
+from handlers.orders import OrdersBase
+from models.common import parse_id
+from models.payments import PaymentIn, PaymentOut, RatingIn, RatingOut
+
+PAYMENT_OUT = PaymentOut()
+RATING_OUT = RatingOut()
+
+
+class BillingBase(OrdersBase):
+    @property
+    def billing(self) -> Billing:
+        """Payments and ratings (dispatch.payments.Billing) on this process's stores."""
+        return Billing(self.db, self.identity.users)
+
+
+class OrderPaymentsHandler(BillingBase):
+    @roles("BASE", "MANAGER", "ADMIN")
+    async def get(self, order_id: str) -> None:
+        """An order's recorded payments, oldest first.
+        ---
+        tags: [payments]
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
+          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+        responses:
+          200:
+            description: A page of payments.
+            content:
+              application/json: {schema: PaymentList}
+        """
+        page = self.page()
+        docs, total = await self.billing.payments_of(self.current_user, parse_id(order_id), page)
+        self.write_json(page.envelope(PAYMENT_OUT.dump(docs, many=True), total))
+
+    @roles("BASE", "MANAGER", "ADMIN")
+    async def post(self, order_id: str) -> None:
+        """Record a payment (the order's client, its managers, ADMINs); a retry with the same Idempotency-Key
+        is not recorded twice.
+        ---
+        tags: [payments]
+        parameters:
+          - name: Idempotency-Key
+            in: header
+            schema: {type: string, maxLength: 255}
+            description: The same key and body within 24 h return the first answer; another body → 409.
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: PaymentIn}
+        responses:
+          201:
+            description: The recorded payment.
+            content:
+              application/json: {schema: PaymentOut}
+          409: {$ref: '#/components/responses/409'}
+        """
+        async def record() -> tuple[int, Any]:
+            payment = await self.billing.pay(self.current_user, parse_id(order_id), self.load(PaymentIn()))
+            return 201, PAYMENT_OUT.dump(payment)
+
+        await self.answer_once(record)
+
+
+class OrderRatingHandler(BillingBase):
+    @roles("BASE")
+    async def post(self, order_id: str) -> None:
+        """Rate the driver of a completed order (its client, once).
+        ---
+        tags: [payments]
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: RatingIn}
+        responses:
+          201:
+            description: The rating; the driver's average on their profile includes it.
+            content:
+              application/json: {schema: RatingOut}
+          409: {$ref: '#/components/responses/409'}
+        """
+        rating = await self.billing.rate(self.current_user, parse_id(order_id), self.load(RatingIn()))
+        self.write_json(RATING_OUT.dump(rating), 201)
+
+
+default_handlers = [
+    (r"/orders/(?P<order_id>[^/]+)/payments", OrderPaymentsHandler),
+    (r"/orders/(?P<order_id>[^/]+)/rating", OrderRatingHandler),
+]
