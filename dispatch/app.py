@@ -18,8 +18,10 @@ from dispatch.identity import Identity
 from dispatch.openapi import build_spec
 from dispatch.policy import check_handlers
 from dispatch.queue import TaskQueue
+from dispatch.realtime.hub import Hub
+from dispatch.realtime.ingest import Ingest
 from dispatch.settings import Settings
-from handlers.base import BaseHandler, NotFoundHandler
+from handlers.base import NotFoundHandler
 from models import auth as _auth_schemas  # noqa: F401  (schemas resolved by name in docstrings)
 from models.common import SCHEMAS
 
@@ -34,14 +36,15 @@ def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Red
     routes = handlers.all_routes()
     check_handlers(handler for _, handler in routes)
     for pattern, handler in routes:
-        if issubclass(handler, BaseHandler):
-            handler.route = pattern
+        handler.route = pattern  # the metrics label
     spec = build_spec(routes, SCHEMAS)
     tasks = extra.pop("tasks", None) or TaskQueue(settings)
     db = mongo[settings.mongodb_db]
     cache = cache if cache is not None else redis
+    hub = Hub(redis)
     events = extra.pop("events", None) or EventBus()
     events.listen(notifications.listener(db, events))
+    events.listen(hub.publish_event)
     url_specs: list[Any] = [tornado.web.url(pattern, handler) for pattern, handler in routes]
     url_specs.append((r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}))
     return tornado.web.Application(
@@ -55,15 +58,24 @@ def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Red
         tasks=tasks,
         identity=Identity(settings, db, redis, cache, tasks),
         events=events,
+        hub=hub,
+        ingest=Ingest(db, redis, hub),
         openapi=spec,
         openapi_json=jsonutil.dumps(spec),
         log_function=log_request,
         websocket_ping_interval=20,
-        websocket_ping_timeout=30,
+        websocket_ping_timeout=20,
         websocket_max_message_size=64 * 1024,
         compress_response=False,
         **extra,
     )
+
+
+async def close_app(app: tornado.web.Application) -> None:
+    """Release what the application holds: flush GPS, stop the fan-out reader, close the task queue."""
+    await app.settings["ingest"].close()
+    await app.settings["hub"].close()
+    app.settings["tasks"].close()
 
 
 def redact(uri: str) -> str:

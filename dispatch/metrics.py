@@ -15,6 +15,9 @@ LATENCY = Histogram("dispatch_http_request_duration_seconds", "HTTP request late
 WEBSOCKETS = Gauge("dispatch_websockets_open", "Open websockets by channel kind.", ("kind",),
                    registry=REGISTRY)
 
+FRAMES_DROPPED = Counter("dispatch_ws_frames_dropped", "Location frames dropped for slow sockets.", ("kind",),
+                         registry=REGISTRY)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 

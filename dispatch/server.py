@@ -11,7 +11,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.process
 
-from dispatch.app import make_app
+from dispatch.app import close_app, make_app
 from dispatch.settings import Settings
 from dispatch.storage import ensure_indexes, open_stores
 
@@ -44,7 +44,7 @@ async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
     log.info("shutting down")
     server.stop()
     await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE)
-    app.settings["tasks"].close()
+    await close_app(app)
     await stores.close()
 
 

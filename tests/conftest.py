@@ -7,6 +7,7 @@ real Celery worker, and stops them at the end.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -21,7 +22,7 @@ import tornado.web
 from pymongo import MongoClient
 
 from dispatch import devservices
-from dispatch.app import make_app
+from dispatch.app import close_app, make_app
 from dispatch.settings import Settings
 from dispatch.storage import ensure_indexes, open_stores
 from tests.helpers import Api
@@ -106,7 +107,7 @@ def app(io_loop: Any, settings: Settings) -> Iterator[tornado.web.Application]:
 
     async def stop() -> None:
         await stores.mongo.drop_database(settings.mongodb_db)
-        application.settings["tasks"].close()
+        await close_app(application)
         await stores.close()
 
     io_loop.run_sync(stop)
@@ -121,6 +122,20 @@ def http_server(request: pytest.FixtureRequest, io_loop: Any, _unused_port: Any,
     yield server
     server.stop()
     io_loop.run_sync(server.close_all_connections, timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def ws_cleanup(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Websocket clients a test opened are closed when it ends, while its loop still runs."""
+    from tests.realtime_client import OPEN, close_all
+
+    loop = request.getfixturevalue("io_loop") if "io_loop" in request.fixturenames else None
+    if "http_server" in request.fixturenames:
+        request.getfixturevalue("http_server")  # so clients close before the app and its stores do
+    yield
+    if OPEN and loop is not None:
+        close_all()
+        loop.run_sync(lambda: asyncio.sleep(0.05))
 
 
 @pytest.fixture

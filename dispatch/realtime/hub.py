@@ -1,0 +1,199 @@
+"""Fan-out across server processes through Redis.
+
+Every frame published on a channel is appended to a capped stream `stream:<channel>`
+(recent history, for `since` replay) and published on `ch:<channel>` with its stream id
+spliced in as `offset` — both in one server-side script, so the id a console sees live
+is the id it can later resume from. Each process holds one pub/sub connection and
+delivers to its local sockets; nothing is shared in process memory across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Iterable, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from dispatch import jsonutil
+from dispatch.events import Event
+
+log = logging.getLogger("dispatch.realtime")
+
+STREAM_MAXLEN = 5000
+REPLAY_LIMIT = 5000
+
+# ARGV: maxlen, then (channel, payload) pairs; payloads are JSON objects without `offset`.
+PUBLISH_MANY = """
+local ids = {}
+for i = 2, #ARGV, 2 do
+  local channel, payload = ARGV[i], ARGV[i + 1]
+  local id = redis.call('XADD', 'stream:' .. channel, 'MAXLEN', '~', ARGV[1], '*', 'd', payload)
+  redis.call('PUBLISH', 'ch:' .. channel, '{"offset":"' .. id .. '",' .. string.sub(payload, 2))
+  ids[#ids + 1] = id
+end
+return ids
+"""
+
+
+class Subscriber(Protocol):
+    """A local socket that receives frames of the channels it subscribed to."""
+
+    def deliver(self, channel: str, frame: bytes) -> None: ...
+
+
+def with_offset(offset: str, payload: bytes) -> bytes:
+    """A stored payload as the frame clients get: `offset` first."""
+    return b'{"offset":"' + offset.encode() + b'",' + payload[1:]
+
+
+def _driver_channel(event: Event) -> tuple[str, ...]:
+    """Order updates also reach the assigned driver's own channel (their socket follows it)."""
+    order = event.data.get("order") if event.type == "order" else None
+    driver = order.get("driver_id") if isinstance(order, dict) else None
+    return (f"user:{driver}",) if driver else ()
+
+
+class Hub:
+    """This process's side of the fan-out."""
+
+    def __init__(self, redis: aioredis.Redis, stream_maxlen: int = STREAM_MAXLEN) -> None:
+        self.redis = redis
+        self.stream_maxlen = stream_maxlen
+        self.local: dict[str, set[Subscriber]] = {}
+        self._script = redis.register_script(PUBLISH_MANY)
+        self._pubsub: Any = None
+        self._reader: asyncio.Task | None = None
+        self._closed = False
+        self._background: set[asyncio.Task] = set()
+
+    def spawn(self, coro: Any) -> None:
+        """Run a socket's follow-up work (unsubscribe, presence) in the background; awaited on close."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- publishing -----------------------------------------------------
+    async def queue_publish(self, pipe: Any, items: list[tuple[str, bytes]]) -> None:
+        """Add the publication of (channel, payload) pairs to a pipeline (one script call)."""
+        if items:
+            await self._script(args=self._args(items), client=pipe)
+
+    async def publish_many(self, items: list[tuple[str, bytes]]) -> list[str]:
+        """Publish (channel, payload) pairs in one round trip; returns their offsets."""
+        if not items:
+            return []
+        ids = await self._script(args=self._args(items))
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def _args(self, items: list[tuple[str, bytes]]) -> list[Any]:
+        args: list[Any] = [self.stream_maxlen]
+        for channel, payload in items:
+            args += [channel, payload]
+        return args
+
+    async def publish_event(self, event: Event) -> None:
+        """EventBus listener: a domain event becomes one frame per channel."""
+        channels = list(dict.fromkeys(event.channels + _driver_channel(event)))
+        await self.publish_many([(channel, jsonutil.dumps({"type": event.type, "channel": channel, **event.data}))
+                                 for channel in channels])
+
+    # --- subscribing ----------------------------------------------------
+    async def subscribe(self, subscriber: Subscriber, channel: str) -> None:
+        """Deliver the channel's live frames to the subscriber from now on."""
+        members = self.local.setdefault(channel, set())
+        first = not members
+        members.add(subscriber)
+        if first:
+            await self._ensure_reader()
+            await self._pubsub.subscribe("ch:" + channel)
+
+    async def unsubscribe(self, subscriber: Subscriber, channels: Iterable[str]) -> None:
+        """Stop delivering these channels to the subscriber."""
+        emptied = []
+        for channel in list(channels):
+            members = self.local.get(channel)
+            if members is None:
+                continue
+            members.discard(subscriber)
+            if not members:
+                del self.local[channel]
+                emptied.append("ch:" + channel)
+        if emptied and self._pubsub is not None and not self._closed:
+            try:
+                await self._pubsub.unsubscribe(*emptied)
+            except (RedisError, OSError):
+                log.warning("unsubscribe from %d channels failed (Redis unreachable)", len(emptied))
+
+    async def history(self, channel: str, since: str, limit: int = REPLAY_LIMIT) -> list[tuple[str, bytes]]:
+        """Frames the channel carried after offset `since`, oldest first."""
+        rows = await self.redis.xrange("stream:" + channel, min="(" + since, max="+", count=limit)
+        out = []
+        for entry_id, fields in rows:
+            offset = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            out.append((offset, with_offset(offset, fields[b"d"])))
+        return out
+
+    # --- the reader -----------------------------------------------------
+    async def _ensure_reader(self) -> None:
+        if self._pubsub is None:
+            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read(), name="hub-reader")
+
+    async def _read(self) -> None:
+        """Deliver pub/sub messages to local subscribers; resubscribe after a Redis outage."""
+        while not self._closed:
+            try:
+                if not self._pubsub.subscribed:
+                    await asyncio.sleep(0.05)
+                    continue
+                message = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
+                await self._reconnect()
+                continue
+            if message is not None and message.get("type") == "message":
+                self._dispatch(message["channel"], message["data"])
+
+    async def _reconnect(self) -> None:
+        await asyncio.sleep(0.5)
+        try:
+            await self._pubsub.aclose()
+        except (RedisError, OSError):
+            pass
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        channels = ["ch:" + c for c in self.local]
+        try:
+            if channels:
+                await self._pubsub.subscribe(*channels)
+        except (RedisError, OSError):
+            pass  # the next read fails again and we retry
+
+    def _dispatch(self, raw_channel: bytes, frame: bytes) -> None:
+        channel = raw_channel.decode()[3:]
+        for subscriber in list(self.local.get(channel, ())):
+            try:
+                subscriber.deliver(channel, frame)
+            except Exception:  # one broken socket must not stop delivery to the others
+                log.exception("delivery to a subscriber of %s failed", channel)
+
+    async def close(self) -> None:
+        """Finish background work, stop reading and drop the pub/sub connection."""
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=5)
+        self._closed = True
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.aclose()
+            except (RedisError, OSError):
+                pass

@@ -1,0 +1,173 @@
+"""GPS ingest: points from every driver socket of this process, written in batches.
+
+One writer task per process takes whatever points arrived since its last write and, in
+one go, inserts them into the GPS history (one `insert_many`), updates the live positions
+and publishes them (one Redis pipeline). Acks go out only once MongoDB has the points; a
+failed history write keeps the batch and retries it, so an acked point is a stored point.
+A point's `_id` is `<driver_id>:<seq>`, so a resent point is never stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, PyMongoError
+from redis.exceptions import RedisError
+
+from dispatch import jsonutil, live
+from dispatch.realtime.hub import Hub
+from dispatch.timeutil import isoformat
+from models.vehicles import GPS_POINTS
+
+log = logging.getLogger("dispatch.realtime")
+
+DUPLICATE_KEY = 11000
+RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+@dataclass
+class DriverContext:
+    """What a driver socket streams for: the driver, their vehicle, its organization and current order."""
+
+    driver_id: str
+    vehicle_id: str | None = None
+    organization: str | None = None
+    order_id: str | None = None
+
+
+@dataclass
+class Submission:
+    """Points of one frame, waiting to be written, and how to ack them."""
+
+    context: DriverContext
+    points: list[dict[str, Any]]
+    ack: Callable[[int], None]
+    fanned_out: bool = False
+    attempt: int = 0
+
+
+class Ingest:
+    """The batching writer of one process."""
+
+    def __init__(self, db: AsyncDatabase, redis: Any, hub: Hub) -> None:
+        self.collection = db[GPS_POINTS]
+        self.redis = redis
+        self.hub = hub
+        self._pending: list[Submission] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.stored = 0
+        self.batches = 0
+
+    def submit(self, submission: Submission) -> None:
+        """Queue points for the next batch (never blocks the caller)."""
+        self._pending.append(submission)
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="gps-ingest")
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+            batch, self._pending = self._pending, []
+            await self._write(batch)
+
+    async def _write(self, batch: list[Submission]) -> None:
+        fan_out = [s for s in batch if not s.fanned_out]
+        history, live_update = await asyncio.gather(self._store(batch), self._publish(fan_out),
+                                                    return_exceptions=True)
+        for submission in fan_out:
+            submission.fanned_out = live_update is None
+        if history is not None:
+            await self._retry_later(batch, history)
+            return
+        self.batches += 1
+        for submission in batch:
+            submission.ack(submission.points[-1]["seq"])
+
+    async def _retry_later(self, batch: list[Submission], error: BaseException) -> None:
+        """Keep the batch (no acks yet) and try again after a pause."""
+        attempt = batch[0].attempt
+        delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+        log.warning("GPS history write failed (%s); retrying %d points in %.2f s",
+                    type(error).__name__, sum(len(s.points) for s in batch), delay)
+        for submission in batch:
+            submission.attempt = attempt + 1
+        await asyncio.sleep(delay)
+        self._pending[:0] = batch
+
+    async def _store(self, batch: list[Submission]) -> None:
+        docs = [_history_doc(s.context, point) for s in batch for point in s.points]
+        try:
+            await self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get("writeConcernErrors"):
+                raise
+        self.stored += len(docs)
+
+    async def _publish(self, batch: list[Submission]) -> None:
+        """Live positions and location frames of the batch, in one Redis round trip."""
+        if not batch:
+            return
+        latest: dict[str, tuple[DriverContext, dict[str, Any]]] = {}
+        frames: list[tuple[str, bytes]] = []
+        for submission in batch:
+            context = submission.context
+            if context.vehicle_id is None:
+                continue
+            for point in submission.points:
+                frames += _location_frames(context, point)
+            latest[context.vehicle_id] = (context, submission.points[-1])
+        if not frames:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for vehicle_id, (context, point) in latest.items():
+                    live.queue_position(pipe, vehicle_id, context.organization,
+                                        {**point, "ts": isoformat(point["ts"]), "driver_id": context.driver_id})
+                await self.hub.queue_publish(pipe, frames)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("live positions not published (%s)", type(exc).__name__)
+            raise
+
+    async def close(self) -> None:
+        """Write what is pending (best effort), then stop."""
+        if self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.wait_for(self._write(batch), 5)
+            except (asyncio.TimeoutError, PyMongoError, RedisError, OSError):
+                log.warning("shutdown: %d GPS submissions not written", len(batch))
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+
+def _history_doc(context: DriverContext, point: dict[str, Any]) -> dict[str, Any]:
+    return {"_id": f"{context.driver_id}:{point['seq']}", "driver_id": ObjectId(context.driver_id),
+            "vehicle_id": ObjectId(context.vehicle_id) if context.vehicle_id else None,
+            "order_id": ObjectId(context.order_id) if context.order_id else None,
+            "seq": point["seq"], "lat": point["lat"], "lon": point["lon"], "ts": point["ts"],
+            "speed": point["speed"], "heading": point["heading"], "accuracy": point["accuracy"]}
+
+
+def _location_frames(context: DriverContext, point: dict[str, Any]) -> list[tuple[str, bytes]]:
+    channels = [f"fleet:{context.organization}"] if context.organization else []
+    channels.append(f"vehicle:{context.vehicle_id}")
+    if context.order_id:
+        channels.append(f"order:{context.order_id}")
+    body = {"vehicle_id": context.vehicle_id, "driver_id": context.driver_id, "lat": point["lat"],
+            "lon": point["lon"], "ts": isoformat(point["ts"]), "speed": point["speed"], "heading": point["heading"]}
+    return [(channel, jsonutil.dumps({"type": "location", "channel": channel, **body})) for channel in channels]

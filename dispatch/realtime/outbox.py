@@ -1,0 +1,89 @@
+"""A bounded outgoing queue per socket: a slow reader never slows anyone else.
+
+When the queue is full the oldest location frame is dropped (a newer position supersedes
+it); status frames (orders, waybills, presence, notifications) are never dropped. A socket
+whose queue still overflows, or whose pending write does not complete in time, is stuck
+and gets closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Awaitable, Callable
+
+from dispatch import metrics
+
+log = logging.getLogger("dispatch.realtime")
+
+QUEUE_LIMIT = 500
+STUCK_AFTER = 15.0
+
+
+def is_location(frame: bytes) -> bool:
+    """Whether a frame is a (droppable) location update."""
+    return b'"type":"location"' in frame[:120]
+
+
+class Outbox:
+    """Frames waiting for one socket, written one at a time with flow control."""
+
+    def __init__(self, send: Callable[[bytes], Awaitable[None]], on_stuck: Callable[[str], None], kind: str = "",
+                 limit: int = QUEUE_LIMIT, stuck_after: float = STUCK_AFTER) -> None:
+        self._send = send
+        self._dropped_metric = metrics.FRAMES_DROPPED.labels(kind)
+        self._on_stuck = on_stuck
+        self.limit = limit
+        self.stuck_after = stuck_after
+        self._queue: deque[bytes] = deque()
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.dropped = 0
+        self.closed = False
+
+    def put(self, frame: bytes) -> None:
+        """Queue a frame; under pressure drop the oldest location frame instead."""
+        if self.closed:
+            return
+        if len(self._queue) >= self.limit and not self._drop_oldest_location():
+            if len(self._queue) >= 2 * self.limit:
+                self.close()
+                self._on_stuck("queue full of undroppable frames")
+                return
+        self._queue.append(frame)
+        self._ready.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._write_loop())
+
+    def _drop_oldest_location(self) -> bool:
+        for index, frame in enumerate(self._queue):
+            if is_location(frame):
+                del self._queue[index]
+                self.dropped += 1
+                self._dropped_metric.inc()
+                return True
+        return False
+
+    async def _write_loop(self) -> None:
+        while not self.closed:
+            if not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            frame = self._queue.popleft()
+            try:
+                await asyncio.wait_for(self._send(frame), self.stuck_after)
+            except asyncio.TimeoutError:
+                self.close()
+                self._on_stuck(f"a write did not complete in {self.stuck_after:.0f} s")
+            except Exception:  # the socket closed under us; on_close cleans up
+                self.close()
+
+    def close(self) -> None:
+        """Stop writing; frames still queued are discarded."""
+        self.closed = True
+        self._queue.clear()
+        self._ready.set()
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()

@@ -1,0 +1,363 @@
+"""Websockets: `/ws/driver` (GPS in, assignments out), `/ws/console` (live fleet), `/ws/orders/{id}`.
+
+Handlers only speak the protocol; validation, batching, storage and fan-out live in
+dispatch/realtime/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import tornado.websocket
+
+from dispatch import jsonutil, metrics
+from dispatch.errors import ApiError
+from dispatch.policy import public
+from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_order
+from dispatch.realtime.frames import FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
+from dispatch.realtime.ingest import Submission
+from dispatch.realtime.outbox import STUCK_AFTER, Outbox
+from dispatch.timeutil import isoformat, utcnow
+
+log = logging.getLogger("dispatch.realtime")
+
+AUTH_TIMEOUT = 5.0
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_SLOW = 4008
+WS_DOC = """
+        tags: [realtime]
+        description: |
+          Upgrade to a websocket (SPEC section 6). Authenticate with `Authorization: Bearer`,
+          `?token=` or a first frame `{"type": "auth", "token": ...}` within 5 s; failures close
+          with 4401 / 4403 after the upgrade.
+        parameters:
+          - {name: token, in: query, required: false, schema: {type: string}}
+        responses:
+          101: {description: Switching to the websocket protocol.}
+          400: {$ref: '#/components/responses/400'}
+"""
+
+
+class Socket(tornado.websocket.WebSocketHandler):
+    """Common protocol: authentication, error frames, a bounded outbox, channel subscriptions."""
+
+    kind = "socket"
+    categories: frozenset[str] = frozenset()
+    route = ""
+
+    def initialize(self) -> None:
+        self.user: dict[str, Any] | None = None
+        self.outbox: Outbox | None = None
+        self.channels: set[str] = set()
+        self._replaying: dict[str, list[bytes]] = {}
+        self._auth_timer: Any = None
+        self._gone = False
+
+    # --- dependencies -------------------------------------------------
+    @property
+    def hub(self) -> Any:
+        return self.settings["hub"]
+
+    @property
+    def db(self) -> Any:
+        return self.settings["db"]
+
+    def check_origin(self, origin: str) -> bool:
+        """Same-origin pages and the configured CORS origins may connect (apps send no Origin)."""
+        allowed = self.settings["config"].cors_origin_list
+        return "*" in allowed or origin in allowed or urlsplit(origin).netloc == self.request.host
+
+    # --- life cycle -----------------------------------------------------
+    async def open(self, *args: str, **kwargs: str) -> None:
+        metrics.WEBSOCKETS.labels(self.kind).inc()
+        self.outbox = Outbox(self._send, self._stuck, self.kind,
+                             stuck_after=self.settings.get("ws_stuck_after", STUCK_AFTER))
+        token = self._upgrade_token()
+        if token:
+            await self._authenticate(token)
+        else:
+            self._auth_timer = asyncio.get_running_loop().call_later(
+                self.settings.get("ws_auth_timeout", AUTH_TIMEOUT), self.close, CLOSE_UNAUTHENTICATED,
+                "authentication timeout")
+
+    def _upgrade_token(self) -> str | None:
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return self.get_query_argument("token", None)
+
+    async def _authenticate(self, token: str) -> None:
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+        try:
+            caller = await self.settings["identity"].resolve(token)
+        except ApiError as exc:
+            self.close(CLOSE_UNAUTHENTICATED, exc.code)
+            return
+        if caller.user.get("category") not in self.categories:
+            self.close(CLOSE_FORBIDDEN, "forbidden")
+            return
+        self.user = caller.user
+        if await self.on_authenticated():
+            await self._follow(f"user:{self.user['_id']}")
+            self.send_json({"type": "ready", "user_id": str(self.user["_id"])})
+
+    async def on_authenticated(self) -> bool:
+        """Set the socket up for its user; False when it was closed instead."""
+        return True
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self._gone:
+            return
+        try:
+            if isinstance(message, bytes):
+                raise FrameError("bad_frame", "Send JSON text frames.")
+            try:
+                frame = jsonutil.loads(message)
+            except jsonutil.JSONDecodeError:
+                raise FrameError("malformed_json", "The frame is not valid JSON.") from None
+            kind = frame_type(frame)
+            if self.user is None:
+                await self._auth_frame(kind, frame)
+            else:
+                await self.handle(kind, frame)
+        except FrameError as exc:
+            self.send_json({"type": "error", "code": exc.code, "message": str(exc), **exc.details})
+
+    async def _auth_frame(self, kind: str, frame: dict[str, Any]) -> None:
+        token = frame.get("token")
+        if kind != "auth" or not isinstance(token, str) or not token:
+            self.close(CLOSE_UNAUTHENTICATED, "authenticate first")
+            return
+        await self._authenticate(token)
+
+    async def handle(self, kind: str, frame: dict[str, Any]) -> None:
+        """Act on a frame of an authenticated socket."""
+        raise FrameError("unknown_type", f"Frames of type {kind!r} are not accepted here.")
+
+    def on_close(self) -> None:
+        if self._gone:
+            return
+        self._gone = True
+        metrics.WEBSOCKETS.labels(self.kind).dec()
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        if self.outbox is not None:
+            self.outbox.close()
+        if self.channels:
+            self.hub.spawn(self.hub.unsubscribe(self, self.channels))
+        self.on_gone()
+
+    def on_gone(self) -> None:
+        """Hook for subclasses: the socket closed."""
+
+    # --- outgoing -------------------------------------------------------
+    def send_json(self, data: dict[str, Any]) -> None:
+        """Queue a frame for this socket."""
+        if self.outbox is not None:
+            self.outbox.put(jsonutil.dumps(data))
+
+    def deliver(self, channel: str, frame: bytes) -> None:
+        """A frame from the hub (held back while the channel's history is being replayed)."""
+        held = self._replaying.get(channel)
+        if held is not None:
+            held.append(frame)
+        elif self.outbox is not None:
+            self.outbox.put(frame)
+
+    async def _send(self, frame: bytes) -> None:
+        await self.write_message(frame)
+
+    def _stuck(self, reason: str) -> None:
+        log.warning("closing a stuck %s socket: %s", self.kind, reason)
+        self.close(CLOSE_TOO_SLOW, "too slow")
+
+    # --- subscriptions ----------------------------------------------------
+    async def _follow(self, channel: str, since: str | None = None) -> None:
+        """Subscribe; with `since`, first replay what the channel carried after that offset."""
+        if since is not None:
+            self._replaying[channel] = []
+        self.channels.add(channel)
+        await self.hub.subscribe(self, channel)
+        self.send_json({"type": "subscribed", "channel": channel})
+        if since is None:
+            return
+        last = parse_offset(since)
+        try:
+            for offset, frame in await self.hub.history(channel, since):
+                self.outbox.put(frame)  # type: ignore[union-attr]
+                last = parse_offset(offset)
+        finally:
+            held = self._replaying.pop(channel, [])
+        for frame in held:
+            if _offset_of(frame) > (last or (0, 0)):
+                self.outbox.put(frame)  # type: ignore[union-attr]
+
+    async def _unfollow(self, channel: str) -> None:
+        self.channels.discard(channel)
+        await self.hub.unsubscribe(self, [channel])
+        self.send_json({"type": "unsubscribed", "channel": channel})
+
+
+def _offset_of(frame: bytes) -> tuple[int, int]:
+    end = frame.find(b'"', 11)
+    return parse_offset(frame[11:end].decode()) or (0, 0)
+
+
+class DriverSocket(Socket):
+    """A driver app: GPS in (acked once stored), assignments and order updates out."""
+
+    kind = "driver"
+    categories = frozenset({"DRIVER"})
+
+    @public
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await super().get(*args, **kwargs)
+
+    get.__doc__ = """The driver's live socket: location / locations / status frames in; ack, assignment, order out.
+        ---""" + WS_DOC
+
+    def initialize(self) -> None:
+        super().initialize()
+        self.vehicle: DriverVehicle | None = None
+        self.acked = -1
+
+    async def on_authenticated(self) -> bool:
+        self.vehicle = DriverVehicle(self.db, self.user["_id"])  # type: ignore[index]
+        context = await self.vehicle.load()
+        await self._presence(True, context)
+        return True
+
+    async def handle(self, kind: str, frame: dict[str, Any]) -> None:
+        if kind in ("location", "locations"):
+            self._locations(frame)
+        elif kind == "status":
+            await self._status(frame)
+        else:
+            await super().handle(kind, frame)
+
+    def _locations(self, frame: dict[str, Any]) -> None:
+        points = parse_points(frame, utcnow())
+        vehicle = self.vehicle
+        assert vehicle is not None
+        if vehicle.context.vehicle_id is None and not vehicle.stale:
+            raise FrameError("no_vehicle", "No vehicle is assigned to you; ask your dispatcher.")
+        if vehicle.stale:
+            self.hub.spawn(vehicle.load())
+        fresh = [p for p in points if p["seq"] > self.acked]
+        if not fresh:
+            self._ack(points[-1]["seq"])
+            return
+        self.settings["ingest"].submit(Submission(vehicle.context, fresh, self._ack))
+
+    def _ack(self, seq: int) -> None:
+        self.acked = max(self.acked, seq)
+        self.send_json({"type": "ack", "seq": seq})
+
+    async def _status(self, frame: dict[str, Any]) -> None:
+        order_id, status = frame.get("order_id"), frame.get("status")
+        if not isinstance(order_id, str) or not isinstance(status, str):
+            raise FrameError("bad_frame", "A status frame needs string `order_id` and `status`.")
+        move = self.settings.get("order_status_mover")
+        if move is None:
+            raise FrameError("unavailable", "Order status changes are not available.")
+        try:
+            order = await move(self.user, order_id, status, frame.get("reason"))
+        except ApiError as exc:
+            raise FrameError(exc.code, exc.message, **exc.details) from None
+        self.send_json({"type": "order", "event": "status_changed", "order": order})
+        if self.vehicle is not None:
+            await self.vehicle.load()
+
+    def deliver(self, channel: str, frame: bytes) -> None:
+        super().deliver(channel, frame)
+        head = frame[:120]
+        if self.vehicle is not None and (b'"type":"assignment"' in head or b'"type":"order"' in head):
+            self.hub.spawn(self.vehicle.load())
+
+    def on_gone(self) -> None:
+        if self.vehicle is not None and self.user is not None:
+            self.hub.spawn(self._presence(False, self.vehicle.context))
+
+    async def _presence(self, online: bool, context: Any) -> None:
+        if context.organization is None:
+            return
+        data = {"type": "presence", "channel": f"fleet:{context.organization}", "driver_id": context.driver_id,
+                "vehicle_id": context.vehicle_id, "online": online, "at": _now_iso()}
+        try:
+            await self.hub.publish_many([(f"fleet:{context.organization}", jsonutil.dumps(data))])
+        except Exception as exc:  # presence is best effort; the socket itself must not fail
+            log.warning("presence not published: %s", type(exc).__name__)
+
+
+class ConsoleSocket(Socket):
+    """A manager console: subscribes to its organizations' channels, with replay after reconnects."""
+
+    kind = "console"
+    categories = frozenset({"MANAGER", "ADMIN"})
+
+    @public
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await super().get(*args, **kwargs)
+
+    get.__doc__ = """The console's live socket: subscribe / unsubscribe in; location, order, waybill, presence out.
+        ---""" + WS_DOC
+
+    async def handle(self, kind: str, frame: dict[str, Any]) -> None:
+        if kind == "subscribe":
+            channel, since = channel_of(frame), since_of(frame)
+            if not await may_subscribe(self.db, self.user, channel):  # type: ignore[arg-type]
+                raise FrameError("forbidden", f"You may not follow {channel}.", channel=channel)
+            await self._follow(channel, since)
+        elif kind == "unsubscribe":
+            await self._unfollow(channel_of(frame))
+        else:
+            await super().handle(kind, frame)
+
+
+class OrderSocket(Socket):
+    """One order's live view: its truck's position and its status events."""
+
+    kind = "order"
+    categories = frozenset({"BASE", "DRIVER", "MANAGER", "ADMIN"})
+
+    @public
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await super().get(*args, **kwargs)
+
+    get.__doc__ = """An order's live socket: the assigned truck's location and the order's status events.
+        ---""" + WS_DOC
+
+    async def on_authenticated(self) -> bool:
+        order_id = self.path_kwargs["order_id"]
+        if not await may_track_order(self.db, self.user, order_id):  # type: ignore[arg-type]
+            self.close(CLOSE_FORBIDDEN, "forbidden")
+            return False
+        await self._follow(f"order:{order_id}")
+        return True
+
+    async def handle(self, kind: str, frame: dict[str, Any]) -> None:
+        if kind == "subscribe":
+            channel, since = channel_of(frame), since_of(frame)
+            if channel not in self.channels:
+                raise FrameError("forbidden", "This socket follows its order only.", channel=channel)
+            await self._unfollow(channel)
+            await self._follow(channel, since)
+        else:
+            await super().handle(kind, frame)
+
+
+def _now_iso() -> str:
+    return isoformat(utcnow())
+
+
+default_handlers = [
+    (r"/ws/driver", DriverSocket),
+    (r"/ws/console", ConsoleSocket),
+    (r"/ws/orders/(?P<order_id>[^/]+)", OrderSocket),
+]

@@ -1,0 +1,71 @@
+"""Fan-out across server processes: a console on one process sees a driver on another."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from dispatch import devservices
+from dispatch.devservices import VENV_BIN
+from tests.helpers import Api
+from tests.realtime_client import WsClient, fleet, point, ws_url
+from tests.test_cli import env_of, wait_ready
+
+
+@contextmanager
+def serving(settings: Any, log: Path, processes: int = 1) -> Iterator[str]:
+    """A real `dispatch serve` process tree on a free port."""
+    port = devservices.free_port()
+    with open(log, "wb") as out:
+        process = subprocess.Popen([str(VENV_BIN / "dispatch"), "serve", "--port", str(port),
+                                    "--processes", str(processes)], env=env_of(settings), stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    service = devservices.Service("server", process, "")
+    try:
+        wait_ready(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        service.stop()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_console_on_one_server_sees_driver_on_another(app: Any, api: Api, settings: Any,
+                                                           tmp_path: Path) -> None:
+    team = await fleet(app, api)
+    channel = f"fleet:{team['org']['_id']}"
+    with serving(settings, tmp_path / "a.log") as server_a, serving(settings, tmp_path / "b.log") as server_b:
+        console = await WsClient.connect(ws_url(server_b, "/ws/console"), team["manager_token"])
+        await console.send({"type": "subscribe", "channel": channel})
+        await console.recv_type("subscribed")
+        driver = await WsClient.connect(ws_url(server_a, "/ws/driver"), team["drivers"][0]["token"])
+        await driver.recv_type("ready")
+        await driver.send({"type": "location", **point(1, lat=48.8566, lon=2.3522)})
+        await driver.recv_type("ack", seq=1)
+        frame = await console.recv_type("location", timeout=20)
+        assert (frame["lat"], frame["lon"]) == (48.8566, 2.3522)
+        assert frame["vehicle_id"] == team["drivers"][0]["vehicle"]["id"]
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_forked_processes_share_one_port_and_all_consoles_get_every_point(
+        app: Any, api: Api, settings: Any, tmp_path: Path) -> None:
+    team = await fleet(app, api)
+    channel = f"fleet:{team['org']['_id']}"
+    with serving(settings, tmp_path / "forked.log", processes=2) as server:
+        consoles = [await WsClient.connect(ws_url(server, "/ws/console"), team["manager_token"]) for _ in range(6)]
+        for console in consoles:
+            await console.send({"type": "subscribe", "channel": channel})
+            await console.recv_type("subscribed")
+        driver = await WsClient.connect(ws_url(server, "/ws/driver"), team["drivers"][0]["token"])
+        await driver.recv_type("ready")
+        await driver.send({"type": "locations", "points": [point(n, lat=50 + n / 100) for n in range(1, 6)]})
+        await driver.recv_type("ack", seq=5)
+        for console in consoles:
+            lats = [(await console.recv_type("location", timeout=20))["lat"] for _ in range(5)]
+            assert lats == [50.01, 50.02, 50.03, 50.04, 50.05]
+        await asyncio.sleep(0)
