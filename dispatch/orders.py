@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import redis.asyncio as aioredis
 from bson import ObjectId
@@ -24,7 +24,8 @@ from dispatch.fleet import user_orgs, vehicle_scope
 from dispatch.geo import distance_km
 from dispatch.pagination import Page
 from dispatch.timeutil import utcnow
-from models.orders import OrderOut, Orders, timeline_event
+from models.common import parse_id
+from models.orders import STATUS_REQUESTS, OrderOut, Orders, timeline_event
 from models.users import Users
 from models.vehicles import Vehicles, VehicleTypes, organization_exists
 
@@ -296,6 +297,22 @@ class OrderDesk:
         await self.events.publish(Event("order", tuple(channels), data))
         if kind == "assigned":
             await self.events.publish(Event("assignment", (f"user:{order['driver_id']}",), {"order": shown}))
+
+
+def status_mover(db: AsyncDatabase, redis: aioredis.Redis, events: EventBus,
+                 users: Users) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """`move(user, order_id, status, reason=None)` for the driver socket's `status` frames: the same
+    move as POST /orders/{id}/status, answered as the order's API form."""
+    desk = OrderDesk(db, redis, events, users)
+
+    async def move(user: dict[str, Any], order_id: str, status: str, reason: Any = None) -> dict[str, Any]:
+        if status not in STATUS_REQUESTS:
+            raise ValidationFailed({"status": [f"One of: {', '.join(STATUS_REQUESTS)}."]})
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+            raise ValidationFailed({"reason": ["Text of at most 500 characters."]})
+        return ORDER_OUT.dump(await desk.change_status(user, parse_id(order_id), status, reason))
+
+    return move
 
 
 def _filter_query(filters: dict[str, Any]) -> dict[str, Any]:
