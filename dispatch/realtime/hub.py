@@ -49,10 +49,11 @@ def with_offset(offset: str, payload: bytes) -> bytes:
 
 
 def _driver_channel(event: Event) -> tuple[str, ...]:
-    """Order updates also reach the assigned driver's own channel (their socket follows it)."""
+    """Order updates also reach the assigned driver's own channel (their socket follows it),
+    unless the driver made the change (their socket already answered them)."""
     order = event.data.get("order") if event.type == "order" else None
     driver = order.get("driver_id") if isinstance(order, dict) else None
-    return (f"user:{driver}",) if driver else ()
+    return (f"user:{driver}",) if driver and driver != event.data.get("actor_id") else ()
 
 
 class Hub:
