@@ -1,4 +1,4 @@
-"""The `dispatch` command line: serve, worker, openapi."""
+"""The `dispatch` command line: serve, worker, openapi, create-admin, seed-demo."""
 
 from __future__ import annotations
 
@@ -58,6 +58,23 @@ def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
     return run(args, settings)
 
 
+def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Seed a demo organization, manager, drivers with trucks, clients and orders (idempotent)."""
+    import asyncio
+
+    from pymongo.errors import PyMongoError
+    from redis.exceptions import RedisError
+
+    from dispatch.seed import seed_demo
+
+    try:
+        asyncio.run(seed_demo(settings, sys.stdout, sys.stderr))
+    except (PyMongoError, RedisError) as exc:
+        print(f"dispatch: seed-demo could not reach a store: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(prog="dispatch", description="Real-time dispatch server.")
@@ -78,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", help="email address (asked when missing)")
     admin.add_argument("--password", help="password (asked when missing; from stdin when it is not a terminal)")
     admin.set_defaults(func=cmd_create_admin)
+    seed = sub.add_parser("seed-demo", help=cmd_seed_demo.__doc__)
+    seed.set_defaults(func=cmd_seed_demo)
     return parser
 
 

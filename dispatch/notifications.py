@@ -60,7 +60,7 @@ class Notifier:
         if texts is None:
             return []
         people = {_oid(order.get("client_id")): texts["client"], _oid(order.get("driver_id")): texts["driver"]}
-        if kind == "created" or data.get("to") == "declined":
+        if kind == "created" or _action(data) == "declined":
             org_id = _oid(order.get("organization"))
             for manager in await self.store.managers_of(org_id) if org_id else []:
                 people.setdefault(manager, texts["manager"])
@@ -82,11 +82,16 @@ class Notifier:
                     "driver": ("New assignment", f"You are assigned an order from {where}."),
                     "manager": STATUS_TEXT["assigned"]}
         if kind == "status_changed":
-            status = str(data.get("to") or order.get("status"))
+            status = str(_action(data) or order.get("status"))
             title, body = STATUS_TEXT.get(status, (f"Order status: {status}", f"The order is now {status}."))
             manager = ("A driver declined an order", f"The order from {where} needs another truck.")
             return {"client": (title, body), "driver": (f"Order status: {status}", body), "manager": manager}
         return None
+
+
+def _action(data: dict[str, Any]) -> Any:
+    """What a status change did: its `action` (a decline moves the order to `new`), else its target."""
+    return data.get("action") or data.get("to")
 
 
 def _actor(data: dict[str, Any]) -> ObjectId | None:

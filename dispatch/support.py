@@ -13,9 +13,11 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.orders import order_scope
 from dispatch.pagination import Page
-from models.users import Users
+from models.orders import Orders
 from models.support import SupportTickets, new_message, new_ticket
+from models.users import Users
 
 OPERATORS = ("MANAGER", "ADMIN")
 
@@ -38,32 +40,19 @@ def is_operator(user: dict[str, Any], ticket: dict[str, Any]) -> bool:
             and ticket["organization"] in user.get("organizations", []))
 
 
-def order_scope(user: dict[str, Any]) -> dict[str, Any]:
-    """The orders a user may refer a ticket to: the ones they may read (SPEC section 4)."""
-    category = user.get("category")
-    if category == "ADMIN":
-        return {}
-    if category == "MANAGER":
-        return {"organization": {"$in": list(user.get("organizations", []))}}
-    if category == "DRIVER":
-        return {"driver_id": user["_id"]}
-    return {"client_id": user["_id"]}
-
-
 class SupportDesk:
     """Tickets and messages on behalf of a caller."""
 
     def __init__(self, db: AsyncDatabase, users: Users) -> None:
-        self.db = db
         self.users = users
+        self.orders = Orders(db)
         self.store = SupportTickets(db)
 
     async def open(self, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """A new ticket; its organization is its order's, else the creator's first one."""
         organization = next(iter(user.get("organizations", [])), None)
         if data.get("order_id") is not None:
-            order = await self.db["orders"].find_one({"_id": data["order_id"], **order_scope(user)},
-                                                     {"organization": 1})
+            order = await self.orders.get(data["order_id"], order_scope(user))
             if order is None:
                 raise ValidationFailed({"order_id": ["No such order of yours."]})
             organization = order.get("organization") or organization

@@ -16,6 +16,7 @@ from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dispatch.events import Event, EventBus
 from dispatch.pagination import Page
 from dispatch.timeutil import utcnow
+from models.orders import Orders
 from models.vehicles import Vehicles
 from models.waybills import Waybills, check_readings, new_waybill, show
 
@@ -55,10 +56,10 @@ class WaybillDesk:
     """Creating, reading and editing trip sheets on behalf of a caller."""
 
     def __init__(self, db: AsyncDatabase, events: EventBus) -> None:
-        self.db = db
         self.events = events
         self.store = Waybills(db)
         self.vehicles = Vehicles(db)
+        self.orders = Orders(db)
 
     async def create(self, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """A new open sheet of the calling driver, for the vehicle they drive."""
@@ -133,7 +134,7 @@ class WaybillDesk:
         wanted = list(dict.fromkeys(order_ids))
         if not wanted:
             return
-        found = await self.db["orders"].count_documents({"_id": {"$in": wanted}, "driver_id": driver_id})
+        _, found = await self.orders.page({"_id": {"$in": wanted}, "driver_id": driver_id}, Page(len(wanted), 0))
         if found != len(wanted):
             raise ValidationFailed({"order_ids": ["Link only orders assigned to the sheet's driver."]})
 

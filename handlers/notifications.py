@@ -5,6 +5,7 @@ from __future__ import annotations
 from dispatch.errors import NotFound
 from dispatch.policy import authenticated
 from handlers.base import BaseHandler
+from handlers.vehicles import query_of
 from models.common import parse_id
 from models.notifications import NotificationFilters, Notifications, show, show_many
 
@@ -34,8 +35,7 @@ class NotificationsHandler(NotificationBase):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        unread = self.get_query_argument("unread", "")
-        unread_only = self.load(NotificationFilters(), {"unread": unread} if unread else {}).get("unread", False)
+        unread_only = self.load(NotificationFilters(), query_of(self)).get("unread", False)
         docs, total = await self.store.find(self.user_id, unread_only, page.offset, page.limit)
         envelope = page.envelope(show_many(docs), total)
         envelope["unread"] = total if unread_only else await self.store.count_unread(self.user_id)

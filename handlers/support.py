@@ -5,6 +5,7 @@ from __future__ import annotations
 from dispatch.policy import authenticated, roles
 from dispatch.support import SupportDesk, is_operator
 from handlers.base import BaseHandler
+from handlers.vehicles import query_of
 from models.common import parse_id
 from models.support import (SupportMessageIn, SupportTicketFilters, SupportTicketIn, SupportTicketPatch,
                             show_message, show_ticket)
@@ -37,10 +38,8 @@ class TicketsHandler(SupportBase):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        schema = SupportTicketFilters()
-        given = {name: self.get_query_argument(name) for name in schema.fields
-                 if self.get_query_argument(name, "") != ""}
-        docs, total = await self.desk.list(self.current_user, self.load(schema, given), page)
+        filters = self.load(SupportTicketFilters(), query_of(self))
+        docs, total = await self.desk.list(self.current_user, filters, page)
         items = [show_ticket(doc, is_operator(self.current_user, doc)) for doc in docs]
         self.write_json(page.envelope(items, total))
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from marshmallow import Schema
-
 from dispatch.policy import roles
 from dispatch.waybills import WaybillDesk
 from handlers.base import BaseHandler
+from handlers.vehicles import query_of
 from models.common import parse_id
 from models.waybills import WaybillFilters, WaybillIn, WaybillPatch, show
 
@@ -18,12 +15,6 @@ class WaybillBase(BaseHandler):
     def desk(self) -> WaybillDesk:
         """The waybill domain logic on this process's stores."""
         return WaybillDesk(self.db, self.events)
-
-    def query_filters(self, schema: Schema) -> dict[str, Any]:
-        """The query-string arguments a filter schema knows, validated (422 when malformed)."""
-        given = {name: self.get_query_argument(name) for name in schema.fields
-                 if self.get_query_argument(name, None) not in (None, "")}
-        return self.load(schema, given)
 
 
 class WaybillsHandler(WaybillBase):
@@ -48,7 +39,7 @@ class WaybillsHandler(WaybillBase):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        docs, total = await self.desk.list(self.current_user, self.query_filters(WaybillFilters()), page)
+        docs, total = await self.desk.list(self.current_user, self.load(WaybillFilters(), query_of(self)), page)
         self.write_json(page.envelope([show(doc) for doc in docs], total))
 
     @roles("DRIVER")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from bson import ObjectId
-from marshmallow import Schema, fields
+from marshmallow import EXCLUDE, Schema, fields
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -45,6 +45,9 @@ class NotificationList(Schema):
 
 
 class NotificationFilters(Schema):
+    class Meta:
+        unknown = EXCLUDE  # the query string also carries limit and offset
+
     unread = fields.Boolean(metadata={"description": "true: only unread ones"})
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -65,6 +65,9 @@ class SupportTicketPatch(Schema):
 
 
 class SupportTicketFilters(Schema):
+    class Meta:
+        unknown = EXCLUDE  # the query string also carries limit and offset
+
     status = fields.String(validate=validate.OneOf(STATUSES))
     assignee_id = Id()
     order_id = Id()

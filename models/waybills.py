@@ -6,7 +6,7 @@ from datetime import timezone
 from typing import Any
 
 from bson import ObjectId
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -142,6 +142,9 @@ WAYBILL_OUT = WaybillOut()
 
 class WaybillFilters(Schema):
     """Query-string filters of the waybill list."""
+
+    class Meta:
+        unknown = EXCLUDE  # the query string also carries limit and offset
 
     status = fields.String(validate=validate.OneOf(STATUSES))
     driver_id = Id()

@@ -8,6 +8,7 @@ import pytest
 from bson import ObjectId
 
 from dispatch.events import Event
+from models.vehicles import Vehicles, VehicleTypes
 from tests.factories import login, make_org, make_user
 from tests.helpers import Api
 
@@ -152,3 +153,50 @@ async def test_reading_and_marking_are_scoped_to_the_owner(app: Any, api: Api) -
     assert (await inbox(api, client))["unread"] == 0
     assert (await inbox(api, driver))["unread"] == 3  # the driver's own are untouched
     assert (await api.get(URL)).status == 401
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_order_api_notifies_client_driver_and_managers(app: Any, api: Api) -> None:
+    p = await people(app)
+    db = app.settings["db"]
+    truck = await Vehicles(db).insert({"plate": f"N{ObjectId()}"[-8:], "model": "Isuzu Elf", "capacity_kg": 3500,
+                                       "organization": p["org"]["_id"], "driver_id": p["driver"]["_id"],
+                                       "status": "available"})
+    car = await VehicleTypes(db).insert({"name": "Sedan", "base_price": 2000.0, "price_per_km": 50.0})
+    created = await api.post("/api/v1/orders", {
+        "organization": str(p["org"]["_id"]),
+        "pickup": {"lat": 55.75, "lon": 37.62, "address": "Red Square"},
+        "dropoff": {"lat": 55.80, "lon": 37.70, "address": "Service station"},
+        "vehicle": {"type_id": str(car["_id"]), "make": "Lada", "model": "Vesta", "plate": "A123BC77"},
+    }, token=p["tokens"]["client"])
+    assert created.status == 201, created.json
+    order = created.json["id"]
+    for name in ("manager", "manager2"):
+        note = (await inbox(api, p["tokens"][name]))["items"][0]
+        assert (note["event"], note["order_id"], note["title"]) == ("created", order, "New order")
+        assert "Red Square" in note["body"]
+    assert (await inbox(api, p["tokens"]["client"]))["total"] == 0  # the client placed it themselves
+
+    assigned = await api.post(f"/api/v1/orders/{order}/assign", {"vehicle_id": str(truck["_id"])},
+                              token=p["tokens"]["manager"])
+    assert assigned.status == 200, assigned.json
+    assert (await inbox(api, p["tokens"]["driver"]))["items"][0]["title"] == "New assignment"
+    assert (await inbox(api, p["tokens"]["client"]))["items"][0]["title"] == "A truck is assigned"
+    assert (await inbox(api, p["tokens"]["manager"]))["total"] == 1
+
+    accepted = await api.post(f"/api/v1/orders/{order}/status", {"status": "accepted"}, token=p["tokens"]["driver"])
+    assert accepted.status == 200, accepted.json
+    client_box = await inbox(api, p["tokens"]["client"])
+    assert [n["title"] for n in client_box["items"]] == ["The driver accepted the order", "A truck is assigned"]
+    assert client_box["unread"] == 2
+    assert (await inbox(api, p["tokens"]["driver"]))["total"] == 1
+
+    refused = await api.post(f"/api/v1/orders/{order}/status", {"status": "declined"}, token=p["tokens"]["driver"])
+    assert refused.status == 409  # an accepted order cannot be declined: nothing new for anyone
+    assert (await inbox(api, p["tokens"]["client"]))["total"] == 2
+
+    cancelled = await api.post(f"/api/v1/orders/{order}/status", {"status": "cancelled"}, token=p["tokens"]["client"])
+    assert cancelled.status == 200, cancelled.json
+    assert (await inbox(api, p["tokens"]["driver"]))["items"][0]["title"] == "Order status: cancelled"
+    assert (await inbox(api, p["tokens"]["client"]))["total"] == 2  # the client cancelled it themselves
+    assert (await inbox(api, p["tokens"]["stranger"]))["total"] == 0
