@@ -49,6 +49,7 @@ def edit_scope(user: dict[str, Any]) -> dict[str, Any]:
 
 
 def locked() -> Conflict:
+    """The 409 of any edit to a returned sheet."""
     return Conflict("This waybill is returned and can no longer be changed.", "waybill_locked")
 
 
