@@ -280,7 +280,8 @@ class Vehicles:
             query["_id"] = {"$in": among}
         return await self.collection.find(query).to_list()
 
-    async def claim(self, vehicle_id: ObjectId, order_id: ObjectId, organization: ObjectId | None) -> dict[str, Any] | None:
+    async def claim(self, vehicle_id: ObjectId, order_id: ObjectId,
+                    organization: ObjectId | None) -> dict[str, Any] | None:
         """Atomically make an available vehicle (with a driver) busy with an order; None if it is not available."""
         query: dict[str, Any] = {"_id": vehicle_id, "status": "available", "driver_id": {"$type": "objectId"}}
         if organization is not None:

@@ -75,7 +75,8 @@ async def test_organization_and_client_rules_on_creation(app: Any, api: Api) -> 
     await world.add_user("driver", "DRIVER", "a")
     lonely = await api.post(f"{API}/orders", order_body(sedan, pickup=offset(0, 0)), token=world.tokens["client"])
     assert lonely.status == 201 and lonely.json["organization"] is None, "no truck nearby: the ADMINs' pool"
-    chosen = await api.post(f"{API}/orders", order_body(sedan, organization=world.org("a")), token=world.tokens["client"])
+    chosen = await api.post(f"{API}/orders", order_body(sedan, organization=world.org("a")),
+                            token=world.tokens["client"])
     assert chosen.json["organization"] == world.org("a")
     for body, field in ((order_body(sedan, organization=oid()), "organization"),
                         (order_body(sedan, client_id=world.id("other_client")), "client_id")):
@@ -94,7 +95,8 @@ async def test_organization_and_client_rules_on_creation(app: Any, api: Api) -> 
                         ({**on_behalf, "vehicle": {**on_behalf["vehicle"], "type_id": oid()}}, "vehicle.type_id")):
         refused = await api.post(f"{API}/orders", body, token=manager)
         assert refused.status == 422 and field in refused.json["error"]["details"], body
-    admin = await api.post(f"{API}/orders", order_body(sedan, client_id=world.id("client")), token=world.tokens["admin"])
+    admin = await api.post(f"{API}/orders", order_body(sedan, client_id=world.id("client")),
+                           token=world.tokens["admin"])
     assert admin.status == 201 and admin.json["organization"] is None
     driver = await api.post(f"{API}/orders", order_body(sedan), token=world.tokens["driver"])
     assert driver.status == 403
@@ -262,7 +264,8 @@ async def test_every_move_per_role(app: Any, api: Api, role: str, status: str) -
         order = await insert_order(world, status, "a", vehicle=None if status == "new" else "truck")
         spare = await world.add_vehicle(f"spare_{action}", "a", f"spare_driver_{action}")
         if action == "assigned":
-            answer = await api.post(f"{API}/orders/{order['_id']}/assign", {"vehicle_id": str(spare["_id"])}, token=token)
+            answer = await api.post(f"{API}/orders/{order['_id']}/assign", {"vehicle_id": str(spare["_id"])},
+                                    token=token)
         else:
             answer = await api.post(f"{API}/orders/{order['_id']}/status", {"status": action, "reason": "test"},
                                     token=token)
@@ -315,7 +318,8 @@ async def test_two_managers_racing_for_the_same_truck(app: Any, api: Api) -> Non
     truck = await world.add_vehicle("one", "a", "driver_one")
     first, second = await insert_order(world, "new", "a"), await insert_order(world, "new", "a")
     answers = await asyncio.gather(
-        api.post(f"{API}/orders/{first['_id']}/assign", {"vehicle_id": str(truck["_id"])}, token=world.tokens["manager_a"]),
+        api.post(f"{API}/orders/{first['_id']}/assign", {"vehicle_id": str(truck["_id"])},
+                 token=world.tokens["manager_a"]),
         api.post(f"{API}/orders/{second['_id']}/assign", {"vehicle_id": str(truck["_id"])},
                  token=world.tokens["manager_a2"]))
     assert sorted(a.status for a in answers) == [200, 409]
@@ -449,10 +453,12 @@ async def test_decline_returns_the_order_to_new_and_frees_the_truck(app: Any, ap
     truck = await world.add_vehicle("truck", "a", "driver")
     order = await insert_order(world, "new", "a")
     base = f"{API}/orders/{order['_id']}"
-    assert (await api.post(f"{base}/assign", {"vehicle_id": str(truck["_id"])}, token=world.tokens["manager_a"])).status == 200
-    declined = await api.post(f"{base}/status", {"status": "declined", "reason": "Flat tyre"}, token=world.tokens["driver"])
-    assert declined.status == 200
-    assert declined.json["status"] == "new" and declined.json["vehicle_id"] is None and declined.json["driver_id"] is None
+    assigned = await api.post(f"{base}/assign", {"vehicle_id": str(truck["_id"])}, token=world.tokens["manager_a"])
+    assert assigned.status == 200
+    declined = await api.post(f"{base}/status", {"status": "declined", "reason": "Flat tyre"},
+                              token=world.tokens["driver"])
+    assert declined.status == 200 and declined.json["status"] == "new"
+    assert declined.json["vehicle_id"] is None and declined.json["driver_id"] is None
     assert (await vehicle_doc(app, truck))["status"] == "available"
     assert (await api.get(base, token=world.tokens["driver"])).status == 404, "no longer the driver's order"
     last = (await api.get(f"{base}/events", token=world.tokens["manager_a"])).json["items"][-1]
@@ -472,7 +478,8 @@ async def test_client_cancels_before_arrival_and_the_truck_is_freed(app: Any, ap
     freed = await vehicle_doc(app, truck)
     assert freed["status"] == "available" and freed["current_order"] is None
     arrived = await insert_order(world, "arrived", "a", vehicle="truck")
-    late = await api.post(f"{API}/orders/{arrived['_id']}/status", {"status": "cancelled"}, token=world.tokens["client"])
+    late = await api.post(f"{API}/orders/{arrived['_id']}/status", {"status": "cancelled"},
+                          token=world.tokens["client"])
     assert late.status == 409 and late.error_code == "invalid_transition"
     assert late.json["error"]["details"]["allowed"] == ["in_progress"]
 

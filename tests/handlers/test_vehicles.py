@@ -76,7 +76,8 @@ async def test_manager_creates_a_truck_with_a_driver_of_their_organization(app: 
                                   token=world.tokens["manager_a"])
     assert not_a_driver.status == 422
     other_org = await api.post(f"{API}/vehicles", {**body, "plate": "C 3", "organization": world.org("b"),
-                                                   "driver_id": None, "status": "offline"}, token=world.tokens["manager_a"])
+                                                   "driver_id": None, "status": "offline"},
+                              token=world.tokens["manager_a"])
     assert other_org.status == 422 and "organization" in other_org.json["error"]["details"]
     no_driver = await api.post(f"{API}/vehicles", {**body, "plate": "C 4", "driver_id": None},
                                token=world.tokens["manager_a"])
@@ -277,7 +278,8 @@ async def test_track_replays_the_stored_route_and_its_length(app: Any, api: Api,
     assert body["points"][0] == {"lat": pytest.approx(route[0]["lat"]), "lon": pytest.approx(route[0]["lon"]),
                                  "ts": "2030-05-01T08:00:00.000Z", "speed": 12.5, "heading": 270.0}
     expected = sum(haversine_km(a["lat"], a["lon"], b["lat"], b["lon"]) for a, b in zip(route, route[1:]))
-    assert body["distance_km"] == pytest.approx(expected, abs=0.001) and body["distance_km"] == pytest.approx(3, abs=0.01)
+    assert body["distance_km"] == pytest.approx(expected, abs=0.001)
+    assert body["distance_km"] == pytest.approx(3, abs=0.01)
 
     window = await api.get(f"{API}/vehicles/{truck['_id']}/track?from=2030-05-01T08:01:00Z&to=2030-05-01T08:02:00",
                            token=world.tokens["driver_a1"])
