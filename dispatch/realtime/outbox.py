@@ -21,6 +21,11 @@ QUEUE_LIMIT = 500
 STUCK_AFTER = 15.0
 
 
+def _consume(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def is_location(frame: bytes) -> bool:
     """Whether a frame is a (droppable) location update."""
     return b'"type":"location"' in frame[:120]
@@ -72,12 +77,14 @@ class Outbox:
                 await self._ready.wait()
                 continue
             frame = self._queue.popleft()
-            try:
-                await asyncio.wait_for(self._send(frame), self.stuck_after)
-            except asyncio.TimeoutError:
+            # Wait without cancelling the write itself: closing the socket ends it.
+            write = asyncio.ensure_future(self._send(frame))
+            write.add_done_callback(_consume)
+            done, _ = await asyncio.wait([write], timeout=self.stuck_after)
+            if not done:
                 self.close()
                 self._on_stuck(f"a write did not complete in {self.stuck_after:.0f} s")
-            except Exception:  # the socket closed under us; on_close cleans up
+            elif write.exception() is not None:  # the socket closed under us; on_close cleans up
                 self.close()
 
     def close(self) -> None:
