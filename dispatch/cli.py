@@ -1,4 +1,4 @@
-"""The `dispatch` command line: serve, worker, openapi, create-admin, seed-demo."""
+"""The `dispatch` command line: serve, worker, openapi, create-admin, seed-demo, simulate."""
 
 from __future__ import annotations
 
@@ -75,6 +75,20 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """Stream GPS from N virtual drivers along plausible routes over the real websocket protocol."""
+    import asyncio
+
+    from dispatch.seed import PASSWORD
+    from dispatch.simulate import simulate
+
+    url = args.url or f"http://127.0.0.1:{settings.port}"
+    names = [args.username_template.format(n=n) for n in range(1, args.drivers + 1)]
+    print(f"dispatch: {len(names)} virtual drivers → {url}, {args.rate} points/s each", flush=True)
+    stats = asyncio.run(simulate(url, names, args.password or PASSWORD, args.rate, args.duration, seed=args.seed))
+    return 0 if stats.acked or not stats.sent else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(prog="dispatch", description="Real-time dispatch server.")
@@ -97,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     admin.set_defaults(func=cmd_create_admin)
     seed = sub.add_parser("seed-demo", help=cmd_seed_demo.__doc__)
     seed.set_defaults(func=cmd_seed_demo)
+    sim = sub.add_parser("simulate", help=cmd_simulate.__doc__)
+    sim.add_argument("--drivers", type=int, default=5, help="virtual drivers (default 5)")
+    sim.add_argument("--rate", type=float, default=1.0, help="points per second per driver (default 1)")
+    sim.add_argument("--duration", type=float, default=0, help="seconds to run (default: until Ctrl-C)")
+    sim.add_argument("--url", help="server base URL (default: http://127.0.0.1:DISPATCH_PORT)")
+    sim.add_argument("--username-template", default="demo_driver{n}",
+                     help="driver logins, {n} = 1..N (default: the seed-demo drivers demo_driver{n})")
+    sim.add_argument("--password", help="the drivers' password (default: the seed-demo password)")
+    sim.add_argument("--seed", type=int, help="random seed for repeatable routes")
+    sim.set_defaults(func=cmd_simulate)
     return parser
 
 
