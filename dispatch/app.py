@@ -16,6 +16,7 @@ from dispatch import jsonutil, metrics, notifications
 from dispatch.events import EventBus
 from dispatch.identity import Identity
 from dispatch.openapi import build_spec
+from dispatch.orders import status_mover
 from dispatch.policy import check_handlers
 from dispatch.queue import TaskQueue
 from dispatch.realtime.hub import Hub
@@ -42,6 +43,7 @@ def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Red
     db = mongo[settings.mongodb_db]
     cache = cache if cache is not None else redis
     hub = Hub(redis)
+    identity = Identity(settings, db, redis, cache, tasks)
     events = extra.pop("events", None) or EventBus()
     events.listen(notifications.listener(db, events))
     events.listen(hub.publish_event)
@@ -56,7 +58,8 @@ def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Red
         redis=redis,
         cache=cache,
         tasks=tasks,
-        identity=Identity(settings, db, redis, cache, tasks),
+        identity=identity,
+        order_status_mover=status_mover(db, redis, events, identity.users),
         events=events,
         hub=hub,
         ingest=Ingest(db, redis, hub),

@@ -5,6 +5,7 @@ Handlers stay thin: they validate input and call these methods.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -174,10 +175,10 @@ class Identity:
         sid = claims.get("sid")
         if not isinstance(sid, str):
             raise ApiError(401, "invalid_token", "The access token is not valid.")
-        owner, last_used = await self.sessions.owner(sid)
+        # The session check and the (cached) user read are independent: one round trip each, together.
+        (owner, last_used), user = await asyncio.gather(self.sessions.owner(sid), self.users.get(claims["sub"]))
         if owner != claims["sub"]:
             raise ApiError(401, "session_ended", "This session has ended; sign in again.")
-        user = await self.users.get(claims["sub"])
         if user is None or not user.get("is_active"):
             raise ApiError(401, "session_ended", "This account can no longer sign in.")
         if _now() - last_used > TOUCH_EVERY:

@@ -16,13 +16,11 @@ import tornado.websocket
 from dispatch import jsonutil, metrics
 from dispatch.errors import ApiError
 from dispatch.policy import public
-from dispatch.orders import ORDER_OUT, OrderDesk
 from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_order
 from dispatch.realtime.frames import FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
 from dispatch.realtime.ingest import Submission
 from dispatch.realtime.outbox import STUCK_AFTER, Outbox
 from dispatch.timeutil import isoformat, utcnow
-from models.common import parse_id
 
 log = logging.getLogger("dispatch.realtime")
 
@@ -263,15 +261,15 @@ class DriverSocket(Socket):
 
     async def _status(self, frame: dict[str, Any]) -> None:
         """Move one of the driver's orders along the state machine (the same rules as the REST call)."""
-        order_id, status, reason = frame.get("order_id"), frame.get("status"), frame.get("reason")
-        if not isinstance(order_id, str) or not isinstance(status, str) or not isinstance(reason, (str, type(None))):
+        order_id = frame.get("order_id")
+        if not isinstance(order_id, str) or not isinstance(frame.get("status"), str):
             raise FrameError("bad_frame", "A status frame needs string `order_id` and `status`.")
-        desk = OrderDesk(self.db, self.settings["redis"], self.settings["events"], self.settings["identity"].users)
         try:
-            order = await desk.change_status(self.user, parse_id(order_id), status, reason)  # type: ignore[arg-type]
+            order = await self.settings["order_status_mover"](self.user, order_id, frame["status"],
+                                                              frame.get("reason"))
         except ApiError as exc:
             raise FrameError(exc.code, exc.message, order_id=order_id, **exc.details) from None
-        self.send_json({"type": "order", "event": "status_changed", "order": ORDER_OUT.dump(order)})
+        self.send_json({"type": "order", "event": "status_changed", "order": order})
         if self.vehicle is not None:
             await self.vehicle.load()
 
