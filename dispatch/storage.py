@@ -7,12 +7,19 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 import redis.asyncio as aioredis
+from kombu.exceptions import OperationalError as BrokerUnreachable
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
+from redis.exceptions import ConnectionError as RedisUnreachable, TimeoutError as RedisTimeout
 
 from dispatch.settings import Settings
 
 log = logging.getLogger("dispatch.storage")
+
+# What a call raises when MongoDB, Redis or the Celery broker cannot be reached right now (a killed
+# or restarting server, a timeout): answered 503 `service_unavailable`, never 500.
+UNAVAILABLE: tuple[type[Exception], ...] = (ConnectionFailure, RedisUnreachable, RedisTimeout, BrokerUnreachable)
 
 # Indexes every collection needs: (collection, IndexModel). Models append to it at import.
 INDEXES: list[tuple[str, IndexModel]] = []

@@ -16,11 +16,13 @@ from dispatch.errors import ApiError, default_code, default_message
 from dispatch.pagination import Page, parse_page
 from dispatch.policy import is_implemented, public, rule_of
 from dispatch.settings import Settings
+from dispatch.storage import UNAVAILABLE
 
 log = logging.getLogger("dispatch.http")
 
 JSON_LIMIT = 1024 * 1024
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+RETRY_AFTER_OUTAGE = 5  # seconds a client should wait after a 503 caused by a store outage
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
 
 
@@ -206,6 +208,10 @@ class BaseHandler(tornado.web.RequestHandler):
                 self.set_header(name, value)
         elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
             code, message, details = default_code(status_code), exc.reason or default_message(status_code), {}
+        elif isinstance(exc, UNAVAILABLE):  # a store is down or restarting: the client may retry shortly
+            self.set_status(503)
+            self.set_header("Retry-After", str(RETRY_AFTER_OUTAGE))
+            code, message, details = "service_unavailable", "A data store is unreachable; try again shortly.", {}
         else:  # never leak a traceback or internal text to the client
             code, message, details = default_code(status_code), default_message(status_code), {}
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -215,6 +221,10 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, ApiError) and value.status < 500:
             return  # an answered client error, not a server fault
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            return
+        if isinstance(value, (ApiError, *UNAVAILABLE)):  # a deliberate 5xx or an outage: one line, no traceback
+            log.warning("request %s: %s %s answered %d: %s: %s", self.request_id, self.request.method,
+                        self.request.path, getattr(value, "status", 503), type(value).__name__, value)
             return
         log.error("request %s failed: %s %s", self.request_id, self.request.method, self.request.path,
                   exc_info=(typ, value, tb))

@@ -20,6 +20,7 @@ from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_ord
 from dispatch.realtime.frames import FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
 from dispatch.realtime.ingest import Submission
 from dispatch.realtime.outbox import STUCK_AFTER, Outbox
+from dispatch.storage import UNAVAILABLE
 from dispatch.timeutil import isoformat, utcnow
 
 log = logging.getLogger("dispatch.realtime")
@@ -28,6 +29,7 @@ AUTH_TIMEOUT = 5.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4008
+CLOSE_TRY_AGAIN = 1013  # a store is unreachable: reconnect shortly
 WS_DOC = """
         tags: [realtime]
         description: |
@@ -74,6 +76,7 @@ class Socket(tornado.websocket.WebSocketHandler):
     # --- life cycle -----------------------------------------------------
     async def open(self, *args: str, **kwargs: str) -> None:
         metrics.WEBSOCKETS.labels(self.kind).inc()
+        self.hub.sockets.add(self)  # closed with 1001 on shutdown
         self.outbox = Outbox(self._send, self._stuck, self.kind,
                              stuck_after=self.settings.get("ws_stuck_after", STUCK_AFTER))
         token = self._upgrade_token()
@@ -99,13 +102,24 @@ class Socket(tornado.websocket.WebSocketHandler):
         except ApiError as exc:
             self.close(CLOSE_UNAUTHENTICATED, exc.code)
             return
+        except UNAVAILABLE as exc:
+            self._unavailable(exc)
+            return
         if caller.user.get("category") not in self.categories:
             self.close(CLOSE_FORBIDDEN, "forbidden")
             return
         self.user = caller.user
-        if await self.on_authenticated():
-            await self._follow(f"user:{self.user['_id']}")
-            self.send_json({"type": "ready", "user_id": str(self.user["_id"])})
+        try:
+            if await self.on_authenticated():
+                await self._follow(f"user:{self.user['_id']}")
+                self.send_json({"type": "ready", "user_id": str(self.user["_id"])})
+        except UNAVAILABLE as exc:
+            self._unavailable(exc)
+
+    def _unavailable(self, exc: Exception) -> None:
+        """A store is down while setting the socket up: close so the client reconnects later."""
+        log.warning("%s socket closed with 1013: %s: %s", self.kind, type(exc).__name__, exc)
+        self.close(CLOSE_TRY_AGAIN, "try again later")
 
     async def on_authenticated(self) -> bool:
         """Set the socket up for its user; False when it was closed instead."""
@@ -128,6 +142,10 @@ class Socket(tornado.websocket.WebSocketHandler):
                 await self.handle(kind, frame)
         except FrameError as exc:
             self.send_json({"type": "error", "code": exc.code, "message": str(exc), **exc.details})
+        except UNAVAILABLE as exc:  # the frame could not be acted on now; the socket stays open
+            log.warning("%s frame not handled: %s: %s", self.kind, type(exc).__name__, exc)
+            self.send_json({"type": "error", "code": "service_unavailable",
+                            "message": "A data store is unreachable; try again shortly."})
 
     async def _auth_frame(self, kind: str, frame: dict[str, Any]) -> None:
         token = frame.get("token")
@@ -144,6 +162,7 @@ class Socket(tornado.websocket.WebSocketHandler):
         if self._gone:
             return
         self._gone = True
+        self.hub.sockets.discard(self)
         metrics.WEBSOCKETS.labels(self.kind).dec()
         if self._auth_timer is not None:
             self._auth_timer.cancel()
@@ -183,7 +202,12 @@ class Socket(tornado.websocket.WebSocketHandler):
         if since is not None:
             self._replaying[channel] = []
         self.channels.add(channel)
-        await self.hub.subscribe(self, channel)
+        try:
+            await self.hub.subscribe(self, channel)
+        except BaseException:
+            self.channels.discard(channel)
+            self._replaying.pop(channel, None)
+            raise
         self.send_json({"type": "subscribed", "channel": channel})
         if since is None:
             return

@@ -23,6 +23,8 @@ log = logging.getLogger("dispatch.realtime")
 
 STREAM_MAXLEN = 5000
 REPLAY_LIMIT = 5000
+RECONNECT_FIRST = 0.25  # seconds before the first pub/sub reconnect attempt
+RECONNECT_MAX = 1.0     # longest pause between attempts, so live frames resume within a second or so
 
 # ARGV: maxlen, then (channel, payload) pairs; payloads are JSON objects without `offset`.
 PUBLISH_MANY = """
@@ -68,12 +70,19 @@ class Hub:
         self._reader: asyncio.Task | None = None
         self._closed = False
         self._background: set[asyncio.Task] = set()
+        self.sockets: set[Any] = set()  # every open websocket of this process, for shutdown
 
     def spawn(self, coro: Any) -> None:
         """Run a socket's follow-up work (unsubscribe, presence) in the background; awaited on close."""
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # e.g. a store outage: say so, once
+            exc = task.exception()
+            log.warning("background %s failed: %s: %s", task.get_coro().__qualname__, type(exc).__name__, exc)
 
     # --- publishing -----------------------------------------------------
     async def queue_publish(self, pipe: Any, items: list[tuple[str, bytes]]) -> None:
@@ -107,8 +116,14 @@ class Hub:
         first = not members
         members.add(subscriber)
         if first:
-            await self._ensure_reader()
-            await self._pubsub.subscribe("ch:" + channel)
+            try:
+                await self._ensure_reader()
+                await self._pubsub.subscribe("ch:" + channel)
+            except (RedisError, OSError):  # Redis unreachable: not subscribed, the caller says so
+                members.discard(subscriber)
+                if not members:
+                    self.local.pop(channel, None)
+                raise
 
     async def unsubscribe(self, subscriber: Subscriber, channels: Iterable[str]) -> None:
         """Stop delivering these channels to the subscriber."""
@@ -161,18 +176,28 @@ class Hub:
                 self._dispatch(message["channel"], message["data"])
 
     async def _reconnect(self) -> None:
-        await asyncio.sleep(0.5)
-        try:
-            await self._pubsub.aclose()
-        except (RedisError, OSError):
-            pass
-        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        channels = ["ch:" + c for c in self.local]
-        try:
-            if channels:
-                await self._pubsub.subscribe(*channels)
-        except (RedisError, OSError):
-            pass  # the next read fails again and we retry
+        """A fresh pub/sub connection subscribed to every local channel, retried until Redis answers.
+
+        A failed SUBSCRIBE leaves the new connection with no channels, and the reader would then
+        wait forever for a subscription; so keep trying here, briefly apart, until one succeeds.
+        """
+        delay = RECONNECT_FIRST
+        while not self._closed:
+            await asyncio.sleep(delay)
+            try:
+                await self._pubsub.aclose()
+            except (RedisError, OSError):
+                pass
+            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            channels = ["ch:" + c for c in self.local]
+            try:
+                if channels:
+                    await self._pubsub.subscribe(*channels)
+            except (RedisError, OSError):
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            log.info("pub/sub reconnected (%d channels)", len(channels))
+            return
 
     def _dispatch(self, raw_channel: bytes, frame: bytes) -> None:
         channel = raw_channel.decode()[3:]
@@ -181,6 +206,16 @@ class Hub:
                 subscriber.deliver(channel, frame)
             except Exception:  # one broken socket must not stop delivery to the others
                 log.exception("delivery to a subscriber of %s failed", channel)
+
+    async def close_sockets(self, code: int = 1001, reason: str = "going away", timeout: float = 3.0) -> int:
+        """Close every open websocket of this process (shutdown); wait briefly for them to be gone."""
+        closing = list(self.sockets)
+        for socket in closing:
+            socket.close(code, reason)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.sockets and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        return len(closing)
 
     async def close(self) -> None:
         """Finish background work, stop reading and drop the pub/sub connection."""

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bson import ObjectId
+from pymongo import WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError
 from redis.exceptions import RedisError
 
 from dispatch import jsonutil, live
@@ -28,6 +29,8 @@ log = logging.getLogger("dispatch.realtime")
 
 DUPLICATE_KEY = 11000
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+DURABLE = WriteConcern(w="majority", j=True)
+FLUSH_TIMEOUT = 4.0  # seconds a shutdown waits for buffered points to be written
 
 
 @dataclass
@@ -55,7 +58,8 @@ class Ingest:
     """The batching writer of one process."""
 
     def __init__(self, db: AsyncDatabase, redis: Any, hub: Hub) -> None:
-        self.collection = db[GPS_POINTS]
+        # An ack promises the point survives: journaled on disk (and on a majority of a replica set).
+        self.collection = db[GPS_POINTS].with_options(write_concern=DURABLE)
         self.redis = redis
         self.hub = hub
         self._pending: list[Submission] = []
@@ -63,6 +67,9 @@ class Ingest:
         self._task: asyncio.Task | None = None
         self.stored = 0
         self.batches = 0
+        self._publish_failing = False
+        self._closing = False
+        self._in_flight: list[Submission] = []
 
     def submit(self, submission: Submission) -> None:
         """Queue points for the next batch (never blocks the caller)."""
@@ -74,10 +81,15 @@ class Ingest:
     async def _run(self) -> None:
         while True:
             if not self._pending:
+                if self._closing:
+                    return
                 self._wake.clear()
                 await self._wake.wait()
+                continue
             batch, self._pending = self._pending, []
+            self._in_flight = batch
             await self._write(batch)
+            self._in_flight = []
 
     async def _write(self, batch: list[Submission]) -> None:
         fan_out = [s for s in batch if not s.fanned_out]
@@ -136,23 +148,28 @@ class Ingest:
                 await self.hub.queue_publish(pipe, frames)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            log.warning("live positions not published (%s)", type(exc).__name__)
+            if not self._publish_failing:  # once per outage, not once per batch
+                log.warning("live positions not published (%s); history is still stored", type(exc).__name__)
+            self._publish_failing = True
             raise
+        if self._publish_failing:
+            log.info("live positions published again")
+            self._publish_failing = False
 
-    async def close(self) -> None:
-        """Write what is pending (best effort), then stop."""
-        if self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await asyncio.wait_for(self._write(batch), 5)
-            except (asyncio.TimeoutError, PyMongoError, RedisError, OSError):
-                log.warning("shutdown: %d GPS submissions not written", len(batch))
-        if self._task is not None:
+    async def close(self, timeout: float = FLUSH_TIMEOUT) -> None:
+        """Flush: let the batch in flight finish and write every pending point (retrying), then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._pending and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="gps-ingest")
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait([self._task], timeout=timeout)
+        if not done:  # the store stayed down: these points were never acked, so their senders resend them
+            left = sum(len(s.points) for s in self._in_flight + self._pending)
+            log.warning("shutdown: %d GPS points not written in %.0f s (never acked)", left, timeout)
             self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await asyncio.gather(self._task, return_exceptions=True)
 
 
 def _history_doc(context: DriverContext, point: dict[str, Any]) -> dict[str, Any]:

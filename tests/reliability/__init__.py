@@ -1,0 +1,1 @@
+"""Reliability: faults, shutdown, fuzzing and abuse against the running server."""

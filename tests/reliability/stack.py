@@ -1,0 +1,325 @@
+"""A private set of real services for fault tests: redis-server, secantusd-py, `dispatch serve`
+and Celery worker processes that a test may kill and restart without touching the session's own.
+
+Also the clients the fault tests drive: a driver app that resends unacked points after
+reconnecting (to the next server it knows) and a console that resumes with `since`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tornado.httpclient
+import tornado.iostream
+import tornado.websocket
+from pymongo import MongoClient
+
+from dispatch import devservices, jsonutil
+from dispatch.devservices import VENV_BIN, Service
+from dispatch.settings import Settings
+from dispatch.timeutil import isoformat, utcnow
+from tests.test_cli import env_of, wait_ready
+
+CONNECT_ERRORS = (OSError, tornado.websocket.WebSocketClosedError, tornado.httpclient.HTTPClientError,
+                  tornado.iostream.StreamClosedError, asyncio.TimeoutError)
+
+
+def seq_lat(seq: int) -> float:
+    """The latitude a test point carries, so a location frame tells which point it was."""
+    return round(40 + seq / 10_000, 6)
+
+
+def lat_seq(lat: float) -> int:
+    """The seq a test point's latitude encodes."""
+    return round((lat - 40) * 10_000)
+
+
+@dataclass
+class Server:
+    """One `dispatch serve` process."""
+
+    service: Service
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        """kill -9 the whole process group: no shutdown code runs."""
+        _kill(self.service.process)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Stack:
+    """Private services on fixed ports (so a restarted one comes back where clients expect it)."""
+
+    root: Path
+    redis_port: int = field(default_factory=devservices.free_port)
+    mongo_port: int = field(default_factory=devservices.free_port)
+    redis: Service | None = None
+    mongo: Service | None = None
+    processes: list[Service] = field(default_factory=list)
+    settings: Settings | None = None
+
+    def start(self, **changes: Any) -> "Stack":
+        """Start redis-server (persistent) and secantusd-py (on disk); settings of a fresh database."""
+        self.start_redis()
+        self.start_mongo()
+        redis = f"redis://127.0.0.1:{self.redis_port}"
+        self.settings = Settings.from_mapping(dict(
+            mongodb_url=self.mongo.url,  # type: ignore[union-attr]
+            mongodb_db=f"faults_{uuid.uuid4().hex[:8]}", redis_url=redis + "/1", broker_url=redis + "/0",
+            email_backend="file", sms_backend="file", outbox_dir=str(self.root / "outbox"),
+            media_dir=str(self.root / "media"), jwt_secret="fault-secret-" + "x" * 32, bcrypt_rounds=4,
+            public_url="http://dispatch.test", log_level="INFO",
+            rate_limits="login_ip=10000/60,login_account=10000/60", **changes))
+        return self
+
+    # --- the stores -----------------------------------------------------------
+    def start_redis(self) -> None:
+        """redis-server with an append-only file, so its data (sessions, queue) survive a kill."""
+        self.redis = devservices.start_redis(self.redis_port, self.root / "redis", self.root / "log", persist=True)
+
+    def kill_redis(self) -> None:
+        _kill(self.redis.process)  # type: ignore[union-attr]
+
+    def start_mongo(self) -> None:
+        """secantusd-py storing on disk."""
+        self.mongo = devservices.start_mongo(self.mongo_port, str(self.root / "mongo"), self.root / "log")
+
+    def kill_mongo(self) -> None:
+        _kill(self.mongo.process)  # type: ignore[union-attr]
+
+    def sync_db(self) -> Any:
+        """A synchronous client of the stack's database (close its `.client` when done)."""
+        client: MongoClient = MongoClient(self.mongo.url, tz_aware=True)  # type: ignore[union-attr]
+        return client[self.settings.mongodb_db]  # type: ignore[union-attr]
+
+    # --- processes of ours ------------------------------------------------------
+    def serve(self, name: str = "server", **env: str) -> Server:
+        """A `dispatch serve` process on a free port, ready to answer."""
+        port = devservices.free_port()
+        log_path = self.root / "log" / f"{name}-{port}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "wb") as out:
+            process = subprocess.Popen([str(VENV_BIN / "dispatch"), "serve", "--port", str(port)],
+                                       env={**env_of(self.settings), **env}, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        service = Service(name, process, f"http://127.0.0.1:{port}", log_path)
+        self.processes.append(service)
+        wait_ready(port)
+        return Server(service, port, log_path)
+
+    def worker(self, **env: str) -> Service:
+        """A Celery worker process on the stack's broker."""
+        service = devservices.start_worker({**env_of(self.settings), **env}, self.root / "log", concurrency=2)
+        self.processes.append(service)
+        return service
+
+    def stop(self) -> None:
+        """Stop everything this stack started."""
+        for service in reversed(self.processes):
+            service.stop(5)
+        for service in (self.mongo, self.redis):
+            if service is not None:
+                service.stop(5)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(10)
+
+
+async def in_thread(function: Any, *args: Any) -> Any:
+    """Run a blocking start/stop off the test's loop, so clients keep streaming meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+
+async def connect(url: str, token: str) -> tornado.websocket.WebSocketClientConnection:
+    """A websocket with the token in the Authorization header."""
+    request = tornado.httpclient.HTTPRequest(url.replace("http://", "ws://"),
+                                             headers={"Authorization": f"Bearer {token}"}, request_timeout=5)
+    return await tornado.websocket.websocket_connect(request)
+
+
+class Driver:
+    """A driver app: streams numbered points, keeps every unacked one and resends it after reconnecting.
+
+    On a lost connection it tries the next server URL it knows, as an app behind a load
+    balancer would end up on another process.
+    """
+
+    def __init__(self, urls: list[str], token: str, interval: float = 0.05) -> None:
+        self.urls, self.token, self.interval = urls, token, interval
+        self.seq = 0
+        self.streaming = True
+        self.done = False
+        self.sent: set[int] = set()
+        self.unacked: dict[int, dict[str, Any]] = {}
+        self.acks: list[tuple[float, int]] = []  # (monotonic time, seq)
+        self.errors: list[dict[str, Any]] = []
+        self.close_codes: list[int | None] = []
+        self.reconnects = 0
+        self._server = 0
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> "Driver":
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        while not self.done:
+            try:
+                await self._session(self.urls[self._server % len(self.urls)])
+            except CONNECT_ERRORS:
+                pass
+            if self.done:
+                return
+            self.reconnects += 1
+            self._server += 1
+            await asyncio.sleep(0.2)
+
+    async def _session(self, base: str) -> None:
+        conn = await connect(base + "/ws/driver", self.token)
+        reader: asyncio.Task | None = None
+        try:
+            await self._ready(conn)
+            reader = asyncio.get_running_loop().create_task(self._read(conn))
+            pending = [self.unacked[s] for s in sorted(self.unacked)]
+            for start in range(0, len(pending), 500):
+                await conn.write_message(jsonutil.dumps({"type": "locations", "points": pending[start:start + 500]}))
+            while not self.done and not reader.done():
+                if self.streaming:
+                    await conn.write_message(jsonutil.dumps({"type": "location", **self._next()}))
+                await asyncio.sleep(self.interval)
+        finally:
+            conn.close()
+            if reader is not None:
+                reader.cancel()
+        if not self.done:
+            self.close_codes.append(conn.close_code)
+            raise OSError("connection lost")
+
+    async def _ready(self, conn: tornado.websocket.WebSocketClientConnection) -> None:
+        while True:
+            message = await asyncio.wait_for(conn.read_message(), 10)
+            if message is None:
+                self.close_codes.append(conn.close_code)
+                raise OSError("closed before ready")
+            if jsonutil.loads(message).get("type") == "ready":
+                return
+
+    def _next(self) -> dict[str, Any]:
+        self.seq += 1
+        point = {"seq": self.seq, "lat": seq_lat(self.seq), "lon": 10.0, "ts": isoformat(utcnow()), "speed": 10.0,
+                 "heading": 90.0, "accuracy": 5.0}
+        self.sent.add(self.seq)
+        self.unacked[self.seq] = point
+        return point
+
+    async def _read(self, conn: tornado.websocket.WebSocketClientConnection) -> None:
+        while True:
+            message = await conn.read_message()
+            if message is None:
+                return
+            frame = jsonutil.loads(message)
+            if frame.get("type") == "ack":
+                for seq in [s for s in self.unacked if s <= frame["seq"]]:
+                    del self.unacked[seq]
+                self.acks.append((time.monotonic(), frame["seq"]))
+            elif frame.get("type") == "error":
+                self.errors.append(frame)
+
+    @property
+    def acked(self) -> int:
+        """The highest seq acked so far (acks are cumulative)."""
+        return max((seq for _, seq in self.acks), default=0)
+
+    async def finish(self, timeout: float = 30) -> None:
+        """Stop sending new points, wait until every sent point is acked, then disconnect."""
+        self.streaming = False
+        deadline = time.monotonic() + timeout
+        while self.unacked and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.done = True
+        if self._task is not None:
+            await asyncio.wait([self._task], timeout=5)
+        assert not self.unacked, f"{len(self.unacked)} points never acked (errors: {self.errors[-3:]})"
+
+
+class Console:
+    """A manager console following one channel; after a lost connection it subscribes again with `since`."""
+
+    def __init__(self, urls: list[str], token: str, channel: str) -> None:
+        self.urls, self.token, self.channel = urls, token, channel
+        self.frames: list[dict[str, Any]] = []
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []
+        self.offset: str | None = None
+        self.subscribed = asyncio.Event()
+        self.reconnects = 0
+        self.done = False
+        self._server = 0
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> "Console":
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        while not self.done:
+            try:
+                await self._session(self.urls[self._server % len(self.urls)])
+            except CONNECT_ERRORS:
+                pass
+            if self.done:
+                return
+            self.reconnects += 1
+            self._server += 1
+            await asyncio.sleep(0.2)
+
+    async def _session(self, base: str) -> None:
+        conn = await connect(base + "/ws/console", self.token)
+        try:
+            subscribe: dict[str, Any] = {"type": "subscribe", "channel": self.channel}
+            if self.offset is not None:
+                subscribe["since"] = self.offset
+            await conn.write_message(jsonutil.dumps(subscribe))
+            while not self.done:
+                message = await conn.read_message()
+                if message is None:
+                    raise OSError("connection lost")
+                frame = jsonutil.loads(message)
+                if frame.get("type") == "subscribed":
+                    self.subscribed.set()
+                elif frame.get("type") == "location":
+                    self.frames.append(frame)
+                    self.arrivals.append((time.monotonic(), frame))
+                    self.offset = frame["offset"]
+        finally:
+            conn.close()
+
+    def seqs(self, vehicle_id: str) -> set[int]:
+        """The points (by seq) of one vehicle this console was shown."""
+        return {lat_seq(frame["lat"]) for frame in self.frames if frame["vehicle_id"] == vehicle_id}
+
+    async def stop(self) -> None:
+        self.done = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
