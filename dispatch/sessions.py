@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from dispatch import jsonutil
 from dispatch.security import digest
 
 TOUCH_EVERY = 60  # seconds between last-used updates made by ordinary requests
@@ -126,11 +127,12 @@ class SessionStore:
         return sorted(sessions, key=lambda s: s.created_at, reverse=True)
 
     async def revoke(self, sid: str, user_id: str | None) -> bool:
-        """End one session; True if it existed."""
+        """End one session; True if it existed. Its open websockets close too."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(f"sess:{sid}", f"sess:{sid}:used")
             if user_id:
                 pipe.srem(f"usess:{user_id}", sid)
+                pipe.publish(*session_ended(user_id, sid))
             deleted, *_ = await pipe.execute()
         return bool(deleted)
 
@@ -138,10 +140,22 @@ class SessionStore:
         """End every session of a user; returns how many there were."""
         sids = [s.decode() for s in await self.redis.smembers(f"usess:{user_id}")]
         keys: list[Any] = [k for sid in sids for k in (f"sess:{sid}", f"sess:{sid}:used")]
-        if keys:
-            await self.redis.delete(*keys)
-        await self.redis.delete(f"usess:{user_id}")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if keys:
+                pipe.delete(*keys)
+            pipe.delete(f"usess:{user_id}")
+            pipe.publish(*session_ended(user_id, "*"))
+            await pipe.execute()
         return len(sids)
+
+
+def session_ended(user_id: str, sid: str) -> tuple[str, bytes]:
+    """The live-only message telling the user's sockets that a session (`*`: every one) ended."""
+    from dispatch.realtime.hub import pubsub_key
+
+    channel = f"user:{user_id}"
+    return pubsub_key(channel), jsonutil.dumps({"offset": "0-0", "type": "session_ended", "channel": channel,
+                                                 "session_id": sid})
 
 
 def _session(sid: str, row: dict[bytes, bytes]) -> Session:

@@ -53,6 +53,7 @@ class Socket(tornado.websocket.WebSocketHandler):
 
     def initialize(self) -> None:
         self.user: dict[str, Any] | None = None
+        self.session_id: str | None = None
         self.outbox: Outbox | None = None
         self.channels: set[str] = set()
         self._replaying: dict[str, list[bytes]] = {}
@@ -109,6 +110,7 @@ class Socket(tornado.websocket.WebSocketHandler):
             self.close(CLOSE_FORBIDDEN, "forbidden")
             return
         self.user = caller.user
+        self.session_id = caller.session_id
         try:
             if await self.on_authenticated():
                 await self._follow(f"user:{self.user['_id']}")
@@ -183,6 +185,10 @@ class Socket(tornado.websocket.WebSocketHandler):
 
     def deliver(self, channel: str, frame: bytes) -> None:
         """A frame from the hub (held back while the channel's history is being replayed)."""
+        if b'"type":"session_ended"' in frame[:60]:
+            if jsonutil.loads(frame)["session_id"] in ("*", self.session_id):
+                self.close(CLOSE_UNAUTHENTICATED, "session ended")
+            return
         held = self._replaying.get(channel)
         if held is not None:
             held.append(frame)

@@ -45,6 +45,11 @@ class Subscriber(Protocol):
     def deliver(self, channel: str, frame: bytes) -> None: ...
 
 
+def pubsub_key(channel: str) -> str:
+    """The Redis pub/sub channel that carries a channel's live frames."""
+    return "ch:" + channel
+
+
 def with_offset(offset: str, payload: bytes) -> bytes:
     """A stored payload as the frame clients get: `offset` first."""
     return b'{"offset":"' + offset.encode() + b'",' + payload[1:]
@@ -118,7 +123,7 @@ class Hub:
         if first:
             try:
                 await self._ensure_reader()
-                await self._pubsub.subscribe("ch:" + channel)
+                await self._pubsub.subscribe(pubsub_key(channel))
             except (RedisError, OSError):  # Redis unreachable: not subscribed, the caller says so
                 members.discard(subscriber)
                 if not members:
@@ -135,7 +140,7 @@ class Hub:
             members.discard(subscriber)
             if not members:
                 del self.local[channel]
-                emptied.append("ch:" + channel)
+                emptied.append(pubsub_key(channel))
         if emptied and self._pubsub is not None and not self._closed:
             try:
                 await self._pubsub.unsubscribe(*emptied)
@@ -189,7 +194,7 @@ class Hub:
             except (RedisError, OSError):
                 pass
             self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            channels = ["ch:" + c for c in self.local]
+            channels = [pubsub_key(c) for c in self.local]
             try:
                 if channels:
                     await self._pubsub.subscribe(*channels)

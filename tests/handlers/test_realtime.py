@@ -259,3 +259,23 @@ async def test_a_console_that_never_reads_does_not_delay_another(app: Any, api: 
     assert len(app.settings["hub"].local[channel]) == 1
     await driver.send({"type": "location", **point(total + 1)})
     await healthy.recv_type("location")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_ending_a_session_closes_its_sockets(app: Any, api: Api, base_url: str) -> None:
+    team = await fleet(app, api)
+    crew = team["drivers"][0]
+    other_token = await login(app, crew["user"])  # the same driver on a second device
+    phone = await WsClient.connect(ws_url(base_url, "/ws/driver"), crew["token"])
+    tablet = await WsClient.connect(ws_url(base_url, "/ws/driver"), other_token)
+    for socket_ in (phone, tablet):
+        await socket_.recv_type("ready")
+    assert (await api.post("/api/v1/auth/logout", token=crew["token"])).status == 204
+    assert await phone.closed() == 4401
+    await tablet.send({"type": "location", **point(1)})
+    await tablet.recv_type("ack", seq=1)  # the other session's socket is untouched
+    changed = await api.post("/api/v1/auth/password/change",
+                             {"old_password": "correct-horse-battery", "new_password": "another-horse-2"},
+                             token=other_token)
+    assert changed.status == 204
+    assert await tablet.closed() == 4401  # a password change ends every session
