@@ -1,0 +1,102 @@
+// The orders board: one column per status (completed and cancelled share the last one).
+// Cards are buttons (focusable, Enter/Space select); arrow keys move between cards and columns.
+
+import { ago, h } from "./dom.js";
+
+export const COLUMNS = [
+  ["new", "New", ["new"]],
+  ["assigned", "Assigned", ["assigned"]],
+  ["accepted", "Accepted", ["accepted"]],
+  ["en_route", "En route", ["en_route"]],
+  ["arrived", "Arrived", ["arrived"]],
+  ["in_progress", "In progress", ["in_progress"]],
+  ["done", "Completed / cancelled", ["completed", "cancelled"]],
+];
+export const STATUS_LABELS = {
+  new: "New", assigned: "Assigned", accepted: "Accepted", en_route: "En route", arrived: "Arrived",
+  in_progress: "In progress", completed: "Completed", cancelled: "Cancelled",
+};
+const DONE_SHOWN = 30; // finished orders kept on the board (newest first)
+
+function columnOf(status) {
+  return COLUMNS.find(([, , statuses]) => statuses.includes(status))?.[0] ?? "new";
+}
+
+export class Board {
+  /** `root` holds the columns; `truckLabel(vehicleId)` names a truck; `onSelect(orderId)`. */
+  constructor(root, { truckLabel, onSelect }) {
+    this.root = root;
+    this.truckLabel = truckLabel;
+    this.onSelect = onSelect;
+    this.selected = null;
+    this.lists = new Map();
+    this.counts = new Map();
+    for (const [key, title] of COLUMNS) {
+      const headingId = `column-${key}`;
+      const count = h("span", { class: "count", "aria-label": "orders" }, "0");
+      const list = h("ul", { class: "cards", "aria-labelledby": headingId });
+      root.append(h("section", { class: "column", "data-column": key, "aria-labelledby": headingId },
+        h("h3", { id: headingId }, title, " ", count), list));
+      this.lists.set(key, list);
+      this.counts.set(key, count);
+    }
+    root.addEventListener("keydown", (event) => this.keyboard(event));
+  }
+
+  /** Draw these orders (a Map of id → order). */
+  render(orders) {
+    const byColumn = new Map(COLUMNS.map(([key]) => [key, []]));
+    for (const order of orders.values()) byColumn.get(columnOf(order.status)).push(order);
+    const focused = document.activeElement?.dataset?.orderId;
+    for (const [key, list] of this.lists) {
+      const items = byColumn.get(key).sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+      const shown = key === "done" ? items.slice(0, DONE_SHOWN) : items;
+      list.replaceChildren(...shown.map((order) => h("li", {}, this.card(order))));
+      this.counts.get(key).textContent = String(items.length);
+    }
+    if (focused) this.root.querySelector(`[data-order-id="${CSS.escape(focused)}"]`)?.focus();
+  }
+
+  card(order) {
+    const truck = order.vehicle_id ? this.truckLabel(order.vehicle_id) : null;
+    return h("button", {
+      type: "button", class: "order-card", "data-order-id": order.id, "data-status": order.status,
+      "aria-pressed": String(order.id === this.selected),
+      onclick: () => this.onSelect(order.id),
+    },
+    h("span", { class: "card-title" }, order.pickup.address),
+    h("span", { class: "card-line" }, `${order.vehicle.make} ${order.vehicle.model} · ${order.vehicle.plate}`),
+    h("span", { class: "card-line" },
+      truck ? `Truck ${truck}` : STATUS_LABELS[order.status], " · ", ago(order.created_at)),
+    order.status === "cancelled" ? h("span", { class: "badge cancelled" }, "cancelled") : null);
+  }
+
+  select(orderId) {
+    this.selected = orderId;
+    for (const card of this.root.querySelectorAll(".order-card")) {
+      card.setAttribute("aria-pressed", String(card.dataset.orderId === orderId));
+    }
+  }
+
+  keyboard(event) {
+    const card = event.target.closest?.(".order-card");
+    if (!card || !["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight"].includes(event.key)) return;
+    event.preventDefault();
+    const columns = [...this.lists.values()];
+    const column = columns.indexOf(card.closest("ul"));
+    const cards = [...columns[column].querySelectorAll(".order-card")];
+    const index = cards.indexOf(card);
+    if (event.key === "ArrowUp") cards[Math.max(0, index - 1)].focus();
+    else if (event.key === "ArrowDown") cards[Math.min(cards.length - 1, index + 1)].focus();
+    else {
+      const step = event.key === "ArrowLeft" ? -1 : 1;
+      for (let c = column + step; c >= 0 && c < columns.length; c += step) {
+        const target = columns[c].querySelectorAll(".order-card");
+        if (target.length) {
+          target[Math.min(index, target.length - 1)].focus();
+          break;
+        }
+      }
+    }
+  }
+}

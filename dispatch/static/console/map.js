@@ -1,0 +1,212 @@
+// The live fleet map: an SVG drawn with a local equirectangular projection fitted to the
+// vehicles (and waiting pickups) with padding. No tiles, so it works with no internet.
+
+import { s } from "./dom.js";
+
+const PADDING = 0.12;      // share of the view kept free around the fitted box
+const MIN_SPAN_DEG = 0.01; // about 1 km: a lone truck is not zoomed in absurdly
+const KM_PER_DEG = 111.32;
+const LABEL_ROOM = 200;    // view units kept free on the right for the rightmost truck's label
+
+export class FleetMap {
+  /** `svg` is the map element; `onSelect(vehicleId)` runs when a marker is activated. */
+  constructor(svg, { onSelect }) {
+    this.svg = svg;
+    this.onSelect = onSelect;
+    this.vehicles = new Map(); // id → {vehicle, label, online, el}
+    this.pickups = new Map();  // order id → {lat, lon, label, selected}
+    this.view = null;          // {latC, lonC, cos, scale}
+    this.width = 1000;
+    this.height = 600;
+    this.layers = {
+      grid: s("g", { class: "map-grid", "aria-hidden": "true" }),
+      links: s("g", { class: "map-links", "aria-hidden": "true" }),
+      pickups: s("g", { class: "map-pickups" }),
+      vehicles: s("g", { class: "map-vehicles" }),
+      scale: s("g", { class: "map-scale", "aria-hidden": "true" }),
+    };
+    svg.append(...Object.values(this.layers));
+    new ResizeObserver(() => this.resize()).observe(svg);
+    this.resize();
+  }
+
+  /** Add or update a vehicle: `{id, plate, status, location}` plus a display label. */
+  upsert(vehicle, label) {
+    const known = this.vehicles.get(vehicle.id);
+    const entry = known ?? { online: null, el: null };
+    entry.vehicle = { ...(known?.vehicle ?? {}), ...vehicle };
+    entry.label = label;
+    this.vehicles.set(vehicle.id, entry);
+    if (entry.vehicle.location && !this.inside(entry.vehicle.location)) this.fit();
+    else this.draw(entry);
+  }
+
+  remove(vehicleId) {
+    const entry = this.vehicles.get(vehicleId);
+    entry?.el?.remove();
+    this.vehicles.delete(vehicleId);
+  }
+
+  /** A new position of a vehicle; refits the view only when it leaves it. */
+  move(vehicleId, location) {
+    const entry = this.vehicles.get(vehicleId);
+    if (!entry) return;
+    entry.vehicle.location = location;
+    if (!this.inside(location)) this.fit();
+    else this.draw(entry);
+  }
+
+  setOnline(vehicleId, online) {
+    const entry = this.vehicles.get(vehicleId);
+    if (!entry) return;
+    entry.online = online;
+    this.draw(entry);
+  }
+
+  /** Pickups of the orders still waiting or under way: `[{id, lat, lon, label, selected}]`. */
+  setPickups(pickups) {
+    this.pickups = new Map(pickups.map((p) => [p.id, p]));
+    if (pickups.some((p) => !this.inside(p))) this.fit();
+    else this.drawPickups();
+  }
+
+  points() {
+    const points = [...this.vehicles.values()].map((e) => e.vehicle.location).filter(Boolean);
+    return points.concat([...this.pickups.values()]);
+  }
+
+  /** Fit the projection to everything on the map. */
+  fit() {
+    const points = this.points();
+    if (points.length === 0) {
+      this.view = null;
+      this.redraw();
+      return;
+    }
+    const lats = points.map((p) => p.lat);
+    const lons = points.map((p) => p.lon);
+    const latC = (Math.min(...lats) + Math.max(...lats)) / 2;
+    const lonC = (Math.min(...lons) + Math.max(...lons)) / 2;
+    const cos = Math.cos((latC * Math.PI) / 180);
+    const spanY = Math.max(Math.max(...lats) - Math.min(...lats), MIN_SPAN_DEG);
+    const spanX = Math.max((Math.max(...lons) - Math.min(...lons)) * cos, MIN_SPAN_DEG);
+    const usable = 1 - 2 * PADDING;
+    const scale = Math.min((this.width * usable - LABEL_ROOM) / spanX, (this.height * usable) / spanY);
+    this.view = { latC, lonC, cos, scale };
+    this.redraw();
+  }
+
+  project({ lat, lon }) {
+    const { latC, lonC, cos, scale } = this.view;
+    return [(this.width - LABEL_ROOM) / 2 + (lon - lonC) * cos * scale, this.height / 2 - (lat - latC) * scale];
+  }
+
+  inside(point) {
+    if (!point || !this.view) return !point;
+    const [x, y] = this.project(point);
+    const marginX = this.width * PADDING * 0.5;
+    const marginY = this.height * PADDING * 0.5;
+    return x >= marginX && x <= this.width - marginX - LABEL_ROOM / 2 && y >= marginY && y <= this.height - marginY;
+  }
+
+  resize() {
+    const box = this.svg.getBoundingClientRect();
+    if (box.width < 10 || box.height < 10) return;
+    this.width = 1000;
+    this.height = Math.round((1000 * box.height) / box.width);
+    this.svg.setAttribute("viewBox", `0 0 ${this.width} ${this.height}`);
+    this.fit();
+  }
+
+  redraw() {
+    this.drawGrid();
+    for (const entry of this.vehicles.values()) this.draw(entry);
+    this.drawPickups();
+  }
+
+  draw(entry) {
+    const { vehicle } = entry;
+    if (!vehicle.location || !this.view) {
+      entry.el?.remove();
+      entry.el = null;
+      if (vehicle.location && !this.view) this.fit();
+      return;
+    }
+    if (!entry.el) entry.el = this.marker(vehicle.id);
+    const el = entry.el;
+    const [x, y] = this.project(vehicle.location);
+    el.setAttribute("transform", `translate(${x.toFixed(1)} ${y.toFixed(1)})`);
+    el.dataset.lat = vehicle.location.lat;
+    el.dataset.lon = vehicle.location.lon;
+    el.dataset.status = vehicle.status;
+    el.dataset.online = entry.online === null ? "unknown" : String(entry.online);
+    const heading = vehicle.location.heading;
+    const arrow = el.querySelector(".heading");
+    arrow.setAttribute("transform", `rotate(${Number.isFinite(heading) ? heading : 0})`);
+    arrow.toggleAttribute("hidden", !Number.isFinite(heading));
+    el.querySelector("text").textContent = entry.label;
+    const presence = entry.online === null ? "" : entry.online ? ", driver online" : ", driver offline";
+    el.setAttribute("aria-label", `${entry.label}: ${vehicle.status}${presence}`);
+    el.querySelector("title").textContent = `${entry.label} — ${vehicle.status}${presence}`;
+  }
+
+  marker(vehicleId) {
+    const el = s("g", {
+      class: "vehicle", tabindex: "0", role: "button", "data-vehicle-id": vehicleId,
+      onclick: () => this.onSelect(vehicleId),
+      onkeydown: (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          this.onSelect(vehicleId);
+        }
+      },
+    },
+    s("title"),
+    s("path", { class: "heading", d: "M0 -17 L5 -9 L-5 -9 Z" }),
+    s("circle", { class: "dot", r: "9" }),
+    s("text", { x: "20", y: "5" }));
+    this.layers.vehicles.append(el);
+    return el;
+  }
+
+  drawPickups() {
+    const layer = this.layers.pickups;
+    layer.replaceChildren();
+    this.layers.links.replaceChildren();
+    if (!this.view) return;
+    for (const pickup of this.pickups.values()) {
+      const [x, y] = this.project(pickup);
+      layer.append(s("g", {
+        class: `pickup${pickup.selected ? " selected" : ""}`, transform: `translate(${x.toFixed(1)} ${y.toFixed(1)})`,
+        "data-order-id": pickup.id,
+      }, s("title", {}, pickup.label), s("rect", { x: "-6", y: "-6", width: "12", height: "12" })));
+      const truck = pickup.selected && pickup.vehicleId ? this.vehicles.get(pickup.vehicleId) : null;
+      if (truck?.vehicle.location) {
+        const [vx, vy] = this.project(truck.vehicle.location);
+        this.layers.links.append(s("line", { x1: vx, y1: vy, x2: x, y2: y }));
+      }
+    }
+  }
+
+  drawGrid() {
+    const { grid, scale } = this.layers;
+    grid.replaceChildren();
+    scale.replaceChildren();
+    if (!this.view) return;
+    // a scale bar of a round number of km, about a fifth of the width
+    const kmPerUnit = KM_PER_DEG / this.view.scale;
+    const wanted = (this.width / 5) * kmPerUnit;
+    const step = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].find((km) => km >= wanted) ?? wanted;
+    const length = step / kmPerUnit;
+    const x0 = 20;
+    const y0 = this.height - 20;
+    scale.append(s("line", { x1: x0, y1: y0, x2: x0 + length, y2: y0 }),
+                 s("text", { x: x0, y: y0 - 6 }, step < 1 ? `${step * 1000} m` : `${step} km`));
+    for (let x = (this.width / 2) % length; x < this.width; x += length) {
+      grid.append(s("line", { x1: x, y1: 0, x2: x, y2: this.height }));
+    }
+    for (let y = (this.height / 2) % length; y < this.height; y += length) {
+      grid.append(s("line", { x1: 0, y1: y, x2: this.width, y2: y }));
+    }
+  }
+}

@@ -1,0 +1,150 @@
+"""The manager console in a real headless Chromium against the app on a real socket: sign-in, the live
+map, the orders board and assignment, presence, waybills, notifications, and recovery after a drop."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import PageErrors, browser_context
+from tests.factories import PASSWORD, login, make_user
+from tests.fleet_fixtures import make_vehicle_type
+from tests.helpers import Api
+from tests.realtime_client import WsClient, fleet, point, ws_url
+
+# Network failures the drop test causes on purpose are logged by Chromium as console errors.
+EXPECTED_NETWORK_ERRORS = re.compile(r"WebSocket connection to .* failed|Failed to load resource|ERR_INTERNET_DISCONNECTED")
+
+
+def order_body(type_id: str, org_id: str, address: str, lat: float, lon: float) -> dict[str, Any]:
+    """A client's tow order picked up at (lat, lon)."""
+    return {"organization": org_id, "pickup": {"lat": lat, "lon": lon, "address": address},
+            "dropoff": {"lat": lat + 0.05, "lon": lon, "address": "Garage 7"},
+            "vehicle": {"type_id": type_id, "make": "Lada", "model": "Vesta", "plate": "X001XX77"}}
+
+
+async def stream(driver: WsClient, seq: int, lat: float, lon: float) -> None:
+    """One GPS point through the driver's socket, acked (stored and fanned out)."""
+    await driver.send({"type": "location", **point(seq, lat=lat, lon=lon)})
+    await driver.recv_type("ack", seq=seq)
+
+
+async def sign_in(page: Any, base_url: str, username: str) -> None:
+    await page.goto(base_url + "/console")
+    await page.get_by_label("Username, email or phone").fill(username)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_selector("#console-view[data-loaded=true]")
+    await page.wait_for_selector("#connection[data-state=live]")
+
+
+async def marker(page: Any, vehicle_id: str) -> dict[str, Any]:
+    """What the map shows of a truck: its data attributes, transform and label."""
+    return await page.eval_on_selector(f'.vehicle[data-vehicle-id="{vehicle_id}"]', """el => ({
+        lat: Number(el.dataset.lat), lon: Number(el.dataset.lon), status: el.dataset.status,
+        online: el.dataset.online, transform: el.getAttribute('transform'), label: el.textContent})""")
+
+
+async def wait_marker(page: Any, vehicle_id: str, **expected: Any) -> None:
+    """Wait until a truck's marker shows these data attributes."""
+    checks = " && ".join(f"el.dataset.{k} === {str(v)!r}" for k, v in expected.items())
+    await page.wait_for_function(f"""() => {{ const el = document.querySelector('.vehicle[data-vehicle-id="{vehicle_id}"]');
+        return el !== null && {checks}; }}""")
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_console_follows_the_fleet_and_assigns_orders(app: Any, api: Api, base_url: str, chromium: str,
+                                                            artifacts_dir: Path) -> None:
+    team = await fleet(app, api, drivers=2)
+    org_id = str(team["org"]["_id"])
+    first, second = team["drivers"]
+    truck1, truck2 = first["vehicle"]["id"], second["vehicle"]["id"]
+    drivers = []
+    for crew, (lat, lon) in ((first, (55.750, 37.600)), (second, (55.765, 37.650))):
+        driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), crew["token"])
+        await driver.recv_type("ready")
+        await stream(driver, 1, lat, lon)
+        drivers.append(driver)
+    client_token = await login(app, await make_user(app, "BASE"))
+    type_id = str((await make_vehicle_type(app))["_id"])
+    errors = PageErrors()
+
+    async with browser_context(chromium) as context:
+        page = await context.new_page()
+        errors.watch(page)
+        await sign_in(page, base_url, team["manager"]["username"])
+
+        # both trucks are on the map where the REST snapshot put them, labelled and coloured by status
+        start = await marker(page, truck1)
+        assert (start["lat"], start["lon"], start["status"]) == (55.750, 37.600, "available")
+        assert first["vehicle"]["plate"] in start["label"]
+        assert (await marker(page, truck2))["lon"] == 37.650
+        assert await page.locator(".vehicle").count() == 2
+
+        # a GPS stream through the real driver socket moves the marker
+        for seq, lon in enumerate((37.605, 37.610, 37.615), start=2):
+            await stream(drivers[0], seq, 55.752, lon)
+        await wait_marker(page, truck1, lon="37.615", lat="55.752")
+        moved = await marker(page, truck1)
+        assert moved["transform"] != start["transform"] and moved["online"] == "true"
+
+        # an order made through the API appears on the board (and as an unread notification)
+        created = await api.post("/api/v1/orders", order_body(type_id, org_id, "Tverskaya 7", 55.764, 37.649),
+                                 token=client_token)
+        assert created.status == 201, created.json
+        order_id = created.json["id"]
+        card = page.locator(f'[data-column=new] .order-card[data-order-id="{order_id}"]')
+        await card.wait_for()
+        assert "Tverskaya 7" in await card.inner_text()
+        await page.locator("#notification-list li[data-notification-id]").first.wait_for()
+
+        # select it with the keyboard and assign it to the second truck from the page
+        await card.focus()
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector("#details-status")
+        await page.get_by_label("or assign to").select_option(truck2)
+        await page.get_by_role("button", name="Assign", exact=True).click()
+        await page.locator(f'[data-column=assigned] .order-card[data-order-id="{order_id}"]').wait_for()
+        assert await page.inner_text("#details-status") == "Assigned"
+        await page.locator("#timeline li", has_text="assigned").wait_for()
+        await wait_marker(page, truck2, status="busy")
+        pushed = await drivers[1].recv_type("assignment")
+        assert pushed["order"]["id"] == order_id
+
+        # "assign nearest" gives the next order to the only truck left available
+        other = await api.post("/api/v1/orders", order_body(type_id, org_id, "Arbat 12", 55.751, 37.595),
+                               token=client_token)
+        await page.locator(f'.order-card[data-order-id="{other.json["id"]}"]').click()
+        await page.get_by_role("button", name="Assign nearest").click()
+        await page.locator(f'[data-column=assigned] .order-card[data-order-id="{other.json["id"]}"]').wait_for()
+        assert "Assigned to " + first["vehicle"]["plate"] in await page.inner_text("#assign-result")
+
+        # a waybill on the road and a driver going offline show in the side panels
+        sheet = await api.post("/api/v1/waybills", {"vehicle_id": truck1}, token=first["token"])
+        assert sheet.status == 201, sheet.json
+        await api.patch(f"/api/v1/waybills/{sheet.json['id']}", {"status": "on_route"}, token=first["token"])
+        await page.locator(f'#waybill-list li[data-waybill-id="{sheet.json["id"]}"]').wait_for()
+        drivers[1].close()
+        await wait_marker(page, truck2, online="false")
+        assert await page.inner_text("#presence-count") == "1 of 2 online"
+
+        # the network drops: the page says so, then catches up on what it missed through `since`
+        await context.set_offline(True)
+        await page.wait_for_selector("#connection[data-state=reconnecting]")
+        assert (await page.inner_text("#connection")).startswith("Reconnecting…")
+        await stream(drivers[0], 5, 55.755, 37.620)
+        missed = await api.post("/api/v1/orders", order_body(type_id, org_id, "Petrovka 38", 55.767, 37.615),
+                                token=client_token)
+        await asyncio.sleep(0.3)
+        assert await page.locator(f'.order-card[data-order-id="{missed.json["id"]}"]').count() == 0
+        await context.set_offline(False)
+        await page.wait_for_selector("#connection[data-state=live]")
+        await page.locator(f'[data-column=new] .order-card[data-order-id="{missed.json["id"]}"]').wait_for()
+        await wait_marker(page, truck1, lon="37.62", lat="55.755")
+
+        await page.screenshot(path=str(artifacts_dir / "console.png"))
+    assert [e for e in errors if not EXPECTED_NETWORK_ERRORS.search(e)] == []
