@@ -20,11 +20,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-system-packages: ## Debian packages the services need, installed only when absent
-	@if [ -z "$$DISPATCH_REDIS_URL" ] && ! command -v redis-server >/dev/null; then \
+system-packages: ## Debian packages the services and browser tests need, installed only when absent
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); updated=; \
+	if [ -z "$$DISPATCH_REDIS_URL" ] && ! command -v redis-server >/dev/null; then \
 		echo "installing redis-server (Debian package)"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; \
+		$$SUDO apt-get update -qq && updated=1 && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server || exit 1; \
+	fi; \
+	if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing chromium for the console's browser tests (Debian package)"; \
+		{ [ -n "$$updated" ] || $$SUDO apt-get update -qq; } && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-liberation \
+		|| echo "chromium could not be installed: the browser tests (tests/browser) will be skipped"; \
 	fi
 
 clean:

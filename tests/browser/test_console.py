@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from dispatch import jsonutil
 from tests.browser.conftest import PageErrors, browser_context
 from tests.factories import PASSWORD, login, make_user
 from tests.fleet_fixtures import make_vehicle_type
@@ -122,6 +123,10 @@ async def test_console_follows_the_fleet_and_assigns_orders(app: Any, api: Api, 
         await page.get_by_role("button", name="Assign nearest").click()
         await page.locator(f'[data-column=assigned] .order-card[data-order-id="{other.json["id"]}"]').wait_for()
         assert "Assigned to " + first["vehicle"]["plate"] in await page.inner_text("#assign-result")
+        # arrow keys walk the board's cards (newest first)
+        await page.locator(f'.order-card[data-order-id="{other.json["id"]}"]').focus()
+        await page.keyboard.press("ArrowDown")
+        assert await page.evaluate("document.activeElement.dataset.orderId") == order_id
 
         # a waybill on the road and a driver going offline show in the side panels
         sheet = await api.post("/api/v1/waybills", {"vehicle_id": truck1}, token=first["token"])
@@ -148,3 +153,66 @@ async def test_console_follows_the_fleet_and_assigns_orders(app: Any, api: Api, 
 
         await page.screenshot(path=str(artifacts_dir / "console.png"))
     assert [e for e in errors if not EXPECTED_NETWORK_ERRORS.search(e)] == []
+
+
+@pytest.mark.gen_test
+async def test_console_page_has_a_strict_policy_and_only_local_assets(api: Api) -> None:
+    answer = await api.get("/console")
+    assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/html")
+    policy = answer.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "connect-src 'self' ws: wss:;" in policy
+    assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    html = answer.body.decode()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "no inline scripts"
+    assert not re.search(r"\son\w+=|\sstyle=", html), "no inline handlers or styles"
+    assert not re.search(r"(src|href)=\"(https?:)?//", html), "nothing from other hosts"
+    assets = re.findall(r'(?:src|href)="(/static/console/[^"]+)"', html)
+    assert {"/static/console/app.js", "/static/console/console.css"} <= set(assets)
+    for asset in assets:
+        served = await api.client.fetch(api.base_url + asset, raise_error=False)
+        assert served.code == 200, asset
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_refused_sign_ins_say_why(app: Any, api: Api, base_url: str, chromium: str) -> None:
+    driver = await make_user(app, "DRIVER")
+    async with browser_context(chromium) as context:
+        page = await context.new_page()
+        await page.goto(base_url + "/console")
+        await page.get_by_label("Username, email or phone").fill(driver["username"])
+        await page.get_by_label("Password").fill("not-the-password")
+        await page.keyboard.press("Enter")
+        await page.get_by_role("alert").filter(has_text="Wrong login or password.").wait_for()
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.keyboard.press("Enter")
+        await page.get_by_role("alert").filter(has_text="The console is for managers").wait_for()
+        assert await page.is_visible("#login-form") and not await page.is_visible("#console-view")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_on_a_tablet_a_stale_access_token_is_refreshed(app: Any, api: Api, base_url: str,
+                                                              chromium: str) -> None:
+    team = await fleet(app, api)
+    pair = await api.post("/api/v1/auth/login", {"login": team["manager"]["username"], "password": PASSWORD})
+    # the tab kept a pair whose access token the server no longer accepts, as after a long sleep
+    kept = {"access": "expired.access.token", "refresh": pair.json["refresh_token"], "expiresAt": 4102444800000}
+    async with browser_context(chromium, viewport={"width": 820, "height": 1180}) as context:
+        await context.add_init_script(
+            f"sessionStorage.setItem('dispatch.console.tokens', JSON.stringify({jsonutil.dumps(kept).decode()}))")
+        page = await context.new_page()
+        await page.goto(base_url + "/console")
+        await page.wait_for_selector("#console-view[data-loaded=true]")
+        await page.wait_for_selector("#connection[data-state=live]")
+        stored = jsonutil.loads(await page.evaluate("sessionStorage.getItem('dispatch.console.tokens')"))
+        assert stored["access"] != kept["access"] and stored["refresh"] != kept["refresh"]
+        # one column on a tablet: nothing wider than the screen, the board below the map
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        map_box = await page.locator("#map").bounding_box()
+        board_box = await page.locator("#board").bounding_box()
+        assert map_box["width"] > 700 and board_box["y"] > map_box["y"] + map_box["height"]
+        # the old refresh token was rotated away: replaying it ends the session, and the page says so
+        reused = await api.post("/api/v1/auth/refresh", {"refresh_token": kept["refresh"]})
+        assert reused.status == 401
+        await page.get_by_role("alert").filter(has_text="Your session has ended").wait_for()
+        assert await page.is_visible("#login-form")
