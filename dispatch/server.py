@@ -10,13 +10,17 @@ import socket
 import tornado.httpserver
 import tornado.netutil
 import tornado.process
+import tornado.web
 
 from dispatch.app import close_app, make_app
 from dispatch.settings import Settings
 from dispatch.storage import ensure_indexes, open_stores
 
 log = logging.getLogger("dispatch.server")
-SHUTDOWN_GRACE = 8.0
+# Shutdown deadlines, seconds: sockets, then HTTP requests; then Ingest.close (FLUSH_TIMEOUT, 4 s) and the
+# hub's follow-up work (1 s) — about 8 s in all, inside the 10 s a supervisor usually grants after SIGTERM.
+SOCKETS_GRACE = 1.5
+HTTP_GRACE = 1.5
 
 
 def serve(settings: Settings) -> None:
@@ -41,11 +45,25 @@ async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
         loop.add_signal_handler(signum, stop.set)
     log.info("dispatch serving on http://%s:%d (pid %d)", settings.bind, settings.port, _pid())
     await stop.wait()
+    await _shut_down(server, app)
+    await stores.close()
+
+
+async def _shut_down(server: tornado.httpserver.HTTPServer, app: tornado.web.Application) -> None:
+    """Stop accepting, close every websocket with 1001 and the HTTP connections, flush GPS history.
+
+    Each step has its own deadline so the whole ends within about 8 s (clients of a closed
+    socket reconnect elsewhere and resend what was not acked).
+    """
     log.info("shutting down")
     server.stop()
-    await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE)
+    closed = await app.settings["hub"].close_sockets(1001, "going away", timeout=SOCKETS_GRACE)
+    try:
+        await asyncio.wait_for(server.close_all_connections(), HTTP_GRACE)
+    except asyncio.TimeoutError:
+        log.warning("shutdown: HTTP connections still open after %.0f s", HTTP_GRACE)
     await close_app(app)
-    await stores.close()
+    log.info("shut down (%d websockets closed with 1001)", closed)
 
 
 def _pid() -> int:

@@ -56,6 +56,8 @@ class Settings:
     sms_backend: str = setting("console", "How SMS leave: `console`, `file` or `http`.",
                                choices=("console", "file", "http"))
     sms_http_url: str = setting("", "URL the `http` SMS backend POSTs `{to, text}` to.")
+    task_visibility_timeout: int = setting(
+        120, "Seconds after which a task a lost (killed) worker held is handed to another worker again.")
     outbox_dir: str = setting("var/outbox", "Folder the `file` email and SMS backends write to.")
     media_dir: str = setting("var/media", "Folder for uploaded media (avatars).")
     cors_origins: str = setting("", "Comma-separated origins allowed by CORS (`*` for any).")
@@ -129,7 +131,7 @@ class Settings:
             _fail("port", self.port, "a port number between 1 and 65535")
         if self.processes < 0:
             _fail("processes", self.processes, "0 or more")
-        for name in ("access_ttl", "refresh_ttl", "max_body_bytes"):
+        for name in ("access_ttl", "refresh_ttl", "max_body_bytes", "task_visibility_timeout"):
             if getattr(self, name) <= 0:
                 _fail(name, getattr(self, name), "a positive number")
         _check_url("mongodb_url", self.mongodb_url, ("mongodb", "mongodb+srv"))

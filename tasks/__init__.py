@@ -26,8 +26,11 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        # Tasks a killed worker held are handed out again after this long.
-        broker_transport_options={"visibility_timeout": 120},
+        # Tasks a killed worker held (acked late, so still unacked) are handed out again after the
+        # visibility timeout; workers look for such tasks every few seconds (kombu's default is ~100 s).
+        broker_transport_options={"visibility_timeout": settings.task_visibility_timeout,
+                                  "unacked_restore_interval": min(10, max(1, settings.task_visibility_timeout // 4)),
+                                  "unacked_restore_throttle": 1},
         timezone="UTC",
         enable_utc=True,
     )

@@ -23,6 +23,7 @@ log = logging.getLogger("dispatch.realtime")
 
 STREAM_MAXLEN = 5000
 REPLAY_LIMIT = 5000
+BACKGROUND_GRACE = 1.0  # seconds close() waits for follow-up work (unsubscribes, presence) at shutdown
 RECONNECT_FIRST = 0.25  # seconds before the first pub/sub reconnect attempt
 RECONNECT_MAX = 1.0     # longest pause between attempts, so live frames resume within a second or so
 
@@ -225,7 +226,7 @@ class Hub:
     async def close(self) -> None:
         """Finish background work, stop reading and drop the pub/sub connection."""
         if self._background:
-            await asyncio.wait(list(self._background), timeout=5)
+            await asyncio.wait(list(self._background), timeout=BACKGROUND_GRACE)
         self._closed = True
         if self._reader is not None:
             self._reader.cancel()

@@ -56,7 +56,7 @@ class Server:
 
     def kill(self) -> None:
         """kill -9 the whole process group: no shutdown code runs."""
-        _kill(self.service.process)
+        kill_group(self.service.process)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -94,14 +94,14 @@ class Stack:
         self.redis = devservices.start_redis(self.redis_port, self.root / "redis", self.root / "log", persist=True)
 
     def kill_redis(self) -> None:
-        _kill(self.redis.process)  # type: ignore[union-attr]
+        kill_group(self.redis.process)  # type: ignore[union-attr]
 
     def start_mongo(self) -> None:
         """secantusd-py storing on disk."""
         self.mongo = devservices.start_mongo(self.mongo_port, str(self.root / "mongo"), self.root / "log")
 
     def kill_mongo(self) -> None:
-        _kill(self.mongo.process)  # type: ignore[union-attr]
+        kill_group(self.mongo.process)  # type: ignore[union-attr]
 
     def sync_db(self) -> Any:
         """A synchronous client of the stack's database (close its `.client` when done)."""
@@ -138,7 +138,7 @@ class Stack:
                 service.stop(5)
 
 
-def _kill(process: subprocess.Popen) -> None:
+def kill_group(process: subprocess.Popen) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -266,8 +266,9 @@ class Driver:
 class Console:
     """A manager console following one channel; after a lost connection it subscribes again with `since`."""
 
-    def __init__(self, urls: list[str], token: str, channel: str) -> None:
+    def __init__(self, urls: list[str], token: str, channel: str, reconnect_delay: float = 0.2) -> None:
         self.urls, self.token, self.channel = urls, token, channel
+        self.reconnect_delay = reconnect_delay
         self.frames: list[dict[str, Any]] = []
         self.arrivals: list[tuple[float, dict[str, Any]]] = []
         self.offset: str | None = None
@@ -291,7 +292,7 @@ class Console:
                 return
             self.reconnects += 1
             self._server += 1
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(self.reconnect_delay)
 
     async def _session(self, base: str) -> None:
         conn = await connect(base + "/ws/console", self.token)
@@ -312,6 +313,7 @@ class Console:
                     self.arrivals.append((time.monotonic(), frame))
                     self.offset = frame["offset"]
         finally:
+            self.subscribed.clear()
             conn.close()
 
     def seqs(self, vehicle_id: str) -> set[int]:

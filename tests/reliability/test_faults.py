@@ -8,43 +8,23 @@ Every test runs its own redis-server, secantusd-py, `dispatch serve` and worker 
 from __future__ import annotations
 
 import asyncio
+import http.server
+import threading
 import time
-from pathlib import Path
+from email import message_from_bytes
 from typing import Any, Callable, Iterator
 
 import pytest
 import tornado.httpclient
-import tornado.web
+from aiosmtpd.controller import Controller
 
-from dispatch.app import close_app, make_app
-from dispatch.storage import ensure_indexes, open_stores
+from dispatch import devservices, jsonutil
+from tasks import make_celery
 from tests.helpers import Api, Response, assert_error_envelope
 from tests.realtime_client import fleet
-from tests.reliability.stack import Console, Driver, Stack, in_thread
+from tests.reliability.stack import Console, Driver, Stack, in_thread, kill_group
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    private = Stack(tmp_path).start()
-    yield private
-    private.stop()
-
-
-@pytest.fixture
-def stack_app(io_loop: Any, stack: Stack) -> Iterator[tornado.web.Application]:
-    """An application object on the stack's stores, to make users and tokens (it serves nothing)."""
-    stores = open_stores(stack.settings)  # type: ignore[arg-type]
-    io_loop.run_sync(lambda: ensure_indexes(stores.mongo[stack.settings.mongodb_db]))  # type: ignore[union-attr]
-    application = make_app(stack.settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)  # type: ignore
-    yield application
-
-    async def stop() -> None:
-        await close_app(application)
-        await stores.close()
-
-    io_loop.run_sync(stop)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
@@ -123,3 +103,161 @@ async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, sta
     print(f"\nredis restart: sent={sent} stored={stored} live again after {resumed - back:.2f}s "
           f"reconnects={sum(d.reconnects for d in drivers)}")
     assert_clean_log(server.log())
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_mongodb_restarted_history_is_retried_and_acked_only_once_stored(stack: Stack, stack_app: Any) -> None:
+    server = stack.serve()
+    team = await fleet(stack_app, Api(tornado.httpclient.AsyncHTTPClient(), server.url), drivers=2)
+    drivers = [Driver([server.url], crew["token"]).start() for crew in team["drivers"]]
+    await until(lambda: all(d.acked >= 10 for d in drivers), what="streaming")
+
+    await in_thread(stack.kill_mongo)
+    sent_at_kill = [d.seq for d in drivers]
+    # A request that needs MongoDB waits for a server, then answers 503 (the outage lasts at least that long).
+    vehicles = await fetch(server.url + "/api/v1/vehicles", team["manager_token"])
+    assert vehicles.status == 503, vehicles.body
+    assert_error_envelope(vehicles)
+    assert vehicles.error_code == "service_unavailable"
+    settled = time.monotonic()  # acks of points stored just before the kill have arrived by now
+    sent_in_outage = [d.seq for d in drivers]
+    await asyncio.sleep(1)
+    assert [[seq for t, seq in d.acks if t > settled] for d in drivers] == [[], []], "acked while MongoDB was down"
+    assert all(d.acked <= s for d, s in zip(drivers, sent_at_kill))
+    assert all(d.seq > s for d, s in zip(drivers, sent_in_outage))  # the drivers kept sending all along
+
+    await in_thread(stack.start_mongo)
+    for driver, sent in zip(drivers, sent_in_outage):
+        await until(lambda: driver.acked >= sent, what="acks after MongoDB came back")
+    for driver in drivers:
+        await driver.finish()
+    sent, stored = assert_stored_exactly_once(stack, team, drivers)
+    print(f"\nmongodb restart: sent={sent} stored={stored} unacked during the outage="
+          f"{sum(d.seq - s for d, s in zip(drivers, sent_at_kill))}")
+    log = server.log()
+    assert "GPS history write failed" in log  # batches were retried, not dropped
+    assert_clean_log(log)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_server_killed_clients_move_to_another_and_since_fills_the_gap(stack: Stack, stack_app: Any) -> None:
+    doomed, spare = stack.serve("doomed"), stack.serve("spare")
+    urls = [doomed.url, spare.url]
+    team = await fleet(stack_app, Api(tornado.httpclient.AsyncHTTPClient(), spare.url), drivers=2)
+    # The console comes back after the drivers: what it missed meanwhile only `since` can give it.
+    console = Console(urls, team["manager_token"], f"fleet:{team['org']['_id']}", reconnect_delay=2.0).start()
+    await asyncio.wait_for(console.subscribed.wait(), 10)
+    drivers = [Driver(urls, crew["token"]).start() for crew in team["drivers"]]
+    await until(lambda: all(d.acked >= 10 for d in drivers) and len(console.frames) >= 10, what="streaming")
+
+    await in_thread(doomed.kill)
+    sent_at_kill = [d.seq for d in drivers]
+    await until(lambda: all(d.acked > s + 10 for d, s in zip(drivers, sent_at_kill)), what="drivers on the spare")
+    gap = not console.subscribed.is_set()  # the drivers streamed to the spare while the console was away
+    await until(lambda: console.reconnects >= 1 and console.subscribed.is_set(), what="the console on the spare")
+    assert gap and all(d.reconnects >= 1 for d in drivers)
+    for driver in drivers:
+        await driver.finish()
+    vehicles = [crew["vehicle"]["id"] for crew in team["drivers"]]
+    await until(lambda: all(console.seqs(v) >= d.sent for v, d in zip(vehicles, drivers)), timeout=10,
+                what="every point on the console")
+    await console.stop()
+    sent, stored = assert_stored_exactly_once(stack, team, drivers)
+    shown = sum(len(console.seqs(v)) for v in vehicles)
+    print(f"\nserver killed: sent={sent} stored={stored} console saw {shown} distinct points "
+          f"({len(console.frames)} frames)")
+    assert_clean_log(spare.log())
+
+
+class SlowSmtp:
+    """An SMTP server's handler that takes its time over each message (so some are in flight)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.subjects: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+        await asyncio.sleep(self.delay)
+        self.subjects.append(str(message_from_bytes(envelope.content)["Subject"]))
+        return "250 OK"
+
+
+class SlowGateway(http.server.ThreadingHTTPServer):
+    """An SMS gateway that takes its time over each message."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(("127.0.0.1", 0), SlowGatewayHandler)
+        self.delay = delay
+        self.texts: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/send"
+
+
+class SlowGatewayHandler(http.server.BaseHTTPRequestHandler):
+    server: SlowGateway
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = jsonutil.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(self.server.delay)
+        self.server.texts.append(body["text"])
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_sinks() -> Iterator[tuple[SlowSmtp, int, SlowGateway]]:
+    smtp, port = SlowSmtp(0.3), devservices.free_port()
+    controller = Controller(smtp, hostname="127.0.0.1", port=port)
+    controller.start()
+    gateway = SlowGateway(0.3)
+    thread = threading.Thread(target=gateway.serve_forever, daemon=True)
+    thread.start()
+    yield smtp, port, gateway
+    gateway.shutdown()
+    gateway.server_close()
+    controller.stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_worker_killed_with_messages_in_flight_and_queued_delivers_them_all(
+        stack: Stack, slow_sinks: tuple[SlowSmtp, int, SlowGateway]) -> None:
+    smtp, smtp_port, gateway = slow_sinks
+    env = {"DISPATCH_EMAIL_BACKEND": "smtp", "DISPATCH_SMTP_HOST": "127.0.0.1", "DISPATCH_SMTP_PORT": str(smtp_port),
+           "DISPATCH_SMS_BACKEND": "http", "DISPATCH_SMS_HTTP_URL": gateway.url,
+           "DISPATCH_TASK_VISIBILITY_TIMEOUT": "3", "DISPATCH_LOG_LEVEL": "WARNING"}
+    settings = stack.settings
+    stack.worker(**env)
+    devservices.wait_worker_ready(settings.broker_url)  # type: ignore[union-attr]
+    sender = make_celery(settings.replace(task_visibility_timeout=3))  # type: ignore[union-attr]
+    subjects = [f"Shift {n}" for n in range(15)]
+    texts = [f"Code {n:06d}" for n in range(15)]
+    try:
+        for subject, text in zip(subjects, texts):
+            sender.send_task("email.send", args=["driver@example.com", subject, "Starts at 8."])
+            sender.send_task("sms.send", args=["+79161234567", text])
+    finally:
+        sender.close()
+    wait_until(lambda: len(smtp.subjects) + len(gateway.texts) >= 4, 30, "the first deliveries")
+
+    kill_group(stack.processes[-1].process)  # kill -9: tasks in flight die with the worker, unacked
+    before = len(smtp.subjects) + len(gateway.texts)
+    stack.worker(**env)
+    wait_until(lambda: set(smtp.subjects) >= set(subjects) and set(gateway.texts) >= set(texts), 60,
+               "every message after the restart")
+    time.sleep(1)  # late duplicates, if any, are counted too
+    delivered = len(smtp.subjects) + len(gateway.texts)
+    print(f"\nworker killed: queued={len(subjects) + len(texts)} delivered before kill={before} "
+          f"distinct delivered={len(set(smtp.subjects)) + len(set(gateway.texts))} "
+          f"duplicates={delivered - len(subjects) - len(texts)}")

@@ -1,0 +1,68 @@
+"""Graceful shutdown of a real `dispatch serve`: SIGTERM stops accepting, closes every websocket
+with 1001 (going away), writes the GPS history it still holds, and exits within 10 s."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+import pytest
+import tornado.httpclient
+
+from tests.helpers import Api
+from tests.realtime_client import WsClient, fleet, point, ws_url
+from tests.reliability.stack import Stack
+
+GOING_AWAY = 1001
+
+
+def refused(port: int) -> bool:
+    """Whether nothing accepts connections on the port any more."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_sigterm_closes_sockets_with_1001_flushes_history_and_exits(stack: Stack, stack_app: Any) -> None:
+    server = stack.serve()
+    team = await fleet(stack_app, Api(tornado.httpclient.AsyncHTTPClient(), server.url))
+    crew = team["drivers"][0]
+    console = await WsClient.connect(ws_url(server.url, "/ws/console"), team["manager_token"])
+    await console.send({"type": "subscribe", "channel": f"fleet:{team['org']['_id']}"})
+    await console.recv_type("subscribed")
+    driver = await WsClient.connect(ws_url(server.url, "/ws/driver"), crew["token"])
+    await driver.recv_type("ready")
+    anonymous = await WsClient.connect(ws_url(server.url, "/ws/console"))  # not authenticated yet
+
+    # MongoDB stops answering: the server holds points it has taken but not yet written (none acked).
+    os.kill(stack.mongo.process.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+    try:
+        for first in (1, 201):
+            await driver.send({"type": "locations", "points": [point(n) for n in range(first, first + 200)]})
+            await driver.send({"type": "probe"})  # answered once the batch before it was handed to the writer
+            assert (await driver.recv_type("error"))["code"] == "unknown_type"
+        assert not [f for f in driver.seen if f["type"] == "ack"]
+
+        server.service.process.send_signal(signal.SIGTERM)
+        asked = time.monotonic()
+        for client in (console, driver, anonymous):
+            assert await client.closed() == GOING_AWAY
+        assert refused(server.port) and server.service.process.poll() is None  # still flushing, not accepting
+    finally:
+        os.kill(stack.mongo.process.pid, signal.SIGCONT)  # type: ignore[union-attr]
+    assert server.service.process.wait(max(0.1, 10 - (time.monotonic() - asked))) == 0
+
+    db = stack.sync_db()
+    try:
+        assert db["gps_points"].count_documents({"driver_id": crew["user"]["_id"]}) == 400
+    finally:
+        db.client.close()
+    log = server.log()
+    assert "shut down (3 websockets closed with 1001)" in log
+    assert "Traceback" not in log and "tornado.application" not in log
