@@ -52,6 +52,10 @@ function markerLabel(vehicle) {
   return vehicle.driver_id ? `${vehicle.plate} · ${person(vehicle.driver_id)}` : vehicle.plate;
 }
 
+function mapLabel(vehicle) {
+  return [vehicle.plate, vehicle.driver_id ? person(vehicle.driver_id) : null];
+}
+
 function distanceKm(a, b) {
   const rad = Math.PI / 180;
   const dLat = (b.lat - a.lat) * rad;
@@ -100,10 +104,13 @@ function keepVehicle(vehicle) {
     Object.assign(merged, { ...known, location: merged.location });
   }
   state.vehicles.set(vehicle.id, merged);
-  map.upsert(merged, markerLabel(merged));
+  map.upsert(merged, mapLabel(merged));
   if (merged.driver_id && !state.presence.has(merged.driver_id) && merged.location?.ts) {
     state.presence.set(merged.driver_id, { online: null, seen: merged.location.ts });
   }
+  // presence may have been heard of before the truck itself was loaded
+  const presence = state.presence.get(merged.driver_id);
+  if (presence && presence.online !== null) map.setOnline(merged.id, presence.online);
 }
 
 function keepOrder(order) {
@@ -154,10 +161,8 @@ function onLocation(frame) {
   if (frame.driver_id) {
     const was = state.presence.get(frame.driver_id);
     state.presence.set(frame.driver_id, { online: true, seen: frame.ts });
-    if (was?.online !== true) {
-      map.setOnline(vehicle.id, true);
-      drawPresence();
-    }
+    map.setOnline(vehicle.id, true);
+    if (was?.online !== true) drawPresence();
   }
 }
 

@@ -60,7 +60,7 @@ export class Details {
         fact("Drop-off", order.dropoff.address),
         fact("Car", `${order.vehicle.make} ${order.vehicle.model}, ${order.vehicle.plate}` +
                     (order.vehicle.color ? `, ${order.vehicle.color}` : "") + ` (${order.vehicle.type_name})`),
-        fact("Estimate", `${order.price_estimate.toFixed(2)} for ${order.distance_km.toFixed(1)} km`),
+        fact("Estimate", `${order.price_estimate.toFixed(2)} (${order.distance_km.toFixed(1)} km)`),
         fact("Truck", truck),
         fact("Driver", driver),
         order.notes ? fact("Notes", order.notes) : null,
@@ -73,7 +73,8 @@ export class Details {
         TIMELINE_WORDS[event.type] ?? event.type,
         event.vehicle_id ? ` — ${this.truckLabel(event.vehicle_id)}` : "",
         event.reason ? ` (${event.reason})` : "",
-        h("span", { class: "muted" }, " by ", this.people(event.actor_id))))),
+        h("span", { class: "muted" }, " by ",
+          event.actor_id === order.client_id ? "the client" : this.people(event.actor_id))))),
     ].filter(Boolean));
     if (focused) document.getElementById(focused)?.focus();
   }

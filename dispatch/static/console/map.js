@@ -6,7 +6,9 @@ import { s } from "./dom.js";
 const PADDING = 0.12;      // share of the view kept free around the fitted box
 const MIN_SPAN_DEG = 0.01; // about 1 km: a lone truck is not zoomed in absurdly
 const KM_PER_DEG = 111.32;
-const LABEL_ROOM = 200;    // view units kept free on the right for the rightmost truck's label
+const LABEL_ROOM = 160;    // view units kept free on the right for the rightmost truck's label
+const TRAIL_MS = 3 * 60_000; // how much of each truck's recent path is drawn behind it
+const TRAIL_MAX = 600;
 
 export class FleetMap {
   /** `svg` is the map element; `onSelect(vehicleId)` runs when a marker is activated. */
@@ -20,6 +22,7 @@ export class FleetMap {
     this.height = 600;
     this.layers = {
       grid: s("g", { class: "map-grid", "aria-hidden": "true" }),
+      trails: s("g", { class: "map-trails", "aria-hidden": "true" }),
       links: s("g", { class: "map-links", "aria-hidden": "true" }),
       pickups: s("g", { class: "map-pickups" }),
       vehicles: s("g", { class: "map-vehicles" }),
@@ -30,10 +33,10 @@ export class FleetMap {
     this.resize();
   }
 
-  /** Add or update a vehicle: `{id, plate, status, location}` plus a display label. */
+  /** Add or update a vehicle: `{id, plate, status, location}` plus its label (`[plate, driver name]`). */
   upsert(vehicle, label) {
     const known = this.vehicles.get(vehicle.id);
-    const entry = known ?? { online: null, el: null };
+    const entry = known ?? { online: null, el: null, trail: [], trailEl: null };
     entry.vehicle = { ...(known?.vehicle ?? {}), ...vehicle };
     entry.label = label;
     this.vehicles.set(vehicle.id, entry);
@@ -44,6 +47,7 @@ export class FleetMap {
   remove(vehicleId) {
     const entry = this.vehicles.get(vehicleId);
     entry?.el?.remove();
+    entry?.trailEl?.remove();
     this.vehicles.delete(vehicleId);
   }
 
@@ -51,14 +55,18 @@ export class FleetMap {
   move(vehicleId, location) {
     const entry = this.vehicles.get(vehicleId);
     if (!entry) return;
+    const from = entry.vehicle.location;
+    if (entry.trail.length === 0 && from) entry.trail.push({ lat: from.lat, lon: from.lon, at: Date.now() });
     entry.vehicle.location = location;
+    entry.trail.push({ lat: location.lat, lon: location.lon, at: Date.now() });
+    while (entry.trail.length > TRAIL_MAX || entry.trail[0].at < Date.now() - TRAIL_MS) entry.trail.shift();
     if (!this.inside(location)) this.fit();
     else this.draw(entry);
   }
 
   setOnline(vehicleId, online) {
     const entry = this.vehicles.get(vehicleId);
-    if (!entry) return;
+    if (!entry || entry.online === online) return;
     entry.online = online;
     this.draw(entry);
   }
@@ -129,10 +137,13 @@ export class FleetMap {
     if (!vehicle.location || !this.view) {
       entry.el?.remove();
       entry.el = null;
+      entry.trailEl?.remove();
+      entry.trailEl = null;
       if (vehicle.location && !this.view) this.fit();
       return;
     }
     if (!entry.el) entry.el = this.marker(vehicle.id);
+    this.drawTrail(entry);
     const el = entry.el;
     const [x, y] = this.project(vehicle.location);
     el.setAttribute("transform", `translate(${x.toFixed(1)} ${y.toFixed(1)})`);
@@ -144,10 +155,24 @@ export class FleetMap {
     const arrow = el.querySelector(".heading");
     arrow.setAttribute("transform", `rotate(${Number.isFinite(heading) ? heading : 0})`);
     arrow.toggleAttribute("hidden", !Number.isFinite(heading));
-    el.querySelector("text").textContent = entry.label;
+    const [plate, driver] = entry.label;
+    el.querySelector(".plate").textContent = plate;
+    el.querySelector(".driver").textContent = driver ?? "";
+    const name = driver ? `${plate} (${driver})` : plate;
     const presence = entry.online === null ? "" : entry.online ? ", driver online" : ", driver offline";
-    el.setAttribute("aria-label", `${entry.label}: ${vehicle.status}${presence}`);
-    el.querySelector("title").textContent = `${entry.label} — ${vehicle.status}${presence}`;
+    el.setAttribute("aria-label", `${name}: ${vehicle.status}${presence}`);
+    el.querySelector("title").textContent = `${name} — ${vehicle.status}${presence}`;
+  }
+
+  drawTrail(entry) {
+    if (entry.trail.length < 2) return;
+    if (!entry.trailEl) {
+      entry.trailEl = s("polyline", { class: "trail" });
+      this.layers.trails.append(entry.trailEl);
+    }
+    entry.trailEl.dataset.status = entry.vehicle.status;
+    entry.trailEl.setAttribute("points", entry.trail.map((p) => this.project(p).map((v) => v.toFixed(1)).join(","))
+      .join(" "));
   }
 
   marker(vehicleId) {
@@ -164,7 +189,7 @@ export class FleetMap {
     s("title"),
     s("path", { class: "heading", d: "M0 -17 L5 -9 L-5 -9 Z" }),
     s("circle", { class: "dot", r: "9" }),
-    s("text", { x: "20", y: "5" }));
+    s("text", { x: "20", y: "-1" }, s("tspan", { class: "plate" }), s("tspan", { class: "driver", x: "20", dy: "13" })));
     this.layers.vehicles.append(el);
     return el;
   }
