@@ -104,7 +104,7 @@ def since_of(frame: dict[str, Any]) -> str | None:
     since = frame.get("since")
     if since is None:
         return None
-    if isinstance(since, int) and not isinstance(since, bool) and since >= 0:
+    if isinstance(since, int) and not isinstance(since, bool) and 0 <= since < 2**64:
         return f"{since}-0" if since else "0-0"
     if isinstance(since, str) and parse_offset(since) is not None:
         return since
@@ -114,6 +114,12 @@ def since_of(frame: dict[str, Any]) -> str | None:
 def parse_offset(offset: str) -> tuple[int, int] | None:
     """A stream id as a comparable (ms, seq) pair, or None when malformed."""
     ms, _, seq = offset.partition("-")
-    if not ms.isdigit() or (seq and not seq.isdigit()) or len(offset) > 40:
+    # ASCII digits only: str.isdigit() also accepts digits like "²" that int() refuses.
+    if not _digits(ms) or (seq and not _digits(seq)) or len(offset) > 40:
         return None
-    return int(ms), int(seq or 0)
+    parsed = int(ms), int(seq or 0)
+    return parsed if max(parsed) < 2**64 else None  # Redis stream ids are two 64-bit numbers
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()

@@ -101,8 +101,14 @@ class Ingest:
             await self._retry_later(batch, history)
             return
         self.batches += 1
+        # Acks are cumulative: one per socket and batch, with its highest seq. A driver flooding
+        # frames faster than they are stored gets a few acks, not one per frame piling up unsent.
+        highest: dict[Callable[[int], None], int] = {}
         for submission in batch:
-            submission.ack(submission.points[-1]["seq"])
+            seq = submission.points[-1]["seq"]
+            highest[submission.ack] = max(seq, highest.get(submission.ack, seq))
+        for ack, seq in highest.items():
+            ack(seq)
 
     async def _retry_later(self, batch: list[Submission], error: BaseException) -> None:
         """Keep the batch (no acks yet) and try again after a pause."""

@@ -1,0 +1,307 @@
+"""Websocket fuzzing: random and malicious frames on every socket type (/ws/driver, /ws/console,
+/ws/orders/{id}) get error frames or proper close codes, never a crashed handler, and never
+disturb anyone else: a healthy driver keeps getting acks, and a healthy console its frames.
+
+Frames are written with the standard library's json on purpose: it emits what orjson refuses
+to (NaN, Infinity, integers of any size), which is exactly what a hostile client sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import pytest
+import websockets
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from dispatch import jsonutil
+from tests.factories import login, make_user
+from tests.fleet_fixtures import make_vehicle_type, order_body
+from tests.helpers import Api
+from tests.realtime_client import WsClient, fleet, point, ws_url
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)  # encodable as UTF-8
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), TEXT)
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+                      max_leaves=12)
+TYPES = ["location", "locations", "status", "subscribe", "unsubscribe", "auth", "ack", "error", "ready", ""]
+FIELDS = ["seq", "lat", "lon", "ts", "speed", "heading", "accuracy", "channel", "since", "order_id", "status",
+          "reason", "token", "offset"]
+POINT = st.fixed_dictionaries({}, optional={name: VALUES for name in FIELDS[:7]})
+FRAMES = st.fixed_dictionaries(
+    {"type": st.sampled_from(TYPES) | TEXT | VALUES},
+    optional={**{name: VALUES for name in FIELDS}, "points": st.lists(POINT, max_size=6) | VALUES})
+PAYLOADS = st.one_of(
+    FRAMES.map(lambda frame: json.dumps(frame, allow_nan=True)),  # frames with wrong types, NaN, huge numbers
+    VALUES.map(lambda value: json.dumps(value, allow_nan=True)),  # JSON that is not an object
+    TEXT,                                                          # text that is not JSON
+    st.binary(max_size=64),                                        # binary frames
+)
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    return "[" * depth + inner + "]" * depth
+
+
+def malicious(now_ts: str) -> dict[str, str | bytes]:
+    """Named hand-written attacks, each answered by an error frame (the socket stays open)."""
+    loc = '{"type": "location", "seq": 1, "lat": %s, "lon": 37.6, "ts": "' + now_ts + '"}'
+    return {
+        "NaN latitude": loc % "NaN",
+        "Infinity latitude": loc % "Infinity",
+        "-Infinity latitude": loc % "-Infinity",
+        "1e400 latitude (overflows a double)": loc % "1e400",
+        "latitude 1e308": loc % "1e308",
+        "seq 10**30": '{"type": "location", "seq": %d, "lat": 1, "lon": 1, "ts": "%s"}' % (10**30, now_ts),
+        "seq 2**64-1": '{"type": "location", "seq": %d, "lat": 1, "lon": 1, "ts": "%s"}' % (2**64 - 1, now_ts),
+        "seq -1": '{"type": "location", "seq": -1, "lat": 1, "lon": 1, "ts": "%s"}' % now_ts,
+        "seq as a string": '{"type": "location", "seq": "1", "lat": 1, "lon": 1, "ts": "%s"}' % now_ts,
+        "seq true": '{"type": "location", "seq": true, "lat": 1, "lon": 1, "ts": "%s"}' % now_ts,
+        "ts of year 99999": '{"type": "location", "seq": 1, "lat": 1, "lon": 1, "ts": "99999-01-01T00:00:00Z"}',
+        "10,000 nested arrays": nested(10_000),
+        "10,000 nested objects": '{"a":' * 10_000 + "1" + "}" * 10_000,
+        "1,000 nested arrays as seq": '{"type": "location", "seq": %s}' % nested(1000),
+        "1,000 nested arrays as type": '{"type": %s}' % nested(1000),
+        "501 points": jsonutil.dumps({"type": "locations", "points": [{"seq": n} for n in range(501)]}).decode(),
+        "points as an object": '{"type": "locations", "points": {"seq": 1}}',
+        "type 5": '{"type": 5}', "type null": '{"type": null}', "no type": '{"seq": 1}',
+        "type as a 60 KiB string": '{"type": "%s"}' % ("x" * 60_000),
+        "array frame": "[1, 2, 3]", "string frame": '"location"', "number frame": "42", "null frame": "null",
+        "empty text": "", "whitespace": " \n\t", "truncated JSON": '{"type": "location", "seq": 1',
+        "duplicate keys": '{"type": "location", "type": "subscribe"}',
+        "operator keys": '{"type": "subscribe", "channel": {"$gt": ""}, "since": {"$where": "1"}}',
+        "channel with 10 KiB": '{"type": "subscribe", "channel": "fleet:%s"}' % ("a" * 10_000),
+        "since 2**70": '{"type": "subscribe", "channel": "fleet:abc", "since": %d}' % 2**70,
+        "since superscript digits": '{"type": "subscribe", "channel": "fleet:abc", "since": "\u00b2-\u00b3"}',
+        "status with an object id": '{"type": "status", "order_id": {"$oid": "0"}, "status": "accepted"}',
+        "status with a reason object": '{"type": "status", "order_id": "x", "status": "en_route", "reason": {}}',
+        "auth again with junk": '{"type": "auth", "token": [1]}',
+        "BOM then JSON": "\ufeff{}",
+        "NUL bytes": '{"type": "\u0000\u0000"}',
+        "binary JSON": b'{"type": "location"}',
+        "binary garbage": bytes(range(256)),
+    }
+
+
+@pytest.fixture
+def app(app: Any) -> Any:
+    app.settings["ws_auth_timeout"] = 0.5  # unauthenticated sockets are closed sooner
+    return app
+
+
+@dataclass
+class Arena:
+    """The sockets under attack, and healthy neighbours that must not notice."""
+
+    base_url: str
+    tokens: dict[str, str]
+    paths: dict[str, str]
+    targets: dict[str, WsClient] = field(default_factory=dict)
+    healthy_driver: WsClient | None = None
+    healthy_console: WsClient | None = None
+    seq: int = 0
+    probes: int = 0
+    vehicle_id: str = ""
+
+    async def target(self, kind: str) -> WsClient:
+        """The open socket of this kind (reconnected after a close)."""
+        client = self.targets.get(kind)
+        if client is None or client.close_code is not None:
+            client = await WsClient.connect(ws_url(self.base_url, self.paths[kind]), self.tokens[kind])
+            await client.recv_type("ready")
+            self.targets[kind] = client
+        return client
+
+    async def attack(self, kind: str, payload: str | bytes) -> tuple[list[dict[str, Any]], int | None]:
+        """Send a frame, then a probe; the frames answered in between, and the close code if it closed."""
+        client = await self.target(kind)
+        self.probes += 1
+        probe = f"probe-{self.probes}"
+        await client.conn.write_message(payload, binary=isinstance(payload, bytes))
+        await client.send({"type": probe})
+        replies = []
+        while True:
+            frame = await client.recv(timeout=10)
+            if frame is None:
+                return replies, client.close_code
+            if frame.get("type") == "error" and probe in frame.get("message", ""):
+                return replies, None
+            replies.append(frame)
+
+    async def heartbeat(self) -> None:
+        """The healthy driver's next point is acked and reaches the healthy console."""
+        assert self.healthy_driver is not None and self.healthy_console is not None
+        self.seq += 1
+        lat = round(50 + self.seq / 10_000, 6)
+        await self.healthy_driver.send({"type": "location", **point(self.seq, lat=lat)})
+        await self.healthy_driver.recv_type("ack", timeout=5, seq=self.seq)
+        await self.healthy_console.recv_type("location", timeout=5, lat=lat, vehicle_id=self.vehicle_id)
+
+
+def check_replies(replies: list[dict[str, Any]], close_code: int | None, payload: Any) -> None:
+    """Every answer is a typed frame; errors carry a code and a message; the socket stayed open."""
+    assert close_code is None, f"closed with {close_code} after {payload!r:.200}"
+    for frame in replies:
+        assert isinstance(frame.get("type"), str), frame
+        if frame["type"] == "error":
+            assert isinstance(frame.get("code"), str) and isinstance(frame.get("message"), str), frame
+
+
+def crashes(records: list[logging.LogRecord]) -> list[str]:
+    """Errors logged by Tornado (an uncaught exception in a handler) or anything else at ERROR."""
+    return [f"{r.name}: {r.getMessage()[:300]}" for r in records if r.levelno >= logging.ERROR]
+
+
+@pytest.fixture
+def arena(app: Any, api: Api, base_url: str, io_loop: Any) -> Iterator[Arena]:
+    async def build() -> Arena:
+        team = await fleet(app, api, drivers=2)
+        client = await make_user(app, "BASE")
+        client_token = await login(app, client)
+        body = order_body(await make_vehicle_type(app), organization=str(team["org"]["_id"]))
+        order = (await api.post("/api/v1/orders", body, token=client_token)).json
+        built = Arena(base_url, {"driver": team["drivers"][0]["token"], "console": team["manager_token"],
+                                 "order": client_token},
+                      {"driver": "/ws/driver", "console": "/ws/console", "order": f"/ws/orders/{order['id']}"},
+                      vehicle_id=team["drivers"][1]["vehicle"]["id"])
+        built.healthy_driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), team["drivers"][1]["token"])
+        await built.healthy_driver.recv_type("ready")
+        built.healthy_console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
+        await built.healthy_console.send({"type": "subscribe", "channel": f"fleet:{team['org']['_id']}"})
+        await built.healthy_console.recv_type("subscribed")
+        await built.heartbeat()
+        return built
+
+    yield io_loop.run_sync(build, timeout=60)
+
+
+KINDS = ("driver", "console", "order")
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(payload=PAYLOADS)
+def test_generated_frames_get_error_frames_and_disturb_nobody(arena: Arena, io_loop: Any, payload: str | bytes,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    async def attack_each_kind() -> None:
+        for kind in KINDS:
+            replies, closed = await arena.attack(kind, payload)
+            check_replies(replies, closed, payload)
+        await arena.heartbeat()
+
+    io_loop.run_sync(attack_each_kind, timeout=60)
+    assert not crashes(caplog.records)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_malicious_frames_get_error_frames_on_every_socket(arena: Arena,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    attacks = malicious(point(0)["ts"])
+    for kind in KINDS:
+        for name, payload in attacks.items():
+            replies, closed = await arena.attack(kind, payload)
+            check_replies(replies, closed, name)
+            assert [f["type"] for f in replies] == ["error"], (kind, name, replies)
+        await arena.heartbeat()
+    assert not crashes(caplog.records)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_oversize_and_invalid_utf8_frames_close_only_their_socket(arena: Arena,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    for kind in KINDS:
+        client = await arena.target(kind)
+        await client.send('{"type": "%s"}' % ("x" * 70_000))
+        assert await client.closed() == 1009  # message too big
+        url = ws_url(arena.base_url, arena.paths[kind])
+        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {arena.tokens[kind]}"},
+                                      max_size=None) as raw:
+            while jsonutil.loads(await raw.recv()).get("type") != "ready":
+                pass
+            await raw.send(b'{"type": "\xff\xfe"}', text=True)  # a text frame that is not UTF-8
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(raw.recv(), 10)
+            assert raw.close_code in (1007, 1006, None), raw.close_code  # Tornado drops such a peer
+        await arena.heartbeat()
+    assert not crashes(caplog.records)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_unauthenticated_garbage_is_refused_without_harm(arena: Arena,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    for kind in KINDS:
+        url = ws_url(arena.base_url, arena.paths[kind])
+        for first, answer in ((b"\x00\x01", ["error"]), ("{not json", ["error"]), (nested(10_000), ["error"]),
+                              ('[{"type": "auth"}]', ["error"]), ('{"type": "auth", "token": {"$ne": ""}}', []),
+                              ('{"type": "auth", "token": "%s"}' % ("A" * 60_000), []),
+                              ('{"type": "subscribe", "channel": "fleet:x"}', [])):
+            client = await WsClient.connect(url)
+            await client.conn.write_message(first, binary=isinstance(first, bytes))
+            frames = []
+            while (frame := await client.recv()) is not None:
+                frames.append(frame["type"])
+            # an error frame for what cannot be read; 4401 at once for a wrong first frame, else at the auth timeout
+            assert (frames, client.close_code) == (answer, 4401), (kind, first[:40])
+        await arena.heartbeat()
+    assert not crashes(caplog.records)
+
+
+async def flood(client: WsClient, frames: list[str]) -> list[dict[str, Any]]:
+    """Send every frame as fast as the socket takes them while reading answers; answers until the probe's."""
+    got: list[dict[str, Any]] = []
+
+    async def read() -> None:
+        while True:
+            frame = await client.recv(timeout=30)
+            assert frame is not None, f"closed with {client.close_code} during the flood"
+            if frame.get("type") == "error" and "flood-end" in frame.get("message", ""):
+                return
+            got.append(frame)
+
+    reader = asyncio.get_running_loop().create_task(read())
+    for frame in frames:
+        await client.conn.write_message(frame)
+    await client.send({"type": "flood-end"})
+    await asyncio.wait_for(reader, 60)
+    return got
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_floods_are_answered_in_full_and_others_keep_streaming(arena: Arena,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    beats = 0
+    flooding = True
+
+    async def keep_beating() -> None:
+        nonlocal beats
+        while flooding:
+            await arena.heartbeat()
+            beats += 1
+            await asyncio.sleep(0.05)
+
+    beating = asyncio.get_running_loop().create_task(keep_beating())
+    started = time.monotonic()
+    ts = point(0)["ts"]
+    garbage = ["{not json", '{"type": 1}', "[]", '{"type": "nope"}', '{"type": "location", "lat": NaN}'] * 600
+    try:
+        for kind in KINDS:
+            answers = await flood(await arena.target(kind), garbage)
+            assert len(answers) == len(garbage) and {a["type"] for a in answers} == {"error"}, kind
+        driver = await arena.target("driver")
+        points = [jsonutil.dumps({"type": "location", "seq": n, "lat": 55.0, "lon": 37.0, "ts": ts}).decode()
+                  for n in range(1, 2001)]
+        answers = await flood(driver, points)
+        assert not [a for a in answers if a["type"] == "error"]
+        if max(a["seq"] for a in answers if a["type"] == "ack") < 2000:  # acks follow storage, maybe later
+            await driver.recv_type("ack", timeout=30, seq=2000)
+    finally:
+        flooding = False
+        await asyncio.wait_for(beating, 10)  # a failed heartbeat raises here
+    assert beats >= 3, f"only {beats} heartbeats in {time.monotonic() - started:.1f} s of floods"
+    assert not crashes(caplog.records)
