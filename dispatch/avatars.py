@@ -103,7 +103,7 @@ def check_upload(data: bytes) -> str:
         with open_checked(io.BytesIO(data)) as image:
             try:
                 if image_format == "JPEG":
-                    image.draft("RGB", (image.width // 8, image.height // 8))  # 1/8-scale decode: cheap
+                    image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))  # 1/8-scale decode: cheap
                 image.load()
             except DECODE_ERRORS:
                 raise ImageRejected() from None

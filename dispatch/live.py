@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 GEO_ALL = "geo:vehicles"
 POSITION_FIELDS = ("lat", "lon", "ts", "speed", "heading", "accuracy", "driver_id")
 FLOAT_FIELDS = {"lat", "lon", "speed", "heading", "accuracy"}
+GEO_MAX_LAT = 85.05112878  # Redis GEO (Web Mercator) refuses latitudes beyond this
 
 
 def geo_org(org_id: Any) -> str:
@@ -29,9 +30,10 @@ def position_key(vehicle_id: Any) -> str:
 def queue_position(pipe: Any, vehicle_id: str, org_id: str | None, point: dict[str, Any]) -> None:
     """Add the writes of one position to a Redis pipeline (the caller executes it once per batch)."""
     member = str(vehicle_id)
-    pipe.geoadd(GEO_ALL, (point["lon"], point["lat"], member))
-    if org_id:
-        pipe.geoadd(geo_org(org_id), (point["lon"], point["lat"], member))
+    if abs(point["lat"]) <= GEO_MAX_LAT:  # a polar point is kept, but Redis cannot index it for `nearby`
+        pipe.geoadd(GEO_ALL, (point["lon"], point["lat"], member))
+        if org_id:
+            pipe.geoadd(geo_org(org_id), (point["lon"], point["lat"], member))
     pipe.hset(position_key(member), mapping={k: str(point[k]) for k in POSITION_FIELDS if point.get(k) is not None})
 
 

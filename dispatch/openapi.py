@@ -79,6 +79,8 @@ def _add_standard_errors(operation: dict[str, Any], rule: Any, pattern: str) -> 
         statuses += ["401", "403"] if rule.categories else ["401"]
     if "requestBody" in operation:
         statuses += ["400", "413", "415", "422"]
+    if any(p.get("in") == "query" for p in operation.get("parameters", [])):
+        statuses += ["422"]  # query values are validated like bodies
     if NAMED_GROUP.search(pattern):
         statuses += ["400", "404"]
     for status in statuses:

@@ -8,6 +8,7 @@ from dispatch.errors import ValidationFailed
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+MAX_OFFSET = 10**9  # far past any real list, and well inside the 64-bit skip MongoDB takes
 
 
 class Page(NamedTuple):
@@ -25,18 +26,18 @@ def parse_page(limit: str | None, offset: str | None) -> Page:
     """Validate the query values; out-of-range or non-numeric → 422."""
     errors: dict[str, list[str]] = {}
     parsed_limit = _parse(limit, DEFAULT_LIMIT, 1, MAX_LIMIT, "limit", errors)
-    parsed_offset = _parse(offset, 0, 0, None, "offset", errors)
+    parsed_offset = _parse(offset, 0, 0, MAX_OFFSET, "offset", errors)
     if errors:
         raise ValidationFailed(errors)
     return Page(parsed_limit, parsed_offset)
 
 
-def _parse(text: str | None, default: int, low: int, high: int | None, name: str,
+def _parse(text: str | None, default: int, low: int, high: int, name: str,
            errors: dict[str, list[str]]) -> int:
     if text is None or text == "":
         return default
-    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
-        bound = f"between {low} and {high}" if high is not None else f"{low} or more"
-        errors[name] = [f"Must be a whole number {bound}."]
+    # ASCII digits only ("²" is a digit to str.isdigit but not to int), and few of them (int's size limit)
+    if not (text.isascii() and text.isdigit() and len(text) <= 18) or int(text) < low or int(text) > high:
+        errors[name] = [f"Must be a whole number between {low} and {high}."]
         return default
     return int(text)

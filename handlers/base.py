@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError
 from dispatch import jsonutil
 from dispatch.errors import ApiError, default_code, default_message
 from dispatch.pagination import Page, parse_page
-from dispatch.policy import is_implemented, public, rule_of
+from dispatch.policy import HTTP_METHODS, is_implemented, public, rule_of
 from dispatch.settings import Settings
 from dispatch.storage import UNAVAILABLE
 
@@ -214,6 +214,8 @@ class BaseHandler(tornado.web.RequestHandler):
             code, message, details = "service_unavailable", "A data store is unreachable; try again shortly.", {}
         else:  # never leak a traceback or internal text to the client
             code, message, details = default_code(status_code), default_message(status_code), {}
+        if status_code == 405:  # RFC 9110: a 405 names the methods the resource has
+            self.set_header("Allow", ", ".join(m.upper() for m in HTTP_METHODS if is_implemented(type(self), m)))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(jsonutil.dumps({"error": {"code": code, "message": message, "details": details}}))
 

@@ -56,7 +56,7 @@ class OpenApiYamlHandler(BaseHandler):
           200:
             description: The OpenAPI document.
             content:
-              application/yaml: {schema: {type: string}}
+              application/yaml: {schema: {type: object}}
         """
         self.set_header("Content-Type", "application/yaml; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")

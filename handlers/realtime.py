@@ -74,6 +74,24 @@ class Socket(tornado.websocket.WebSocketHandler):
         allowed = self.settings["config"].cors_origin_list
         return "*" in allowed or origin in allowed or urlsplit(origin).netloc == self.request.host
 
+    def prepare(self) -> None:
+        """Only a GET that asks for the upgrade reaches the protocol; other requests get a JSON error."""
+        if self.request.method != "GET":
+            raise ApiError(405)
+        connection = {part.strip().lower() for part in self.request.headers.get("Connection", "").split(",")}
+        if self.request.headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection:
+            raise ApiError(400, "websocket_upgrade_required", "Open this path as a websocket (Upgrade: websocket).")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The SPEC error envelope, as for REST handlers (Tornado's default is an HTML page)."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        error = exc if isinstance(exc, ApiError) else ApiError(status_code)
+        if status_code == 405:
+            self.set_header("Allow", "GET")
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.finish(jsonutil.dumps({"error": {"code": error.code, "message": error.message, "details": {}}}))
+
     # --- life cycle -----------------------------------------------------
     async def open(self, *args: str, **kwargs: str) -> None:
         metrics.WEBSOCKETS.labels(self.kind).inc()

@@ -169,7 +169,8 @@ class NearbyHandler(FleetHandler):
         ---
         tags: [fleet]
         parameters:
-          - {name: lat, in: query, required: true, schema: {type: number, minimum: -90, maximum: 90}}
+          - {name: lat, in: query, required: true, schema: {type: number, minimum: -85.05112878, maximum: 85.05112878},
+             description: "Latitude (Redis GEO searches up to ±85.05112878)"}
           - {name: lon, in: query, required: true, schema: {type: number, minimum: -180, maximum: 180}}
           - {name: radius_km, in: query, required: true, schema: {type: number, exclusiveMinimum: true, minimum: 0,
              maximum: 500}}

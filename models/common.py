@@ -62,6 +62,24 @@ class UtcDateTime(fields.DateTime):
         return None if value is None else isoformat(value)
 
 
+class JsonNumber(fields.Float):
+    """A JSON number in a body (marshmallow's Float also takes numeric strings such as "1.5")."""
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, str):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class JsonBoolean(fields.Boolean):
+    """A JSON `true` or `false` in a body (marshmallow's Boolean also takes 1, "yes", "on"...)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class Id(fields.String):
     """An ObjectId written as its 24-hex-digit string."""
 

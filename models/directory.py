@@ -12,7 +12,7 @@ from bson import ObjectId
 from marshmallow import Schema, fields, validate
 from pymongo.asynchronous.database import AsyncDatabase
 
-from models.common import Id, UtcDateTime, list_of
+from models.common import Id, JsonBoolean, UtcDateTime, list_of
 from models.users import CATEGORIES, COLLECTION, UserOut
 
 HIDDEN = {"password_hash": 0}
@@ -106,6 +106,6 @@ class UserAdminPatch(Schema):
     """What `PATCH /users/{id}` may change (ADMIN: all three; MANAGER: organizations within their own)."""
 
     category = fields.String(validate=validate.OneOf(CATEGORIES))
-    is_active = fields.Boolean(metadata={"description": "false ends every session of the account at once"})
+    is_active = JsonBoolean(metadata={"description": "false ends every session of the account at once"})
     organizations = fields.List(Id(), validate=validate.Length(max=200),
                                 metadata={"description": "The full list of the user's organization ids"})

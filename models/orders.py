@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dispatch.pagination import Page
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, UtcDateTime, list_of
+from models.common import Id, JsonBoolean, JsonNumber, UtcDateTime, list_of
 from models.vehicles import VehicleLocation
 
 COLLECTION = "orders"
@@ -36,8 +36,8 @@ index(COLLECTION, [("status", 1), ("created_at", DESCENDING)], name="status_crea
 
 # --- schemas -------------------------------------------------------------------
 class Place(Schema):
-    lat = fields.Float(required=True, validate=validate.Range(min=-90, max=90))
-    lon = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
+    lat = JsonNumber(required=True, validate=validate.Range(min=-90, max=90))
+    lon = JsonNumber(required=True, validate=validate.Range(min=-180, max=180))
     address = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
@@ -111,7 +111,7 @@ class StatusIn(Schema):
 
 class AssignIn(Schema):
     vehicle_id = Id(metadata={"description": "This truck"})
-    auto = fields.Boolean(metadata={"description": "`true`: the nearest available truck of the order's organization"})
+    auto = JsonBoolean(metadata={"description": "`true`: the nearest available truck of the order's organization"})
 
     @validates_schema
     def one_way(self, data: dict[str, Any], **kwargs: Any) -> None:

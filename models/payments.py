@@ -14,7 +14,7 @@ from dispatch.errors import Conflict
 from dispatch.pagination import Page
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, UtcDateTime, list_of
+from models.common import Id, JsonNumber, UtcDateTime, list_of
 
 PAYMENTS = "payments"
 RATINGS = "ratings"
@@ -27,7 +27,7 @@ index(RATINGS, "driver_id", name="driver")
 
 
 class PaymentIn(Schema):
-    amount = fields.Float(required=True, validate=validate.Range(min=0, max=MAX_AMOUNT, min_inclusive=False),
+    amount = JsonNumber(required=True, validate=validate.Range(min=0, max=MAX_AMOUNT, min_inclusive=False),
                           metadata={"description": "Currency units, at most 2 decimals"})
     method = fields.String(required=True, validate=validate.OneOf(METHODS))
 

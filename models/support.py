@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, UtcDateTime, list_of
+from models.common import Id, JsonBoolean, UtcDateTime, list_of
 
 TICKETS = "support_tickets"
 MESSAGES = "support_messages"
@@ -87,7 +87,7 @@ SupportMessageList = list_of(SupportMessageOut, "SupportMessageList")
 
 class SupportMessageIn(Schema):
     body = fields.String(required=True, validate=TEXT)
-    internal = fields.Boolean(load_default=False, metadata={
+    internal = JsonBoolean(load_default=False, metadata={
         "description": "Operators only: a note other operators see and the client never does"})
 
 

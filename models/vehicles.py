@@ -17,11 +17,12 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from dispatch import live
 from dispatch.errors import Conflict
 from dispatch.pagination import Page
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, UtcDateTime, list_of
+from models.common import Id, JsonNumber, UtcDateTime, list_of
 
 TYPES = "vehicle_types"
 VEHICLES = "vehicles"
@@ -48,14 +49,14 @@ class VehicleTypeIn(Schema):
     """A kind of car being towed, with its pricing."""
 
     name = fields.String(required=True, validate=NAME)
-    base_price = fields.Float(required=True, validate=PRICE, metadata={"description": "Fixed part, currency units"})
-    price_per_km = fields.Float(required=True, validate=PRICE, metadata={"description": "Currency units per km"})
+    base_price = JsonNumber(required=True, validate=PRICE, metadata={"description": "Fixed part, currency units"})
+    price_per_km = JsonNumber(required=True, validate=PRICE, metadata={"description": "Currency units per km"})
 
 
 class VehicleTypePatch(Schema):
     name = fields.String(validate=NAME)
-    base_price = fields.Float(validate=PRICE)
-    price_per_km = fields.Float(validate=PRICE)
+    base_price = JsonNumber(validate=PRICE)
+    price_per_km = JsonNumber(validate=PRICE)
 
 
 class VehicleTypeOut(VehicleTypeIn):
@@ -132,7 +133,8 @@ class NearbyQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    lat = fields.Float(required=True, validate=validate.Range(min=-90, max=90))
+    lat = fields.Float(required=True, validate=validate.Range(min=-live.GEO_MAX_LAT, max=live.GEO_MAX_LAT),
+                       metadata={"description": "Latitude within the range Redis GEO can search"})
     lon = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
     radius_km = fields.Float(required=True, validate=validate.Range(min=0, max=500, min_inclusive=False))
 

@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, UtcDateTime, list_of
+from models.common import Id, JsonNumber, UtcDateTime, list_of
 
 COLLECTION = "waybills"
 STATUSES = ("open", "on_route", "returned")
@@ -54,10 +54,10 @@ class _WaybillFields(Schema):
     """What a driver fills in on a sheet (shared by create and edit)."""
 
     date = fields.Date(metadata={"description": "Working day (default: today, UTC)"})
-    odometer_start = fields.Float(allow_none=True, validate=READING)
-    odometer_end = fields.Float(allow_none=True, validate=READING)
-    fuel_start = fields.Float(allow_none=True, validate=READING)
-    fuel_end = fields.Float(allow_none=True, validate=READING)
+    odometer_start = JsonNumber(allow_none=True, validate=READING)
+    odometer_end = JsonNumber(allow_none=True, validate=READING)
+    fuel_start = JsonNumber(allow_none=True, validate=READING)
+    fuel_end = JsonNumber(allow_none=True, validate=READING)
     departed_at = fields.AwareDateTime(allow_none=True, default_timezone=timezone.utc)
     returned_at = fields.AwareDateTime(allow_none=True, default_timezone=timezone.utc)
     route_notes = fields.String(validate=NOTES)
