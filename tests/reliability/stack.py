@@ -178,10 +178,21 @@ class Driver:
         self.reconnects = 0
         self._server = 0
         self._task: asyncio.Task | None = None
+        self._conn: tornado.websocket.WebSocketClientConnection | None = None
+        self._producer: asyncio.Task | None = None
 
     def start(self) -> "Driver":
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._producer = loop.create_task(self._produce())
         return self
+
+    async def _produce(self) -> None:
+        """A GPS fix every interval, connected or not (the app buffers them until acked)."""
+        while not self.done:
+            if self.streaming:
+                self._next()
+            await asyncio.sleep(self.interval)
 
     async def _run(self) -> None:
         while not self.done:
@@ -196,17 +207,20 @@ class Driver:
             await asyncio.sleep(0.2)
 
     async def _session(self, base: str) -> None:
-        conn = await connect(base + "/ws/driver", self.token)
+        conn = self._conn = await connect(base + "/ws/driver", self.token)
         reader: asyncio.Task | None = None
         try:
             await self._ready(conn)
             reader = asyncio.get_running_loop().create_task(self._read(conn))
-            pending = [self.unacked[s] for s in sorted(self.unacked)]
-            for start in range(0, len(pending), 500):
-                await conn.write_message(jsonutil.dumps({"type": "locations", "points": pending[start:start + 500]}))
+            sent_here = 0  # on a new connection every unacked point goes again
             while not self.done and not reader.done():
-                if self.streaming:
-                    await conn.write_message(jsonutil.dumps({"type": "location", **self._next()}))
+                pending = [self.unacked[s] for s in sorted(self.unacked) if s > sent_here]
+                for start in range(0, len(pending), 500):
+                    chunk = pending[start:start + 500]
+                    frame = {"type": "location", **chunk[0]} if len(chunk) == 1 else {"type": "locations",
+                                                                                      "points": chunk}
+                    await conn.write_message(jsonutil.dumps(frame))
+                    sent_here = chunk[-1]["seq"]
                 await asyncio.sleep(self.interval)
         finally:
             conn.close()
@@ -224,6 +238,11 @@ class Driver:
                 raise OSError("closed before ready")
             if jsonutil.loads(message).get("type") == "ready":
                 return
+
+    def drop(self) -> None:
+        """Lose the connection, as a phone going through a tunnel does (it reconnects by itself)."""
+        if self._conn is not None:
+            self._conn.close()
 
     def _next(self) -> dict[str, Any]:
         self.seq += 1
@@ -259,7 +278,7 @@ class Driver:
             await asyncio.sleep(0.05)
         self.done = True
         if self._task is not None:
-            await asyncio.wait([self._task], timeout=5)
+            await asyncio.wait([t for t in (self._task, self._producer) if t is not None], timeout=5)
         assert not self.unacked, f"{len(self.unacked)} points never acked (errors: {self.errors[-3:]})"
 
 
@@ -270,6 +289,8 @@ class Console:
         self.urls, self.token, self.channel = urls, token, channel
         self.reconnect_delay = reconnect_delay
         self.frames: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.conn: tornado.websocket.WebSocketClientConnection | None = None
         self.arrivals: list[tuple[float, dict[str, Any]]] = []
         self.offset: str | None = None
         self.subscribed = asyncio.Event()
@@ -295,7 +316,7 @@ class Console:
             await asyncio.sleep(self.reconnect_delay)
 
     async def _session(self, base: str) -> None:
-        conn = await connect(base + "/ws/console", self.token)
+        conn = self.conn = await connect(base + "/ws/console", self.token)
         try:
             subscribe: dict[str, Any] = {"type": "subscribe", "channel": self.channel}
             if self.offset is not None:
@@ -308,6 +329,8 @@ class Console:
                 frame = jsonutil.loads(message)
                 if frame.get("type") == "subscribed":
                     self.subscribed.set()
+                elif frame.get("type") == "error":
+                    self.errors.append(frame)
                 elif frame.get("type") == "location":
                     self.frames.append(frame)
                     self.arrivals.append((time.monotonic(), frame))

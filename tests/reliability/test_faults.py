@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from dispatch import devservices, jsonutil
 from tasks import make_celery
 from tests.helpers import Api, Response, assert_error_envelope
-from tests.realtime_client import fleet
+from tests.realtime_client import WsClient, fleet, ws_url
 from tests.reliability.stack import Console, Driver, Stack, in_thread, kill_group
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -76,6 +76,12 @@ async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, sta
     drivers = [Driver([server.url], crew["token"]).start() for crew in team["drivers"]]
     watched = team["drivers"][0]["vehicle"]["id"]
     await until(lambda: all(d.acked >= 10 for d in drivers) and len(console.seqs(watched)) >= 5, what="streaming")
+    # Emails wait in the broker (no worker yet); the append-only file syncs once a second.
+    sender = make_celery(stack.settings)  # type: ignore[arg-type]
+    for n in range(5):
+        await in_thread(lambda n=n: sender.send_task("email.send", args=["ops@example.com", f"Queued {n}", "Hi."]))
+    sender.close()
+    await asyncio.sleep(1.5)
 
     await in_thread(stack.kill_redis)
     # Meanwhile REST that needs no Redis answers; what needs it says 503 with the error envelope.
@@ -87,21 +93,33 @@ async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, sta
     assert me.error_code == "service_unavailable"
     ready = await fetch(server.url + "/readyz")
     assert ready.status == 503 and ready.error_code == "not_ready"
+    # Sockets: a new one is told to come back later (1013); an open console's new subscription gets an error.
+    newcomer = await WsClient.connect(ws_url(server.url, "/ws/console"), team["manager_token"])
+    assert await newcomer.closed() == 1013
+    await console.conn.write_message(  # type: ignore[union-attr]
+        jsonutil.dumps({"type": "subscribe", "channel": f"vehicle:{watched}"}))
+    drivers[1].drop()  # this one loses its connection in the outage and keeps retrying
     sent_before = [d.seq for d in drivers]
     await until(lambda: all(d.seq >= s + 20 for d, s in zip(drivers, sent_before)), what="streaming in the outage")
 
     await in_thread(stack.start_redis)
     back, mark = time.monotonic(), drivers[0].seq
     await until(lambda: any(n > mark for n in console.seqs(watched)), timeout=5, what="live frames after Redis")
+    assert {"type": "error", "code": "service_unavailable"}.items() <= console.errors[0].items()
     resumed = next(t for t, f in console.arrivals if f["vehicle_id"] == watched and f["lat"] > 40 + mark / 10_000)
     assert (await fetch(server.url + "/api/v1/users/me", team["manager_token"])).status == 200
 
+    stack.worker()
+    outbox = stack.root / "outbox" / "email"
+    await until(lambda: len(list(outbox.glob("*.eml"))) >= 5, timeout=30, what="the queued emails")
     for driver in drivers:
         await driver.finish()
     await console.stop()
     sent, stored = assert_stored_exactly_once(stack, team, drivers)
+    assert drivers[1].reconnects >= 2 and 1013 in drivers[1].close_codes  # refused while Redis was down
     print(f"\nredis restart: sent={sent} stored={stored} live again after {resumed - back:.2f}s "
-          f"reconnects={sum(d.reconnects for d in drivers)}")
+          f"reconnects={sum(d.reconnects for d in drivers)} (close codes {drivers[1].close_codes}) "
+          f"emails queued=5 delivered={len(list(outbox.glob('*.eml')))}")
     assert_clean_log(server.log())
 
 
