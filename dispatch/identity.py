@@ -111,11 +111,12 @@ class Identity:
     # --- log-in and sessions -------------------------------------------
     async def login(self, login: str, password: str, ip: str, user_agent: str) -> dict[str, Any]:
         """Check credentials (email, phone or username) and open a session; returns the token pair."""
-        key = login.strip().lower()
         limits = self.settings.rate_limit_table
         await ratelimit.hit(self.redis, limits, "login_ip", ip)
-        await ratelimit.hit(self.redis, limits, "login_account", key)
         user = await self.users.find_for_login(self._login_query(login))
+        # One count per account whatever it is called by (username, email, phone); unknown logins by their text.
+        key = str(user["_id"]) if user else login.strip().lower()
+        await ratelimit.hit(self.redis, limits, "login_account", key)
         if not await check_password(password, user.get("password_hash") if user else None) or user is None:
             raise ApiError(401, "invalid_credentials", "Wrong login or password.")
         self._check_can_log_in(user)

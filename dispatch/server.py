@@ -36,8 +36,9 @@ async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
     await ensure_indexes(stores.mongo[settings.mongodb_db])
     app = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)
     server = tornado.httpserver.HTTPServer(app, xheaders=False,
-                                          max_body_size=settings.max_body_bytes, idle_connection_timeout=60,
-                                          body_timeout=60)
+                                          max_body_size=settings.max_body_bytes,
+                                          idle_connection_timeout=settings.idle_timeout,
+                                          body_timeout=settings.idle_timeout)
     server.add_sockets(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -63,6 +63,7 @@ class Settings:
     cors_origins: str = setting("", "Comma-separated origins allowed by CORS (`*` for any).")
     trusted_proxies: str = setting("", "Comma-separated proxy addresses whose X-Forwarded-For is trusted.")
     max_body_bytes: int = setting(6 * 1024 * 1024, "Largest request body accepted, bytes.")
+    idle_timeout: int = setting(60, "Seconds a connection may take to send a request's headers, or its body.")
     log_level: str = setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
     @property
@@ -131,7 +132,7 @@ class Settings:
             _fail("port", self.port, "a port number between 1 and 65535")
         if self.processes < 0:
             _fail("processes", self.processes, "0 or more")
-        for name in ("access_ttl", "refresh_ttl", "max_body_bytes", "task_visibility_timeout"):
+        for name in ("access_ttl", "refresh_ttl", "max_body_bytes", "task_visibility_timeout", "idle_timeout"):
             if getattr(self, name) <= 0:
                 _fail(name, getattr(self, name), "a positive number")
         _check_url("mongodb_url", self.mongodb_url, ("mongodb", "mongodb+srv"))

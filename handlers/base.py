@@ -141,12 +141,13 @@ class BaseHandler(tornado.web.RequestHandler):
     def _check_body_size(self) -> None:
         length = self.request.headers.get("Content-Length")
         if length is not None:
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit()):
                 raise ApiError(400, "bad_content_length", "Content-Length must be a number.")
             if int(length) > self.max_body:
                 raise ApiError(413, "body_too_large", f"The body is over {self.max_body} bytes.",
                                {"limit": self.max_body})
-        self.request.connection.set_max_body_size(self.max_body)
+        else:  # a chunked body: read it up to the server's limit, keeping only `max_body` (then 413, not a cut)
+            self.request.connection.set_max_body_size(max(self.max_body, self.config.max_body_bytes))
 
     def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)
