@@ -22,6 +22,7 @@ from dispatch.queue import TaskQueue
 from dispatch.realtime.hub import Hub
 from dispatch.realtime.ingest import Ingest
 from dispatch.settings import Settings
+from handlers.assets import AssetHandler
 from handlers.base import NotFoundHandler
 from models import auth as _auth_schemas  # noqa: F401  (schemas resolved by name in docstrings)
 from models.common import SCHEMAS
@@ -48,7 +49,7 @@ def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Red
     events.listen(notifications.listener(db, events))
     events.listen(hub.publish_event)
     url_specs: list[Any] = [tornado.web.url(pattern, handler) for pattern, handler in routes]
-    url_specs.append((r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}))
+    url_specs.append((r"/static/(.*)", AssetHandler, {"path": str(STATIC_DIR)}))
     return tornado.web.Application(
         url_specs,
         default_handler_class=NotFoundHandler,
