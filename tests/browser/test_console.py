@@ -122,7 +122,7 @@ async def test_console_follows_the_fleet_and_assigns_orders(app: Any, api: Api, 
         await page.locator(f'.order-card[data-order-id="{other.json["id"]}"]').click()
         await page.get_by_role("button", name="Assign nearest").click()
         await page.locator(f'[data-column=assigned] .order-card[data-order-id="{other.json["id"]}"]').wait_for()
-        assert "Assigned to " + first["vehicle"]["plate"] in await page.inner_text("#assign-result")
+        await page.locator("#assign-result", has_text="Assigned to " + first["vehicle"]["plate"]).wait_for()
         # arrow keys walk the board's cards (newest first)
         await page.locator(f'.order-card[data-order-id="{other.json["id"]}"]').focus()
         await page.keyboard.press("ArrowDown")
@@ -150,6 +150,14 @@ async def test_console_follows_the_fleet_and_assigns_orders(app: Any, api: Api, 
         await page.wait_for_selector("#connection[data-state=live]")
         await page.locator(f'[data-column=new] .order-card[data-order-id="{missed.json["id"]}"]').wait_for()
         await wait_marker(page, truck1, lon="37.62", lat="55.755")
+
+        # the server drops the socket (no browser offline event): the page retries on its own
+        for socket in list(app.settings["hub"].local.get(f"fleet:{org_id}", ())):
+            socket.close()
+        await page.wait_for_selector("#connection[data-state=reconnecting]")
+        await page.wait_for_selector("#connection[data-state=live]")
+        await stream(drivers[0], 6, 55.756, 37.625)
+        await wait_marker(page, truck1, lon="37.625")
 
         await page.screenshot(path=str(artifacts_dir / "console.png"))
     assert [e for e in errors if not EXPECTED_NETWORK_ERRORS.search(e)] == []

@@ -28,6 +28,7 @@ let map = null;
 let board = null;
 let details = null;
 const fetchingVehicles = new Set();
+const staleVehicles = new Set();
 
 const api = new Api((reason) => signedOut(reason));
 
@@ -121,7 +122,11 @@ function keepOrder(order) {
 }
 
 async function refreshVehicle(id) {
-  if (!id || fetchingVehicles.has(id)) return;
+  if (!id) return;
+  if (fetchingVehicles.has(id)) {
+    staleVehicles.add(id); // the answer in flight may predate what just happened: ask again after it
+    return;
+  }
   fetchingVehicles.add(id);
   try {
     keepVehicle(await api.get(`/vehicles/${id}`));
@@ -133,6 +138,7 @@ async function refreshVehicle(id) {
     }
   } finally {
     fetchingVehicles.delete(id);
+    if (staleVehicles.delete(id)) refreshVehicle(id);
   }
 }
 

@@ -40,7 +40,10 @@ export class Live {
     this.connecting = false;
     this.wasLive = false;
     this.pending = new Set();
-    this.onOnline = () => this.reconnectNow();
+    this.onOnline = () => {
+      this.attempt = 0; // a socket still failing from the offline spell retries at once, not after the backoff
+      this.reconnectNow();
+    };
     this.onOffline = () => this.drop();
   }
 
@@ -173,7 +176,6 @@ export class Live {
   /** The network is back: do not wait out the backoff. */
   reconnectNow() {
     if (this.stopped || this.socket || this.connecting) return;
-    this.attempt = 0;
     this.connect();
   }
 }
