@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Awaitable
 from urllib.parse import urlsplit
 
 import tornado.websocket
@@ -94,6 +94,7 @@ class Socket(tornado.websocket.WebSocketHandler):
 
     # --- life cycle -----------------------------------------------------
     async def open(self, *args: str, **kwargs: str) -> None:
+        self.set_nodelay(True)  # live frames are small: no Nagle delay waiting for the peer's ACK
         metrics.WEBSOCKETS.labels(self.kind).inc()
         self.hub.sockets.add(self)  # closed with 1001 on shutdown
         self.outbox = Outbox(self._send, self._stuck, self.kind,
@@ -213,8 +214,8 @@ class Socket(tornado.websocket.WebSocketHandler):
         elif self.outbox is not None:
             self.outbox.put(frame)
 
-    async def _send(self, frame: bytes) -> None:
-        await self.write_message(frame)
+    def _send(self, frame: bytes) -> Awaitable[None]:
+        return self.write_message(frame)  # its future, not a coroutine: no extra task per frame
 
     def _stuck(self, reason: str) -> None:
         log.warning("closing a stuck %s socket: %s", self.kind, reason)
@@ -296,7 +297,7 @@ class DriverSocket(Socket):
         if vehicle.context.vehicle_id is None and not vehicle.stale:
             raise FrameError("no_vehicle", "No vehicle is assigned to you; ask your dispatcher.")
         if vehicle.stale:
-            self.hub.spawn(vehicle.load())
+            vehicle.reload_soon(self.hub.spawn)
         fresh = [p for p in points if p["seq"] > self.acked]
         if not fresh:
             self._ack(points[-1]["seq"])

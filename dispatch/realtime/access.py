@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from bson import ObjectId
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.realtime.ingest import DriverContext
+from dispatch.storage import index
+from models.vehicles import VEHICLES
 
 CHANNEL_KINDS = ("fleet", "order", "vehicle")
 CONTEXT_TTL = 30.0
+
+# Every driver socket looks its vehicle up by driver on connect and every CONTEXT_TTL. The unique
+# `driver_unique` index is partial, and a partial index serves only queries that repeat its filter
+# (the MongoDB-wire server never uses one): without this index each lookup scans every vehicle.
+index(VEHICLES, [("driver_id", ASCENDING), ("organization", ASCENDING)], name="driver_organization")
 
 
 def _oid(text: str) -> ObjectId | None:
@@ -58,11 +66,24 @@ class DriverVehicle:
         self.driver_id = driver_id
         self.context = DriverContext(str(driver_id))
         self.loaded_at = 0.0
+        self.reloading = False  # a background reload is under way (one at a time, not one per frame)
 
     @property
     def stale(self) -> bool:
         """Whether the context should be read again."""
         return time.monotonic() - self.loaded_at > CONTEXT_TTL
+
+    def reload_soon(self, spawn: Callable[[Any], None]) -> None:
+        """Start a background reload unless one is already under way."""
+        if not self.reloading:
+            self.reloading = True
+            spawn(self._reload())
+
+    async def _reload(self) -> None:
+        try:
+            await self.load()
+        finally:
+            self.reloading = False
 
     async def load(self) -> DriverContext:
         """Read the driver's vehicle (one per driver), its organization and current order."""

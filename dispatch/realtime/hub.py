@@ -94,7 +94,9 @@ class Hub:
     async def queue_publish(self, pipe: Any, items: list[tuple[str, bytes]]) -> None:
         """Add the publication of (channel, payload) pairs to a pipeline (one script call)."""
         if items:
-            await self._script(args=self._args(items), client=pipe)
+            # EVAL with the script text, not a registered Script: a Script in a pipeline makes the
+            # pipeline ask SCRIPT EXISTS first, a second round trip on every GPS batch.
+            pipe.eval(PUBLISH_MANY, 0, *self._args(items))
 
     async def publish_many(self, items: list[tuple[str, bytes]]) -> list[str]:
         """Publish (channel, payload) pairs in one round trip; returns their offsets."""

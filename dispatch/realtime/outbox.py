@@ -19,6 +19,7 @@ log = logging.getLogger("dispatch.realtime")
 
 QUEUE_LIMIT = 500
 STUCK_AFTER = 15.0
+BURST = 64  # frames handed to the socket before waiting for them to be written
 
 
 def _consume(future: asyncio.Future) -> None:
@@ -32,7 +33,7 @@ def is_location(frame: bytes) -> bool:
 
 
 class Outbox:
-    """Frames waiting for one socket, written one at a time with flow control."""
+    """Frames waiting for one socket, written in order with flow control."""
 
     def __init__(self, send: Callable[[bytes], Awaitable[None]], on_stuck: Callable[[str], None], kind: str = "",
                  limit: int = QUEUE_LIMIT, stuck_after: float = STUCK_AFTER) -> None:
@@ -76,16 +77,32 @@ class Outbox:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            frame = self._queue.popleft()
+            write = self._write_burst()
+            if write is None:  # the socket closed under us; on_close cleans up
+                self.close()
+                return
             # Wait without cancelling the write itself: closing the socket ends it.
-            write = asyncio.ensure_future(self._send(frame))
-            write.add_done_callback(_consume)
             done, _ = await asyncio.wait([write], timeout=self.stuck_after)
             if not done:
                 self.close()
                 self._on_stuck(f"a write did not complete in {self.stuck_after:.0f} s")
-            elif write.exception() is not None:  # the socket closed under us; on_close cleans up
+            elif write.exception() is not None:
                 self.close()
+
+    def _write_burst(self) -> asyncio.Future | None:
+        """Hand up to BURST queued frames to the socket; the future of the last (writes finish in order).
+
+        Waiting once per burst instead of once per frame keeps a busy console from needing
+        several event-loop turns per frame; the socket's own buffer holds at most one burst.
+        """
+        write = None
+        for _ in range(min(BURST, len(self._queue))):
+            try:
+                write = asyncio.ensure_future(self._send(self._queue.popleft()))
+            except Exception:  # a send that fails at once: the socket is closed
+                return None
+            write.add_done_callback(_consume)
+        return write
 
     def close(self) -> None:
         """Stop writing; frames still queued are discarded."""
