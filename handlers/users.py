@@ -135,7 +135,7 @@ class UsersHandler(BaseHandler):
         parameters:
           - {name: category, in: query, schema: {type: string, enum: [BASE, DRIVER, MANAGER, ADMIN]}}
           - {name: organization, in: query, schema: {type: string}, description: An organization id}
-          - {name: q, in: query, schema: {type: string, maxLength: 100},
+          - {name: q, in: query, schema: {type: string, minLength: 1, maxLength: 100},
              description: "Part of the username, email, first or last name (any letter case)"}
           - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
           - {name: offset, in: query, schema: {type: integer, minimum: 0}}
@@ -148,7 +148,7 @@ class UsersHandler(BaseHandler):
         """
         page = self.page()
         filters = self.load(UserFilter(), {name: self.get_query_argument(name) for name in FILTERS
-                                           if self.get_query_argument(name, "")})
+                                           if self.get_query_argument(name, None) is not None})
         docs, total = await UserDirectory(self.db).search(scopes.user_scope(self.current_user), filters,
                                                           page.offset, page.limit)
         self.write_json(page.envelope(await present(self.db, docs), total))

@@ -5,7 +5,8 @@ invalid) to a real `dispatch serve` process. Every answer must be no 5xx, a stat
 document lists for that operation, of the documented content type and body schema.
 
 The in-suite run is bounded (`DISPATCH_FUZZ_EXAMPLES` generated requests per operation and
-role, default 10); a long local run: `DISPATCH_FUZZ_EXAMPLES=200 make test PYTEST_ARGS=tests/reliability/test_api_fuzz.py`.
+role, default 10); a long local run:
+`DISPATCH_FUZZ_EXAMPLES=200 make test PYTEST_ARGS="tests/reliability/test_api_fuzz.py -s"`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Coroutine, Iterator
 
 import pytest
@@ -84,8 +83,6 @@ def run_async(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
 
 async def seed_directly(settings: Settings) -> tuple[World, dict[str, Any]]:
     """Two organizations with people, trucks, a vehicle type and a completed order, written through the domain layer."""
-    from tests.factories import login
-
     stores = open_stores(settings)
     await ensure_indexes(stores.mongo[settings.mongodb_db])
     app = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)
@@ -97,7 +94,6 @@ async def seed_directly(settings: Settings) -> tuple[World, dict[str, Any]]:
         await world.add_user("client2", "BASE")
         types = [await make_vehicle_type(app), await make_vehicle_type(app, "Van")]
         completed = await insert_order(world, "completed", vehicle="truck")
-        world.tokens["client_session"] = await login(app, world.users["client"])
         return world, {"types": types, "completed": completed}
     finally:
         await close_app(app)
