@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 
@@ -27,8 +28,27 @@ def serve(settings: Settings) -> None:
     """Bind the port, fork `processes` children if asked, and serve in each until SIGTERM/SIGINT."""
     sockets = tornado.netutil.bind_sockets(settings.port, settings.bind, family=socket.AF_INET)
     if settings.processes != 1:
+        _forward_stop_signals()
         tornado.process.fork_processes(settings.processes or None, max_restarts=100)
     asyncio.run(_serve(settings, sockets))
+
+
+def _forward_stop_signals() -> None:
+    """Let the parent of forked servers pass SIGTERM/SIGINT on to its children, which share its
+    process group (a supervisor such as Docker signals the parent alone), so each shuts down
+    gracefully and the parent exits once they have."""
+    forwarded = False
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal forwarded
+        if tornado.process.task_id() is not None:
+            raise SystemExit(0)  # a child stopped before its own handler is installed: do not restart it
+        if not forwarded:  # the parent receives its own forwarded signal too
+            forwarded = True
+            os.killpg(os.getpgrp(), signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
 
 
 async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
@@ -44,7 +64,7 @@ async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log.info("dispatch serving on http://%s:%d (pid %d)", settings.bind, settings.port, _pid())
+    log.info("dispatch serving on http://%s:%d (pid %d)", settings.bind, settings.port, os.getpid())
     await stop.wait()
     await _shut_down(server, app)
     await stores.close()
@@ -65,9 +85,3 @@ async def _shut_down(server: tornado.httpserver.HTTPServer, app: tornado.web.App
         log.warning("shutdown: HTTP connections still open after %.0f s", HTTP_GRACE)
     await close_app(app)
     log.info("shut down (%d websockets closed with 1001)", closed)
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()

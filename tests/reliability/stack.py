@@ -109,13 +109,14 @@ class Stack:
         return client[self.settings.mongodb_db]  # type: ignore[union-attr]
 
     # --- processes of ours ------------------------------------------------------
-    def serve(self, name: str = "server", **env: str) -> Server:
-        """A `dispatch serve` process on a free port, ready to answer."""
+    def serve(self, name: str = "server", processes: int = 1, **env: str) -> Server:
+        """A `dispatch serve` process (tree) on a free port, ready to answer."""
         port = devservices.free_port()
         log_path = self.root / "log" / f"{name}-{port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as out:
-            process = subprocess.Popen([str(VENV_BIN / "dispatch"), "serve", "--port", str(port)],
+            process = subprocess.Popen([str(VENV_BIN / "dispatch"), "serve", "--port", str(port),
+                                        "--processes", str(processes)],
                                        env={**env_of(self.settings), **env}, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         service = Service(name, process, f"http://127.0.0.1:{port}", log_path)
@@ -133,6 +134,7 @@ class Stack:
         """Stop everything this stack started."""
         for service in reversed(self.processes):
             service.stop(5)
+            kill_group(service.process)  # children a dead parent left behind, if any
         for service in (self.mongo, self.redis):
             if service is not None:
                 service.stop(5)

@@ -66,3 +66,23 @@ async def test_sigterm_closes_sockets_with_1001_flushes_history_and_exits(stack:
     log = server.log()
     assert "shut down (3 websockets closed with 1001)" in log
     assert "Traceback" not in log and "tornado.application" not in log
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_sigterm_to_the_parent_of_forked_servers_stops_every_child_gracefully(stack: Stack,
+                                                                                     stack_app: Any) -> None:
+    server = stack.serve(processes=2)
+    team = await fleet(stack_app, Api(tornado.httpclient.AsyncHTTPClient(), server.url))
+    clients = []
+    for _ in range(6):  # spread over both children by the kernel
+        client = await WsClient.connect(ws_url(server.url, "/ws/console"), team["manager_token"])
+        await client.recv_type("ready")
+        clients.append(client)
+
+    os.kill(server.service.process.pid, signal.SIGTERM)  # the parent alone, as a container runtime does
+    asked = time.monotonic()
+    assert [await client.closed() for client in clients] == [GOING_AWAY] * 6
+    assert server.service.process.wait(max(0.1, 10 - (time.monotonic() - asked))) == 0
+    log = server.log()
+    assert log.count("shut down (") == 2, log[-2000:]
+    assert "Traceback" not in log and "restarting" not in log
