@@ -287,9 +287,10 @@ class Driver:
 class Console:
     """A manager console following one channel; after a lost connection it subscribes again with `since`."""
 
-    def __init__(self, urls: list[str], token: str, channel: str, reconnect_delay: float = 0.2) -> None:
+    def __init__(self, urls: list[str], token: str, channel: str) -> None:
         self.urls, self.token, self.channel = urls, token, channel
-        self.reconnect_delay = reconnect_delay
+        self.away = asyncio.Event()  # set: reconnect at once; clear: stay away until it is set
+        self.away.set()
         self.frames: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
         self.conn: tornado.websocket.WebSocketClientConnection | None = None
@@ -315,7 +316,8 @@ class Console:
                 return
             self.reconnects += 1
             self._server += 1
-            await asyncio.sleep(self.reconnect_delay)
+            await asyncio.sleep(0.2)
+            await self.away.wait()
 
     async def _session(self, base: str) -> None:
         conn = self.conn = await connect(base + "/ws/console", self.token)
