@@ -18,7 +18,8 @@ from tests.helpers import Api
 from tests.realtime_client import WsClient, fleet, point, ws_url
 
 # Network failures the drop test causes on purpose are logged by Chromium as console errors.
-EXPECTED_NETWORK_ERRORS = re.compile(r"WebSocket connection to .* failed|Failed to load resource|ERR_INTERNET_DISCONNECTED")
+EXPECTED_NETWORK_ERRORS = re.compile(
+    r"WebSocket connection to .* failed|Failed to load resource|ERR_INTERNET_DISCONNECTED")
 
 
 def order_body(type_id: str, org_id: str, address: str, lat: float, lon: float) -> dict[str, Any]:
@@ -53,7 +54,8 @@ async def marker(page: Any, vehicle_id: str) -> dict[str, Any]:
 async def wait_marker(page: Any, vehicle_id: str, **expected: Any) -> None:
     """Wait until a truck's marker shows these data attributes."""
     checks = " && ".join(f"el.dataset.{k} === {str(v)!r}" for k, v in expected.items())
-    await page.wait_for_function(f"""() => {{ const el = document.querySelector('.vehicle[data-vehicle-id="{vehicle_id}"]');
+    await page.wait_for_function(f"""() => {{
+        const el = document.querySelector('.vehicle[data-vehicle-id="{vehicle_id}"]');
         return el !== null && {checks}; }}""")
 
 

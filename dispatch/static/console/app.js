@@ -71,7 +71,9 @@ function availableTrucks() {
     .filter((v) => v.status === "available" && (!order?.organization || v.organization === order.organization))
     .map((v) => ({ v, km: v.location && order ? distanceKm(v.location, order.pickup) : Infinity }))
     .sort((a, b) => a.km - b.km)
-    .map(({ v, km }) => ({ id: v.id, label: markerLabel(v) + (Number.isFinite(km) ? ` — ${km.toFixed(1)} km` : "") }));
+    .map(({ v, km }) => ({
+      id: v.id, label: markerLabel(v) + (Number.isFinite(km) ? ` — ${km.toFixed(1)} km` : ""),
+    }));
 }
 
 // --- status line -------------------------------------------------------------------------------

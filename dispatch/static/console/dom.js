@@ -37,7 +37,8 @@ export function byId(id) {
 export function clock(iso) {
   if (!iso) return "";
   const at = new Date(iso);
-  return Number.isNaN(at.getTime()) ? "" : at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  if (Number.isNaN(at.getTime())) return "";
+  return at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 /** "5 min ago"-style age of an ISO time. */

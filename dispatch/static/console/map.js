@@ -189,7 +189,8 @@ export class FleetMap {
     s("title"),
     s("path", { class: "heading", d: "M0 -17 L5 -9 L-5 -9 Z" }),
     s("circle", { class: "dot", r: "9" }),
-    s("text", { x: "20", y: "-1" }, s("tspan", { class: "plate" }), s("tspan", { class: "driver", x: "20", dy: "13" })));
+    s("text", { x: "20", y: "-1" },
+      s("tspan", { class: "plate" }), s("tspan", { class: "driver", x: "20", dy: "13" })));
     this.layers.vehicles.append(el);
     return el;
   }
