@@ -123,14 +123,16 @@ class Driver:
     def on_message(self, payload: bytes) -> None:
         frame = jsonutil.loads(payload)
         kind = frame.get("type")
-        if kind == "ack":
-            sent = self.pending.pop(frame["seq"], None)
-            if sent is not None:
-                now = time.perf_counter()
-                step = sent[1]
+        if kind == "ack":  # cumulative: every pending seq up to this one is stored
+            now, acked = time.perf_counter(), frame["seq"]
+            while self.pending:
+                seq = next(iter(self.pending))
+                if seq > acked:
+                    break
+                sent_at, step = self.pending.pop(seq)
                 step.acked += 1
-                step.ack_ms.append((now - sent[0]) * 1000)
-                step.ack_trace.append((sent[0], (now - sent[0]) * 1000))
+                step.ack_ms.append((now - sent_at) * 1000)
+                step.ack_trace.append((sent_at, (now - sent_at) * 1000))
                 step.last_ack = now
         elif kind == "ready" and not self.ready.done():
             self.ready.set_result(None)
