@@ -30,10 +30,12 @@ def position_key(vehicle_id: Any) -> str:
 def queue_position(pipe: Any, vehicle_id: str, org_id: str | None, point: dict[str, Any]) -> None:
     """Add the writes of one position to a Redis pipeline (the caller executes it once per batch)."""
     member = str(vehicle_id)
-    if abs(point["lat"]) <= GEO_MAX_LAT:  # a polar point is kept, but Redis cannot index it for `nearby`
-        pipe.geoadd(GEO_ALL, (point["lon"], point["lat"], member))
-        if org_id:
-            pipe.geoadd(geo_org(org_id), (point["lon"], point["lat"], member))
+    keys = [GEO_ALL, geo_org(org_id)] if org_id else [GEO_ALL]
+    for key in keys:
+        if abs(point["lat"]) <= GEO_MAX_LAT:
+            pipe.geoadd(key, (point["lon"], point["lat"], member))
+        else:  # Redis GEO cannot index a polar point: the truck leaves `nearby` rather than stay at its last spot
+            pipe.zrem(key, member)
     pipe.hset(position_key(member), mapping={k: str(point[k]) for k in POSITION_FIELDS if point.get(k) is not None})
 
 

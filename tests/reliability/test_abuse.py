@@ -23,6 +23,7 @@ from tests.factories import PASSWORD, login, make_user
 from tests.fleet_fixtures import CENTER, World, gps_point, make_vehicle_type, make_world, oid, order_body
 from tests.handlers.test_sms import new_phone, request_code, wrong
 from tests.helpers import Api
+from tests.realtime_client import WsClient, fleet, point, ws_url
 from tests.test_multiprocess import serving
 
 API = "/api/v1"
@@ -363,3 +364,25 @@ def test_slow_clients_neither_block_others_nor_stay_forever(services: Any, tmp_p
             sock.close()
         assert not open_ones, f"{len(open_ones)} slow sockets still open after the idle timeout"
         assert requests.get(base_url + "/healthz", timeout=5).status_code == 200
+
+
+# --- inputs at the edge of what the stores take -------------------------------------------------------
+@pytest.mark.gen_test(timeout=60)
+async def test_a_polar_gps_point_is_stored_and_acked_but_not_searched(app: Any, api: Api, base_url: str,
+                                                                       sync_db: Any) -> None:
+    """Redis GEO refuses latitudes beyond ±85.05°: such a point must not fail the batch it is in."""
+    team = await fleet(app, api)
+    driver = team["drivers"][0]
+    socket = await WsClient.connect(ws_url(base_url, "/ws/driver"), driver["token"])
+    await socket.recv_type("ready")
+    await socket.send({"type": "locations", "points": [point(1, lat=55.75), point(2, lat=88.5, lon=10.0)]})
+    await socket.recv_type("ack", seq=2)
+    vehicle = (await api.get(f"{API}/vehicles/{driver['vehicle']['id']}", token=team["manager_token"])).json
+    assert vehicle["location"]["lat"] == 88.5
+    nearby = await api.get(f"{API}/vehicles/nearby?lat=55.75&lon=37.61&radius_km=50", token=team["manager_token"])
+    assert nearby.status == 200 and nearby.json["total"] == 0  # it left its last searchable spot
+    for _ in range(100):
+        if sync_db.gps_points.count_documents({"vehicle_id": ObjectId(driver["vehicle"]["id"])}) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert sync_db.gps_points.count_documents({"vehicle_id": ObjectId(driver["vehicle"]["id"])}) == 2
