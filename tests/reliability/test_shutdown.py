@@ -74,7 +74,7 @@ async def test_sigterm_to_the_parent_of_forked_servers_stops_every_child_gracefu
     server = stack.serve(processes=2)
     team = await fleet(stack_app, Api(tornado.httpclient.AsyncHTTPClient(), server.url))
     clients = []
-    for _ in range(6):  # spread over both children by the kernel
+    for _ in range(6):  # the kernel hands each to one of the children
         client = await WsClient.connect(ws_url(server.url, "/ws/console"), team["manager_token"])
         await client.recv_type("ready")
         clients.append(client)
@@ -84,5 +84,5 @@ async def test_sigterm_to_the_parent_of_forked_servers_stops_every_child_gracefu
     assert [await client.closed() for client in clients] == [GOING_AWAY] * 6
     assert server.service.process.wait(max(0.1, 10 - (time.monotonic() - asked))) == 0
     log = server.log()
-    assert log.count("shut down (") == 2, log[-2000:]
+    assert log.count("exited normally") == 2, log[-2000:]  # both children (one may not have been serving yet)
     assert "Traceback" not in log and "restarting" not in log
