@@ -127,11 +127,15 @@ def server_process(env: dict[str, str], processes: int = 1, **settings: str) -> 
     """`dispatch serve` as its own process (open-files limit raised); yields it once /readyz answers 200."""
     port = devservices.free_port()
     full_env = {**os.environ, **env, **{f"DISPATCH_{k.upper()}": v for k, v in settings.items()}}
-    argv = [str(devservices.VENV_BIN / "dispatch"), "serve", "--port", str(port), "--processes", str(processes)]
+    argv = [sys.executable, "-m", "dispatch.cli", "serve", "--port", str(port), "--processes", str(processes)]
+    other = os.environ.get("BENCH_SERVER_ROOT")  # another checkout's code, to compare before/after in one sitting
+    if other:
+        full_env["PYTHONPATH"] = other
     log_path = LOG_DIR / f"server-{port}.log"
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:  # the server's warnings would drown the results on the terminal
-        process = subprocess.Popen(argv, env=full_env, start_new_session=True, preexec_fn=raise_fd_limit,
+        process = subprocess.Popen(argv, env=full_env, cwd=other or ROOT, start_new_session=True,
+                                   preexec_fn=raise_fd_limit,
                                    stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -96,7 +96,10 @@ def profile(running: Server, fleet: dict[str, Any], watch: dict[str, list[int]],
     """py-spy samples the server while the generator offers one rate."""
     spec = {**spec_of(running.url, fleet, args), "rates": [args.profile_rate] * 2, "search": False}
     pid = running.pids()[-1]  # the serving child when forked
-    spy = subprocess.Popen([str(devservices.VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw",
+    binary = devservices.VENV_BIN / "py-spy"
+    if not binary.exists():
+        raise SystemExit("py-spy is missing: .venv/bin/pip install -e '.[bench]'")
+    spy = subprocess.Popen([str(binary), "record", "--pid", str(pid), "--format", "raw",
                             "--output", args.profile, "--duration", str(int(2 * args.step_seconds + 12)),
                             "--rate", "250", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -1,9 +1,12 @@
 """GPS ingest: points from every driver socket of this process, written in batches.
 
-One writer task per process takes whatever points arrived since its last write and, in
-one go, inserts them into the GPS history (one `insert_many`), updates the live positions
-and publishes them (one Redis pipeline). Acks go out only once MongoDB has the points; a
-failed history write keeps the batch and retries it, so an acked point is a stored point.
+Two writer tasks per process each take whatever points arrived since their last write: one
+inserts them into the GPS history (one `insert_many`), the other updates the live positions
+and publishes them (one Redis pipeline). They run apart, so consoles see a point as soon as
+Redis has it, not when the (slower, journaled) history write of the batch before it ends, and
+history batches grow while MongoDB is busy. Acks go out only once MongoDB has the points and
+their publication was tried; a failed history write keeps the batch and retries it (publishing
+again what did not go out), so an acked point is a stored point.
 A point's `_id` is `<driver_id>:<seq>`, so a resent point is never stored twice.
 """
 
@@ -52,6 +55,9 @@ class Submission:
     ack: Callable[[int], None]
     fanned_out: bool = False
     attempt: int = 0
+    stored: bool = False
+    publishing: bool = False  # waiting for, or in, a Redis publish
+    acked: bool = False
 
 
 class Ingest:
@@ -70,6 +76,9 @@ class Ingest:
         self._publish_failing = False
         self._closing = False
         self._in_flight: list[Submission] = []
+        self._unpublished: list[Submission] = []
+        self._publish_wake = asyncio.Event()
+        self._publisher: asyncio.Task | None = None
 
     def submit(self, submission: Submission) -> None:
         """Queue points for the next batch (never blocks the caller)."""
@@ -77,6 +86,15 @@ class Ingest:
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="gps-ingest")
+        self._queue_publish([submission])
+
+    def _queue_publish(self, submissions: list[Submission]) -> None:
+        for submission in submissions:
+            submission.publishing = True
+        self._unpublished += submissions
+        self._publish_wake.set()
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_loop(), name="gps-publish")
 
     async def _run(self) -> None:
         while True:
@@ -92,21 +110,48 @@ class Ingest:
             self._in_flight = []
 
     async def _write(self, batch: list[Submission]) -> None:
-        fan_out = [s for s in batch if not s.fanned_out]
-        history, live_update = await asyncio.gather(self._store(batch), self._publish(fan_out),
-                                                    return_exceptions=True)
-        for submission in fan_out:
-            submission.fanned_out = live_update is None
-        if history is not None:
-            await self._retry_later(batch, history)
+        try:
+            await self._store(batch)
+        except Exception as exc:  # whatever failed, the batch is kept and retried
+            await self._retry_later(batch, exc)
             return
         self.batches += 1
-        # Acks are cumulative: one per socket and batch, with its highest seq. A driver flooding
-        # frames faster than they are stored gets a few acks, not one per frame piling up unsent.
-        highest: dict[Callable[[int], None], int] = {}
         for submission in batch:
-            seq = submission.points[-1]["seq"]
-            highest[submission.ack] = max(seq, highest.get(submission.ack, seq))
+            submission.stored = True
+        self._settle(batch)
+
+    async def _publish_loop(self) -> None:
+        while True:
+            if not self._unpublished:
+                if self._closing:
+                    return
+                self._publish_wake.clear()
+                await self._publish_wake.wait()
+                continue
+            batch, self._unpublished = self._unpublished, []
+            try:
+                await self._publish(batch)
+                published = True
+            except Exception:  # Redis outages are logged by _publish; the history write goes on
+                published = False
+            for submission in batch:
+                submission.fanned_out = published
+                submission.publishing = False
+            self._settle(batch)
+
+    def _settle(self, submissions: list[Submission]) -> None:
+        """Ack what is stored and no longer waiting for its publication.
+
+        Acks are cumulative: one per socket and call, with its highest seq. A driver flooding
+        frames faster than they are stored gets a few acks, not one per frame piling up unsent.
+        Both writers keep submission order, so a socket's acks never overtake a point not stored.
+        """
+        highest: dict[Callable[[int], None], int] = {}
+        for submission in submissions:
+            if submission.stored and not submission.publishing and not submission.acked:
+                submission.acked = True
+                seq = submission.points[-1]["seq"]
+                highest[submission.ack] = max(seq, highest.get(submission.ack, seq))
         for ack, seq in highest.items():
             ack(seq)
 
@@ -119,6 +164,7 @@ class Ingest:
         for submission in batch:
             submission.attempt = attempt + 1
         await asyncio.sleep(delay)
+        self._queue_publish([s for s in batch if not s.fanned_out and not s.publishing])  # as each attempt did
         self._pending[:0] = batch
 
     async def _store(self, batch: list[Submission]) -> None:
@@ -166,16 +212,19 @@ class Ingest:
         """Flush: let the batch in flight finish and write every pending point (retrying), then stop."""
         self._closing = True
         self._wake.set()
+        self._publish_wake.set()
         if self._pending and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(self._run(), name="gps-ingest")
-        if self._task is None:
+        writers = [task for task in (self._task, self._publisher) if task is not None]
+        if not writers:
             return
-        done, _ = await asyncio.wait([self._task], timeout=timeout)
-        if not done:  # the store stayed down: these points were never acked, so their senders resend them
+        _, late = await asyncio.wait(writers, timeout=timeout)
+        if self._task in late:  # the store stayed down: these points were never acked, so their senders resend them
             left = sum(len(s.points) for s in self._in_flight + self._pending)
             log.warning("shutdown: %d GPS points not written in %.0f s (never acked)", left, timeout)
-            self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*writers, return_exceptions=True)
 
 
 def _history_doc(context: DriverContext, point: dict[str, Any]) -> dict[str, Any]:
