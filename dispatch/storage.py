@@ -11,6 +11,8 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisUnreachable, TimeoutError as RedisTimeout
 
 from dispatch.settings import Settings
@@ -49,7 +51,12 @@ def open_stores(settings: Settings) -> Stores:
     """Create the clients; call from a coroutine running on the process's loop."""
     mongo: AsyncMongoClient = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="dispatch")
-    options = {"decode_responses": False, "health_check_interval": 30, "socket_connect_timeout": 2}
+    # A pooled connection that died with a restarted Redis fails on its next use: retry such a
+    # command on a fresh connection (twice, briefly apart) instead of failing the request, while a
+    # Redis that is really down still fails fast (503).
+    options = {"decode_responses": False, "health_check_interval": 30, "socket_connect_timeout": 2,
+               "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+               "retry_on_error": [RedisUnreachable, RedisTimeout]}
     redis = aioredis.Redis.from_url(settings.redis_url, **options)
     cache = aioredis.Redis.from_url(settings.effective_cache_url, **options)
     return Stores(mongo=mongo, redis=redis, cache=cache)
