@@ -35,6 +35,7 @@ PAUSE_S = 1.0
 CONNECT_TIMEOUT = 30.0
 QUIET_WAIT_S = 20.0  # before a step, wait this long at most for other work on the machine to calm down
 QUIET_CORES = 0.25   # "calm": everything else together uses less than this many cores
+QUIET_BUDGET_S = 60.0  # all the waiting one run may do, so a busy machine cannot stretch it without bound
 REST_WARM_UP_S = 1.0
 
 
@@ -181,6 +182,7 @@ class Generator:
         self.clock = Clock()
         self.errors = 0
         self.failed_connects: list[str] = []
+        self.quiet_budget = QUIET_BUDGET_S
 
     # --- sockets -------------------------------------------------------------
     async def open_drivers(self, concurrency: int = 50) -> float:
@@ -230,14 +232,17 @@ class Generator:
     async def quiet(self) -> float:
         """Wait (at most QUIET_WAIT_S) until other work on the shared machine uses under QUIET_CORES; seconds waited."""
         started = time.perf_counter()
-        while time.perf_counter() - started < self.spec.get("quiet_wait_s", QUIET_WAIT_S):
+        limit = min(self.spec.get("quiet_wait_s", QUIET_WAIT_S), self.quiet_budget)
+        while time.perf_counter() - started < limit:
             before, own = self._cpu(), _own_cpu()
             await asyncio.sleep(0.5)
             after = self._cpu()
             spent = {name: after[name] - before[name] for name in after}
             if _cpu_split(spent, _own_cpu() - own)["others"] < QUIET_CORES * 0.5:
                 break
-        return time.perf_counter() - started
+        waited = time.perf_counter() - started
+        self.quiet_budget -= waited
+        return waited
 
     async def step(self, rate: float, seconds: float) -> dict[str, Any]:
         """Offer `rate` points/s for `seconds`, then drain; the step's numbers."""
