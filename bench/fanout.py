@@ -110,22 +110,24 @@ def profile(running: Server, fleet: dict[str, Any], watch: dict[str, list[int]],
     return result
 
 
-def top_frames(path: Path, count: int = 25) -> str:
-    """The functions with the most samples (self and total) in a py-spy raw profile."""
+def top_frames(path: Path, count: int = 20) -> str:
+    """A py-spy raw profile summed up: where the event loop's callbacks spend their samples, and self time."""
     own: dict[str, int] = {}
-    total: dict[str, int] = {}
+    tasks: dict[str, int] = {}
     samples = 0
     for line in path.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
-        frames = stack.split(";")
+        frames = [frame.split(" (")[0] for frame in stack.split(";")]
         samples += int(n)
         own[frames[-1]] = own.get(frames[-1], 0) + int(n)
-        for frame in set(frames):
-            total[frame] = total.get(frame, 0) + int(n)
-    lines = [f"{samples} samples; self:"]
+        if "Handle._run" in frames:  # the callback or task step the loop was running
+            top = frames[len(frames) - frames[::-1].index("Handle._run"):][:2]
+            key = " > ".join(top) or "Handle._run"
+            tasks[key] = tasks.get(key, 0) + int(n)
+    lines = [f"{samples} samples; by event-loop callback:"]
+    lines += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in sorted(tasks.items(), key=lambda i: -i[1])[:count]]
+    lines.append("self:")
     lines += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in sorted(own.items(), key=lambda i: -i[1])[:count]]
-    lines.append("total:")
-    lines += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in sorted(total.items(), key=lambda i: -i[1])[:count]]
     return "\n".join(lines)
 
 

@@ -21,13 +21,15 @@ import tornado.websocket
 
 
 class Relay:
-    """Console sockets by channel."""
+    """Console sockets by channel (the whole state of the relay)."""
 
     def __init__(self) -> None:
         self.channels: dict[str, set[tornado.websocket.WebSocketHandler]] = {}
 
 
 class RelaySocket(tornado.websocket.WebSocketHandler):
+    """Driver or console: location frames are acked and relayed, subscribe frames followed."""
+
     def initialize(self, relay: Relay) -> None:
         self.relay = relay
         self.channels: set[str] = set()
