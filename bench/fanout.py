@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--consoles", type=int, default=2)
     parser.add_argument("--rates", type=float, nargs="*", help="fixed rates instead of the search")
     parser.add_argument("--step-seconds", type=float, default=5.0)
-    parser.add_argument("--quiet-wait", type=float, default=20.0,
+    parser.add_argument("--quiet-wait", type=float, default=15.0,
                         help="seconds a step may wait for other work on the machine to calm down")
     parser.add_argument("--trace", help="append `rate send-offset-s fan-out-ms` of every console frame here")
     parser.add_argument("--profile", help="write a py-spy raw profile of the server here")

@@ -33,9 +33,9 @@ BACKLOG_ABORT_S = 2.0  # a step whose consoles trail by this many seconds of poi
 DRAIN_S = 5.0
 PAUSE_S = 1.0
 CONNECT_TIMEOUT = 30.0
-QUIET_WAIT_S = 20.0  # before a step, wait this long at most for other work on the machine to calm down
+QUIET_WAIT_S = 15.0  # before a step, wait this long at most for other work on the machine to calm down
 QUIET_CORES = 0.25   # "calm": everything else together uses less than this many cores
-QUIET_BUDGET_S = 60.0  # all the waiting one run may do, so a busy machine cannot stretch it without bound
+QUIET_BUDGET_S = 40.0  # all the waiting one run may do, so a busy machine cannot stretch it without bound
 REST_WARM_UP_S = 1.0
 
 
