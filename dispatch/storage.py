@@ -23,6 +23,9 @@ log = logging.getLogger("dispatch.storage")
 # or restarting server, a timeout): answered 503 `service_unavailable`, never 500.
 UNAVAILABLE: tuple[type[Exception], ...] = (ConnectionFailure, RedisUnreachable, RedisTimeout, BrokerUnreachable)
 
+REDIS_POOL_SIZE = 200  # connections per client and process
+REDIS_POOL_WAIT = 5.0  # seconds a command waits for a free connection before failing (503)
+
 # Indexes every collection needs: (collection, IndexModel). Models append to it at import.
 INDEXES: list[tuple[str, IndexModel]] = []
 
@@ -57,9 +60,16 @@ def open_stores(settings: Settings) -> Stores:
     options = {"decode_responses": False, "health_check_interval": 30, "socket_connect_timeout": 2,
                "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
                "retry_on_error": [RedisUnreachable, RedisTimeout]}
-    redis = aioredis.Redis.from_url(settings.redis_url, **options)
-    cache = aioredis.Redis.from_url(settings.effective_cache_url, **options)
+    redis = aioredis.Redis.from_pool(_pool(settings.redis_url, options))
+    cache = aioredis.Redis.from_pool(_pool(settings.effective_cache_url, options))
     return Stores(mongo=mongo, redis=redis, cache=cache)
+
+
+def _pool(url: str, options: dict[str, Any]) -> aioredis.BlockingConnectionPool:
+    # A burst (hundreds of sockets opening or closing at once) waits for a free connection
+    # instead of failing with "too many connections".
+    return aioredis.BlockingConnectionPool.from_url(url, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT,
+                                                    **options)
 
 
 async def ensure_indexes(db: AsyncDatabase, indexes: Iterable[tuple[str, IndexModel]] = ()) -> None:

@@ -36,6 +36,10 @@ index(VEHICLES, "plate_key", unique=True, name="plate_unique")
 # One vehicle per driver: "the driver's vehicle" is then never ambiguous.
 index(VEHICLES, "driver_id", unique=True, name="driver_unique",
       partialFilterExpression={"driver_id": {"$type": "objectId"}})
+# Driver sockets look their vehicle up by driver on connect and every 30 s. `driver_unique` is
+# partial, and a partial index serves only queries that repeat its filter (the MongoDB-wire
+# server never uses one): without this index each lookup scans every vehicle.
+index(VEHICLES, [("driver_id", ASCENDING), ("organization", ASCENDING)], name="driver_organization")
 index(VEHICLES, [("organization", ASCENDING), ("status", ASCENDING)], name="organization_status")
 index(VEHICLES, "current_order", name="current_order")
 index(GPS_POINTS, [("vehicle_id", ASCENDING), ("ts", ASCENDING)], name="vehicle_ts")

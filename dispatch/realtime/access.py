@@ -6,20 +6,13 @@ import time
 from typing import Any, Callable
 
 from bson import ObjectId
-from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.realtime.ingest import DriverContext
-from dispatch.storage import index
 from models.vehicles import VEHICLES
 
 CHANNEL_KINDS = ("fleet", "order", "vehicle")
 CONTEXT_TTL = 30.0
-
-# Every driver socket looks its vehicle up by driver on connect and every CONTEXT_TTL. The unique
-# `driver_unique` index is partial, and a partial index serves only queries that repeat its filter
-# (the MongoDB-wire server never uses one): without this index each lookup scans every vehicle.
-index(VEHICLES, [("driver_id", ASCENDING), ("organization", ASCENDING)], name="driver_organization")
 
 
 def _oid(text: str) -> ObjectId | None:
