@@ -30,7 +30,10 @@ def make_celery(settings: Settings) -> Celery:
         # visibility timeout; workers look for such tasks every few seconds (kombu's default is ~100 s).
         broker_transport_options={"visibility_timeout": settings.task_visibility_timeout,
                                   "unacked_restore_interval": min(10, max(1, settings.task_visibility_timeout // 4)),
-                                  "unacked_restore_throttle": 1},
+                                  "unacked_restore_throttle": 1,
+                                  # A worker killed during its own sweep leaves the sweep's lock behind;
+                                  # kombu holds it for 300 s by default, stalling every other worker's sweep.
+                                  "unacked_mutex_expire": max(5, min(60, settings.task_visibility_timeout))},
         timezone="UTC",
         enable_utc=True,
     )
