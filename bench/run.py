@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from bench import connections, fanout, login_storm, rest

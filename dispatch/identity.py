@@ -182,7 +182,7 @@ class Identity:
             raise ApiError(401, "session_ended", "This session has ended; sign in again.")
         if user is None or not user.get("is_active"):
             raise ApiError(401, "session_ended", "This account can no longer sign in.")
-        if _now() - last_used > TOUCH_EVERY:
+        if time.time() - last_used > TOUCH_EVERY:
             await self.sessions.touch(sid)
         return Caller(user, sid)
 
@@ -244,10 +244,6 @@ class Identity:
 
     async def _spend(self, claims: dict[str, Any]) -> None:
         """Mark a single-use token used; a second use → 400."""
-        ttl = max(1, int(claims["exp"] - _now()) + 1)
+        ttl = max(1, int(claims["exp"] - time.time()) + 1)
         if not await self.redis.set(f"used:{claims['jti']}", b"1", nx=True, ex=ttl):
             raise ApiError(400, "invalid_token", "This link was already used.", {"reason": "used"})
-
-
-def _now() -> float:
-    return time.time()

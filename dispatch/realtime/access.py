@@ -9,7 +9,6 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.realtime.ingest import DriverContext
-from models.vehicles import VEHICLES
 
 CHANNEL_KINDS = ("fleet", "order", "vehicle")
 CONTEXT_TTL = 30.0
