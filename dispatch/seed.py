@@ -129,8 +129,11 @@ class DemoSeeder:
 
     @staticmethod
     def steps() -> int:
-        """How many things a run makes or finds (the progress bar's length)."""
-        return 2 + 2 * len(DRIVERS) + len(CLIENTS) + len(VEHICLE_TYPES) + len(DEMO_ORDERS)
+        """How many things a run makes or finds (the progress bar's length): one `done` call each."""
+        organization, manager = 1, 1
+        per_driver = 3  # the account, the truck, its live position
+        return (organization + manager + per_driver * len(DRIVERS)
+                + len(CLIENTS) + len(VEHICLE_TYPES) + len(DEMO_ORDERS))
 
     def done(self, kind: str, made: bool) -> None:
         """One thing made or found: count it and move the bar."""

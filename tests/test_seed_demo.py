@@ -19,12 +19,14 @@ LOGIN = re.compile(r"^\s+(BASE|DRIVER|MANAGER|ADMIN)\s+login: (\S+)\s+password: 
 
 
 async def seed(settings: Any) -> str:
-    """Run the command once; its standard output."""
+    """Run the command once; its standard output (the progress bar, on standard error, ends full)."""
     process = await asyncio.create_subprocess_exec(
         str(VENV_BIN / "dispatch"), "seed-demo", env=env_of(settings),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, err.decode()
+    done, total = map(int, re.findall(r"(\d+)/(\d+)", err.decode())[-1])
+    assert done == total, f"the progress bar ended at {done}/{total}"
     return out.decode()
 
 
