@@ -21,6 +21,7 @@ from dispatch.policy import check_handlers
 from dispatch.queue import TaskQueue
 from dispatch.realtime.hub import Hub
 from dispatch.realtime.ingest import Ingest
+from dispatch.requestid import RequestIdTransform, request_id
 from dispatch.settings import Settings
 from handlers.assets import AssetHandler
 from handlers.base import NotFoundHandler
@@ -52,6 +53,7 @@ def make_app(settings: Settings, *, mongo: AsyncMongoClient, redis: aioredis.Red
     url_specs.append((r"/static/(.*)", AssetHandler, {"path": str(STATIC_DIR)}))
     return tornado.web.Application(
         url_specs,
+        transforms=[RequestIdTransform],
         default_handler_class=NotFoundHandler,
         config=settings,
         db=db,
@@ -97,4 +99,4 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     access_log.log(level, "%d %s %s %.1fms id=%s ip=%s", status, handler.request.method,
                    redact(handler.request.uri or ""), seconds * 1000,
-                   getattr(handler, "request_id", "-") or "-", handler.request.remote_ip)
+                   request_id(handler.request), handler.request.remote_ip)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 from typing import Any, Awaitable
 
 import tornado.httputil
@@ -15,13 +13,19 @@ from dispatch import jsonutil
 from dispatch.errors import ApiError, default_code, default_message
 from dispatch.pagination import Page, parse_page
 from dispatch.policy import HTTP_METHODS, is_implemented, public, rule_of
+from dispatch.requestid import request_id
 from dispatch.settings import Settings
 from dispatch.storage import UNAVAILABLE
 
 log = logging.getLogger("dispatch.http")
 
 JSON_LIMIT = 1024 * 1024
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The connection reads bodies of any size; the limits, with their JSON 413, are this handler's own.
+UNBOUNDED = 2**62
+# A body over the limit is read to its end (and dropped) up to this many times the server's limit,
+# so the 413 comes on a connection that lives on; closing with unread bytes in the socket would
+# reset it, and a reset can destroy the answer before the client reads it.
+OVERSIZE_READ_FACTOR = 2
 RETRY_AFTER_OUTAGE = 5  # seconds a client should wait after a 503 caused by a store outage
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
 
@@ -32,6 +36,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
     Bodies are streamed so the size limit is checked on the headers, before any
     byte of an oversize body is read; each handler may raise `max_body` for itself.
+    A request refused before its body is read (401, 403, 404, 405) is answered once
+    its body is in, so a keep-alive connection survives the error answer; when the
+    server must answer early and close, the answer says `Connection: close`.
     """
 
     max_body: int = JSON_LIMIT
@@ -40,7 +47,10 @@ class BaseHandler(tornado.web.RequestHandler):
     def initialize(self) -> None:
         self._chunks: list[bytes] = []
         self._received = 0
-        self.request_id = ""
+        self._read_limit = self.max_body
+        self._refusal: ApiError | None = None
+        self._prepared = False
+        self._closing = False
         self.session_id: str | None = None
         self._auth_error: ApiError | None = None
 
@@ -68,10 +78,21 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self._set_cors_headers()
 
+    @property
+    def request_id(self) -> str:
+        """This request's id (the caller's `X-Request-ID` when sane), as sent on the answer."""
+        return request_id(self.request)
+
     async def prepare(self) -> None:
-        incoming = self.request.headers.get("X-Request-ID", "")
-        self.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        self.set_header("X-Request-ID", self.request_id)
+        self.request.connection.set_max_body_size(UNBOUNDED)
+        try:
+            await self._admit()
+        except ApiError as exc:
+            self._refuse(exc)
+        self._prepared = True
+
+    async def _admit(self) -> None:
+        """Let the request through to its method, or raise why not."""
         self._check_body_size()
         method = self.request.method.lower()
         if not is_implemented(type(self), method):
@@ -85,6 +106,33 @@ class BaseHandler(tornado.web.RequestHandler):
                 raise self._auth_error or ApiError(401, "unauthenticated",
                                                    "Sign in first: send a valid Bearer access token.")
             raise ApiError(403, "forbidden", "Your account may not do this.")
+
+    def _refuse(self, error: ApiError) -> None:
+        """Answer `error` once the body is read and dropped (the connection lives on), or now, closing it.
+
+        Reading the body of a refused request costs little (it is bounded), while closing a connection
+        with unread bytes resets it, which can destroy the answer before the client reads it.
+        """
+        if self._closing or not self._worth_reading():
+            self._closing = True
+            raise error
+        self._refusal = error
+        self._stand_in_for_method()
+
+    def _worth_reading(self) -> bool:
+        """Whether to read a refused request's body rather than answer at once and close."""
+        if self.request.headers.get("Expect", "").lower() == "100-continue":
+            return False  # the client sends the body only after a go-ahead, which it will not get
+        length = self.request.headers.get("Content-Length")
+        return length is None or int(length) <= self._read_limit
+
+    def _stand_in_for_method(self) -> None:
+        """Tornado calls the HTTP method once the body is in: answer the refusal there, or nothing."""
+        def after_body(*args: Any, **kwargs: Any) -> None:
+            if self._refusal is not None and not self._finished:
+                raise self._refusal
+
+        setattr(self, self.request.method.lower(), after_body)
 
     async def authenticate(self) -> None:
         """Resolve the caller from `Authorization: Bearer`; a bad token counts only where sign-in is needed."""
@@ -139,27 +187,41 @@ class BaseHandler(tornado.web.RequestHandler):
         return user.get("category") if user else None
 
     def _check_body_size(self) -> None:
+        # Bodies over the limit are read and dropped up to a point (then 413, not a cut, and not a reset).
+        self._read_limit = OVERSIZE_READ_FACTOR * max(self.max_body, self.config.max_body_bytes)
         length = self.request.headers.get("Content-Length")
-        if length is not None:
-            if not (length.isascii() and length.isdigit()):
-                raise ApiError(400, "bad_content_length", "Content-Length must be a number.")
-            if int(length) > self.max_body:
-                raise ApiError(413, "body_too_large", f"The body is over {self.max_body} bytes.",
-                               {"limit": self.max_body})
-        else:  # a chunked body: read it up to the server's limit, keeping only `max_body` (then 413, not a cut)
-            self.request.connection.set_max_body_size(max(self.max_body, self.config.max_body_bytes))
+        if length is None:  # a chunked body: data_received keeps `max_body` of it
+            return
+        if not (length.isascii() and length.isdigit()):
+            self._closing = True
+            raise ApiError(400, "bad_content_length", "Content-Length must be a number.")
+        if int(length) > self.max_body:
+            raise self._too_large()
+
+    def _too_large(self) -> ApiError:
+        return ApiError(413, "body_too_large", f"The body is over {self.max_body} bytes.", {"limit": self.max_body})
 
     def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
         self._received += len(chunk)
-        if self._received <= self.max_body:
+        if self._received > self._read_limit:
+            self._answer_early(self._refusal or self._too_large())
+        elif self._refusal is None and self._received <= self.max_body:
             self._chunks.append(chunk)
+
+    def _answer_early(self, error: ApiError) -> None:
+        """Answer before the body's end (it is longer than worth reading): the connection then closes."""
+        self._closing = True
+        self._refusal = None
+        self._stand_in_for_method()
+        self.send_error(error.status, exc_info=(type(error), error, None))
 
     @property
     def body(self) -> bytes:
         """The whole request body (streamed in, kept to the limit)."""
         if self._received > self.max_body:
-            raise ApiError(413, "body_too_large", f"The body is over {self.max_body} bytes.",
-                           {"limit": self.max_body})
+            raise self._too_large()
         return b"".join(self._chunks)
 
     @public
@@ -215,6 +277,11 @@ class BaseHandler(tornado.web.RequestHandler):
             code, message, details = "service_unavailable", "A data store is unreachable; try again shortly.", {}
         else:  # never leak a traceback or internal text to the client
             code, message, details = default_code(status_code), default_message(status_code), {}
+        if status_code == 401:  # RFC 6750: say which scheme, and whether the token sent was the problem
+            sent = bool(self.request.headers.get("Authorization"))
+            self.set_header("WWW-Authenticate", 'Bearer realm="dispatch"' + (', error="invalid_token"' if sent else ""))
+        if self._closing or not self._prepared:  # the body was not read: this connection cannot carry another
+            self.set_header("Connection", "close")
         if status_code == 405:  # RFC 9110: a 405 names the methods the resource has
             self.set_header("Allow", ", ".join(m.upper() for m in HTTP_METHODS if is_implemented(type(self), m)))
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -254,10 +321,9 @@ class NotFoundHandler(BaseHandler):
 
     get = post = put = patch = delete = head = public(_not_found)
 
-    async def prepare(self) -> None:
-        self.set_header("X-Request-ID", uuid.uuid4().hex)
-        if self.request.method != "OPTIONS":
-            self._not_found()
+    async def authenticate(self) -> None:
+        """An unknown path needs no caller."""
+        self.current_user = None
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:

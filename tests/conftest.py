@@ -8,6 +8,7 @@ real Celery worker, and stops them at the end.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import uuid
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 import tornado.httpserver
 import tornado.web
@@ -26,6 +28,11 @@ from dispatch.app import close_app, make_app
 from dispatch.settings import Settings
 from dispatch.storage import ensure_indexes, open_stores
 from tests.helpers import Api
+
+# The test client's own debug lines (request URLs, some with a `?token=`) are not the server's logs,
+# which tests read to prove that no secret is ever logged.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 APP_DB = 1      # Redis logical db of the app's live state in tests (the user cache is the next one)
 BROKER_DB = 0   # Redis logical db of the Celery broker in tests
@@ -139,9 +146,15 @@ def ws_cleanup(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def api(http_server: Any, http_client: Any, base_url: str) -> Api:
-    """A JSON client of the running app that checks the API invariants on every answer."""
-    return Api(http_client, base_url)
+def api(http_server: Any, io_loop: Any, base_url: str) -> Iterator[Api]:
+    """A JSON client of the running app that checks the API invariants on every answer.
+
+    It pools keep-alive connections (httpx), as integrations and apps do, so a connection the
+    server closes silently after an answer shows up as a failed request.
+    """
+    client = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=4), trust_env=False)
+    yield Api(client, base_url)
+    io_loop.run_sync(client.aclose)
 
 
 @pytest.fixture

@@ -52,6 +52,6 @@ async def test_doc_pages_load_only_local_assets(api: Api, page: str) -> None:
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
     assert assets
     for asset in assets:
-        served = await api.client.fetch(api.base_url + asset, raise_error=False)
-        assert served.code == 200, asset
+        served = await api.raw("GET", asset)
+        assert served.status == 200, asset
         assert len(served.body) > 100, asset

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-import tornado.httpclient
 import tornado.httpserver
 import tornado.testing
 
@@ -49,7 +49,7 @@ async def test_readyz_is_503_while_redis_is_down_and_200_when_back(
     sock, http_port = tornado.testing.bind_unused_port()
     server = tornado.httpserver.HTTPServer(app)
     server.add_socket(sock)
-    api = Api(tornado.httpclient.AsyncHTTPClient(), f"http://127.0.0.1:{http_port}")
+    api = Api(httpx.AsyncClient(trust_env=False), f"http://127.0.0.1:{http_port}")
     restarted: list[Any] = []
     try:
         assert (await api.get("/readyz")).status == 200
@@ -67,6 +67,7 @@ async def test_readyz_is_503_while_redis_is_down_and_200_when_back(
             await asyncio.sleep(0.1)
         assert (await api.get("/readyz")).json["checks"] == {"mongodb": "ok", "redis": "ok"}
     finally:
+        await api.client.aclose()
         server.stop()
         app.settings["tasks"].close()
         await stores.close()

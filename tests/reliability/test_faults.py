@@ -70,7 +70,8 @@ def assert_clean_log(text: str) -> None:
 @pytest.mark.gen_test(timeout=120)
 async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, stack_app: Any) -> None:
     server = stack.serve()
-    team = await fleet(stack_app, Api(tornado.httpclient.AsyncHTTPClient(), server.url), drivers=3)
+    async with api_at(server.url) as api:
+        team = await fleet(stack_app, api, drivers=3)
     console = Console([server.url], team["manager_token"], f"fleet:{team['org']['_id']}").start()
     await asyncio.wait_for(console.subscribed.wait(), 10)
     drivers = [Driver([server.url], crew["token"]).start() for crew in team["drivers"]]
@@ -129,7 +130,8 @@ async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, sta
 @pytest.mark.gen_test(timeout=120)
 async def test_mongodb_restarted_history_is_retried_and_acked_only_once_stored(stack: Stack, stack_app: Any) -> None:
     server = stack.serve()
-    team = await fleet(stack_app, Api(tornado.httpclient.AsyncHTTPClient(), server.url), drivers=2)
+    async with api_at(server.url) as api:
+        team = await fleet(stack_app, api, drivers=2)
     drivers = [Driver([server.url], crew["token"]).start() for crew in team["drivers"]]
     await until(lambda: all(d.acked >= 10 for d in drivers), what="streaming")
 
@@ -166,7 +168,8 @@ async def test_mongodb_restarted_history_is_retried_and_acked_only_once_stored(s
 async def test_server_killed_clients_move_to_another_and_since_fills_the_gap(stack: Stack, stack_app: Any) -> None:
     doomed, spare = stack.serve("doomed"), stack.serve("spare")
     urls = [doomed.url, spare.url]
-    team = await fleet(stack_app, Api(tornado.httpclient.AsyncHTTPClient(), spare.url), drivers=2)
+    async with api_at(spare.url) as api:
+        team = await fleet(stack_app, api, drivers=2)
     console = Console(urls, team["manager_token"], f"fleet:{team['org']['_id']}").start()
     await asyncio.wait_for(console.subscribed.wait(), 10)
     drivers = [Driver(urls, crew["token"]).start() for crew in team["drivers"]]

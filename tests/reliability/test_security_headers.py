@@ -61,15 +61,15 @@ async def test_pages_work_under_their_policy(api: Api, page: str) -> None:
     if "'unsafe-inline'" not in csp.get("style-src", []):
         assert "<style" not in html and not re.search(r"\sstyle=", html)
     for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
-        served = await api.client.fetch(api.base_url + asset, raise_error=False)
-        assert served.code == 200, asset
+        served = await api.raw("GET", asset)
+        assert served.status == 200, asset
         assert served.headers["X-Content-Type-Options"] == "nosniff", asset
         if asset.endswith(".js"):
             assert "javascript" in served.headers["Content-Type"], asset
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_every_answer_says_nosniff(api: Api, app: Any) -> None:
+async def test_every_answer_says_nosniff_and_carries_a_request_id(api: Api, app: Any) -> None:
     """Every route and method of the document, signed in and not, plus errors, assets and sockets."""
     token = await login(app, await make_user(app, "ADMIN"))
     paths = (await api.get("/api/openapi.json")).json["paths"]
@@ -83,20 +83,20 @@ async def test_every_answer_says_nosniff(api: Api, app: Any) -> None:
                 body = b"{}" if method in ("post", "put", "patch") else None
                 if body is not None:
                     headers["Content-Type"] = "application/json"
-                answer = await api.client.fetch(api.base_url + url, method=method.upper(), body=body,
-                                                headers=headers, raise_error=False, allow_nonstandard_methods=True)
-                assert answer.headers.get("X-Content-Type-Options") == "nosniff", (method, url, answer.code)
-                if answer.code >= 400 and method != "head":
+                answer = await api.raw(method.upper(), url, body=body, headers=headers)
+                assert answer.headers.get("X-Content-Type-Options") == "nosniff", (method, url, answer.status)
+                assert answer.headers.get("X-Request-ID"), (method, url, answer.status)
+                if answer.status >= 400 and method != "head":
                     assert answer.headers["Content-Type"].startswith("application/json"), (method, url)
                 checked += 1
     for url in ("/static/nothing-here.js", "/static/../setup.cfg", "/media/avatars/none.jpg", "/nowhere",
                 "/static/console/app.js", "/metrics", "/ws/console"):
         for method in ("GET", "POST"):
-            answer = await api.client.fetch(api.base_url + url, method=method, raise_error=False,
-                                            body=b"" if method == "POST" else None)
+            answer = await api.raw(method, url, body=b"" if method == "POST" else None)
             assert answer.headers.get("X-Content-Type-Options") == "nosniff", (method, url)
-            if answer.code >= 400:
-                assert answer.headers["Content-Type"].startswith("application/json"), (method, url, answer.code)
+            assert answer.headers.get("X-Request-ID"), (method, url, answer.status)
+            if answer.status >= 400:
+                assert answer.headers["Content-Type"].startswith("application/json"), (method, url, answer.status)
             checked += 1
     assert checked > 300
 

@@ -10,9 +10,8 @@ import time
 from typing import Any
 
 import pytest
-import tornado.httpclient
 
-from tests.helpers import Api
+from tests.helpers import api_at
 from tests.realtime_client import WsClient, fleet, point, ws_url
 from tests.reliability.stack import Stack
 
@@ -31,7 +30,8 @@ def refused(port: int) -> bool:
 @pytest.mark.gen_test(timeout=90)
 async def test_sigterm_closes_sockets_with_1001_flushes_history_and_exits(stack: Stack, stack_app: Any) -> None:
     server = stack.serve()
-    team = await fleet(stack_app, Api(tornado.httpclient.AsyncHTTPClient(), server.url))
+    async with api_at(server.url) as api:
+        team = await fleet(stack_app, api)
     crew = team["drivers"][0]
     console = await WsClient.connect(ws_url(server.url, "/ws/console"), team["manager_token"])
     await console.send({"type": "subscribe", "channel": f"fleet:{team['org']['_id']}"})
@@ -72,7 +72,8 @@ async def test_sigterm_closes_sockets_with_1001_flushes_history_and_exits(stack:
 async def test_sigterm_to_the_parent_of_forked_servers_stops_every_child_gracefully(stack: Stack,
                                                                                      stack_app: Any) -> None:
     server = stack.serve(processes=2)
-    team = await fleet(stack_app, Api(tornado.httpclient.AsyncHTTPClient(), server.url))
+    async with api_at(server.url) as api:
+        team = await fleet(stack_app, api)
     clients = []
     for _ in range(6):  # the kernel hands each to one of the children
         client = await WsClient.connect(ws_url(server.url, "/ws/console"), team["manager_token"])
