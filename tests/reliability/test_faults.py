@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 
 from dispatch import devservices, jsonutil
 from tasks import make_celery
-from tests.helpers import Api, Response, assert_error_envelope
+from tests.helpers import Response, api_at, assert_error_envelope
 from tests.realtime_client import WsClient, fleet, ws_url
 from tests.reliability.stack import Console, Driver, Stack, in_thread, kill_group
 
