@@ -17,6 +17,11 @@ from tests.realtime_client import WsClient, fleet, point, ws_url
 from tests.test_cli import env_of, wait_ready
 
 
+# A hang guard only: two server starts (each may take up to wait_ready's 30 s on a busy machine) and
+# waits with their own limits must not add up to a red test.
+HANG_GUARD = 300
+
+
 @contextmanager
 def serving(settings: Any, log: Path, processes: int = 1) -> Iterator[str]:
     """A real `dispatch serve` process tree on a free port."""
@@ -33,7 +38,7 @@ def serving(settings: Any, log: Path, processes: int = 1) -> Iterator[str]:
         service.stop()
 
 
-@pytest.mark.gen_test(timeout=90)
+@pytest.mark.gen_test(timeout=HANG_GUARD)
 async def test_console_on_one_server_sees_driver_on_another(app: Any, api: Api, settings: Any,
                                                            tmp_path: Path) -> None:
     team = await fleet(app, api)
@@ -51,7 +56,7 @@ async def test_console_on_one_server_sees_driver_on_another(app: Any, api: Api, 
         assert frame["vehicle_id"] == team["drivers"][0]["vehicle"]["id"]
 
 
-@pytest.mark.gen_test(timeout=90)
+@pytest.mark.gen_test(timeout=HANG_GUARD)
 async def test_forked_processes_share_one_port_and_all_consoles_get_every_point(
         app: Any, api: Api, settings: Any, tmp_path: Path) -> None:
     team = await fleet(app, api)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any, Iterable, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisUnreachable, RedisError, TimeoutError as RedisTimeout
 
 from dispatch import jsonutil
 from dispatch.events import Event
@@ -26,6 +27,7 @@ REPLAY_LIMIT = 5000
 BACKGROUND_GRACE = 1.0  # seconds close() waits for follow-up work (unsubscribes, presence) at shutdown
 RECONNECT_FIRST = 0.25  # seconds before the first pub/sub reconnect attempt
 RECONNECT_MAX = 1.0     # longest pause between attempts, so live frames resume within a second or so
+CONFIRM_TIMEOUT = 10.0  # seconds a subscription waits for Redis to confirm it before failing (503-like)
 
 # ARGV: maxlen, then (channel, payload) pairs; payloads are JSON objects without `offset`.
 PUBLISH_MANY = """
@@ -74,6 +76,9 @@ class Hub:
         self._script = redis.register_script(PUBLISH_MANY)
         self._pubsub: Any = None
         self._reader: asyncio.Task | None = None
+        # Per pub/sub channel, one future per SUBSCRIBE sent and not yet confirmed, oldest first;
+        # each ends True once Redis confirms it, False when sending it failed.
+        self._unconfirmed: dict[bytes, deque[asyncio.Future]] = {}
         self._closed = False
         self._background: set[asyncio.Task] = set()
         self.sockets: set[Any] = set()  # every open websocket of this process, for shutdown
@@ -119,19 +124,63 @@ class Hub:
 
     # --- subscribing ----------------------------------------------------
     async def subscribe(self, subscriber: Subscriber, channel: str) -> None:
-        """Deliver the channel's live frames to the subscriber from now on."""
+        """Deliver the channel's live frames to the subscriber from the moment this returns.
+
+        redis-py's SUBSCRIBE only sends the command; it returns before Redis has the subscription.
+        So this waits for Redis's confirmation (read by the reader), and a later subscriber of a
+        channel whose subscription is still on its way waits for the same confirmation: a frame
+        published after `subscribed` went out is never missed.
+        """
         members = self.local.setdefault(channel, set())
         first = not members
         members.add(subscriber)
-        if first:
-            try:
+        key = pubsub_key(channel).encode()
+        confirmation = None
+        try:
+            if first:
                 await self._ensure_reader()
-                await self._pubsub.subscribe(pubsub_key(channel))
-            except (RedisError, OSError):  # Redis unreachable: not subscribed, the caller says so
-                members.discard(subscriber)
-                if not members:
-                    self.local.pop(channel, None)
-                raise
+                confirmation = asyncio.get_running_loop().create_future()
+                self._unconfirmed.setdefault(key, deque()).append(confirmation)
+                await self._pubsub.subscribe(key)
+            pending = self._unconfirmed.get(key)
+            if pending:
+                await self._confirmation(pending[-1])
+        except (RedisError, OSError):  # Redis unreachable: not subscribed, the caller says so
+            self._forget(key, confirmation)
+            members.discard(subscriber)
+            if not members and self.local.get(channel) is members:
+                self.local.pop(channel, None)
+            raise
+
+    @staticmethod
+    async def _confirmation(confirmation: asyncio.Future) -> None:
+        """Wait until Redis confirmed a SUBSCRIBE (shared by every subscriber waiting for it)."""
+        try:
+            confirmed = await asyncio.wait_for(asyncio.shield(confirmation), CONFIRM_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise RedisTimeout(f"no subscription confirmed by Redis in {CONFIRM_TIMEOUT:.0f} s") from None
+        if not confirmed:
+            raise RedisUnreachable("the subscription could not be sent to Redis")
+
+    def _forget(self, key: bytes, confirmation: asyncio.Future | None) -> None:
+        """A SUBSCRIBE that failed: nobody waits for its confirmation any longer."""
+        pending = self._unconfirmed.get(key)
+        if confirmation is not None and pending is not None and confirmation in pending:
+            pending.remove(confirmation)
+            if not pending:
+                del self._unconfirmed[key]
+            if not confirmation.done():
+                confirmation.set_result(False)
+
+    def _confirmed(self, key: bytes) -> None:
+        """Redis confirmed a SUBSCRIBE of this channel: the oldest one waiting is live."""
+        pending = self._unconfirmed.get(key)
+        if pending:
+            confirmation = pending.popleft()
+            if not pending:
+                del self._unconfirmed[key]
+            if not confirmation.done():
+                confirmation.set_result(True)
 
     async def unsubscribe(self, subscriber: Subscriber, channels: Iterable[str]) -> None:
         """Stop delivering these channels to the subscriber."""
@@ -162,7 +211,7 @@ class Hub:
     # --- the reader -----------------------------------------------------
     async def _ensure_reader(self) -> None:
         if self._pubsub is None:
-            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            self._pubsub = self.redis.pubsub()  # subscribe confirmations are read: see subscribe()
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read(), name="hub-reader")
 
@@ -180,8 +229,12 @@ class Hub:
                 log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
                 await self._reconnect()
                 continue
-            if message is not None and message.get("type") == "message":
+            if message is None:
+                continue
+            if message.get("type") == "message":
                 self._dispatch(message["channel"], message["data"])
+            elif message.get("type") == "subscribe":
+                self._confirmed(message["channel"])
 
     async def _reconnect(self) -> None:
         """A fresh pub/sub connection subscribed to every local channel, retried until Redis answers.
@@ -196,7 +249,7 @@ class Hub:
                 await self._pubsub.aclose()
             except (RedisError, OSError):
                 pass
-            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            self._pubsub = self.redis.pubsub()
             channels = [pubsub_key(c) for c in self.local]
             try:
                 if channels:

@@ -27,7 +27,12 @@ from tests.reliability.stack import Console, Driver, Stack, in_thread, kill_grou
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
-async def until(condition: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
+# Waits are for events (acks, frames, a server back); a limit only says how long without the event is a
+# failure, so a busy machine makes the tests slower, not red. Whole tests keep a hang guard only.
+HANG_GUARD = 600
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -67,7 +72,7 @@ def assert_clean_log(text: str) -> None:
     assert "Traceback" not in text, text[-3000:]
 
 
-@pytest.mark.gen_test(timeout=120)
+@pytest.mark.gen_test(timeout=HANG_GUARD)
 async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, stack_app: Any) -> None:
     server = stack.serve()
     async with api_at(server.url) as api:
@@ -107,7 +112,7 @@ async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, sta
 
     await in_thread(stack.start_redis)
     back, mark = time.monotonic(), drivers[0].seq
-    await until(lambda: any(n > mark for n in console.seqs(watched)), timeout=5, what="live frames after Redis")
+    await until(lambda: any(n > mark for n in console.seqs(watched)), what="live frames after Redis")
     resumed = next(t for t, f in console.arrivals if f["vehicle_id"] == watched and f["lat"] > 40 + mark / 10_000)
     # Connections pooled before the restart are dead: none of them may turn a request into a 503 now.
     again = await asyncio.gather(*(fetch(server.url + "/api/v1/users/me", team["manager_token"]) for _ in range(20)))
@@ -127,7 +132,7 @@ async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, sta
     assert_clean_log(server.log())
 
 
-@pytest.mark.gen_test(timeout=120)
+@pytest.mark.gen_test(timeout=HANG_GUARD)
 async def test_mongodb_restarted_history_is_retried_and_acked_only_once_stored(stack: Stack, stack_app: Any) -> None:
     server = stack.serve()
     async with api_at(server.url) as api:
@@ -164,7 +169,7 @@ async def test_mongodb_restarted_history_is_retried_and_acked_only_once_stored(s
     assert_clean_log(log)
 
 
-@pytest.mark.gen_test(timeout=120)
+@pytest.mark.gen_test(timeout=HANG_GUARD)
 async def test_server_killed_clients_move_to_another_and_since_fills_the_gap(stack: Stack, stack_app: Any) -> None:
     doomed, spare = stack.serve("doomed"), stack.serve("spare")
     urls = [doomed.url, spare.url]
@@ -188,7 +193,7 @@ async def test_server_killed_clients_move_to_another_and_since_fills_the_gap(sta
     for driver in drivers:
         await driver.finish()
     vehicles = [crew["vehicle"]["id"] for crew in team["drivers"]]
-    await until(lambda: all(console.seqs(v) >= d.sent for v, d in zip(vehicles, drivers)), timeout=10,
+    await until(lambda: all(console.seqs(v) >= d.sent for v, d in zip(vehicles, drivers)),
                 what="every point on the console")
     await console.stop()
     sent, stored = assert_stored_exactly_once(stack, team, drivers)
