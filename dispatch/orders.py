@@ -68,7 +68,7 @@ AUTO_RADIUS_KM = 20_000.0  # auto-assignment ranks every positioned truck of the
 AUTO_CANDIDATES = 200
 ORDER_OUT = OrderOut()
 # The one answer to every client id a manager may not order for (unknown, not a client, not theirs).
-NOT_A_CUSTOMER = "No client of this organization has this id."
+NOT_A_CUSTOMER = "No client you may order for has this id."
 
 
 def decide(category: str, status: str, action: str) -> Move:
