@@ -1,8 +1,14 @@
-"""The fleet: who sees which vehicle, vehicle rules, live positions, nearby search, route replay.
+"""The fleet: who sees which vehicle, vehicle rules, live positions, nearby search, route replay,
+and the price lists (vehicle types).
 
 Scope (SPEC section 4, "vehicles"): ADMIN all; MANAGER the vehicles of their organizations;
 DRIVER only the vehicle whose `driver_id` is them (read-only); BASE none (but BASE may search
-available trucks near them, see `nearby`).
+available trucks near them, see `nearby`, in a brief form without people or organizations).
+
+Price lists (SPEC section 13): a vehicle type belongs to an organization's price list, or to the
+shared catalogue (`organization` null) that only ADMINs write. MANAGERs write their organizations'
+lists. Clients may order from any organization, so they read every list; MANAGERs and DRIVERs read
+the shared one and their organizations'.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dispatch.geo import path_km
 from dispatch.pagination import Page
 from dispatch.timeutil import utcnow
 from models.users import Users
-from models.vehicles import GpsHistory, Vehicles, organization_exists
+from models.vehicles import GpsHistory, Vehicles, VehicleTypes, organization_exists
 
 NEARBY_CANDIDATES = 1000   # GEOSEARCH answers at most this many members per key
 TRACK_CAP = 20_000          # points per route replay
@@ -50,6 +56,69 @@ def can_manage(user: dict[str, Any], organization: ObjectId | None) -> bool:
     """Whether a user may run an organization's fleet (ADMIN anywhere, MANAGER in their orgs)."""
     category = user.get("category")
     return category == "ADMIN" or (category == "MANAGER" and organization in user_orgs(user))
+
+
+def type_scope(user: dict[str, Any]) -> dict[str, Any]:
+    """The filter of the vehicle types a user may read (every price list: ADMIN and clients)."""
+    if user.get("category") in ("ADMIN", "BASE"):
+        return {}
+    return {"organization": {"$in": [None, *user_orgs(user)]}}
+
+
+async def check_organization(db: AsyncDatabase, user: dict[str, Any], organization: ObjectId) -> None:
+    """422 unless the organization exists and (for a MANAGER) is one of theirs."""
+    if user.get("category") == "MANAGER" and organization not in user_orgs(user):
+        raise ValidationFailed({"organization": ["Not one of your organizations."]})
+    if not await organization_exists(db, organization):
+        raise ValidationFailed({"organization": ["No such organization."]})
+
+
+class PriceLists:
+    """Vehicle types (what a tow costs) per organization, plus the shared catalogue."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.db = db
+        self.types = VehicleTypes(db)
+
+    async def get(self, user: dict[str, Any], type_id: ObjectId) -> dict[str, Any]:
+        """A type the user may read (404 otherwise)."""
+        doc = await self.types.get(type_id, type_scope(user))
+        if doc is None:
+            raise NotFound("No such vehicle type.")
+        return doc
+
+    async def page(self, user: dict[str, Any], filters: dict[str, Any],
+                   page: Page) -> tuple[list[dict[str, Any]], int]:
+        """The types a user may read (`organization`: those an order of it may use), one page."""
+        query = type_scope(user)
+        if "organization" in filters:
+            usable = {"organization": {"$in": [None, filters["organization"]]}}
+            query = {"$and": [query, usable]} if query else usable
+        return await self.types.page(query, page)
+
+    async def create(self, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """Add a type to a price list the user writes: MANAGERs their organizations', ADMINs any."""
+        organization = data.get("organization")
+        if organization is None:
+            if user.get("category") != "ADMIN":
+                raise ValidationFailed({"organization": ["Give one of your organizations: only ADMINs write "
+                                                         "the shared catalogue."]})
+        else:
+            await check_organization(self.db, user, organization)
+        return await self.types.insert({**data, "organization": organization})
+
+    async def update(self, user: dict[str, Any], type_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any]:
+        """Edit a type of a price list the user writes; the shared catalogue is the ADMINs' (403)."""
+        current = await self.get(user, type_id)
+        if not can_manage(user, current["organization"]):
+            if current["organization"] is None:
+                raise ApiError(403, "shared_catalogue", "Only ADMINs edit the shared catalogue; "
+                                                        "add the type to your organization's price list.")
+            raise NotFound("No such vehicle type.")
+        updated = await self.types.update(type_id, changes)
+        if updated is None:
+            raise NotFound("No such vehicle type.")
+        return updated
 
 
 class Fleet:
@@ -122,10 +191,7 @@ class Fleet:
             await pipe.execute()
 
     async def _check_organization(self, user: dict[str, Any], organization: ObjectId) -> None:
-        if user.get("category") == "MANAGER" and organization not in user_orgs(user):
-            raise ValidationFailed({"organization": ["Not one of your organizations."]})
-        if not await organization_exists(self.db, organization):
-            raise ValidationFailed({"organization": ["No such organization."]})
+        await check_organization(self.db, user, organization)
 
     async def _check_driver(self, driver_id: ObjectId, organization: ObjectId) -> None:
         driver = await self.users.get(driver_id)

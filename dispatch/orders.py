@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dispatch import live
 from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dispatch.events import Event, EventBus
-from dispatch.fleet import user_orgs, vehicle_scope
+from dispatch.fleet import type_scope, user_orgs, vehicle_scope
 from dispatch.geo import distance_km
 from dispatch.pagination import Page
 from dispatch.timeutil import utcnow
@@ -67,6 +67,8 @@ ROUTING_RADIUS_KM = 50.0   # a client's order goes to the fleet of the nearest a
 AUTO_RADIUS_KM = 20_000.0  # auto-assignment ranks every positioned truck of the fleet (half the Earth)
 AUTO_CANDIDATES = 200
 ORDER_OUT = OrderOut()
+# The one answer to every client id a manager may not order for (unknown, not a client, not theirs).
+NOT_A_CUSTOMER = "No client you may order for has this id."
 
 
 def decide(category: str, status: str, action: str) -> Move:
@@ -151,12 +153,19 @@ class OrderDesk:
 
     # --- creation ---------------------------------------------------------------------
     async def create(self, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-        """A new order with its price estimate, for the caller (BASE) or a client (MANAGER/ADMIN)."""
-        client_id = await self._client_of(user, data.get("client_id"))
-        organization = await self._organization_for(user, data)
-        vehicle_type = await VehicleTypes(self.db).get(data["vehicle"]["type_id"])
+        """A new order with its price estimate, for the caller (BASE) or a client (MANAGER/ADMIN).
+
+        The price comes from the order's organization's price list or the shared catalogue; a client
+        naming no organization and a type of an organization's list orders from that organization.
+        """
+        vehicle_type = await VehicleTypes(self.db).get(data["vehicle"]["type_id"], type_scope(user))
         if vehicle_type is None:
             raise ValidationFailed({"vehicle.type_id": ["No such vehicle type."]})
+        organization = await self._organization_for(user, data, vehicle_type.get("organization"))
+        if vehicle_type.get("organization") not in (None, organization):
+            raise ValidationFailed({"vehicle.type_id": ["Not a type of the order's organization's price list "
+                                                        "or of the shared catalogue."]})
+        client_id = await self._client_of(user, data.get("client_id"), organization)
         km = distance_km(data["pickup"], data["dropoff"])
         now = utcnow()
         doc = {
@@ -172,7 +181,10 @@ class OrderDesk:
         await self._publish(order, "created", user["_id"], None, "new")
         return order
 
-    async def _client_of(self, user: dict[str, Any], client_id: ObjectId | None) -> ObjectId:
+    async def _client_of(self, user: dict[str, Any], client_id: ObjectId | None,
+                         organization: ObjectId | None) -> ObjectId:
+        """The order's client: the caller (BASE), or a client an ADMIN names, or a customer of the
+        manager's organization. Every refused id gets the same answer, so none tells who is a client."""
         if user["category"] == "BASE":
             if client_id not in (None, user["_id"]):
                 raise ValidationFailed({"client_id": ["Clients order for themselves."]})
@@ -180,16 +192,29 @@ class OrderDesk:
         if client_id is None:
             raise ValidationFailed({"client_id": ["Name the client you order for."]})
         client = await self.users.get(client_id)
-        if client is None or client.get("category") != "BASE":
-            raise ValidationFailed({"client_id": ["Not a client."]})
+        linked = client is not None and client.get("category") == "BASE" and (
+            user["category"] == "ADMIN" or await self._is_customer(client, organization))
+        if not linked:
+            raise ValidationFailed({"client_id": [NOT_A_CUSTOMER]})
         return client_id
 
-    async def _organization_for(self, user: dict[str, Any], data: dict[str, Any]) -> ObjectId | None:
+    async def _is_customer(self, client: dict[str, Any], organization: ObjectId | None) -> bool:
+        """Whether a client is the organization's: a member of it, or with an order of it before."""
+        if organization is None:
+            return False
+        if organization in user_orgs(client):
+            return True
+        return await self.orders.exists({"client_id": client["_id"], "organization": organization})
+
+    async def _organization_for(self, user: dict[str, Any], data: dict[str, Any],
+                                type_organization: ObjectId | None) -> ObjectId | None:
         organization = data.get("organization")
         if user["category"] == "MANAGER":
             if organization not in user_orgs(user):
                 raise ValidationFailed({"organization": ["Give one of your organizations."]})
             return organization
+        if organization is None:
+            organization = type_organization
         if organization is not None:
             if not await organization_exists(self.db, organization):
                 raise ValidationFailed({"organization": ["No such organization."]})

@@ -1,7 +1,11 @@
 """Payments and ratings of orders.
 
-Payments: the order's client, its organization's managers and ADMINs record what was paid
-(amount, method); nothing is charged here. Ratings: the client rates the driver once, after
+Payments (SPEC section 13): the fleet records what was paid (amount, method) on a completed order
+— its organization's managers, its driver (cash or card taken on the spot) and ADMINs; clients
+read them. Nothing is charged here. The payments of an order never sum to more than its price:
+the order keeps the running total (`paid_cents`), and each payment first makes room for itself
+with one conditional increment, so of two concurrent payments that together would exceed the
+price at most one is recorded. Ratings: the client rates the driver once, after
 completion; the driver's average (`rating`) and `rating_count` are kept on their user document.
 """
 
@@ -12,7 +16,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.errors import Conflict, NotFound
+from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dispatch.orders import order_scope
 from dispatch.pagination import Page
 from models.orders import Orders
@@ -20,6 +24,7 @@ from models.payments import Payments, Ratings
 from models.users import Users
 
 AVERAGE_RETRIES = 50
+DRIVER_METHODS = ("cash", "card")  # what a driver takes on the spot; invoices are the office's
 
 
 class Billing:
@@ -38,11 +43,32 @@ class Billing:
         return order
 
     async def pay(self, user: dict[str, Any], order_id: ObjectId, data: dict[str, Any]) -> dict[str, Any]:
-        """Record a payment of an order the caller may read; a cancelled order takes none (409)."""
+        """Record a payment of a completed order the caller serves; never above the order's price (422)."""
         order = await self._order(user, order_id)
-        if order["status"] == "cancelled":
-            raise Conflict("This order is cancelled.", "order_cancelled")
-        return await self.payments.insert(order_id, data, user["_id"])
+        if user.get("category") == "DRIVER" and data["method"] not in DRIVER_METHODS:
+            raise ApiError(403, "method_forbidden", "Drivers record cash or card taken on the spot.",
+                           {"method": data["method"]})
+        _check_completed(order)
+        if "paid_cents" not in order:
+            await self.orders.start_paid_total(order_id, await self.payments.total_cents(order_id))
+        cents, price = round(data["amount"] * 100), round(order["price_estimate"] * 100)
+        if not await self.orders.add_paid(order_id, cents, "completed", price):
+            raise await self._refusal(order_id, price)
+        try:
+            return await self.payments.insert(order_id, data, user["_id"])
+        except Exception:  # not stored: give the room back (a cancelled request keeps it, the safe side)
+            await self.orders.take_back_paid(order_id, cents)
+            raise
+
+    async def _refusal(self, order_id: ObjectId, price: int) -> ApiError:
+        """Why a payment found no room: the order is gone or no longer completed, or the price is reached."""
+        order = await self.orders.get(order_id, {})
+        if order is None:
+            return NotFound("No such order.")
+        _check_completed(order)
+        left = max(price - int(order.get("paid_cents") or 0), 0) / 100
+        return ValidationFailed({"amount": [f"The payments would exceed the order's price ({price / 100:.2f}); "
+                                            f"at most {left:.2f} is left to pay."]})
 
     async def payments_of(self, user: dict[str, Any], order_id: ObjectId,
                           page: Page) -> tuple[list[dict[str, Any]], int]:
@@ -75,3 +101,9 @@ class Billing:
             if await self.users.update(driver_id, changes, expect=expect) is not None:
                 return
         raise Conflict("The driver's rating is busy; try again.", "rating_busy")
+
+
+def _check_completed(order: dict[str, Any]) -> None:
+    """409 unless the order is completed (only a finished tow is paid for)."""
+    if order["status"] != "completed":
+        raise Conflict("Only a completed order takes payments.", "order_not_completed", {"status": order["status"]})

@@ -194,12 +194,13 @@ class DemoSeeder:
         return found
 
     async def vehicle_type(self, name: str, base_price: float, price_per_km: float) -> dict[str, Any]:
-        """A kind of towed car with its prices, by name."""
+        """A kind of towed car with its prices, by name, in the shared catalogue (the platform's, ADMIN-made)."""
         types = VehicleTypes(self.db)
-        found = await types.collection.find_one({"name_lower": name.lower()})
+        found = await types.collection.find_one({"name_lower": name.lower(), "organization": None})
         made = found is None
         if found is None:
-            found = await types.insert({"name": name, "base_price": base_price, "price_per_km": price_per_km})
+            found = await types.insert({"name": name, "base_price": base_price, "price_per_km": price_per_km,
+                                        "organization": None})
         self.done("vehicle_types", made)
         return found
 

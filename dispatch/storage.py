@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import redis.asyncio as aioredis
 from kombu.exceptions import OperationalError as BrokerUnreachable
@@ -28,11 +28,27 @@ REDIS_POOL_WAIT = 5.0  # seconds a command waits for a free connection before fa
 
 # Indexes every collection needs: (collection, IndexModel). Models append to it at import.
 INDEXES: list[tuple[str, IndexModel]] = []
+# Indexes a model no longer wants (collection, name): dropped at start-up before INDEXES are created.
+RETIRED: list[tuple[str, str]] = []
+# Idempotent data upgrades (a field older documents lack): run at start-up before indexes are created.
+Migration = Callable[[AsyncDatabase], Awaitable[None]]
+MIGRATIONS: list[Migration] = []
 
 
 def index(collection: str, keys: Any, **options: Any) -> None:
     """Declare an index; `ensure_indexes` creates it at start-up."""
     INDEXES.append((collection, IndexModel(keys, **options)))
+
+
+def retire_index(collection: str, name: str) -> None:
+    """Declare an index of before that must go (its keys or options changed)."""
+    RETIRED.append((collection, name))
+
+
+def migration(upgrade: Migration) -> Migration:
+    """Declare an idempotent data upgrade that `ensure_indexes` runs first."""
+    MIGRATIONS.append(upgrade)
+    return upgrade
 
 
 @dataclass
@@ -73,7 +89,12 @@ def _pool(url: str, options: dict[str, Any]) -> aioredis.BlockingConnectionPool:
 
 
 async def ensure_indexes(db: AsyncDatabase, indexes: Iterable[tuple[str, IndexModel]] = ()) -> None:
-    """Create every declared index (idempotent: existing ones are left as they are)."""
+    """Upgrade old data, drop retired indexes, create every declared index (all idempotent)."""
+    for upgrade in MIGRATIONS:
+        await upgrade(db)
+    for collection, name in RETIRED:
+        if name in await db[collection].index_information():
+            await db[collection].drop_index(name)
     by_collection: dict[str, list[IndexModel]] = {}
     for collection, model in list(indexes) or INDEXES:
         by_collection.setdefault(collection, []).append(model)

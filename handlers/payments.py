@@ -22,9 +22,10 @@ class BillingBase(OrdersBase):
 
 
 class OrderPaymentsHandler(BillingBase):
-    @roles("BASE", "MANAGER", "ADMIN")
+    @roles("BASE", "DRIVER", "MANAGER", "ADMIN")
     async def get(self, order_id: str) -> None:
-        """An order's recorded payments, oldest first.
+        """An order's recorded payments, oldest first (its client, its driver, its organization's managers,
+        ADMINs).
         ---
         tags: [payments]
         parameters:
@@ -40,12 +41,17 @@ class OrderPaymentsHandler(BillingBase):
         docs, total = await self.billing.payments_of(self.current_user, parse_id(order_id), page)
         self.write_json(page.envelope(PAYMENT_OUT.dump(docs, many=True), total))
 
-    @roles("BASE", "MANAGER", "ADMIN")
+    @roles("DRIVER", "MANAGER", "ADMIN")
     async def post(self, order_id: str) -> None:
-        """Record a payment (the order's client, its managers, ADMINs); a retry with the same Idempotency-Key
-        is not recorded twice.
+        """Record a payment of a completed order: its organization's managers, its driver (cash or card taken on
+        the spot) and ADMINs; clients only read them. A retry with the same Idempotency-Key is not recorded twice.
         ---
         tags: [payments]
+        description: |
+          Only a `completed` order takes payments (409 `order_not_completed` otherwise). The payments of an
+          order never sum to more than its price, `price_estimate` (422 on `amount`); concurrent payments
+          that together would exceed it are refused but for those that fit. A driver may record `cash` or
+          `card` only (403 `method_forbidden`).
         parameters:
           - name: Idempotency-Key
             in: header
@@ -61,6 +67,7 @@ class OrderPaymentsHandler(BillingBase):
             content:
               application/json: {schema: PaymentOut}
           409: {$ref: '#/components/responses/409'}
+          422: {$ref: '#/components/responses/422'}
         """
         async def record() -> tuple[int, Any]:
             payment = await self.billing.pay(self.current_user, parse_id(order_id), self.load(PaymentIn()))

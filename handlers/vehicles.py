@@ -1,25 +1,26 @@
 """Fleet: vehicle types (pricing), vehicles, nearby search and route replay.
 
-Vehicle types are one catalogue shared by every organization: every signed-in user reads it
-(clients see prices); ADMINs and MANAGERs (the dispatchers who quote prices) create and edit it.
+Vehicle types are price lists: each organization's, plus the shared catalogue (`organization`
+null) that only ADMINs write. MANAGERs write their organizations' lists. Clients read every list
+(they may order from any organization); MANAGERs and DRIVERs the shared one and their own.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dispatch.errors import NotFound
-from dispatch.fleet import Fleet
+from dispatch.fleet import Fleet, PriceLists
 from dispatch.policy import authenticated, roles
 from handlers.base import BaseHandler
 from models.common import parse_id
-from models.vehicles import (NearbyQuery, NearbyVehicle, TrackQuery, VehicleIn, VehicleOut, VehiclePatch,
+from models.vehicles import (NearbyQuery, NearbyTruck, NearbyVehicle, TrackQuery, VehicleIn, VehicleOut, VehiclePatch,
                              VehicleQuery, VehicleTrack, VehicleTypeIn, VehicleTypeOut, VehicleTypePatch,
-                             VehicleTypes)
+                             VehicleTypeQuery)
 
 TYPE_OUT = VehicleTypeOut()
 VEHICLE_OUT = VehicleOut()
 NEARBY_OUT = NearbyVehicle()
+NEARBY_CLIENT_OUT = NearbyTruck()  # clients see trucks, not who drives them or for whom
 TRACK_OUT = VehicleTrack()
 
 
@@ -45,10 +46,14 @@ class FleetHandler(BaseHandler):
 class VehicleTypesHandler(BaseHandler):
     @authenticated
     async def get(self) -> None:
-        """List vehicle types (kinds of car being towed) and their prices.
+        """List vehicle types (kinds of car being towed) and their prices: the shared catalogue and the
+        organizations' price lists the caller may read (clients and ADMINs: every one; MANAGERs and DRIVERs:
+        their organizations').
         ---
         tags: [fleet]
         parameters:
+          - {name: organization, in: query, schema: {type: string},
+             description: "Only the types an order of this organization may use: its own and the shared ones"}
           - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
           - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
         responses:
@@ -56,14 +61,17 @@ class VehicleTypesHandler(BaseHandler):
             description: A page of vehicle types, by name.
             content:
               application/json: {schema: VehicleTypeList}
+          422: {$ref: '#/components/responses/422'}
         """
+        filters = self.load(VehicleTypeQuery(), query_of(self))
         page = self.page()
-        docs, total = await VehicleTypes(self.db).page(page)
+        docs, total = await PriceLists(self.db).page(self.current_user, filters, page)
         self.write_json(page.envelope(TYPE_OUT.dump(docs, many=True), total))
 
     @roles("MANAGER", "ADMIN")
     async def post(self) -> None:
-        """Add a vehicle type with its pricing.
+        """Add a vehicle type with its pricing to a price list: a MANAGER to one of their organizations'
+        (`organization` required), an ADMIN to any, or to the shared catalogue (`organization` null).
         ---
         tags: [fleet]
         requestBody:
@@ -76,15 +84,16 @@ class VehicleTypesHandler(BaseHandler):
             content:
               application/json: {schema: VehicleTypeOut}
           409: {$ref: '#/components/responses/409'}
+          422: {$ref: '#/components/responses/422'}
         """
-        doc = await VehicleTypes(self.db).insert(self.load(VehicleTypeIn()))
+        doc = await PriceLists(self.db).create(self.current_user, self.load(VehicleTypeIn()))
         self.write_json(TYPE_OUT.dump(doc), 201)
 
 
 class VehicleTypeHandler(BaseHandler):
     @authenticated
     async def get(self, type_id: str) -> None:
-        """One vehicle type.
+        """One vehicle type (outside the price lists the caller reads: 404).
         ---
         tags: [fleet]
         responses:
@@ -93,14 +102,12 @@ class VehicleTypeHandler(BaseHandler):
             content:
               application/json: {schema: VehicleTypeOut}
         """
-        doc = await VehicleTypes(self.db).get(parse_id(type_id))
-        if doc is None:
-            raise NotFound("No such vehicle type.")
-        self.write_json(TYPE_OUT.dump(doc))
+        self.write_json(TYPE_OUT.dump(await PriceLists(self.db).get(self.current_user, parse_id(type_id))))
 
     @roles("MANAGER", "ADMIN")
     async def patch(self, type_id: str) -> None:
-        """Edit a vehicle type's name or prices (orders keep the estimate they were given).
+        """Edit a vehicle type's name or prices (orders keep the estimate they were given): a MANAGER those of
+        their organizations' price lists (the shared catalogue: 403, another organization's: 404), an ADMIN any.
         ---
         tags: [fleet]
         requestBody:
@@ -112,12 +119,11 @@ class VehicleTypeHandler(BaseHandler):
             description: The updated vehicle type.
             content:
               application/json: {schema: VehicleTypeOut}
+          403: {$ref: '#/components/responses/403'}
           409: {$ref: '#/components/responses/409'}
         """
         changes = self.load(VehicleTypePatch())
-        doc = await VehicleTypes(self.db).update(parse_id(type_id), changes)
-        if doc is None:
-            raise NotFound("No such vehicle type.")
+        doc = await PriceLists(self.db).update(self.current_user, parse_id(type_id), changes)
         self.write_json(TYPE_OUT.dump(doc))
 
 
@@ -168,6 +174,9 @@ class NearbyHandler(FleetHandler):
         """Available vehicles near a point, nearest first (clients and ADMINs: every fleet; MANAGERs: theirs).
         ---
         tags: [fleet]
+        description: |
+          MANAGERs and ADMINs get full vehicles (`NearbyVehicleList`); clients get each truck as
+          `{id, type, location, distance_km}` only (`NearbyTruckList`): no driver, organization or plate.
         parameters:
           - {name: lat, in: query, required: true, schema: {type: number, minimum: -85.05112878, maximum: 85.05112878},
              description: "Latitude (Redis GEO searches up to ±85.05112878)"}
@@ -180,13 +189,16 @@ class NearbyHandler(FleetHandler):
           200:
             description: Available vehicles within the radius, each with `distance_km`.
             content:
-              application/json: {schema: NearbyVehicleList}
+              application/json:
+                schema:
+                  anyOf: [NearbyVehicleList, NearbyTruckList]
           422: {$ref: '#/components/responses/422'}
         """
         query = self.load(NearbyQuery(), query_of(self))
         page = self.page()
         docs, total = await self.fleet.nearby(self.current_user, query["lat"], query["lon"], query["radius_km"], page)
-        self.write_json(page.envelope(NEARBY_OUT.dump(docs, many=True), total))
+        shown = NEARBY_CLIENT_OUT if self.current_user.get("category") == "BASE" else NEARBY_OUT
+        self.write_json(page.envelope(shown.dump(docs, many=True), total))
 
 
 class VehicleHandler(FleetHandler):

@@ -164,6 +164,26 @@ class Orders:
         """An order (without its timeline) within the scope, or None."""
         return await self.collection.find_one({"_id": order_id, **scope}, WITHOUT_TIMELINE)
 
+    async def exists(self, query: dict[str, Any]) -> bool:
+        """Whether any order matches the query."""
+        return await self.collection.count_documents(query, limit=1) == 1
+
+    async def start_paid_total(self, order_id: ObjectId, cents: int) -> None:
+        """Give an order from before payment totals its `paid_cents` (what its payments sum to), once."""
+        await self.collection.update_one({"_id": order_id, "paid_cents": {"$exists": False}},
+                                         {"$set": {"paid_cents": cents}})
+
+    async def add_paid(self, order_id: ObjectId, cents: int, status: str, cap_cents: int) -> bool:
+        """Atomically add to a `status` order's `paid_cents` if the total stays within `cap_cents`."""
+        result = await self.collection.update_one(
+            {"_id": order_id, "status": status, "paid_cents": {"$lte": cap_cents - cents}},
+            {"$inc": {"paid_cents": cents}})
+        return result.modified_count == 1
+
+    async def take_back_paid(self, order_id: ObjectId, cents: int) -> None:
+        """Undo `add_paid` (the payment it made room for was not stored)."""
+        await self.collection.update_one({"_id": order_id}, {"$inc": {"paid_cents": -cents}})
+
     async def timeline(self, order_id: ObjectId, scope: dict[str, Any]) -> list[dict[str, Any]] | None:
         """An order's timeline, oldest first; None when the order is not in the scope."""
         doc = await self.collection.find_one({"_id": order_id, **scope}, {"timeline": 1})

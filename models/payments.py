@@ -79,6 +79,11 @@ class Payments:
         doc["_id"] = result.inserted_id
         return doc
 
+    async def total_cents(self, order_id: ObjectId) -> int:
+        """What an order's recorded payments sum to, in cents."""
+        return sum(round(doc["amount"] * 100) for doc in await self.collection.find(
+            {"order_id": order_id}, {"amount": 1}).to_list())
+
     async def of_order(self, order_id: ObjectId, page: Page) -> tuple[list[dict[str, Any]], int]:
         """An order's payments, oldest first, and how many there are."""
         query = {"order_id": order_id}

@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from dispatch import live
 from dispatch.errors import Conflict
 from dispatch.pagination import Page
-from dispatch.storage import index
+from dispatch.storage import index, migration, retire_index
 from dispatch.timeutil import utcnow
 from models.common import Id, JsonNumber, UtcDateTime, list_of
 
@@ -31,7 +31,9 @@ STATUSES = ("offline", "available", "busy")
 SETTABLE_STATUSES = ("offline", "available")  # `busy` is set by assignment only
 MAX_PRICE = 10_000_000
 
-index(TYPES, "name_lower", unique=True, name="name_unique")
+# Each price list (an organization's, or the shared one: organization null) names its types once.
+retire_index(TYPES, "name_unique")  # the one catalogue of before: names unique platform-wide
+index(TYPES, [("organization", ASCENDING), ("name_lower", ASCENDING)], unique=True, name="organization_name_unique")
 index(VEHICLES, "plate_key", unique=True, name="plate_unique")
 # One vehicle per driver: "the driver's vehicle" is then never ambiguous.
 index(VEHICLES, "driver_id", unique=True, name="driver_unique",
@@ -44,32 +46,52 @@ index(VEHICLES, [("organization", ASCENDING), ("status", ASCENDING)], name="orga
 index(VEHICLES, "current_order", name="current_order")
 index(GPS_POINTS, [("vehicle_id", ASCENDING), ("ts", ASCENDING)], name="vehicle_ts")
 
+# A tow always costs something (a base price of 0 is refused); a flat-rate type may charge 0 per km.
+BASE_PRICE = validate.Range(min=0, max=MAX_PRICE, min_inclusive=False)
 PRICE = validate.Range(min=0, max=MAX_PRICE)
 NAME = validate.Length(min=1, max=100)
 
 
 # --- schemas -------------------------------------------------------------
 class VehicleTypeIn(Schema):
-    """A kind of car being towed, with its pricing."""
+    """A kind of car being towed, with its pricing, in one price list."""
 
     name = fields.String(required=True, validate=NAME)
-    base_price = JsonNumber(required=True, validate=PRICE, metadata={"description": "Fixed part, currency units"})
+    base_price = JsonNumber(required=True, validate=BASE_PRICE,
+                            metadata={"description": "Fixed part, currency units (more than 0)"})
     price_per_km = JsonNumber(required=True, validate=PRICE, metadata={"description": "Currency units per km"})
+    organization = Id(allow_none=True, load_default=None, metadata={
+        "description": "The organization whose price list it joins; null: the shared catalogue (ADMINs only). "
+                       "Required for a MANAGER (one of theirs)"})
 
 
 class VehicleTypePatch(Schema):
+    """Name and prices; a type stays in the price list it was created in."""
+
     name = fields.String(validate=NAME)
-    base_price = JsonNumber(validate=PRICE)
+    base_price = JsonNumber(validate=BASE_PRICE)
     price_per_km = JsonNumber(validate=PRICE)
 
 
 class VehicleTypeOut(VehicleTypeIn):
     id = Id(attribute="_id", required=True)
+    organization = Id(allow_none=True, required=True,
+                      metadata={"description": "Whose price list; null: the shared catalogue"})
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
 
 VehicleTypeList = list_of(VehicleTypeOut, "VehicleTypeList")
+
+
+class VehicleTypeQuery(Schema):
+    """Filters of the vehicle type list."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    organization = Id(metadata={"description": "Only the types an order of this organization may use: "
+                                               "its own and the shared ones"})
 
 
 class VehicleLocation(Schema):
@@ -150,6 +172,19 @@ class NearbyVehicle(VehicleOut):
 NearbyVehicleList = list_of(NearbyVehicle, "NearbyVehicleList")
 
 
+class NearbyTruck(Schema):
+    """A truck near a client, as a client sees it: no driver, organization or plate."""
+
+    id = Id(attribute="_id", required=True)
+    type = fields.String(attribute="model", required=True, metadata={"description": "The truck's model"})
+    location = fields.Nested(VehicleLocation, allow_none=True, required=True,
+                             metadata={"description": "Last known position"})
+    distance_km = fields.Float(required=True, metadata={"description": "Straight-line distance from the point"})
+
+
+NearbyTruckList = list_of(NearbyTruck, "NearbyTruckList")
+
+
 class TrackQuery(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -196,24 +231,26 @@ class VehicleTypes:
         self.collection = db[TYPES]
 
     async def insert(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Add a type; a name already used (case-insensitive) → 409."""
+        """Add a type; a name its price list already uses (case-insensitive) → 409."""
         now = utcnow()
-        doc = {**data, "name_lower": data["name"].lower(), "created_at": now, "updated_at": now}
+        doc = {"organization": None, **data, "name_lower": data["name"].lower(), "created_at": now,
+               "updated_at": now}
         try:
             result = await self.collection.insert_one(doc)
         except DuplicateKeyError:
-            raise Conflict("A vehicle type with this name exists.", "name_taken") from None
+            raise Conflict("A vehicle type with this name exists in this price list.", "name_taken") from None
         doc["_id"] = result.inserted_id
         return doc
 
-    async def get(self, type_id: ObjectId) -> dict[str, Any] | None:
-        """A type by id, or None."""
-        return await self.collection.find_one({"_id": type_id})
+    async def get(self, type_id: ObjectId, scope: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """A type by id within the scope, or None."""
+        return await self.collection.find_one({"_id": type_id, **(scope or {})})
 
-    async def page(self, page: Page) -> tuple[list[dict[str, Any]], int]:
-        """Types sorted by name, and how many there are."""
-        cursor = self.collection.find({}).sort("name_lower", ASCENDING).skip(page.offset).limit(page.limit)
-        return await cursor.to_list(), await self.collection.count_documents({})
+    async def page(self, query: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
+        """Types matching the query sorted by name, and how many there are."""
+        cursor = self.collection.find(query).sort([("name_lower", ASCENDING), ("_id", ASCENDING)])
+        return (await cursor.skip(page.offset).limit(page.limit).to_list(),
+                await self.collection.count_documents(query))
 
     async def update(self, type_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Apply changes; None when there is no such type."""
@@ -223,7 +260,13 @@ class VehicleTypes:
             return await self.collection.find_one_and_update(
                 {"_id": type_id}, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER)
         except DuplicateKeyError:
-            raise Conflict("A vehicle type with this name exists.", "name_taken") from None
+            raise Conflict("A vehicle type with this name exists in this price list.", "name_taken") from None
+
+
+@migration
+async def types_without_organization_are_shared(db: AsyncDatabase) -> None:
+    """Types from before price lists became per organization belong to the shared catalogue."""
+    await db[TYPES].update_many({"organization": {"$exists": False}}, {"$set": {"organization": None}})
 
 
 # --- vehicles ----------------------------------------------------------------

@@ -90,10 +90,11 @@ def offset(km_north: float = 0.0, km_east: float = 0.0) -> dict[str, float]:
 
 
 async def make_vehicle_type(app: Any, name: str = "Sedan", base_price: float = 1500.0,
-                            price_per_km: float = 100.0) -> dict[str, Any]:
-    """A vehicle type (kind of car being towed) with its prices."""
+                            price_per_km: float = 100.0, organization: Any = None) -> dict[str, Any]:
+    """A vehicle type (kind of car being towed) with its prices, shared unless of an organization's price list."""
     return await VehicleTypes(app.settings["db"]).insert(
-        {"name": f"{name} {uuid.uuid4().hex[:4]}", "base_price": base_price, "price_per_km": price_per_km})
+        {"name": f"{name} {uuid.uuid4().hex[:4]}", "base_price": base_price, "price_per_km": price_per_km,
+         "organization": organization})
 
 
 def gps_point(vehicle: dict[str, Any], seq: int, at: dict[str, float], ts: datetime) -> dict[str, Any]:

@@ -44,6 +44,7 @@ async def test_seed_demo_twice_then_log_in_with_a_printed_login(app: Any, api: A
     after_first = counts(sync_db)
     assert after_first["organizations"] == 1 and after_first["users"] == 9 and after_first["vehicles"] == 5
     assert after_first["orders"] == 3 and after_first["vehicle_types"] == 4
+    assert sync_db["vehicle_types"].count_documents({"organization": None}) == 4, "the shared catalogue"
     assert after_first["notifications"] > 0  # the orders went through the domain layer, events and all
 
     second = await seed(settings)

@@ -103,6 +103,61 @@ async def test_organization_and_client_rules_on_creation(app: Any, api: Api) -> 
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_orders_are_priced_from_their_organizations_list_or_the_shared_one(app: Any, api: Api) -> None:
+    world = await make_world(app)
+    shared = await make_vehicle_type(app, base_price=1000, price_per_km=50)
+    list_a = await make_vehicle_type(app, base_price=3000, price_per_km=10, organization=world.orgs["a"]["_id"])
+    list_b = await make_vehicle_type(app, base_price=100, price_per_km=1, organization=world.orgs["b"]["_id"])
+    km = distance_km(CENTER, offset(10, 0))
+    own = await api.post(f"{API}/orders", order_body(list_a, organization=world.org("a")),
+                         token=world.tokens["client"])
+    assert own.status == 201 and own.json["price_estimate"] == round(3000 + 10 * km, 2)
+    common = await api.post(f"{API}/orders", order_body(shared, organization=world.org("a")),
+                            token=world.tokens["client"])
+    assert common.status == 201 and common.json["price_estimate"] == round(1000 + 50 * km, 2)
+    by_type = await api.post(f"{API}/orders", order_body(list_b), token=world.tokens["client"])
+    assert by_type.status == 201 and by_type.json["organization"] == world.org("b"), "a list's type orders from it"
+    for name, body in (("client", order_body(list_b, organization=world.org("a"))),
+                       ("manager_a", order_body(list_b, organization=world.org("a"), client_id=world.id("client"))),
+                       ("admin", order_body(list_b, organization=world.org("a"), client_id=world.id("client")))):
+        refused = await api.post(f"{API}/orders", body, token=world.tokens[name])
+        assert refused.status == 422 and "vehicle.type_id" in refused.json["error"]["details"], name
+    priced = await api.post(f"{API}/orders", order_body(list_a, organization=world.org("a"),
+                                                        client_id=world.id("client")), token=world.tokens["manager_a"])
+    assert priced.status == 201 and priced.json["price_estimate"] == round(3000 + 10 * km, 2)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_managers_order_only_for_their_customers_and_refuse_every_other_id_alike(app: Any,
+                                                                                         api: Api) -> None:
+    world = await make_world(app)
+    sedan = await make_vehicle_type(app)
+    await world.add_user("driver", "DRIVER", "a")
+    await world.add_user("member", "BASE", "a")
+    body = order_body(sedan, organization=world.org("a"))
+    refusals = []
+    for client_id in (oid(), world.id("driver"), world.id("manager_b"), world.id("admin"),
+                      world.id("other_client"), world.id("client")):
+        answer = await api.post(f"{API}/orders", {**body, "client_id": client_id}, token=world.tokens["manager_a"])
+        refusals.append((answer.status, answer.body))
+    assert len(set(refusals)) == 1 and refusals[0][0] == 422, "no refused id tells what it is"
+    assert (await api.post(f"{API}/orders", {**body, "client_id": world.id("member")},
+                           token=world.tokens["manager_a"])).status == 201, "a client of the organization"
+    assert (await api.post(f"{API}/orders", order_body(sedan, organization=world.org("b")),
+                           token=world.tokens["client"])).status == 201
+    elsewhere = await api.post(f"{API}/orders", {**body, "client_id": world.id("client")},
+                               token=world.tokens["manager_a"])
+    assert (elsewhere.status, elsewhere.body) == refusals[0], "an order with another organization links to it only"
+    assert (await api.post(f"{API}/orders", order_body(sedan, organization=world.org("a")),
+                           token=world.tokens["client"])).status == 201
+    assert (await api.post(f"{API}/orders", {**body, "client_id": world.id("client")},
+                           token=world.tokens["manager_a"])).status == 201, "now a customer of the organization"
+    admin = await api.post(f"{API}/orders", {**body, "client_id": world.id("other_client")},
+                           token=world.tokens["admin"])
+    assert admin.status == 201, "ADMINs order for any client"
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_order_input_is_validated(app: Any, api: Api) -> None:
     world = await make_world(app)
     sedan = await make_vehicle_type(app)

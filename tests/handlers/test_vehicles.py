@@ -19,23 +19,77 @@ def ids(answer: Any) -> list[str]:
 
 # --- vehicle types -------------------------------------------------------------
 @pytest.mark.gen_test(timeout=60)
-async def test_vehicle_types_are_read_by_everyone_and_edited_by_dispatchers(app: Any, api: Api) -> None:
+async def test_the_shared_catalogue_is_written_by_admins_only(app: Any, api: Api) -> None:
     world = await make_world(app)
+    await world.add_user("loner", "MANAGER")  # a self-registered manager of no organization
     body = {"name": "SUV", "base_price": 2000, "price_per_km": 120.5}
     assert (await api.post(f"{API}/vehicle-types", body, token=world.tokens["client"])).status == 403
-    created = await api.post(f"{API}/vehicle-types", body, token=world.tokens["manager_a"])
-    assert created.status == 201
-    assert created.json["name"] == "SUV" and created.json["price_per_km"] == 120.5
+    for manager in ("manager_a", "loner"):
+        refused = await api.post(f"{API}/vehicle-types", body, token=world.tokens[manager])
+        assert refused.status == 422 and "organization" in refused.json["error"]["details"], manager
+    shared = await api.post(f"{API}/vehicle-types", body, token=world.tokens["admin"])
+    assert shared.status == 201 and shared.json["organization"] is None
+    assert shared.json["name"] == "SUV" and shared.json["price_per_km"] == 120.5
     again = await api.post(f"{API}/vehicle-types", {**body, "name": "suv"}, token=world.tokens["admin"])
     assert again.status == 409 and again.error_code == "name_taken"
-    listed = await api.get(f"{API}/vehicle-types", token=world.tokens["client"])
-    assert listed.status == 200 and ids(listed) == [created.json["id"]] and listed.json["total"] == 1
-    path = f"{API}/vehicle-types/{created.json['id']}"
+    path = f"{API}/vehicle-types/{shared.json['id']}"
+    for manager in ("manager_a", "loner"):
+        for change in ({"base_price": 0}, {"base_price": 1}, {"name": "Free"}):
+            refused = await api.patch(path, change, token=world.tokens[manager])
+            assert refused.status in (403, 422) and refused.error_code in ("shared_catalogue", "validation_error")
+    assert (await api.patch(path, {"base_price": 1}, token=world.tokens["manager_a"])).error_code == "shared_catalogue"
     assert (await api.patch(path, {"base_price": 2500}, token=world.tokens["client"])).status == 403
     edited = await api.patch(path, {"base_price": 2500}, token=world.tokens["admin"])
     assert edited.status == 200 and edited.json["base_price"] == 2500 and edited.json["name"] == "SUV"
     assert (await api.get(path, token=world.tokens["client"])).json["base_price"] == 2500
+    assert (await api.patch(path, {"base_price": 0}, token=world.tokens["admin"])).status == 422, "a tow costs"
     assert (await api.get(f"{API}/vehicle-types", token="")).status == 401
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_managers_write_their_organizations_price_lists(app: Any, api: Api) -> None:
+    world = await make_world(app)
+    await world.add_user("driver_a", "DRIVER", "a")
+    shared = (await api.post(f"{API}/vehicle-types", {"name": "Sedan", "base_price": 1500, "price_per_km": 90},
+                             token=world.tokens["admin"])).json
+    body = {"name": "Sedan", "base_price": 1800, "price_per_km": 100}  # a name of another list is free
+    own_a = await api.post(f"{API}/vehicle-types", {**body, "organization": world.org("a")},
+                           token=world.tokens["manager_a"])
+    assert own_a.status == 201 and own_a.json["organization"] == world.org("a")
+    refused = await api.post(f"{API}/vehicle-types", {**body, "organization": world.org("b")},
+                             token=world.tokens["manager_a"])
+    assert refused.status == 422 and "organization" in refused.json["error"]["details"]
+    own_b = (await api.post(f"{API}/vehicle-types", {**body, "name": "Van", "organization": world.org("b")},
+                            token=world.tokens["manager_b"])).json
+    path_a = f"{API}/vehicle-types/{own_a.json['id']}"
+    assert (await api.patch(path_a, {"base_price": 1900}, token=world.tokens["manager_a"])).json["base_price"] == 1900
+    assert (await api.patch(path_a, {"base_price": 1}, token=world.tokens["manager_b"])).status == 404
+    assert (await api.get(path_a, token=world.tokens["manager_b"])).status == 404
+    listed = {name: ids(await api.get(f"{API}/vehicle-types", token=world.tokens[name]))
+              for name in ("manager_a", "manager_b", "driver_a", "client", "admin")}
+    assert sorted(listed["manager_a"]) == sorted(listed["driver_a"]) == sorted([shared["id"], own_a.json["id"]])
+    assert sorted(listed["manager_b"]) == sorted([shared["id"], own_b["id"]])
+    assert sorted(listed["client"]) == sorted(listed["admin"]) == sorted([shared["id"], own_a.json["id"],
+                                                                          own_b["id"]])
+    usable = await api.get(f"{API}/vehicle-types?organization={world.org('b')}", token=world.tokens["client"])
+    assert sorted(ids(usable)) == sorted([shared["id"], own_b["id"]]) and usable.json["total"] == 2
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_types_from_before_price_lists_are_shared(app: Any, api: Api) -> None:
+    from dispatch.storage import ensure_indexes
+
+    world = await make_world(app)
+    db = app.settings["db"]
+    await db["vehicle_types"].insert_one({"name": "Old bus", "name_lower": "old bus", "base_price": 10.0,
+                                          "price_per_km": 1.0, "created_at": datetime.now(timezone.utc),
+                                          "updated_at": datetime.now(timezone.utc)})
+    await ensure_indexes(db)
+    listed = await api.get(f"{API}/vehicle-types", token=world.tokens["manager_a"])
+    assert [item["organization"] for item in listed.json["items"] if item["name"] == "Old bus"] == [None]
+    old = next(item for item in listed.json["items"] if item["name"] == "Old bus")
+    assert (await api.patch(f"{API}/vehicle-types/{old['id']}", {"base_price": 0.5},
+                            token=world.tokens["manager_a"])).status == 403
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -209,6 +263,7 @@ async def test_nearby_lists_available_trucks_nearest_first_within_the_radius(app
     distances = [item["distance_km"] for item in answer.json["items"]]
     assert distances == pytest.approx([1, 4, 8], abs=0.05)
     assert answer.json["items"][0]["location"]["lat"] == pytest.approx(offset(1, 0)["lat"])
+    assert answer.json["items"][0]["type"] == "Isuzu NPR"
 
     small = await api.get(f"{API}/vehicles/nearby?{query}&radius_km=5", token=world.tokens["admin"])
     assert ids(small) == [world.id("near"), world.id("mid")]
@@ -216,8 +271,25 @@ async def test_nearby_lists_available_trucks_nearest_first_within_the_radius(app
     assert ids(paged) == [world.id("mid"), world.id("far")] and paged.json["total"] == 4
     manager = await api.get(f"{API}/vehicles/nearby?{query}&radius_km=10", token=world.tokens["manager_a"])
     assert ids(manager) == [world.id("mid"), world.id("far")], "a manager sees their own fleet only"
+    assert manager.json["items"][0]["driver_id"] == world.id("d3")
     empty = await api.get(f"{API}/vehicles/nearby?lat=0&lon=0&radius_km=10", token=world.tokens["client"])
     assert empty.json == {"items": [], "total": 0, "limit": 50, "offset": 0}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_clients_see_nearby_trucks_without_people_organizations_or_plates(app: Any, api: Api) -> None:
+    world = await make_world(app)
+    await world.add_vehicle("truck", "a", "driver_a", at=offset(1, 0))
+    query = f"lat={CENTER['lat']}&lon={CENTER['lon']}&radius_km=10"
+    brief = (await api.get(f"{API}/vehicles/nearby?{query}", token=world.tokens["client"])).json["items"]
+    assert [set(item) for item in brief] == [{"id", "type", "location", "distance_km"}]
+    text = str(brief)
+    for secret in (world.id("driver_a"), world.org("a"), world.vehicles["truck"]["plate"]):
+        assert secret not in text
+    for name in ("manager_a", "admin"):
+        full = (await api.get(f"{API}/vehicles/nearby?{query}", token=world.tokens[name])).json["items"]
+        assert full[0]["driver_id"] == world.id("driver_a") and full[0]["organization"] == world.org("a"), name
+        assert full[0]["plate"] == world.vehicles["truck"]["plate"], name
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -52,8 +52,11 @@ def world(io_loop: Any, app: Any, api: Api) -> Iterator[World]:
                                 token=b["client"])).json
         assert (await api.post(f"{API}/orders/{order['id']}/assign", {"vehicle_id": world.id("truck_b")},
                                token=b["manager"])).status == 200
+        for status in ("accepted", "en_route", "arrived", "in_progress", "completed"):
+            assert (await api.post(f"{API}/orders/{order['id']}/status", {"status": status},
+                                   token=b["driver"])).status == 200
         payment = await api.post(f"{API}/orders/{order['id']}/payments", {"amount": 100, "method": "cash"},
-                                 token=b["client"])
+                                 token=b["driver"])
         waybill = await api.post(f"{API}/waybills", {"vehicle_id": world.id("truck_b")}, token=b["driver"])
         ticket = await api.post(f"{API}/support/tickets", {"subject": "s", "description": "d",
                                                            "order_id": order["id"]}, token=b["client"])

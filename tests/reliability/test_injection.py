@@ -75,7 +75,7 @@ def bodies(world: World) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("client", "POST", "/orders", order_body(world.vehicles["type"], organization=world.org("a"))),
         ("manager_a", "POST", f"/orders/{order}/assign", {"vehicle_id": world.id("truck")}),
         ("manager_a", "POST", f"/orders/{order}/status", {"status": "cancelled", "reason": "r"}),
-        ("client", "POST", f"/orders/{done}/payments", {"amount": 10.5, "method": "card"}),
+        ("manager_a", "POST", f"/orders/{done}/payments", {"amount": 10.5, "method": "card"}),
         ("client", "POST", f"/orders/{done}/rating", {"score": 5, "comment": "ok"}),
         ("driver", "POST", "/waybills", {"vehicle_id": world.id("truck"), "odometer_start": 1.0,
                                          "route_notes": "n"}),
