@@ -13,14 +13,14 @@ from pymongo.errors import DuplicateKeyError
 from dispatch.errors import Conflict
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, UtcDateTime, list_of
+from models.common import Id, UtcDateTime, list_of, visible_text
 
 COLLECTION = "organizations"
 
 index(COLLECTION, "name_lower", unique=True, name="organization_name_unique",
       partialFilterExpression={"name_lower": {"$type": "string"}})
 
-NAME = validate.And(validate.Length(min=1, max=120),
+NAME = validate.And(validate.Length(min=1, max=120), visible_text,
                     validate.Regexp(r"\s*\S", error="Must not be blank."))
 DESCRIPTION = validate.Length(max=2000)
 

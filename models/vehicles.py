@@ -22,7 +22,7 @@ from dispatch.errors import Conflict
 from dispatch.pagination import Page
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, JsonNumber, UtcDateTime, list_of
+from models.common import Id, JsonNumber, UtcDateTime, list_of, visible_text
 
 TYPES = "vehicle_types"
 VEHICLES = "vehicles"
@@ -45,7 +45,8 @@ index(VEHICLES, "current_order", name="current_order")
 index(GPS_POINTS, [("vehicle_id", ASCENDING), ("ts", ASCENDING)], name="vehicle_ts")
 
 PRICE = validate.Range(min=0, max=MAX_PRICE)
-NAME = validate.Length(min=1, max=100)
+NAME = validate.And(validate.Length(min=1, max=100), visible_text)
+PLATE = validate.And(validate.Length(min=1, max=20), visible_text)
 
 
 # --- schemas -------------------------------------------------------------
@@ -86,7 +87,7 @@ class VehicleLocation(Schema):
 class VehicleIn(Schema):
     """A new tow truck."""
 
-    plate = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    plate = fields.String(required=True, validate=PLATE)
     model = fields.String(required=True, validate=NAME)
     capacity_kg = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=200_000))
     organization = Id(required=True)
@@ -97,7 +98,7 @@ class VehicleIn(Schema):
 
 
 class VehiclePatch(Schema):
-    plate = fields.String(validate=validate.Length(min=1, max=20))
+    plate = fields.String(validate=PLATE)
     model = fields.String(validate=NAME)
     capacity_kg = fields.Integer(strict=True, validate=validate.Range(min=1, max=200_000))
     organization = Id()
