@@ -83,6 +83,8 @@ def check_user_changes(caller: User, target: User, changes: dict[str, Any]) -> N
         raise ApiError(403, "organization_out_of_scope",
                        "You may only add or remove organizations you belong to.",
                        {"organizations": sorted(str(o) for o in outside)})
+    if moved - own_orgs(target):
+        raise invitation_required()
 
 
 def _check_manager_reach(caller: User, target: User) -> None:
@@ -128,3 +130,16 @@ def check_member_change(caller: User, target: User | None) -> User:
     if not is_admin(caller):
         _check_manager_reach(caller, target)
     return target
+
+
+def check_direct_add(caller: User) -> None:
+    """Only an ADMIN adds a member directly; anyone else invites them and they accept (SPEC section 13)."""
+    if not is_admin(caller):
+        raise invitation_required()
+
+
+def invitation_required() -> ApiError:
+    """The refusal of a MANAGER's direct add: nobody is pulled into an organization."""
+    return ApiError(403, "invitation_required",
+                    "A MANAGER adds a member by invitation: POST /organizations/{id}/invitations; "
+                    "the user joins when they accept it.")

@@ -120,16 +120,21 @@ class OrganizationHandler(OrganizationsBase):
 class MemberHandler(OrganizationsBase):
     @roles("MANAGER", "ADMIN")
     async def post(self, org_id: str, user_id: str) -> None:
-        """Add a user to an organization (a MANAGER: to their own, and never an ADMIN).
+        """Add a user to an organization directly (ADMIN only; a MANAGER invites instead).
         ---
         tags: [organizations]
+        description: >
+          A MANAGER of the organization gets 403 `invitation_required`: they invite the user with
+          `POST /organizations/{id}/invitations`, and the user joins by accepting it.
         responses:
           200:
             description: The organization with its members (adding a member twice changes nothing).
             content:
               application/json: {schema: OrganizationOut}
+          403: {$ref: '#/components/responses/403'}
         """
         org = await self.editable(org_id)
+        scopes.check_direct_add(self.current_user)
         target = await self.target(user_id)
         await self.identity.users.update(target["_id"], {}, extra={"$addToSet": {"organizations": org["_id"]}})
         await self.answer(org)
