@@ -6,11 +6,30 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.errors import Conflict
+from dispatch.errors import Conflict, ValidationFailed
 from dispatch.events import Event, EventBus
 from models.invitations import Invitations
 from models.notifications import Notifications, new_notification, show
+from models.organizations import Organizations
 from models.users import Users
+
+# Who may join an organization with its invite code at registration; a MANAGER (who would read every
+# member's personal data) joins only by an invitation addressed to them.
+JOIN_BY_CODE = ("BASE", "DRIVER")
+
+
+async def organization_of_code(db: AsyncDatabase, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The organization a registration joins through its invite code (the code is then taken out of
+    `data`); None when the code is no organization's (it may be a user's referral code)."""
+    code = data.get("invite_code")
+    org = await Organizations(db).by_invite_code(code) if code else None
+    if org is None:
+        return None
+    if data.get("category") not in JOIN_BY_CODE:
+        raise ValidationFailed({"invite_code": ["An organization's code is for drivers and clients; "
+                                                "a manager joins by invitation."]})
+    del data["invite_code"]
+    return org
 
 
 class Joining:

@@ -115,10 +115,14 @@ def visible_org(caller: User, org: dict[str, Any] | None) -> dict[str, Any]:
     return org
 
 
+def manages_org(caller: User, org_id: ObjectId) -> bool:
+    """Whether the caller may edit this organization and its members (ADMIN, or a MANAGER of it)."""
+    return is_admin(caller) or (caller.get("category") == "MANAGER" and org_id in own_orgs(caller))
+
+
 def editable_org(caller: User, org: dict[str, Any] | None) -> dict[str, Any]:
     """The organization if the caller may edit it and its members (ADMIN, or a MANAGER of it); else 404."""
-    if org is None or not (is_admin(caller) or (caller.get("category") == "MANAGER"
-                                                 and org["_id"] in own_orgs(caller))):
+    if org is None or not manages_org(caller, org["_id"]):
         raise NotFound("No such organization.")
     return org
 

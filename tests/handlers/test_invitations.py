@@ -193,3 +193,39 @@ async def test_invitation_requests_are_checked(app: Any, api: Api) -> None:
     assert by_admin.status == 201
     direct = await api.post(f"{API}/organizations/{b}/members/{world.id('client')}", token=world.tokens["admin"])
     assert direct.status == 200 and world.id("client") in member_ids(direct.json), "ADMINs still add directly"
+
+
+def registration(**extra: Any) -> dict[str, Any]:
+    name = f"u{uuid.uuid4().hex[:10]}"
+    return {"username": name, "email": f"{name}@example.com", "password": "correct-horse-battery", **extra}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_drivers_and_clients_who_register_with_the_organizations_code_join_it(app: Any, api: Api) -> None:
+    world = await make_world(app)
+    a = str(world.org_a["_id"])
+    created = await api.post(f"{API}/organizations", {"name": "Delta Tow"}, token=world.tokens["manager_a"])
+    assert len(created.json["invite_code"]) == 10
+    fresh = await api.post(f"{API}/organizations/{a}/invite-code", token=world.tokens["manager_a"])
+    assert fresh.status == 200 and len(code := fresh.json["invite_code"]) == 10
+    assert (await api.get(f"{API}/organizations/{a}", token=world.tokens["admin"])).json["invite_code"] == code
+    for role in ("driver_a", "client"):
+        shown = await api.get(f"{API}/organizations/{a}", token=world.tokens[role])
+        assert "invite_code" not in shown.json, role
+    assert (await api.post(f"{API}/organizations/{a}/invite-code", token=world.tokens["manager_b"])).status == 404
+    assert (await api.post(f"{API}/organizations/{a}/invite-code", token=world.tokens["driver_a"])).status == 403
+
+    driver = await api.post(f"{API}/auth/register", registration(category="DRIVER", invite_code=code.lower()))
+    assert driver.status == 201 and driver.json["organizations"] == [{"id": a, "name": "Alpha Towing"}]
+    assert driver.json["invited_by"] is None
+    manager = await api.post(f"{API}/auth/register", registration(category="MANAGER", invite_code=code))
+    assert manager.status == 422 and "invite_code" in manager.json["error"]["details"]
+
+    rotated = (await api.post(f"{API}/organizations/{a}/invite-code", token=world.tokens["manager_a"])).json
+    assert rotated["invite_code"] != code
+    stale = await api.post(f"{API}/auth/register", registration(category="BASE", invite_code=code))
+    assert stale.status == 422 and "invite_code" in stale.json["error"]["details"]
+    client = await api.post(f"{API}/auth/register", registration(invite_code=rotated["invite_code"]))
+    assert client.status == 201 and [o["id"] for o in client.json["organizations"]] == [a]
+    members = (await api.get(f"{API}/organizations/{a}", token=world.tokens["manager_a"])).json
+    assert {driver.json["id"], client.json["id"]} <= member_ids(members)
