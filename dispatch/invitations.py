@@ -6,16 +6,27 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from dispatch import ratelimit
 from dispatch.errors import Conflict, ValidationFailed
 from dispatch.events import Event, EventBus
+from dispatch.settings import Settings
 from models.invitations import Invitations
 from models.notifications import Notifications, new_notification, show
 from models.organizations import Organizations
 from models.users import Users
 
+# Invitations one account may send per hour: enough to onboard a fleet, too few to flood people's lists
+# (a self-registered MANAGER may create many organizations). `DISPATCH_RATE_LIMITS` may override it.
+SENT_LIMIT = {"invitations_sent": (100, 3600)}
+
 # Who may join an organization with its invite code at registration; a MANAGER (who would read every
 # member's personal data) joins only by an invitation addressed to them.
 JOIN_BY_CODE = ("BASE", "DRIVER")
+
+
+async def count_sent(redis: Any, settings: Settings, inviter: Any) -> None:
+    """Count one invitation against its sender's hourly limit (429 past it)."""
+    await ratelimit.hit(redis, {**SENT_LIMIT, **settings.rate_limit_table}, "invitations_sent", str(inviter))
 
 
 async def organization_of_code(db: AsyncDatabase, data: dict[str, Any]) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from dispatch import scopes
 from dispatch.errors import NotFound
-from dispatch.invitations import Joining
+from dispatch.invitations import Joining, count_sent
 from dispatch.policy import authenticated, roles
 from handlers.base import BaseHandler
 from models.common import parse_id
@@ -60,6 +60,7 @@ class OrganizationInvitationsHandler(InvitationsBase):
           (nothing is revealed about who exists). An email or phone invitation reaches the account that
           has verified that address, also one registered later. A second invitation of the same
           invitee while one is pending returns the pending one. Invitations expire after 7 days.
+          One account sends at most 100 invitations an hour (429).
         requestBody:
           required: true
           content:
@@ -70,9 +71,11 @@ class OrganizationInvitationsHandler(InvitationsBase):
             content:
               application/json: {schema: InvitationOut}
           422: {$ref: '#/components/responses/422'}
+          429: {$ref: '#/components/responses/429'}
         """
         org = await self.editable(org_id)
         data = self.load(InvitationIn())
+        await count_sent(self.redis, self.config, self.user_id)
         doc = await self.invitations.invite(org["_id"], data, self.user_id)
         self.write_json(await self.shown(doc), 201)
 
