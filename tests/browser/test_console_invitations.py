@@ -34,6 +34,13 @@ async def test_manager_invites_revokes_and_sees_an_accepted_invitation_leave(app
         panel = page.get_by_role("region", name="Invitations")
         await panel.get_by_text("No pending invitations.").wait_for()
         assert not await page.is_visible("#invite-org"), "one organization: nothing to choose"
+        codes = page.get_by_role("list", name="Sign-up codes")
+        manager_token = await login(app, manager)
+        assert await codes.locator("code").text_content() == "none", "an organization made before codes has none"
+        await page.get_by_role("button", name="New sign-up code for Alpha Towing").click()
+        await page.wait_for_function("() => document.querySelector('#invite-codes code').textContent.length === 10")
+        code = (await api.get(f"{API}/organizations/{org['_id']}", token=manager_token)).json["invite_code"]
+        assert await codes.locator("code").text_content() == code
 
         who = page.get_by_label("Email, phone or user id")
         await who.fill(driver["email"])

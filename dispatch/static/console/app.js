@@ -413,7 +413,7 @@ function boot() {
   invitations = new Invitations({
     panel: byId("invitations"), form: byId("invite-form"), input: byId("invite-who"), select: byId("invite-org"),
     selectLabel: byId("invite-org-label"), result: byId("invite-result"), list: byId("invitation-list"),
-    count: byId("invitation-count"),
+    count: byId("invitation-count"), codeList: byId("invite-codes"),
   }, { api, announce });
   byId("login-form").addEventListener("submit", onLogin);
   byId("logout").addEventListener("click", async () => {

@@ -29,6 +29,7 @@ export class Invitations {
     this.announce = announce;
     this.orgs = [];
     this.items = [];
+    this.codes = new Map(); // organization id → its sign-up code for drivers and clients
     this.form.addEventListener("submit", (event) => this.invite(event));
   }
 
@@ -43,14 +44,29 @@ export class Invitations {
 
   /** Fetch the pending invitations again (after an invitation was accepted, for one). */
   async reload() {
-    const lists = await Promise.all(this.orgs.map((org) => this.api.all(`/organizations/${org.id}/invitations`)));
+    const [lists, orgs] = await Promise.all([
+      Promise.all(this.orgs.map((org) => this.api.all(`/organizations/${org.id}/invitations`))),
+      Promise.all(this.orgs.map((org) => this.api.get(`/organizations/${org.id}`))),
+    ]);
     this.items = lists.flat();
+    this.codes = new Map(orgs.map((org) => [org.id, org.invite_code]));
+    this.render();
+  }
+
+  async newCode(org) {
+    try {
+      this.codes.set(org.id, (await this.api.post(`/organizations/${org.id}/invite-code`)).invite_code);
+      this.announce("A new sign-up code is set; the old one no longer works");
+    } catch (error) {
+      this.announce(`Could not change the code: ${error.message}`);
+    }
     this.render();
   }
 
   clear() {
     this.orgs = [];
     this.items = [];
+    this.codes = new Map();
     this.panel.hidden = true;
     this.result.textContent = "";
     this.render();
@@ -59,6 +75,11 @@ export class Invitations {
   render() {
     const rows = [...this.items].sort((a, b) => b.created_at.localeCompare(a.created_at));
     this.count.textContent = String(rows.length);
+    this.codeList.replaceChildren(...this.orgs.map((org) => h("li", { class: "row", "data-org-id": org.id },
+      h("span", {}, this.orgs.length > 1 ? `${org.name}: ` : "Sign-up code: ",
+        h("code", {}, this.codes.get(org.id) ?? "none")),
+      h("button", { type: "button", class: "link", onclick: () => this.newCode(org),
+                    "aria-label": `New sign-up code for ${org.name}` }, "New code"))));
     this.list.replaceChildren(...(rows.length ? rows.map((inv) => h("li", { "data-invitation-id": inv.id },
       h("div", { class: "row" }, h("span", { class: "name" }, whoOf(inv)),
         h("button", { type: "button", class: "link", onclick: () => this.revoke(inv),
