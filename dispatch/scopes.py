@@ -83,6 +83,8 @@ def check_user_changes(caller: User, target: User, changes: dict[str, Any]) -> N
         raise ApiError(403, "organization_out_of_scope",
                        "You may only add or remove organizations you belong to.",
                        {"organizations": sorted(str(o) for o in outside)})
+    if moved - own_orgs(target):
+        raise invitation_required()
 
 
 def _check_manager_reach(caller: User, target: User) -> None:
@@ -113,10 +115,14 @@ def visible_org(caller: User, org: dict[str, Any] | None) -> dict[str, Any]:
     return org
 
 
+def manages_org(caller: User, org_id: ObjectId) -> bool:
+    """Whether the caller may edit this organization and its members (ADMIN, or a MANAGER of it)."""
+    return is_admin(caller) or (caller.get("category") == "MANAGER" and org_id in own_orgs(caller))
+
+
 def editable_org(caller: User, org: dict[str, Any] | None) -> dict[str, Any]:
     """The organization if the caller may edit it and its members (ADMIN, or a MANAGER of it); else 404."""
-    if org is None or not (is_admin(caller) or (caller.get("category") == "MANAGER"
-                                                 and org["_id"] in own_orgs(caller))):
+    if org is None or not manages_org(caller, org["_id"]):
         raise NotFound("No such organization.")
     return org
 
@@ -128,3 +134,16 @@ def check_member_change(caller: User, target: User | None) -> User:
     if not is_admin(caller):
         _check_manager_reach(caller, target)
     return target
+
+
+def check_direct_add(caller: User) -> None:
+    """Only an ADMIN adds a member directly; anyone else invites them and they accept (SPEC section 13)."""
+    if not is_admin(caller):
+        raise invitation_required()
+
+
+def invitation_required() -> ApiError:
+    """The refusal of a MANAGER's direct add: nobody is pulled into an organization."""
+    return ApiError(403, "invitation_required",
+                    "A MANAGER adds a member by invitation: POST /organizations/{id}/invitations; "
+                    "the user joins when they accept it.")

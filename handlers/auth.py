@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from dispatch.errors import ApiError, NotFound
+from dispatch.invitations import organization_of_code
 from dispatch.policy import authenticated, public
 from handlers.base import BaseHandler
 from models.auth import SessionOut, LoginIn, PasswordChangeIn, PasswordForgotIn, PasswordResetIn, RefreshIn
@@ -17,6 +18,9 @@ class RegisterHandler(BaseHandler):
         """Create an account (BASE, DRIVER or MANAGER); an activation email is sent.
         ---
         tags: [auth]
+        description: >
+          `invite_code` is a user's referral code (recorded as `invited_by`) or an organization's
+          invite code: a DRIVER or BASE account registered with it joins that organization.
         requestBody:
           required: true
           content:
@@ -29,7 +33,10 @@ class RegisterHandler(BaseHandler):
           409: {$ref: '#/components/responses/409'}
         """
         data = self.load(RegisterIn())
+        org = await organization_of_code(self.db, data)
         user = await self.identity.register(data)
+        if org is not None:  # a new account belongs to no organization yet: the code's one is its first
+            user = await self.identity.users.update(user["_id"], {"organizations": [org["_id"]]}) or user
         self.write_json(await present_one(self.db, user), 201)
 
 

@@ -24,7 +24,8 @@ class OrganizationsBase(BaseHandler):
         """Organizations as this caller may see them: with members where allowed."""
         with_members = [doc["_id"] for doc in docs if scopes.sees_members(self.current_user, doc["_id"])]
         members = await UserDirectory(self.db).members(with_members)
-        return [show(doc, members.get(doc["_id"])) for doc in docs]
+        return [show(doc, members.get(doc["_id"]), manages=scopes.manages_org(self.current_user, doc["_id"]))
+                for doc in docs]
 
     async def shown_one(self, doc: dict[str, Any]) -> dict[str, Any]:
         return (await self.shown([doc]))[0]
@@ -117,19 +118,46 @@ class OrganizationHandler(OrganizationsBase):
         self.write_json(await self.shown_one(updated))
 
 
+class InviteCodeHandler(OrganizationsBase):
+    @roles("MANAGER", "ADMIN")
+    async def post(self, org_id: str) -> None:
+        """Give the organization a new invite code; the old one stops working at once.
+        ---
+        tags: [organizations]
+        description: >
+          A driver or client who registers with the organization's code (`invite_code` of
+          `POST /auth/register`) joins it. A MANAGER joins only by invitation.
+        responses:
+          200:
+            description: The organization with its new `invite_code`.
+            content:
+              application/json: {schema: OrganizationOut}
+        """
+        org = await self.editable(org_id)
+        updated = await self.orgs.new_invite_code(org["_id"])
+        if updated is None:
+            raise NotFound("No such organization.")
+        self.write_json(await self.shown_one(updated))
+
+
 class MemberHandler(OrganizationsBase):
     @roles("MANAGER", "ADMIN")
     async def post(self, org_id: str, user_id: str) -> None:
-        """Add a user to an organization (a MANAGER: to their own, and never an ADMIN).
+        """Add a user to an organization directly (ADMIN only; a MANAGER invites instead).
         ---
         tags: [organizations]
+        description: >
+          A MANAGER of the organization gets 403 `invitation_required`: they invite the user with
+          `POST /organizations/{id}/invitations`, and the user joins by accepting it.
         responses:
           200:
             description: The organization with its members (adding a member twice changes nothing).
             content:
               application/json: {schema: OrganizationOut}
+          403: {$ref: '#/components/responses/403'}
         """
         org = await self.editable(org_id)
+        scopes.check_direct_add(self.current_user)
         target = await self.target(user_id)
         await self.identity.users.update(target["_id"], {}, extra={"$addToSet": {"organizations": org["_id"]}})
         await self.answer(org)
@@ -165,5 +193,6 @@ class MemberHandler(OrganizationsBase):
 default_handlers = [
     (r"/organizations", OrganizationsHandler),
     (r"/organizations/(?P<org_id>[^/]+)", OrganizationHandler),
+    (r"/organizations/(?P<org_id>[^/]+)/invite-code", InviteCodeHandler),
     (r"/organizations/(?P<org_id>[^/]+)/members/(?P<user_id>[^/]+)", MemberHandler),
 ]

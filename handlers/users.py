@@ -175,7 +175,8 @@ class UserHandler(BaseHandler):
         tags: [users]
         description: >
           ADMIN: category, is_active and organizations of anyone but their own category and activity.
-          MANAGER: only adding or removing their own organizations, on non-ADMIN members.
+          MANAGER: only removing their own organizations from non-ADMIN members (adding one is by
+          invitation, 403 `invitation_required`).
           Deactivating an account ends all its sessions at once. Name, phone or email → 403
           `profile_fields_locked`, whoever asks.
         requestBody:

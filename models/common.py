@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from bson import ObjectId
@@ -90,6 +91,19 @@ class Id(fields.String):
         if not isinstance(value, str) or not ObjectId.is_valid(value):
             raise ValidationError("Not a valid id.")
         return ObjectId(value)
+
+
+# Unicode categories a name may not carry: controls (Cc), format characters such as bidi overrides and
+# zero-width spaces (Cf), lone surrogates (Cs) and line/paragraph separators (Zl, Zp). Each lets a name
+# look like another one ("\u202eadmin\u200b") or break the line it is shown on.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def visible_text(value: str) -> None:
+    """A validator for names: refuse control, bidi-override and zero-width characters."""
+    for char in value:
+        if unicodedata.category(char) in HIDDEN_CATEGORIES:
+            raise ValidationError(f"Must not contain control, bidi or zero-width characters (U+{ord(char):04X}).")
 
 
 def parse_id(text: str) -> ObjectId:

@@ -23,8 +23,9 @@ class NotificationOut(Schema):
     """Something that happened which concerns the user."""
 
     id = Id(attribute="_id", required=True)
-    type = fields.String(required=True, metadata={"description": "What it is about: `order`"})
-    event = fields.String(required=True, metadata={"description": "`created`, `assigned` or `status_changed`"})
+    type = fields.String(required=True, metadata={"description": "What it is about: `order` or `organization`"})
+    event = fields.String(required=True, metadata={
+        "description": "`created`, `assigned` or `status_changed`; `member_joined` (an invitation was accepted)"})
     title = fields.String(required=True)
     body = fields.String(required=True)
     order_id = Id(allow_none=True, required=True)

@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dispatch.pagination import Page
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, JsonBoolean, JsonNumber, UtcDateTime, list_of
+from models.common import Id, JsonBoolean, JsonNumber, UtcDateTime, list_of, visible_text
 from models.vehicles import VehicleLocation
 
 COLLECTION = "orders"
@@ -45,10 +45,10 @@ class TowedCarIn(Schema):
     """The client's car to be towed."""
 
     type_id = Id(required=True, metadata={"description": "A vehicle type (prices the tow)"})
-    make = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    model = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    plate = fields.String(required=True, validate=validate.Length(min=1, max=20))
-    color = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=50))
+    make = fields.String(required=True, validate=[validate.Length(min=1, max=100), visible_text])
+    model = fields.String(required=True, validate=[validate.Length(min=1, max=100), visible_text])
+    plate = fields.String(required=True, validate=[validate.Length(min=1, max=20), visible_text])
+    color = fields.String(allow_none=True, load_default=None, validate=[validate.Length(max=50), visible_text])
 
 
 class TowedCarOut(TowedCarIn):

@@ -11,16 +11,23 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from dispatch.errors import Conflict
+from dispatch.security import random_code
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, UtcDateTime, list_of
+from models.common import Id, UtcDateTime, list_of, visible_text
 
 COLLECTION = "organizations"
 
 index(COLLECTION, "name_lower", unique=True, name="organization_name_unique",
       partialFilterExpression={"name_lower": {"$type": "string"}})
+index(COLLECTION, "invite_code", unique=True, name="organization_invite_code_unique",
+      partialFilterExpression={"invite_code": {"$type": "string"}})
 
-NAME = validate.And(validate.Length(min=1, max=120),
+# An organization's invite code is longer than a user's (8), so the two kinds never collide.
+INVITE_CODE_LENGTH = 10
+INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes (0/O, 1/I)
+
+NAME = validate.And(validate.Length(min=1, max=120), visible_text,
                     validate.Regexp(r"\s*\S", error="Must not be blank."))
 DESCRIPTION = validate.Length(max=2000)
 
@@ -45,6 +52,8 @@ class OrganizationOut(Schema):
     updated_at = UtcDateTime(required=True)
     members = fields.List(fields.Nested(MemberOut), metadata={"description": "Users of this organization"})
     member_count = fields.Integer(metadata={"description": "How many users belong to it"})
+    invite_code = fields.String(allow_none=True, metadata={
+        "description": "Its managers and ADMINs only: a driver or client who registers with it joins"})
 
 
 OrganizationList = list_of(OrganizationOut, "OrganizationList")
@@ -75,7 +84,7 @@ class Organizations:
         """Create an organization; a name already used (in any letter case) → 409."""
         now = utcnow()
         doc = {"name": name.strip(), "name_lower": name.strip().lower(), "description": description,
-               "created_at": now, "updated_at": now}
+               "invite_code": new_invite_code(), "created_at": now, "updated_at": now}
         try:
             result = await self.collection.insert_one(doc)
         except DuplicateKeyError:
@@ -93,6 +102,19 @@ class Organizations:
         total = await self.collection.count_documents(query)
         cursor = self.collection.find(query).sort([("name_lower", 1), ("_id", 1)]).skip(offset).limit(limit)
         return await cursor.to_list(), total
+
+    async def by_invite_code(self, code: str) -> dict[str, Any] | None:
+        """The organization whose invite code this is (any letter case), or None."""
+        code = code.strip().upper()
+        if len(code) != INVITE_CODE_LENGTH:
+            return None
+        return await self.collection.find_one({"invite_code": code})
+
+    async def new_invite_code(self, org_id: ObjectId) -> dict[str, Any] | None:
+        """Replace the organization's invite code (the old one stops working); None when it is gone."""
+        return await self.collection.find_one_and_update(
+            {"_id": org_id}, {"$set": {"invite_code": new_invite_code(), "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER)
 
     async def existing(self, org_ids: Iterable[ObjectId]) -> set[ObjectId]:
         """Which of these ids are organizations."""
@@ -115,12 +137,20 @@ class Organizations:
             raise _name_taken() from None
 
 
-def show(doc: dict[str, Any], members: list[dict[str, Any]] | None) -> dict[str, Any]:
+def new_invite_code() -> str:
+    """A fresh organization invite code."""
+    return random_code(INVITE_CODE_LENGTH, INVITE_ALPHABET)
+
+
+def show(doc: dict[str, Any], members: list[dict[str, Any]] | None, *, manages: bool = False) -> dict[str, Any]:
     """An organization as the API shows it, members given as user documents; left out when None
-    (the caller may not see them)."""
+    (the caller may not see them). The invite code only to those who manage it."""
     shown = {"description": "", **doc}
+    shown.pop("invite_code", None)
     if members is not None:
         shown.update(members=members, member_count=len(members))
+    if manages:
+        shown["invite_code"] = doc.get("invite_code")
     return ORGANIZATION_OUT.dump(shown)
 
 

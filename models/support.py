@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, JsonBoolean, UtcDateTime, list_of
+from models.common import Id, JsonBoolean, UtcDateTime, list_of, visible_text
 
 TICKETS = "support_tickets"
 MESSAGES = "support_messages"
@@ -27,7 +27,7 @@ index(TICKETS, [("organization", 1), ("created_at", DESCENDING)], name="organiza
 index(TICKETS, "assignee_id", name="assignee")
 index(MESSAGES, [("ticket_id", 1), ("created_at", 1)], name="ticket_created")
 
-SUBJECT = validate.Length(min=1, max=200)
+SUBJECT = validate.And(validate.Length(min=1, max=200), visible_text)
 TEXT = validate.Length(min=1, max=10_000)
 
 

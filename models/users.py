@@ -17,7 +17,7 @@ from dispatch.phones import PhoneError, normalize
 from dispatch.security import MAX_PASSWORD_BYTES, random_code
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
-from models.common import Id, UtcDateTime
+from models.common import Id, UtcDateTime, visible_text
 
 COLLECTION = "users"
 CATEGORIES = ("BASE", "DRIVER", "MANAGER", "ADMIN")
@@ -34,9 +34,9 @@ index(COLLECTION, "invite_code", unique=True, name="invite_code_unique")
 index(COLLECTION, "invited_by", name="invited_by")
 index(COLLECTION, [("organizations", 1), ("category", 1)], name="organizations_category")
 
-USERNAME = validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$",
-                           error="3 to 32 letters, digits, dots, dashes or underscores.")
-NAME = validate.Length(max=100)
+USERNAME = validate.And(visible_text, validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$",
+                                                     error="3 to 32 letters, digits, dots, dashes or underscores."))
+NAME = validate.And(validate.Length(max=100), visible_text)
 
 
 def password_problems(password: str, username: str = "", email: str = "") -> list[str]:

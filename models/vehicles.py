@@ -22,7 +22,7 @@ from dispatch.errors import Conflict
 from dispatch.pagination import Page
 from dispatch.storage import index, migration, retire_index
 from dispatch.timeutil import utcnow
-from models.common import Id, JsonNumber, UtcDateTime, list_of
+from models.common import Id, JsonNumber, UtcDateTime, list_of, visible_text
 
 TYPES = "vehicle_types"
 VEHICLES = "vehicles"
@@ -49,7 +49,8 @@ index(GPS_POINTS, [("vehicle_id", ASCENDING), ("ts", ASCENDING)], name="vehicle_
 # A tow always costs something (a base price of 0 is refused); a flat-rate type may charge 0 per km.
 BASE_PRICE = validate.Range(min=0, max=MAX_PRICE, min_inclusive=False)
 PRICE = validate.Range(min=0, max=MAX_PRICE)
-NAME = validate.Length(min=1, max=100)
+NAME = validate.And(validate.Length(min=1, max=100), visible_text)
+PLATE = validate.And(validate.Length(min=1, max=20), visible_text)
 
 
 # --- schemas -------------------------------------------------------------
@@ -108,7 +109,7 @@ class VehicleLocation(Schema):
 class VehicleIn(Schema):
     """A new tow truck."""
 
-    plate = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    plate = fields.String(required=True, validate=PLATE)
     model = fields.String(required=True, validate=NAME)
     capacity_kg = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=200_000))
     organization = Id(required=True)
@@ -119,7 +120,7 @@ class VehicleIn(Schema):
 
 
 class VehiclePatch(Schema):
-    plate = fields.String(validate=validate.Length(min=1, max=20))
+    plate = fields.String(validate=PLATE)
     model = fields.String(validate=NAME)
     capacity_kg = fields.Integer(strict=True, validate=validate.Range(min=1, max=200_000))
     organization = Id()

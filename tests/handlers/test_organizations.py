@@ -145,20 +145,22 @@ async def test_edit_by_role(app: Any, api: Api) -> None:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_manager_adds_and_removes_members_of_own_org_only(app: Any, api: Api) -> None:
+async def test_manager_invites_and_removes_members_of_own_org_only(app: Any, api: Api) -> None:
     world = await make_world(app)
     a, b = str(world.org_a["_id"]), str(world.org_b["_id"])
     manager = world.tokens["manager_a"]
-    # a self-registered driver sees no fleet data until added
+    # a self-registered driver sees no fleet data until they join
     assert (await api.get(f"{API}/organizations/{a}", token=world.tokens["loner"])).status == 404
-    added = await api.post(f"{API}/organizations/{a}/members/{world.id('loner')}", token=manager)
-    assert added.status == 200 and world.id("loner") in member_ids(added.json)
+    direct = await api.post(f"{API}/organizations/{a}/members/{world.id('loner')}", token=manager)
+    assert direct.status == 403 and direct.error_code == "invitation_required"
+    invitation = await api.post(f"{API}/organizations/{a}/invitations", {"user_id": world.id("loner")}, token=manager)
+    accepted = await api.post(f"{API}/users/me/invitations/{invitation.json['id']}/accept",
+                              token=world.tokens["loner"])
+    assert accepted.status == 200
     seen = await api.get(f"{API}/organizations/{a}", token=world.tokens["loner"])
     assert seen.status == 200 and world.id("loner") in member_ids(seen.json)
-    again = await api.post(f"{API}/organizations/{a}/members/{world.id('loner')}", token=manager)
-    assert again.status == 200 and len(again.json["members"]) == 3, "adding twice changes nothing"
     admin_target = await api.post(f"{API}/organizations/{a}/members/{world.id('admin')}", token=manager)
-    assert admin_target.status == 403 and admin_target.error_code == "admin_out_of_reach"
+    assert admin_target.status == 403
     foreign = await api.post(f"{API}/organizations/{b}/members/{world.id('loner')}", token=manager)
     assert foreign.status == 404
     foreign_remove = await api.delete(f"{API}/organizations/{b}/members/{world.id('driver_b')}", token=manager)
@@ -169,9 +171,9 @@ async def test_manager_adds_and_removes_members_of_own_org_only(app: Any, api: A
     assert lost.status == 404, "a removed driver loses sight of the organization at once"
     not_member = await api.delete(f"{API}/organizations/{a}/members/{world.id('driver_a')}", token=manager)
     assert not_member.status == 404
-    nobody = await api.post(f"{API}/organizations/{a}/members/{'0' * 24}", token=manager)
+    nobody = await api.delete(f"{API}/organizations/{a}/members/{'0' * 24}", token=manager)
     assert nobody.status == 404
-    bad = await api.post(f"{API}/organizations/{a}/members/xyz", token=manager)
+    bad = await api.delete(f"{API}/organizations/{a}/members/xyz", token=manager)
     assert bad.status == 400 and bad.error_code == "invalid_id"
 
 

@@ -208,8 +208,11 @@ async def test_manager_changes_only_own_organizations_of_non_admins(app: Any, ap
     token = await login(app, boss)
     driver = world.id("driver_a")
     added = await api.patch(f"{API}/users/{driver}", {"organizations": [str(a), str(c)]}, token=token)
-    assert added.status == 200 and {o["name"] for o in added.json["organizations"]} == {"Alpha Towing",
-                                                                                      "Charlie Cargo"}
+    assert added.status == 403 and added.error_code == "invitation_required", "adding is by invitation only"
+    # the driver joins C by accepting an invitation instead
+    invitation = await api.post(f"{API}/organizations/{c}/invitations", {"user_id": driver}, token=token)
+    await api.post(f"{API}/users/me/invitations/{invitation.json['id']}/accept",
+                   token=await login(app, world.users["driver_a"]))
     outside = await api.patch(f"{API}/users/{driver}", {"organizations": [str(a), str(b)]}, token=token)
     assert outside.status == 403 and outside.error_code == "organization_out_of_scope"
     for change in ({"category": "MANAGER"}, {"is_active": False}):
@@ -221,8 +224,8 @@ async def test_manager_changes_only_own_organizations_of_non_admins(app: Any, ap
     both = await make_user(app, "DRIVER", organizations=[a, b])
     kept = await api.patch(f"{API}/users/{both['_id']}", {"organizations": [str(b)]}, token=token)
     assert kept.status == 200 and [o["name"] for o in kept.json["organizations"]] == ["Bravo Recovery"]
-    admin_in_a = await make_user(app, "ADMIN", organizations=[a])
-    refused = await api.patch(f"{API}/users/{admin_in_a['_id']}", {"organizations": [str(a), str(c)]},
+    admin_in_a = await make_user(app, "ADMIN", organizations=[a, c])
+    refused = await api.patch(f"{API}/users/{admin_in_a['_id']}", {"organizations": [str(a)]},
                               token=token)
     assert refused.status == 403 and refused.error_code == "admin_out_of_reach"
     for role in ("client", "driver_a"):

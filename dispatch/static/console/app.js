@@ -6,6 +6,7 @@ import { Board, STATUS_LABELS } from "./board.js";
 import { Details } from "./details.js";
 import { byId, timeOf } from "./dom.js";
 import { Live } from "./live.js";
+import { Invitations } from "./invitations.js";
 import { FleetMap } from "./map.js";
 import { renderNotifications, renderPresence, renderWaybills } from "./panels.js";
 
@@ -27,6 +28,7 @@ let live = null;
 let map = null;
 let board = null;
 let details = null;
+let invitations = null;
 const fetchingVehicles = new Set();
 const staleVehicles = new Set();
 
@@ -208,6 +210,7 @@ function onNotification(frame) {
   state.notifications.set(note.id, note);
   drawNotifications();
   announce(note.title);
+  if (note.event === "member_joined") invitations.reload().catch(() => {}); // the accepted one left the list
 }
 
 // --- drawing --------------------------------------------------------------------------------------
@@ -353,7 +356,7 @@ async function startConsole() {
     live.start();
     await Promise.all([loadPeople(orgIds), loadOrders(),
       api.all("/waybills?status=on_route").then((items) => items.forEach((w) => state.waybills.set(w.id, w))),
-      loadNotifications()]);
+      loadNotifications(), invitations.load(me.organizations)]);
     for (const vehicle of await api.all("/vehicles")) keepVehicle(vehicle);
     map.fit();
     renderAll();
@@ -374,6 +377,7 @@ function signedOut(reason = "") {
   map.setPickups([]);
   board.render(state.orders);
   details.clear();
+  invitations.clear();
   byId("console-view").hidden = true;
   byId("console-view").dataset.loaded = "false";
   byId("who").hidden = true;
@@ -406,6 +410,11 @@ function boot() {
   map = new FleetMap(byId("map"), { onSelect: selectVehicle });
   board = new Board(byId("board-columns"), { truckLabel, onSelect: selectOrder });
   details = new Details(byId("details"), { people: person, truckLabel, availableTrucks, assign });
+  invitations = new Invitations({
+    panel: byId("invitations"), form: byId("invite-form"), input: byId("invite-who"), select: byId("invite-org"),
+    selectLabel: byId("invite-org-label"), result: byId("invite-result"), list: byId("invitation-list"),
+    count: byId("invitation-count"), codeList: byId("invite-codes"),
+  }, { api, announce });
   byId("login-form").addEventListener("submit", onLogin);
   byId("logout").addEventListener("click", async () => {
     live?.stop();
