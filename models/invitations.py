@@ -16,6 +16,7 @@ from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from dispatch.errors import ApiError
 from dispatch.storage import index
 from dispatch.timeutil import utcnow
 from models.common import Id, UtcDateTime, list_of
@@ -94,6 +95,10 @@ def _open(now: Any) -> dict[str, Any]:
     return {"status": "pending", "expires_at": {"$gt": now}}
 
 
+# Concurrent invitations of one person race on the unique index of pending ones: the losers match the winner.
+UPSERT_ATTEMPTS = 3
+
+
 class Invitations:
     """Data access of the `invitations` collection."""
 
@@ -110,12 +115,16 @@ class Invitations:
                "email": data.get("email"), "email_lower": (data.get("email") or "").lower() or None,
                "phone": data.get("phone"), "invited_by": invited_by, "status": "pending", "pending": True,
                "created_at": now, "expires_at": now + TTL, "responded_at": None}
-        try:
-            return await self.collection.find_one_and_update(
-                {"organization": org_id, "target": target, "pending": True}, {"$setOnInsert": doc},
-                upsert=True, return_document=ReturnDocument.AFTER)
-        except DuplicateKeyError:  # a concurrent invite of the same person inserted it first
-            return await self.collection.find_one({"organization": org_id, "target": target, "pending": True})
+        pending = {"organization": org_id, "target": target, "pending": True}
+        for _ in range(UPSERT_ATTEMPTS):
+            try:
+                found = await self.collection.find_one_and_update(pending, {"$setOnInsert": doc}, upsert=True,
+                                                                  return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:  # a concurrent invite of the same person inserted it first: match it now
+                found = await self.collection.find_one(pending)
+            if found is not None:
+                return found
+        raise ApiError(409, "invitation_conflict", "The invitation changed while it was made; send it again.")
 
     async def of_organization(self, org_id: ObjectId, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """A page of the organization's open invitations, newest first, and the total."""
