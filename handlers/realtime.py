@@ -274,7 +274,7 @@ class DriverSocket(Socket):
     def initialize(self) -> None:
         super().initialize()
         self.vehicle: DriverVehicle | None = None
-        self.acked = -1
+        self.highest = -1  # the highest seq this connection sent: lower ones are history, not live positions
 
     async def on_authenticated(self) -> bool:
         self.vehicle = DriverVehicle(self.db, self.user["_id"])  # type: ignore[index]
@@ -298,14 +298,12 @@ class DriverSocket(Socket):
             raise FrameError("no_vehicle", "No vehicle is assigned to you; ask your dispatcher.")
         if vehicle.stale:
             vehicle.reload_soon(self.hub.spawn)
-        fresh = [p for p in points if p["seq"] > self.acked]
-        if not fresh:
-            self._ack(points[-1]["seq"])
-            return
-        self.settings["ingest"].submit(Submission(vehicle.context, fresh, self._ack))
+        # Every point goes to the store, whatever was acked before: its `_id` (driver:seq) makes a
+        # resend a no-op there, so a point is skipped only when that exact seq is already stored.
+        live_above, self.highest = self.highest, max(self.highest, points[-1]["seq"])
+        self.settings["ingest"].submit(Submission(vehicle.context, points, self._ack, live_above=live_above))
 
     def _ack(self, seq: int) -> None:
-        self.acked = max(self.acked, seq)
         self.send_json({"type": "ack", "seq": seq})
 
     async def _status(self, frame: dict[str, Any]) -> None:

@@ -106,6 +106,36 @@ async def test_resent_seq_is_acked_again_and_stored_once(app: Any, api: Api, bas
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_offline_buffer_sent_after_a_live_point_is_stored(app: Any, api: Api, base_url: str) -> None:
+    team = await fleet(app, api)
+    crew = team["drivers"][0]
+    console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
+    await console.send({"type": "subscribe", "channel": f"vehicle:{crew['vehicle']['id']}"})
+    await console.recv_type("subscribed")
+    driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), crew["token"])
+    await driver.recv_type("ready")
+    # the app reconnects, sends its live point, then flushes its offline buffer (lower seqs)
+    await driver.send({"type": "location", **point(7000100, lat=56.0)})
+    assert (await driver.recv_type("ack"))["seq"] == 7000100
+    buffer = [point(seq, lat=55.0 + (seq - 7000000) / 1000) for seq in range(7000001, 7000051)]
+    await driver.send({"type": "locations", "points": buffer})
+    assert (await driver.recv_type("ack"))["seq"] == 7000050
+    track = await api.get(f"/api/v1/vehicles/{crew['vehicle']['id']}/track", token=team["manager_token"])
+    assert track.status == 200
+    assert sorted(p["lat"] for p in track.json["points"]) == sorted([p["lat"] for p in buffer] + [56.0])
+    # the buffer is history: the truck stays where its live point put it
+    shown = await api.get(f"/api/v1/vehicles/{crew['vehicle']['id']}", token=team["manager_token"])
+    assert shown.json["location"]["lat"] == 56.0
+    await driver.send({"type": "location", **point(7000101, lat=56.1)})
+    await driver.recv_type("ack", seq=7000101)
+    assert [f["lat"] for f in [await console.recv_type("location") for _ in range(2)]] == [56.0, 56.1]
+    # resending the buffer is acked again and stores nothing twice
+    await driver.send({"type": "locations", "points": buffer[:10]})
+    assert (await driver.recv_type("ack"))["seq"] == 7000010
+    assert await gps_count(app) == 52
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_offline_batch_of_500_points_is_stored_in_order(app: Any, api: Api, base_url: str) -> None:
     crew = (await fleet(app, api))["drivers"][0]
     driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), crew["token"])
