@@ -204,9 +204,15 @@ class Socket(tornado.websocket.WebSocketHandler):
 
     def deliver(self, channel: str, frame: bytes) -> None:
         """A frame from the hub (held back while the channel's history is being replayed)."""
-        if b'"type":"session_ended"' in frame[:60]:
+        head = frame[:60]
+        if b'"type":"session_ended"' in head:
             if jsonutil.loads(frame)["session_id"] in ("*", self.session_id):
                 self.close(CLOSE_UNAUTHENTICATED, "session ended")
+            return
+        if b'"type":"scope_changed"' in head:
+            self.recheck_soon()
+            return
+        if channel not in self.channels:  # the subscription ended while this frame was on its way
             return
         held = self._replaying.get(channel)
         if held is not None:
@@ -216,6 +222,36 @@ class Socket(tornado.websocket.WebSocketHandler):
 
     def _send(self, frame: bytes) -> Awaitable[None]:
         return self.write_message(frame)  # its future, not a coroutine: no extra task per frame
+
+    # --- access re-checks -------------------------------------------------
+    def recheck_soon(self) -> None:
+        """Re-check this socket's access in the background (what the user may see has changed)."""
+        if not self._gone and self.user is not None:
+            self.hub.spawn(self._recheck())
+
+    async def _recheck(self) -> None:
+        """Read the user again; close when they may no longer use this socket, else narrow its scope."""
+        if self._gone or self.user is None:
+            return
+        user = await self.settings["identity"].users.get(self.user["_id"])
+        if user is None or not user.get("is_active") or user.get("category") not in self.categories:
+            self.close(CLOSE_FORBIDDEN, "forbidden")
+            return
+        self.user = user
+        await self.on_scope_change()
+
+    async def on_scope_change(self) -> None:
+        """Hook for subclasses: drop what `self.user` (just re-read) may no longer follow."""
+
+    async def _revoke(self, channel: str) -> None:
+        """End a subscription the user lost access to: an error frame, then nothing more of it."""
+        self.channels.discard(channel)
+        self._replaying.pop(channel, None)
+        if self.outbox is not None:
+            self.outbox.discard_channel(channel)
+        self.send_json({"type": "error", "code": "forbidden", "message": f"You may no longer follow {channel}.",
+                        "channel": channel})
+        await self.hub.unsubscribe(self, [channel])
 
     def _stuck(self, reason: str) -> None:
         log.warning("closing a stuck %s socket: %s", self.kind, reason)
@@ -326,6 +362,10 @@ class DriverSocket(Socket):
         if self.vehicle is not None and (b'"type":"assignment"' in head or b'"type":"order"' in head):
             self.hub.spawn(self.vehicle.load())
 
+    async def on_scope_change(self) -> None:
+        if self.vehicle is not None:
+            await self.vehicle.load()  # e.g. no longer in the vehicle's organization
+
     def on_gone(self) -> None:
         if self.vehicle is not None and self.user is not None:
             self.hub.spawn(self._presence(False, self.vehicle.context))
@@ -365,6 +405,11 @@ class ConsoleSocket(Socket):
         else:
             await super().handle(kind, frame)
 
+    async def on_scope_change(self) -> None:
+        for channel in sorted(self.channels):
+            if not channel.startswith("user:") and not await may_subscribe(self.db, self.user, channel):
+                await self._revoke(channel)
+
 
 class OrderSocket(Socket):
     """One order's live view: its truck's position and its status events."""
@@ -396,6 +441,15 @@ class OrderSocket(Socket):
             await self._follow(channel, since)
         else:
             await super().handle(kind, frame)
+
+    def deliver(self, channel: str, frame: bytes) -> None:
+        super().deliver(channel, frame)
+        if channel.startswith("order:") and b'"type":"order"' in frame[:80]:
+            self.recheck_soon()  # a decline or another driver takes the order out of a driver's scope
+
+    async def on_scope_change(self) -> None:
+        if not await may_track_order(self.db, self.user, self.path_kwargs["order_id"]):  # type: ignore[arg-type]
+            self.close(CLOSE_FORBIDDEN, "forbidden")
 
 
 def _now_iso() -> str:

@@ -71,6 +71,11 @@ class Outbox:
                 return True
         return False
 
+    def discard_channel(self, channel: str) -> None:
+        """Drop the queued frames of one channel (a subscription that ended)."""
+        marker = b'"channel":"' + channel.encode() + b'"'
+        self._queue = deque(frame for frame in self._queue if marker not in frame[:200])
+
     async def _write_loop(self) -> None:
         while not self.closed:
             if not self._queue:
