@@ -18,6 +18,7 @@ from dispatch.errors import ApiError
 from dispatch.policy import public
 from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_order
 from dispatch.realtime.frames import FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
+from dispatch.realtime.hub import REPLAY_PAGE
 from dispatch.realtime.ingest import Submission
 from dispatch.realtime.outbox import STUCK_AFTER, Outbox
 from dispatch.storage import UNAVAILABLE
@@ -274,14 +275,35 @@ class Socket(tornado.websocket.WebSocketHandler):
             return
         last = parse_offset(since)
         try:
-            for offset, frame in await self.hub.history(channel, since):
-                self.outbox.put(frame)  # type: ignore[union-attr]
-                last = parse_offset(offset)
+            last = await self._replay(channel, since) or last
         finally:
             held = self._replaying.pop(channel, [])
+        if channel not in self.channels or self.outbox is None:  # revoked or closed meanwhile
+            return
         for frame in held:
             if _offset_of(frame) > (last or (0, 0)):
-                self.outbox.put(frame)  # type: ignore[union-attr]
+                self.outbox.put(frame)
+
+    async def _replay(self, channel: str, since: str) -> tuple[int, int] | None:
+        """Queue what the channel kept after `since`, a page at a time as the socket drains; the last offset.
+
+        Replay stops at the newest frame kept when it began: later frames are held as they arrive live.
+        Pages wait for room in the outbox, so no replayed frame is dropped to make room for the next.
+        """
+        end = await self.hub.last_offset(channel)
+        stop = parse_offset(end) if end is not None else None
+        position, last, offset = parse_offset(since) or (0, 0), None, since
+        while stop is not None and position < stop and self.outbox is not None:
+            size = min(REPLAY_PAGE, self.outbox.limit)
+            if channel not in self.channels or not await self.outbox.room(size):
+                break
+            page = await self.hub.history(channel, offset, size)
+            if not page or channel not in self.channels:
+                break
+            for offset, frame in page:
+                self.outbox.put(frame)
+            position = last = parse_offset(offset) or position
+        return last
 
     async def _unfollow(self, channel: str) -> None:
         self.channels.discard(channel)

@@ -222,6 +222,34 @@ async def test_console_scope_and_replay_after_reconnect(app: Any, api: Api, base
     assert (await bad_since.recv_type("error"))["code"] == "bad_offset"
 
 
+@pytest.mark.gen_test(timeout=120)
+async def test_replay_from_an_old_offset_delivers_every_kept_frame(app: Any, api: Api, base_url: str) -> None:
+    team = await fleet(app, api)
+    channel = f"vehicle:{team['drivers'][0]['vehicle']['id']}"
+    driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), team["drivers"][0]["token"])
+    await driver.recv_type("ready")
+    console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
+    await console.send({"type": "subscribe", "channel": channel})
+    await console.recv_type("subscribed")
+    await driver.send({"type": "location", **point(0)})
+    old = (await console.recv_type("location"))["offset"]
+    console.close()
+    total = 5000  # what a channel keeps: ten times the socket's live outbox
+    for start in range(1, total + 1, 500):
+        await driver.send({"type": "locations",
+                           "points": [point(n, lat=50 + n / 10_000) for n in range(start, start + 500)]})
+        await driver.recv_type("ack", seq=start + 499)
+    back = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
+    await back.send({"type": "subscribe", "channel": channel, "since": old})
+    await back.recv_type("subscribed")
+    replayed = [await back.recv_type("location") for _ in range(total)]
+    assert [f["lat"] for f in replayed] == [50 + n / 10_000 for n in range(1, total + 1)]
+    await driver.send({"type": "location", **point(total + 1, lat=51.0)})
+    assert (await back.recv_type("location"))["lat"] == 51.0  # then live, nothing twice
+    offsets = [f["offset"] for f in back.seen if f["type"] == "location"]
+    assert len(offsets) == len(set(offsets)) == total + 1
+
+
 @pytest.fixture
 def raw_sockets() -> Any:
     """Raw sockets a test opens, closed at its end whatever happens."""
