@@ -111,7 +111,7 @@ async def test_offline_buffer_sent_after_a_live_point_is_stored(app: Any, api: A
     crew = team["drivers"][0]
     console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
     await console.send({"type": "subscribe", "channel": f"vehicle:{crew['vehicle']['id']}"})
-    await console.recv_type("subscribed")
+    await console.recv_type("subscribed", channel=f"vehicle:{crew['vehicle']['id']}")
     driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), crew["token"])
     await driver.recv_type("ready")
     # the app reconnects, sends its live point, then flushes its offline buffer (lower seqs)
@@ -230,7 +230,7 @@ async def test_replay_from_an_old_offset_delivers_every_kept_frame(app: Any, api
     await driver.recv_type("ready")
     console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
     await console.send({"type": "subscribe", "channel": channel})
-    await console.recv_type("subscribed")
+    await console.recv_type("subscribed", channel=channel)
     await driver.send({"type": "location", **point(0)})
     old = (await console.recv_type("location"))["offset"]
     console.close()
@@ -241,7 +241,7 @@ async def test_replay_from_an_old_offset_delivers_every_kept_frame(app: Any, api
         await driver.recv_type("ack", seq=start + 499)
     back = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
     await back.send({"type": "subscribe", "channel": channel, "since": old})
-    await back.recv_type("subscribed")
+    await back.recv_type("subscribed", channel=channel)
     replayed = [await back.recv_type("location") for _ in range(total)]
     assert [f["lat"] for f in replayed] == [50 + n / 10_000 for n in range(1, total + 1)]
     await driver.send({"type": "location", **point(total + 1, lat=51.0)})
