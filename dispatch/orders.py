@@ -23,6 +23,7 @@ from dispatch.events import Event, EventBus
 from dispatch.fleet import type_scope, user_orgs, vehicle_scope
 from dispatch.geo import distance_km
 from dispatch.pagination import Page
+from dispatch.realtime.access import announce_scope_change
 from dispatch.timeutil import utcnow
 from models.common import parse_id
 from models.orders import STATUS_REQUESTS, OrderOut, Orders, timeline_event
@@ -249,6 +250,8 @@ class OrderDesk:
             await self.vehicles.release(order["vehicle_id"], order_id)
         await self._publish(updated, "status_changed", user["_id"], order["status"], move.target, action=action,
                             reason=reason)
+        if move.frees_vehicle and order.get("driver_id") is not None:  # the truck stops streaming to the order
+            await announce_scope_change(self.redis, order["driver_id"])
         return updated
 
     async def assign(self, user: dict[str, Any], order_id: ObjectId, vehicle_id: ObjectId | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from dispatch import scopes
 from dispatch.errors import NotFound
 from dispatch.policy import authenticated, roles
+from dispatch.realtime.access import announce_scope_change
 from handlers.base import BaseHandler
 from models.common import parse_id
 from models.directory import UserDirectory
@@ -178,6 +179,7 @@ class MemberHandler(OrganizationsBase):
         if org["_id"] not in scopes.own_orgs(target):
             raise NotFound("This user is not a member of the organization.")
         await self.identity.users.update(target["_id"], {}, extra={"$pull": {"organizations": org["_id"]}})
+        await announce_scope_change(self.redis, target["_id"])  # their open sockets lose the organization
         await self.answer(org)
 
     async def target(self, user_id: str) -> dict[str, Any]:

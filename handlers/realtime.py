@@ -18,6 +18,7 @@ from dispatch.errors import ApiError
 from dispatch.policy import public
 from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_order
 from dispatch.realtime.frames import FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
+from dispatch.realtime.hub import REPLAY_PAGE
 from dispatch.realtime.ingest import Submission
 from dispatch.realtime.outbox import STUCK_AFTER, Outbox
 from dispatch.storage import UNAVAILABLE
@@ -204,9 +205,15 @@ class Socket(tornado.websocket.WebSocketHandler):
 
     def deliver(self, channel: str, frame: bytes) -> None:
         """A frame from the hub (held back while the channel's history is being replayed)."""
-        if b'"type":"session_ended"' in frame[:60]:
+        head = frame[:60]
+        if b'"type":"session_ended"' in head:
             if jsonutil.loads(frame)["session_id"] in ("*", self.session_id):
                 self.close(CLOSE_UNAUTHENTICATED, "session ended")
+            return
+        if b'"type":"scope_changed"' in head:
+            self.recheck_soon()
+            return
+        if channel not in self.channels:  # the subscription ended while this frame was on its way
             return
         held = self._replaying.get(channel)
         if held is not None:
@@ -216,6 +223,36 @@ class Socket(tornado.websocket.WebSocketHandler):
 
     def _send(self, frame: bytes) -> Awaitable[None]:
         return self.write_message(frame)  # its future, not a coroutine: no extra task per frame
+
+    # --- access re-checks -------------------------------------------------
+    def recheck_soon(self) -> None:
+        """Re-check this socket's access in the background (what the user may see has changed)."""
+        if not self._gone and self.user is not None:
+            self.hub.spawn(self._recheck())
+
+    async def _recheck(self) -> None:
+        """Read the user again; close when they may no longer use this socket, else narrow its scope."""
+        if self._gone or self.user is None:
+            return
+        user = await self.settings["identity"].users.get(self.user["_id"])
+        if user is None or not user.get("is_active") or user.get("category") not in self.categories:
+            self.close(CLOSE_FORBIDDEN, "forbidden")
+            return
+        self.user = user
+        await self.on_scope_change()
+
+    async def on_scope_change(self) -> None:
+        """Hook for subclasses: drop what `self.user` (just re-read) may no longer follow."""
+
+    async def _revoke(self, channel: str) -> None:
+        """End a subscription the user lost access to: an error frame, then nothing more of it."""
+        self.channels.discard(channel)
+        self._replaying.pop(channel, None)
+        if self.outbox is not None:
+            self.outbox.discard_channel(channel)
+        self.send_json({"type": "error", "code": "forbidden", "message": f"You may no longer follow {channel}.",
+                        "channel": channel})
+        await self.hub.unsubscribe(self, [channel])
 
     def _stuck(self, reason: str) -> None:
         log.warning("closing a stuck %s socket: %s", self.kind, reason)
@@ -238,14 +275,35 @@ class Socket(tornado.websocket.WebSocketHandler):
             return
         last = parse_offset(since)
         try:
-            for offset, frame in await self.hub.history(channel, since):
-                self.outbox.put(frame)  # type: ignore[union-attr]
-                last = parse_offset(offset)
+            last = await self._replay(channel, since) or last
         finally:
             held = self._replaying.pop(channel, [])
+        if channel not in self.channels or self.outbox is None:  # revoked or closed meanwhile
+            return
         for frame in held:
             if _offset_of(frame) > (last or (0, 0)):
-                self.outbox.put(frame)  # type: ignore[union-attr]
+                self.outbox.put(frame)
+
+    async def _replay(self, channel: str, since: str) -> tuple[int, int] | None:
+        """Queue what the channel kept after `since`, a page at a time as the socket drains; the last offset.
+
+        Replay stops at the newest frame kept when it began: later frames are held as they arrive live.
+        Pages wait for room in the outbox, so no replayed frame is dropped to make room for the next.
+        """
+        end = await self.hub.last_offset(channel)
+        stop = parse_offset(end) if end is not None else None
+        position, last, offset = parse_offset(since) or (0, 0), None, since
+        while stop is not None and position < stop and self.outbox is not None:
+            size = min(REPLAY_PAGE, self.outbox.limit)
+            if channel not in self.channels or not await self.outbox.room(size):
+                break
+            page = await self.hub.history(channel, offset, size)
+            if not page or channel not in self.channels:
+                break
+            for offset, frame in page:
+                self.outbox.put(frame)
+            position = last = parse_offset(offset) or position
+        return last
 
     async def _unfollow(self, channel: str) -> None:
         self.channels.discard(channel)
@@ -274,7 +332,7 @@ class DriverSocket(Socket):
     def initialize(self) -> None:
         super().initialize()
         self.vehicle: DriverVehicle | None = None
-        self.acked = -1
+        self.highest = -1  # the highest seq this connection sent: lower ones are history, not live positions
 
     async def on_authenticated(self) -> bool:
         self.vehicle = DriverVehicle(self.db, self.user["_id"])  # type: ignore[index]
@@ -298,14 +356,12 @@ class DriverSocket(Socket):
             raise FrameError("no_vehicle", "No vehicle is assigned to you; ask your dispatcher.")
         if vehicle.stale:
             vehicle.reload_soon(self.hub.spawn)
-        fresh = [p for p in points if p["seq"] > self.acked]
-        if not fresh:
-            self._ack(points[-1]["seq"])
-            return
-        self.settings["ingest"].submit(Submission(vehicle.context, fresh, self._ack))
+        # Every point goes to the store, whatever was acked before: its `_id` (driver:seq) makes a
+        # resend a no-op there, so a point is skipped only when that exact seq is already stored.
+        live_above, self.highest = self.highest, max(self.highest, points[-1]["seq"])
+        self.settings["ingest"].submit(Submission(vehicle.context, points, self._ack, live_above=live_above))
 
     def _ack(self, seq: int) -> None:
-        self.acked = max(self.acked, seq)
         self.send_json({"type": "ack", "seq": seq})
 
     async def _status(self, frame: dict[str, Any]) -> None:
@@ -327,6 +383,10 @@ class DriverSocket(Socket):
         head = frame[:120]
         if self.vehicle is not None and (b'"type":"assignment"' in head or b'"type":"order"' in head):
             self.hub.spawn(self.vehicle.load())
+
+    async def on_scope_change(self) -> None:
+        if self.vehicle is not None:
+            await self.vehicle.load()  # e.g. no longer in the vehicle's organization
 
     def on_gone(self) -> None:
         if self.vehicle is not None and self.user is not None:
@@ -367,6 +427,11 @@ class ConsoleSocket(Socket):
         else:
             await super().handle(kind, frame)
 
+    async def on_scope_change(self) -> None:
+        for channel in sorted(self.channels):
+            if not channel.startswith("user:") and not await may_subscribe(self.db, self.user, channel):
+                await self._revoke(channel)
+
 
 class OrderSocket(Socket):
     """One order's live view: its truck's position and its status events."""
@@ -398,6 +463,15 @@ class OrderSocket(Socket):
             await self._follow(channel, since)
         else:
             await super().handle(kind, frame)
+
+    def deliver(self, channel: str, frame: bytes) -> None:
+        super().deliver(channel, frame)
+        if channel.startswith("order:") and b'"type":"order"' in frame[:80]:
+            self.recheck_soon()  # a decline or another driver takes the order out of a driver's scope
+
+    async def on_scope_change(self) -> None:
+        if not await may_track_order(self.db, self.user, self.path_kwargs["order_id"]):  # type: ignore[arg-type]
+            self.close(CLOSE_FORBIDDEN, "forbidden")
 
 
 def _now_iso() -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from dispatch import scopes
 from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dispatch.policy import authenticated, roles
+from dispatch.realtime.access import announce_scope_change
 from handlers.base import BaseHandler
 from models.common import parse_id
 from models.directory import REFERRAL_OUT, InviteIn, UserAdminPatch, UserDirectory, UserFilter
@@ -200,6 +201,8 @@ class UserHandler(BaseHandler):
             raise NotFound("No such user.")
         if data.get("is_active") is False:
             await self.identity.sessions.revoke_all(str(target["_id"]))
+        if {"organizations", "category"} & set(data):
+            await announce_scope_change(self.redis, target["_id"])  # their open sockets re-check access
         self.write_json(await present_one(self.db, updated))
 
     async def target(self, user_id: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dispatch.events import Event
 log = logging.getLogger("dispatch.realtime")
 
 STREAM_MAXLEN = 5000
-REPLAY_LIMIT = 5000
+REPLAY_PAGE = 250  # frames read from a stream at a time while replaying (half a socket's outbox)
 BACKGROUND_GRACE = 1.0  # seconds close() waits for follow-up work (unsubscribes, presence) at shutdown
 RECONNECT_FIRST = 0.25  # seconds before the first pub/sub reconnect attempt
 RECONNECT_MAX = 1.0     # longest pause between attempts, so live frames resume within a second or so
@@ -199,14 +199,22 @@ class Hub:
             except (RedisError, OSError):
                 log.warning("unsubscribe from %d channels failed (Redis unreachable)", len(emptied))
 
-    async def history(self, channel: str, since: str, limit: int = REPLAY_LIMIT) -> list[tuple[str, bytes]]:
-        """Frames the channel carried after offset `since`, oldest first."""
+    async def history(self, channel: str, since: str, limit: int = REPLAY_PAGE) -> list[tuple[str, bytes]]:
+        """Up to `limit` frames the channel carried after offset `since`, oldest first."""
         rows = await self.redis.xrange("stream:" + channel, min="(" + since, max="+", count=limit)
         out = []
         for entry_id, fields in rows:
             offset = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             out.append((offset, with_offset(offset, fields[b"d"])))
         return out
+
+    async def last_offset(self, channel: str) -> str | None:
+        """The offset of the newest frame the channel keeps, or None when it keeps none."""
+        rows = await self.redis.xrevrange("stream:" + channel, max="+", min="-", count=1)
+        if not rows:
+            return None
+        entry_id = rows[0][0]
+        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
     # --- the reader -----------------------------------------------------
     async def _ensure_reader(self) -> None:

@@ -53,6 +53,7 @@ class Submission:
     context: DriverContext
     points: list[dict[str, Any]]
     ack: Callable[[int], None]
+    live_above: int = -1  # points at or below this seq arrived after a newer one: stored, not published
     fanned_out: bool = False
     attempt: int = 0
     stored: bool = False
@@ -142,18 +143,20 @@ class Ingest:
     def _settle(self, submissions: list[Submission]) -> None:
         """Ack what is stored and no longer waiting for its publication.
 
-        Acks are cumulative: one per socket and call, with its highest seq. A driver flooding
-        frames faster than they are stored gets a few acks, not one per frame piling up unsent.
-        Both writers keep submission order, so a socket's acks never overtake a point not stored.
+        Every frame's highest seq is acked, or covered by a later ack of the same socket with a
+        higher seq: a driver flooding ascending frames faster than they are stored gets
+        a few acks, not one per frame piling up unsent, while an offline buffer sent after a live
+        point (lower seqs) still gets its own ack. Points are stored in submission order, so an
+        ack also means every earlier frame of its socket is stored.
         """
-        highest: dict[Callable[[int], None], int] = {}
+        pending: dict[Callable[[int], None], list[int]] = {}
         for submission in submissions:
             if submission.stored and not submission.publishing and not submission.acked:
                 submission.acked = True
-                seq = submission.points[-1]["seq"]
-                highest[submission.ack] = max(seq, highest.get(submission.ack, seq))
-        for ack, seq in highest.items():
-            ack(seq)
+                _push_ack(pending.setdefault(submission.ack, []), submission.points[-1]["seq"])
+        for ack, seqs in pending.items():
+            for seq in seqs:
+                ack(seq)
 
     async def _retry_later(self, batch: list[Submission], error: BaseException) -> None:
         """Keep the batch (no acks yet) and try again after a pause."""
@@ -185,11 +188,12 @@ class Ingest:
         frames: list[tuple[str, bytes]] = []
         for submission in batch:
             context = submission.context
-            if context.vehicle_id is None:
+            points = [p for p in submission.points if p["seq"] > submission.live_above]
+            if context.vehicle_id is None or not points:
                 continue
-            for point in submission.points:
+            for point in points:
                 frames += _location_frames(context, point)
-            latest[context.vehicle_id] = (context, submission.points[-1])
+            latest[context.vehicle_id] = (context, points[-1])
         if not frames:
             return
         try:
@@ -225,6 +229,13 @@ class Ingest:
         for task in late:
             task.cancel()
         await asyncio.gather(*writers, return_exceptions=True)
+
+
+def _push_ack(seqs: list[int], seq: int) -> None:
+    """Add a frame's ack; earlier ones it covers (a lower seq) need not go out."""
+    while seqs and seqs[-1] < seq:
+        seqs.pop()
+    seqs.append(seq)
 
 
 def _history_doc(context: DriverContext, point: dict[str, Any]) -> dict[str, Any]:

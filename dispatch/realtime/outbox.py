@@ -44,6 +44,7 @@ class Outbox:
         self.stuck_after = stuck_after
         self._queue: deque[bytes] = deque()
         self._ready = asyncio.Event()
+        self._space = asyncio.Event()  # set whenever frames leave the queue (or it closes)
         self._task: asyncio.Task | None = None
         self.dropped = 0
         self.closed = False
@@ -71,6 +72,18 @@ class Outbox:
                 return True
         return False
 
+    async def room(self, size: int) -> bool:
+        """Wait until `size` more frames fit without dropping any; False once the outbox is closed."""
+        while not self.closed and len(self._queue) + size > self.limit:
+            self._space.clear()
+            await self._space.wait()
+        return not self.closed
+
+    def discard_channel(self, channel: str) -> None:
+        """Drop the queued frames of one channel (a subscription that ended)."""
+        marker = b'"channel":"' + channel.encode() + b'"'
+        self._queue = deque(frame for frame in self._queue if marker not in frame[:200])
+
     async def _write_loop(self) -> None:
         while not self.closed:
             if not self._queue:
@@ -78,6 +91,7 @@ class Outbox:
                 await self._ready.wait()
                 continue
             write = self._write_burst()
+            self._space.set()
             if write is None:  # the socket closed under us; on_close cleans up
                 self.close()
                 return
@@ -109,5 +123,6 @@ class Outbox:
         self.closed = True
         self._queue.clear()
         self._ready.set()
+        self._space.set()
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()

@@ -106,6 +106,36 @@ async def test_resent_seq_is_acked_again_and_stored_once(app: Any, api: Api, bas
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_offline_buffer_sent_after_a_live_point_is_stored(app: Any, api: Api, base_url: str) -> None:
+    team = await fleet(app, api)
+    crew = team["drivers"][0]
+    console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
+    await console.send({"type": "subscribe", "channel": f"vehicle:{crew['vehicle']['id']}"})
+    await console.recv_type("subscribed", channel=f"vehicle:{crew['vehicle']['id']}")
+    driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), crew["token"])
+    await driver.recv_type("ready")
+    # the app reconnects, sends its live point, then flushes its offline buffer (lower seqs)
+    await driver.send({"type": "location", **point(7000100, lat=56.0)})
+    assert (await driver.recv_type("ack"))["seq"] == 7000100
+    buffer = [point(seq, lat=55.0 + (seq - 7000000) / 1000) for seq in range(7000001, 7000051)]
+    await driver.send({"type": "locations", "points": buffer})
+    assert (await driver.recv_type("ack"))["seq"] == 7000050
+    track = await api.get(f"/api/v1/vehicles/{crew['vehicle']['id']}/track", token=team["manager_token"])
+    assert track.status == 200
+    assert sorted(p["lat"] for p in track.json["points"]) == sorted([p["lat"] for p in buffer] + [56.0])
+    # the buffer is history: the truck stays where its live point put it
+    shown = await api.get(f"/api/v1/vehicles/{crew['vehicle']['id']}", token=team["manager_token"])
+    assert shown.json["location"]["lat"] == 56.0
+    await driver.send({"type": "location", **point(7000101, lat=56.1)})
+    await driver.recv_type("ack", seq=7000101)
+    assert [f["lat"] for f in [await console.recv_type("location") for _ in range(2)]] == [56.0, 56.1]
+    # resending the buffer is acked again and stores nothing twice
+    await driver.send({"type": "locations", "points": buffer[:10]})
+    assert (await driver.recv_type("ack"))["seq"] == 7000010
+    assert await gps_count(app) == 52
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_offline_batch_of_500_points_is_stored_in_order(app: Any, api: Api, base_url: str) -> None:
     crew = (await fleet(app, api))["drivers"][0]
     driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), crew["token"])
@@ -190,6 +220,34 @@ async def test_console_scope_and_replay_after_reconnect(app: Any, api: Api, base
     bad_since = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
     await bad_since.send({"type": "subscribe", "channel": channel, "since": "yesterday"})
     assert (await bad_since.recv_type("error"))["code"] == "bad_offset"
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_replay_from_an_old_offset_delivers_every_kept_frame(app: Any, api: Api, base_url: str) -> None:
+    team = await fleet(app, api)
+    channel = f"vehicle:{team['drivers'][0]['vehicle']['id']}"
+    driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), team["drivers"][0]["token"])
+    await driver.recv_type("ready")
+    console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
+    await console.send({"type": "subscribe", "channel": channel})
+    await console.recv_type("subscribed", channel=channel)
+    await driver.send({"type": "location", **point(0)})
+    old = (await console.recv_type("location"))["offset"]
+    console.close()
+    total = 5000  # what a channel keeps: ten times the socket's live outbox
+    for start in range(1, total + 1, 500):
+        await driver.send({"type": "locations",
+                           "points": [point(n, lat=50 + n / 10_000) for n in range(start, start + 500)]})
+        await driver.recv_type("ack", seq=start + 499)
+    back = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
+    await back.send({"type": "subscribe", "channel": channel, "since": old})
+    await back.recv_type("subscribed", channel=channel)
+    replayed = [await back.recv_type("location") for _ in range(total)]
+    assert [f["lat"] for f in replayed] == [50 + n / 10_000 for n in range(1, total + 1)]
+    await driver.send({"type": "location", **point(total + 1, lat=51.0)})
+    assert (await back.recv_type("location"))["lat"] == 51.0  # then live, nothing twice
+    offsets = [f["offset"] for f in back.seen if f["type"] == "location"]
+    assert len(offsets) == len(set(offsets)) == total + 1
 
 
 @pytest.fixture
