@@ -63,11 +63,17 @@ class Identity:
     # --- accounts -------------------------------------------------------
     async def register(self, data: dict[str, Any], *, category: str | None = None,
                        verified: bool = False) -> dict[str, Any]:
-        """Create an account and send its activation email (unless already verified)."""
+        """Create an account and send its activation email (unless already verified).
+
+        `verified` (accounts made by an operator: seeds, the CLI) trusts the email and phone as given;
+        a self-registered phone stays unverified until a texted code comes back.
+        """
         invited_by = await self._inviter(data.get("invite_code")) if data.get("invite_code") else None
+        if data.get("phone") and await self.users.verified_holder(data["phone"]) is not None:
+            raise Conflict("This phone is already taken.", "phone_taken", {"field": "phone"})
         password_hash = await hash_password(data["password"], self.settings.bcrypt_rounds)
         doc = new_user(data, password_hash, category=category or data["category"], verified=verified,
-                       invited_by=invited_by)
+                       invited_by=invited_by, phone_verified=verified)
         doc = await self.users.insert(doc)
         doc.pop("password_hash", None)
         if not verified:
@@ -79,7 +85,7 @@ class Identity:
         for _ in range(3):  # a generated-username collision is retried with a new name
             data = {"username": f"user_{random_code(10, PHONE_USERNAME_ALPHABET)}", "phone": phone}
             try:
-                doc = await self.users.insert(new_user(data, None, category="BASE"))
+                doc = await self.users.insert(new_user(data, None, category="BASE", phone_verified=True))
             except Conflict as exc:
                 if exc.code != "username_taken":
                     raise
@@ -146,7 +152,7 @@ class Identity:
             return {"email_lower": text.lower()}
         if looks_like_phone(text):
             try:
-                return {"phone": normalize(text)}
+                return {"phone": normalize(text), "phone_verified": True}  # an unconfirmed number proves nothing
             except PhoneError:
                 pass
         return {"username_lower": text.lower()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import redis.asyncio as aioredis
 from kombu.exceptions import OperationalError as BrokerUnreachable
@@ -30,9 +30,19 @@ REDIS_POOL_WAIT = 5.0  # seconds a command waits for a free connection before fa
 INDEXES: list[tuple[str, IndexModel]] = []
 
 
+# One-off upgrades of stored data (idempotent), run by `ensure_indexes` before it creates indexes.
+UPGRADES: list[Callable[[AsyncDatabase], Awaitable[None]]] = []
+
+
 def index(collection: str, keys: Any, **options: Any) -> None:
     """Declare an index; `ensure_indexes` creates it at start-up."""
     INDEXES.append((collection, IndexModel(keys, **options)))
+
+
+def upgrade(step: Callable[[AsyncDatabase], Awaitable[None]]) -> Callable[[AsyncDatabase], Awaitable[None]]:
+    """Declare an idempotent upgrade of stored data (a decorator); it runs at start-up before the indexes."""
+    UPGRADES.append(step)
+    return step
 
 
 @dataclass
@@ -73,7 +83,9 @@ def _pool(url: str, options: dict[str, Any]) -> aioredis.BlockingConnectionPool:
 
 
 async def ensure_indexes(db: AsyncDatabase, indexes: Iterable[tuple[str, IndexModel]] = ()) -> None:
-    """Create every declared index (idempotent: existing ones are left as they are)."""
+    """Run the declared upgrades, then create every declared index (existing ones are left as they are)."""
+    for step in UPGRADES:
+        await step(db)
     by_collection: dict[str, list[IndexModel]] = {}
     for collection, model in list(indexes) or INDEXES:
         by_collection.setdefault(collection, []).append(model)
