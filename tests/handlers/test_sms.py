@@ -309,3 +309,24 @@ async def test_phones_stored_before_verification_are_upgraded_at_start(app: Any)
     # the typed-in number no longer blocks its owner
     await db.users.insert_one({**legacy_user("owner", None, typed_in), "phone_verified": True})
     await app.settings["db"].client.drop_database(db.name)
+
+
+@pytest.mark.parametrize("settings", [ROOMY], indirect=True)
+@pytest.mark.gen_test(timeout=90)
+async def test_two_accounts_verifying_one_number_at_once_one_wins(api: Api, app: Any, services: Any) -> None:
+    _, phone = new_phone()
+    seen: set[Path] = set()
+    tokens, codes = [], []
+    for _ in range(2):
+        token = await login(app, await make_user(app))
+        assert (await api.patch(ME, {"phone": phone}, token=token)).status == 202
+        tokens.append(token)
+        codes.append(await wait_for_code(services.outbox_dir, phone, seen))
+    answers = await asyncio.gather(*(api.post(PHONE_VERIFY, {"code": code}, token=token)
+                                     for token, code in zip(tokens, codes)))
+    assert sorted(answer.status for answer in answers) == [200, 409]
+    loser = next(answer for answer in answers if answer.status == 409)
+    assert loser.error_code == "phone_taken"
+    winner = next(answer for answer in answers if answer.status == 200).json
+    holders = [doc async for doc in app.settings["db"]["users"].find({"phone": phone, "phone_verified": True})]
+    assert [str(doc["_id"]) for doc in holders] == [winner["id"]]
