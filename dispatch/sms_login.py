@@ -67,7 +67,8 @@ class SmsCodes:
         found = await self.redis.eval(_ATTEMPT, 1, key)
         if not found:
             raise invalid_code()
-        stored, attempts, phone = found[0].decode(), int(found[1]), found[2].decode()
+        # A code stored before codes named their phone has no third field (Lua drops a trailing nil): it fails.
+        stored, attempts, phone = found[0].decode(), int(found[1]), found[2].decode() if len(found) > 2 else ""
         if attempts <= MAX_ATTEMPTS and hmac.compare_digest(stored, self._digest(key, phone, code)):
             if await self.redis.delete(key):  # single use: only one of concurrent right answers wins
                 return phone
