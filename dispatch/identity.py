@@ -35,6 +35,11 @@ EMAIL_LIKE = re.compile(r"^[^@\s]+@[^@\s]+$")
 PHONE_USERNAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
+def _pair_limits(limits: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """The limits with `login_account_ip` (failures of one address on one account): as `login_account`."""
+    return {"login_account_ip": limits["login_account"], **limits}
+
+
 @dataclass
 class Caller:
     """Who sent a request: the user document (cached copy) and the session it came through."""
@@ -58,11 +63,17 @@ class Identity:
     # --- accounts -------------------------------------------------------
     async def register(self, data: dict[str, Any], *, category: str | None = None,
                        verified: bool = False) -> dict[str, Any]:
-        """Create an account and send its activation email (unless already verified)."""
+        """Create an account and send its activation email (unless already verified).
+
+        `verified` (accounts made by an operator: seeds, the CLI) trusts the email and phone as given;
+        a self-registered phone stays unverified until a texted code comes back.
+        """
         invited_by = await self._inviter(data.get("invite_code")) if data.get("invite_code") else None
+        if data.get("phone") and await self.users.verified_holder(data["phone"]) is not None:
+            raise Conflict("This phone is already taken.", "phone_taken", {"field": "phone"})
         password_hash = await hash_password(data["password"], self.settings.bcrypt_rounds)
         doc = new_user(data, password_hash, category=category or data["category"], verified=verified,
-                       invited_by=invited_by)
+                       invited_by=invited_by, phone_verified=verified)
         doc = await self.users.insert(doc)
         doc.pop("password_hash", None)
         if not verified:
@@ -74,7 +85,7 @@ class Identity:
         for _ in range(3):  # a generated-username collision is retried with a new name
             data = {"username": f"user_{random_code(10, PHONE_USERNAME_ALPHABET)}", "phone": phone}
             try:
-                doc = await self.users.insert(new_user(data, None, category="BASE"))
+                doc = await self.users.insert(new_user(data, None, category="BASE", phone_verified=True))
             except Conflict as exc:
                 if exc.code != "username_taken":
                     raise
@@ -116,12 +127,24 @@ class Identity:
         user = await self.users.find_for_login(self._login_query(login))
         # One count per account whatever it is called by (username, email, phone); unknown logins by their text.
         key = str(user["_id"]) if user else login.strip().lower()
-        await ratelimit.hit(self.redis, limits, "login_account", key)
+        await self._admit(key, ip)
         if not await check_password(password, user.get("password_hash") if user else None) or user is None:
+            await ratelimit.count(self.redis, limits, "login_account", key)
             raise ApiError(401, "invalid_credentials", "Wrong login or password.")
         self._check_can_log_in(user)
-        await ratelimit.clear(self.redis, limits, "login_account", key)
+        await ratelimit.clear(self.redis, _pair_limits(limits), "login_account_ip", f"{key}|{ip}")
         return await self.open_session(user, ip, user_agent)
+
+    async def _admit(self, key: str, ip: str) -> None:
+        """429 for an address over its own limit on this account, or one that failed while the account is over."""
+        # An address with no failure here may still try while the account is under attack: one attacker
+        # cannot lock the owner out, and each further address gets one guess before it is refused too.
+        limits = _pair_limits(self.settings.rate_limit_table)
+        tries = await ratelimit.count(self.redis, limits, "login_account_ip", f"{key}|{ip}")  # this one included
+        if tries > limits["login_account_ip"][0]:
+            raise ratelimit.exceeded(limits, "login_account_ip")
+        if tries > 1 and await ratelimit.used(self.redis, limits, "login_account", key) >= limits["login_account"][0]:
+            raise ratelimit.exceeded(limits, "login_account")
 
     def _login_query(self, login: str) -> dict[str, Any]:
         text = login.strip()
@@ -129,7 +152,7 @@ class Identity:
             return {"email_lower": text.lower()}
         if looks_like_phone(text):
             try:
-                return {"phone": normalize(text)}
+                return {"phone": normalize(text), "phone_verified": True}  # an unconfirmed number proves nothing
             except PhoneError:
                 pass
         return {"username_lower": text.lower()}

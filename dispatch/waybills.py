@@ -112,7 +112,7 @@ class WaybillDesk:
             if update.get(stamp) is None:  # moving stamps the time, unless the sheet already says when
                 update[stamp] = current.get(stamp) or utcnow()
         try:
-            check_readings({**current, **update})
+            check_readings({**current, **update}, set(changes))
         except ValidationError as exc:
             raise ValidationFailed(exc.normalized_messages()) from None
         if "order_ids" in update:

@@ -1,11 +1,13 @@
-"""SMS log-in: ask for a one-time code, then trade it for a token pair."""
+"""SMS codes: log in with a one-time code, or confirm the phone of the signed-in account."""
 
 from __future__ import annotations
 
-from dispatch.policy import public
-from dispatch.sms_login import SmsLogin
+from dispatch.errors import NotFound
+from dispatch.policy import authenticated, public
+from dispatch.sms_login import PhoneVerification, SmsLogin
 from handlers.base import BaseHandler
-from models.sms import SmsRequestIn, SmsVerifyIn
+from models.sms import PhoneVerifyIn, SmsRequestIn, SmsVerifyIn
+from models.users import present_one
 
 
 class SmsRequestHandler(BaseHandler):
@@ -33,7 +35,7 @@ class SmsRequestHandler(BaseHandler):
 class SmsVerifyHandler(BaseHandler):
     @public
     async def post(self) -> None:
-        """Log in with the SMS code; a new phone gets a new BASE account. Five wrong codes burn it.
+        """Log in with the SMS code: it reaches the account that verified the phone, else a new BASE account.
         ---
         tags: [auth]
         requestBody:
@@ -57,7 +59,40 @@ class SmsVerifyHandler(BaseHandler):
         self.write_json(await SmsLogin(self.identity).verify(data["phone"], data["code"], self.client_ip, user_agent))
 
 
+class PhoneVerifyHandler(BaseHandler):
+    @authenticated
+    async def post(self) -> None:
+        """Confirm the phone given to `PATCH /users/me` with the code texted to it; it becomes the caller's.
+        ---
+        tags: [users]
+        description: >
+          The phone is then verified: it logs in (password or SMS) and is unique. Any account that held
+          the same number unverified loses it. Five wrong codes burn the code.
+        requestBody:
+          required: true
+          content:
+            application/json: {schema: PhoneVerifyIn}
+        responses:
+          200:
+            description: The caller's profile with the verified phone.
+            content:
+              application/json: {schema: UserOut}
+          400:
+            description: "`invalid_code`: wrong, expired, used or burnt (details may give `attempts_left`)."
+            content:
+              application/json: {schema: Error}
+          409: {$ref: '#/components/responses/409'}
+          429: {$ref: '#/components/responses/429'}
+        """
+        data = self.load(PhoneVerifyIn())
+        user = await PhoneVerification(self.identity).verify(self.user_id, data["code"], self.client_ip)
+        if user is None:
+            raise NotFound("No such user.")
+        self.write_json(await present_one(self.db, user))
+
+
 default_handlers = [
     (r"/auth/sms/request", SmsRequestHandler),
     (r"/auth/sms/verify", SmsVerifyHandler),
+    (r"/users/me/phone/verify", PhoneVerifyHandler),
 ]

@@ -8,6 +8,7 @@ from dispatch import scopes
 from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dispatch.policy import authenticated, roles
 from dispatch.realtime.access import announce_scope_change
+from dispatch.sms_login import PhoneVerification
 from handlers.base import BaseHandler
 from models.common import parse_id
 from models.directory import REFERRAL_OUT, InviteIn, UserAdminPatch, UserDirectory, UserFilter
@@ -36,9 +37,14 @@ class MeHandler(BaseHandler):
 
     @authenticated
     async def patch(self) -> None:
-        """Edit the caller's profile; a new email address must be verified again.
+        """Edit the caller's profile; a new email address must be verified again, a new phone first.
         ---
         tags: [users]
+        description: >
+          A new `phone` (or the caller's own unverified one, to get another code) is not set here: the
+          answer is 202, a 6-digit code is texted to that number, and `POST /users/me/phone/verify`
+          sets it. Other fields of the same request are applied either way. `phone: null` removes the
+          phone at once (200).
         requestBody:
           required: true
           content:
@@ -48,16 +54,25 @@ class MeHandler(BaseHandler):
             description: The updated profile.
             content:
               application/json: {schema: UserOut}
+          202:
+            description: The other fields are applied; a code is on its way to the new phone.
+            content:
+              application/json: {schema: UserOut}
           403: {$ref: '#/components/responses/403'}
           409: {$ref: '#/components/responses/409'}
+          429: {$ref: '#/components/responses/429'}
         """
         data = self.load(MePatch())
         data.pop("region", None)
-        locked = LOCKED_OWN_FIELDS.get(self.current_category or "", set()) & set(data)
+        user = self.current_user
+        unchanged = {"phone"} if data.get("phone", False) == user.get("phone") else set()  # a re-send changes nothing
+        locked = LOCKED_OWN_FIELDS.get(self.current_category or "", set()) & (set(data) - unchanged)
         if locked:
             raise ApiError(403, "field_locked", f"Your account may not change: {', '.join(sorted(locked))}.",
                            {"fields": sorted(locked)})
-        user = self.current_user
+        new_phone = _phone_to_verify(user, data)
+        if new_phone:  # before any write: a refused number (taken, throttled) changes nothing
+            await PhoneVerification(self.identity).request(self.user_id, new_phone, self.client_ip)
         if "email" in data and data["email"].lower() != (user.get("email_lower") or ""):
             data.update(email_lower=data["email"].lower(), email_verified=False)
         else:
@@ -65,7 +80,18 @@ class MeHandler(BaseHandler):
         updated = await self.identity.users.update(self.user_id, data) if data else user
         if not data.get("email_verified", True):
             await self.identity.send_activation(updated)
-        self.write_json(await present_one(self.db, updated))
+        self.write_json(await present_one(self.db, updated), 202 if new_phone else 200)
+
+
+def _phone_to_verify(user: dict[str, Any], data: dict[str, Any]) -> str | None:
+    """Take a phone that needs a texted code out of the changes and return it; a removal stays a change."""
+    if "phone" not in data:
+        return None
+    if data["phone"] is None:
+        data["phone_verified"] = False
+        return None
+    phone = data.pop("phone")
+    return None if phone == user.get("phone") and user.get("phone_verified") else phone
 
 
 class InviteHandler(BaseHandler):

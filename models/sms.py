@@ -1,4 +1,4 @@
-"""Schemas of SMS log-in: asking for a one-time code and trading it for tokens."""
+"""Schemas of SMS codes: log-in (asking for a code, trading it for tokens) and verifying a phone."""
 
 from __future__ import annotations
 
@@ -30,7 +30,13 @@ class SmsRequestIn(Schema):
             raise ValidationError({"phone": [str(exc)]}) from None
 
 
+CODE = validate.Regexp(rf"^[0-9]{{{CODE_DIGITS}}}$", error=f"{CODE_DIGITS} digits.")
+
+
 class SmsVerifyIn(SmsRequestIn):
-    code = fields.String(required=True, validate=validate.Regexp(rf"^[0-9]{{{CODE_DIGITS}}}$",
-                                                                 error=f"{CODE_DIGITS} digits."),
-                         metadata={"description": "The code received by SMS"})
+    code = fields.String(required=True, validate=CODE, metadata={"description": "The code received by SMS"})
+
+
+class PhoneVerifyIn(Schema):
+    code = fields.String(required=True, validate=CODE,
+                         metadata={"description": "The code texted to the phone given to `PATCH /users/me`"})

@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from dispatch.errors import Conflict
 from dispatch.phones import PhoneError, normalize
 from dispatch.security import MAX_PASSWORD_BYTES, random_code
-from dispatch.storage import index
+from dispatch.storage import index, migration, retire_index
 from dispatch.timeutil import utcnow
 from models.common import Id, UtcDateTime, visible_text
 
@@ -28,11 +28,23 @@ CACHE_TTL = 3600
 index(COLLECTION, "username_lower", unique=True, name="username_unique")
 index(COLLECTION, "email_lower", unique=True, name="email_unique",
       partialFilterExpression={"email_lower": {"$type": "string"}})
-index(COLLECTION, "phone", unique=True, name="phone_unique",
-      partialFilterExpression={"phone": {"$type": "string"}})
+# Only a verified phone is unique: a number someone typed in but never confirmed blocks nobody.
+index(COLLECTION, "phone", unique=True, name="verified_phone_unique",
+      partialFilterExpression={"phone": {"$type": "string"}, "phone_verified": True})
 index(COLLECTION, "invite_code", unique=True, name="invite_code_unique")
 index(COLLECTION, "invited_by", name="invited_by")
 index(COLLECTION, [("organizations", 1), ("category", 1)], name="organizations_category")
+retire_index(COLLECTION, "phone_unique")  # it made every phone unique, verified or not
+
+
+@migration
+async def _phones_need_verification(db: AsyncDatabase) -> None:
+    """Mark phones stored before verification: SMS log-in made the phone-only accounts; others never proved theirs."""
+    users = db[COLLECTION]
+    legacy = {"phone_verified": {"$exists": False}}
+    await users.update_many({**legacy, "phone": {"$type": "string"}, "email": None}, {"$set": {"phone_verified": True}})
+    await users.update_many(legacy, {"$set": {"phone_verified": False}})
+
 
 USERNAME = validate.And(visible_text, validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$",
                                                      error="3 to 32 letters, digits, dots, dashes or underscores."))
@@ -76,6 +88,8 @@ class UserOut(Schema):
     username = fields.String(required=True)
     email = fields.String(allow_none=True, required=True, metadata={"description": "None for phone-only accounts"})
     phone = fields.String(allow_none=True, required=True)
+    phone_verified = fields.Boolean(required=True, metadata={
+        "description": "The phone came back with an SMS code; only then does it log in or stay unique"})
     first_name = fields.String(required=True)
     last_name = fields.String(required=True)
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
@@ -127,13 +141,13 @@ class MePatch(Schema):
 
 
 def new_user(data: dict[str, Any], password_hash: str | None, *, category: str, verified: bool = False,
-             invited_by: ObjectId | None = None) -> dict[str, Any]:
+             invited_by: ObjectId | None = None, phone_verified: bool = False) -> dict[str, Any]:
     """A user document ready to insert."""
     now = utcnow()
     return {
         "username": data["username"], "username_lower": data["username"].lower(),
         "email": data.get("email"), "email_lower": data["email"].lower() if data.get("email") else None,
-        "phone": data.get("phone"),
+        "phone": data.get("phone"), "phone_verified": bool(data.get("phone")) and phone_verified,
         "first_name": data.get("first_name", ""), "last_name": data.get("last_name", ""),
         "password_hash": password_hash, "category": category,
         "is_active": True, "email_verified": verified,
@@ -194,6 +208,27 @@ class Users:
         """The full document (password hash included) matching a login query."""
         return await self.collection.find_one(query)
 
+    async def verified_holder(self, phone: str) -> dict[str, Any] | None:
+        """The account that verified this phone (full document), or None."""
+        return await self.collection.find_one({"phone": phone, "phone_verified": True})
+
+    async def claim_phone(self, user_id: ObjectId, phone: str) -> dict[str, Any] | None:
+        """Make `phone` this account's verified phone (409 if another verified it); unverified holders lose it."""
+        doc = await self.update(user_id, {"phone": phone, "phone_verified": True})
+        await self.release_unverified(phone, user_id)
+        return doc
+
+    async def release_unverified(self, phone: str, keep: ObjectId) -> None:
+        """Take the phone off every other account that holds it without having verified it."""
+        query = {"phone": phone, "phone_verified": {"$ne": True}, "_id": {"$ne": keep}}
+        holders = [doc["_id"] async for doc in self.collection.find(query, {"_id": 1})]
+        if not holders:
+            return
+        await self.collection.update_many({**query, "_id": {"$in": holders}},
+                                          {"$set": {"phone": None, "phone_verified": False, "updated_at": utcnow()}})
+        for holder in holders:
+            await self.forget(holder)
+
     async def update(self, user_id: ObjectId, changes: dict[str, Any], *,
                      expect: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Apply `$set` changes (plus other operators in `extra`) and drop the cache entry.
@@ -226,7 +261,7 @@ async def present(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[st
             names[org["_id"]] = org["name"]
     out = []
     for doc in docs:
-        shown = {**doc, "organizations": [{"id": oid, "name": names[oid]}
+        shown = {"phone_verified": False, **doc, "organizations": [{"id": oid, "name": names[oid]}
                                           for oid in doc.get("organizations", []) if oid in names]}
         data = USER_OUT.dump(shown)
         if doc.get("category") != "DRIVER":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from bson import ObjectId
@@ -24,6 +24,25 @@ index(COLLECTION, [("vehicle_id", 1), ("date", DESCENDING)], name="vehicle_date"
 READING = validate.Range(min=0, max=10_000_000)
 NOTES = validate.Length(max=5000)
 MAX_ORDERS = 100
+# A sheet is for a working day at most a year back (late paperwork) or a month ahead (planned shifts);
+# its departure and return fall from the day before its date (a night shift) to a day from now (clock skew).
+DAYS_BACK = 366
+DAYS_AHEAD = 31
+STAMP_SLACK = timedelta(days=1)
+DATE_HELP = f"Working day (default: today, UTC), from {DAYS_BACK} days ago to {DAYS_AHEAD} days ahead"
+
+
+def working_day(value: date) -> None:
+    """A sheet's date lies from DAYS_BACK days ago to DAYS_AHEAD days ahead (UTC)."""
+    today = datetime.now(timezone.utc).date()
+    if not today - timedelta(days=DAYS_BACK) <= value <= today + timedelta(days=DAYS_AHEAD):
+        raise ValidationError(f"Must be within {DAYS_BACK} days before and {DAYS_AHEAD} days after today.")
+
+
+def not_later_than_tomorrow(value: datetime | None) -> None:
+    """A departure or return time is at most a day in the future."""
+    if value is not None and value > datetime.now(timezone.utc) + STAMP_SLACK:
+        raise ValidationError("Must not be more than a day in the future.")
 
 
 class WaybillOut(Schema):
@@ -53,13 +72,15 @@ WaybillList = list_of(WaybillOut, "WaybillList")
 class _WaybillFields(Schema):
     """What a driver fills in on a sheet (shared by create and edit)."""
 
-    date = fields.Date(metadata={"description": "Working day (default: today, UTC)"})
+    date = fields.Date(validate=working_day, metadata={"description": DATE_HELP})
     odometer_start = JsonNumber(allow_none=True, validate=READING)
     odometer_end = JsonNumber(allow_none=True, validate=READING)
     fuel_start = JsonNumber(allow_none=True, validate=READING)
     fuel_end = JsonNumber(allow_none=True, validate=READING)
-    departed_at = fields.AwareDateTime(allow_none=True, default_timezone=timezone.utc)
-    returned_at = fields.AwareDateTime(allow_none=True, default_timezone=timezone.utc)
+    departed_at = fields.AwareDateTime(allow_none=True, default_timezone=timezone.utc, validate=not_later_than_tomorrow,
+                                       metadata={"description": "From the day before `date` to a day from now"})
+    returned_at = fields.AwareDateTime(allow_none=True, default_timezone=timezone.utc, validate=not_later_than_tomorrow,
+                                       metadata={"description": "Not before `departed_at`, at most a day from now"})
     route_notes = fields.String(validate=NOTES)
     order_ids = fields.List(Id(), validate=validate.Length(max=MAX_ORDERS))
 
@@ -72,6 +93,8 @@ class WaybillIn(_WaybillFields):
     """A new sheet: the caller is its driver; the vehicle must be theirs."""
 
     vehicle_id = Id(required=True)
+    date = fields.Date(validate=working_day, load_default=lambda: datetime.now(timezone.utc).date(),
+                       metadata={"description": DATE_HELP})
 
 
 class WaybillPatch(_WaybillFields):
@@ -80,14 +103,30 @@ class WaybillPatch(_WaybillFields):
     status = fields.String(validate=validate.OneOf(STATUSES))
 
 
-def check_readings(doc: dict[str, Any]) -> None:
-    """The end readings of a sheet never come before its start readings (422 otherwise)."""
+def check_readings(doc: dict[str, Any], changed: set[str] | None = None) -> None:
+    """The end readings of a sheet never come before its start readings, nor its times before its day (422).
+
+    `changed` names the fields an edit sets: times are held against the day only when one of them changes.
+    """
+    _check_times_after_day(doc, changed)
     start, end = doc.get("odometer_start"), doc.get("odometer_end")
     if start is not None and end is not None and end < start:
         raise ValidationError({"odometer_end": ["Must not be less than odometer_start."]})
     departed, returned = doc.get("departed_at"), doc.get("returned_at")
     if departed is not None and returned is not None and returned < departed:
         raise ValidationError({"returned_at": ["Must not be before departed_at."]})
+
+
+def _check_times_after_day(doc: dict[str, Any], changed: set[str] | None) -> None:
+    day = doc.get("date")
+    if day is None:  # an edit's own payload: the stored day is checked by the edit itself
+        return
+    day = date.fromisoformat(day) if isinstance(day, str) else day
+    earliest = datetime.combine(day, time(), timezone.utc) - STAMP_SLACK
+    for field in ("departed_at", "returned_at"):
+        relevant = changed is None or field in changed or "date" in changed
+        if relevant and doc.get(field) is not None and doc[field] < earliest:
+            raise ValidationError({field: [f"Must not be before {earliest.isoformat()} (the day before the date)."]})
 
 
 def new_waybill(driver_id: ObjectId, vehicle: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from tests.factories import PASSWORD, login, make_user
+from tests.handlers.test_sms import new_phone, wait_for_code
 from tests.helpers import Api, wait_for_email
 
 
@@ -42,11 +43,12 @@ async def login_pair(api: Api, login_id: str, password: str = PASSWORD) -> dict[
 
 @pytest.mark.gen_test(timeout=60)
 async def test_register_verify_login_and_read_profile(api: Api, services: Any) -> None:
-    account = new_account(phone="8 916 123-45-67", region="RU", first_name="Ivan", category="DRIVER")
+    national, e164 = new_phone()
+    account = new_account(phone=national, region="RU", first_name="Ivan", category="DRIVER")
     created = await api.post("/api/v1/auth/register", account)
     assert created.status == 201
     user = created.json
-    assert user["email"] == account["email"] and user["phone"] == "+79161234567"
+    assert user["email"] == account["email"] and user["phone"] == e164 and user["phone_verified"] is False
     assert user["category"] == "DRIVER" and user["email_verified"] is False and user["is_active"] is True
     assert user["rating"] is None and user["organizations"] == []
     assert "password" not in user and "password_hash" not in user
@@ -63,9 +65,18 @@ async def test_register_verify_login_and_read_profile(api: Api, services: Any) -
     assert activated.status == 200 and activated.json["status"] == "verified"
     again = await api.get(f"/api/v1/auth/activate?token={token}")
     assert again.status == 400 and again.error_code == "invalid_token"
-    for login_id in (account["email"].upper(), "+79161234567", account["username"].upper()):
+    for login_id in (account["email"].upper(), account["username"].upper()):
         pair = await login_pair(api, login_id)
         assert pair["token_type"] == "Bearer" and pair["expires_in"] == 900
+    # the registered phone logs in only once a texted code has confirmed it
+    by_phone = await api.post("/api/v1/auth/login", {"login": e164, "password": PASSWORD})
+    assert by_phone.status == 401 and by_phone.error_code == "invalid_credentials"
+    resend = await api.patch("/api/v1/users/me", {"phone": e164}, token=pair["access_token"])  # allowed to drivers
+    assert resend.status == 202 and resend.json["phone_verified"] is False
+    code = await wait_for_code(services.outbox_dir, e164, set())
+    verified = await api.post("/api/v1/users/me/phone/verify", {"code": code}, token=pair["access_token"])
+    assert verified.status == 200 and verified.json["phone"] == e164 and verified.json["phone_verified"] is True
+    pair = await login_pair(api, e164)
     me = await api.get("/api/v1/users/me", token=pair["access_token"])
     assert me.status == 200 and me.json["id"] == user["id"] and me.json["email_verified"] is True
 
@@ -95,12 +106,17 @@ async def test_password_equal_to_username_is_refused(api: Api) -> None:
 
 
 @pytest.mark.gen_test
-async def test_username_email_and_phone_are_unique(api: Api) -> None:
-    first = new_account(phone="+4915123456789")
+async def test_username_email_and_verified_phone_are_unique(api: Api, app: Any) -> None:
+    national, e164 = new_phone()
+    first = new_account(phone=e164)
     assert (await api.post("/api/v1/auth/register", first)).status == 201
+    # an unverified phone blocks nobody: a second account may give the same number
+    assert (await api.post("/api/v1/auth/register", new_account(phone=national, region="RU"))).status == 201
+    verified_phone = new_phone()[1]
+    await make_user(app, phone=verified_phone)  # made by an operator: its phone counts as verified
     same_name = new_account(username=first["username"].upper())
     same_email = new_account(email=first["email"].lower())
-    same_phone = new_account(phone="015123456789", region="DE")
+    same_phone = new_account(phone=verified_phone)
     for account, field in ((same_name, "username"), (same_email, "email"), (same_phone, "phone")):
         answer = await api.post("/api/v1/auth/register", account)
         assert answer.status == 409, field

@@ -11,8 +11,10 @@ from tests.helpers import Api
 
 
 @pytest.fixture
-def settings(services: Any) -> Any:
-    return services.settings(rate_limits="login_account=3/600,login_ip=5/600,password_forgot_account=1/3600")
+def settings(services: Any, request: pytest.FixtureRequest) -> Any:
+    changes = getattr(request, "param", {})  # a test may add settings (indirect parametrization)
+    return services.settings(rate_limits="login_account=3/600,login_ip=5/600,password_forgot_account=1/3600",
+                             **changes)
 
 
 @pytest.mark.gen_test
@@ -48,3 +50,23 @@ async def test_password_forgot_is_throttled_per_account(api: Api, app: Any) -> N
     assert (await api.post("/api/v1/auth/password/forgot", {"email": user["email"]})).status == 202
     again = await api.post("/api/v1/auth/password/forgot", {"email": user["email"]})
     assert again.status == 429 and "Retry-After" in again.headers
+
+
+@pytest.mark.parametrize("settings", [{"trusted_proxies": "127.0.0.1"}], indirect=True)
+@pytest.mark.gen_test
+async def test_an_attacker_cannot_lock_the_owner_out(api: Api, app: Any) -> None:
+    """Failures from one address lock that address out; the owner from another address still gets in."""
+    user = await make_user(app)
+
+    async def attempt(address: str, password: str) -> Any:
+        return await api.post("/api/v1/auth/login", {"login": user["username"], "password": password},
+                              headers={"X-Forwarded-For": address})
+
+    assert [(await attempt("203.0.113.7", "guess-guess")).status for _ in range(4)] == [401, 401, 401, 429]
+    owner = await attempt("198.51.100.2", PASSWORD)
+    assert owner.status == 200 and owner.json["access_token"]
+    refused = await attempt("203.0.113.7", PASSWORD)  # even the right password, from the attacker's address
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) > 0
+    # a fresh address gets one try while the account is under attack; after a failure it is refused too
+    assert (await attempt("192.0.2.9", "guess-guess")).status == 401
+    assert (await attempt("192.0.2.9", PASSWORD)).status == 429

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 
 from dispatch import jsonutil
 from dispatch.settings import Settings
-from tests.factories import make_user
+from dispatch.storage import ensure_indexes
+from tests.factories import PASSWORD, login, make_user
 from tests.helpers import Api
 
 REQUEST = "/api/v1/auth/sms/request"
@@ -197,3 +199,134 @@ async def test_verify_attempts_are_throttled_per_ip(api: Api) -> None:
         assert (await api.post(VERIFY, {"phone": new_phone()[1], "code": "000000"})).status == 400
     throttled = await api.post(VERIFY, {"phone": new_phone()[1], "code": "000000"})
     assert throttled.status == 429 and int(throttled.headers["Retry-After"]) > 0
+
+
+# --- a phone counts only once verified (SPEC section 13) --------------------------------------------
+ME = "/api/v1/users/me"
+PHONE_VERIFY = "/api/v1/users/me/phone/verify"
+# Every field SPEC section 8 pins on a user answer, plus `phone_verified` (section 13).
+USER_FIELDS = {"id", "username", "email", "phone", "phone_verified", "first_name", "last_name", "category",
+               "is_active", "email_verified", "organizations", "avatar_url", "invite_code", "created_at",
+               "updated_at"}
+ROOMY = "sms_request_phone=5/86400,sms_request_ip=50/86400,sms_verify_ip=50/86400"  # a few codes per phone
+
+
+async def sms_login(api: Api, services: Any, e164: str, seen: set[Path]) -> dict[str, Any]:
+    """The profile reached by logging in with a code texted to `e164`."""
+    code = await request_code(api, services, e164, e164, seen)
+    answer = await api.post(VERIFY, {"phone": e164, "code": code})
+    assert answer.status == 200, answer.json
+    return (await api.get(ME, token=answer.json["access_token"])).json
+
+
+@pytest.mark.parametrize("settings", [ROOMY], indirect=True)
+@pytest.mark.gen_test(timeout=90)
+async def test_a_phone_someone_else_typed_in_never_reaches_their_account(api: Api, app: Any,
+                                                                         services: Any) -> None:
+    """The review's steps: an attacker binds the victim's number; the victim's SMS log-in must not land there."""
+    _, victim_phone = new_phone()
+    seen: set[Path] = set()
+    attacker = await make_user(app)
+    attacker_token = await login(app, attacker)
+    bound = await api.patch(ME, {"phone": victim_phone}, token=attacker_token)
+    assert bound.status == 202 and bound.json["phone"] is None and bound.json["phone_verified"] is False
+    await wait_for_code(services.outbox_dir, victim_phone, seen)  # the code went to the victim's phone, not to them
+    guessed = await api.post(PHONE_VERIFY, {"code": "000000"}, token=attacker_token)
+    assert guessed.status == 400 and guessed.error_code == "invalid_code"
+    refused = await api.post("/api/v1/auth/login", {"login": victim_phone, "password": PASSWORD})
+    assert refused.status == 401
+    # a registration may give the number too (unverified): it blocks nobody and logs nobody in
+    squatter = {"username": f"sq{uuid.uuid4().hex[:8]}", "email": f"sq{uuid.uuid4().hex[:8]}@example.com",
+                "password": PASSWORD, "phone": victim_phone}
+    registered = await api.post("/api/v1/auth/register", squatter)
+    assert registered.status == 201 and registered.json["phone_verified"] is False
+
+    victim = await sms_login(api, services, victim_phone, seen)
+    assert victim["id"] not in (str(attacker["_id"]), registered.json["id"])
+    assert victim["phone"] == victim_phone and victim["phone_verified"] is True
+    assert USER_FIELDS <= set(victim)
+    # the owner took the number: the squatter lost it, and the attacker's stale code is useless
+    squatter_token = await login(app, await app.settings["identity"].users.get(registered.json["id"]))
+    assert (await api.get(ME, token=squatter_token)).json["phone"] is None
+    assert (await api.get(ME, token=attacker_token)).json["phone"] is None
+    assert (await sms_login(api, services, victim_phone, seen))["id"] == victim["id"]
+
+
+@pytest.mark.parametrize("settings", [ROOMY], indirect=True)
+@pytest.mark.gen_test(timeout=90)
+async def test_a_new_phone_is_set_by_the_texted_code(api: Api, app: Any, services: Any) -> None:
+    _, old_phone = new_phone()
+    _, new = new_phone()
+    seen: set[Path] = set()
+    user = await make_user(app, "MANAGER", phone=old_phone)
+    token = await login(app, user)
+    assert (await api.get(ME, token=token)).json["phone_verified"] is True
+    # other fields apply at once; the phone waits for its code
+    asked = await api.patch(ME, {"phone": new, "first_name": "Anna"}, token=token)
+    assert asked.status == 202 and asked.json["first_name"] == "Anna"
+    assert asked.json["phone"] == old_phone and asked.json["phone_verified"] is True
+    code = await wait_for_code(services.outbox_dir, new, seen)
+    wrong_answer = await api.post(PHONE_VERIFY, {"code": wrong(code)}, token=token)
+    assert wrong_answer.status == 400 and wrong_answer.json["error"]["details"]["attempts_left"] == 4
+    assert (await api.post(PHONE_VERIFY, {"code": "12"}, token=token)).status == 422
+    verified = await api.post(PHONE_VERIFY, {"code": code}, token=token)
+    assert verified.status == 200 and verified.json["phone"] == new and verified.json["phone_verified"] is True
+    assert USER_FIELDS <= set(verified.json)
+    assert (await api.post(PHONE_VERIFY, {"code": code}, token=token)).status == 400  # used once
+    by_phone = await api.post("/api/v1/auth/login", {"login": new, "password": PASSWORD})
+    assert by_phone.status == 200
+    assert (await sms_login(api, services, new, seen))["id"] == str(user["_id"])
+    # the number is now this account's: another account cannot even ask for a code to it
+    other = await login(app, await make_user(app))
+    taken = await api.patch(ME, {"phone": new}, token=other)
+    assert taken.status == 409 and taken.error_code == "phone_taken"
+    # removing the phone needs no code
+    removed = await api.patch(ME, {"phone": None}, token=token)
+    assert removed.status == 200 and removed.json["phone"] is None and removed.json["phone_verified"] is False
+    assert (await api.post(PHONE_VERIFY, {"code": code}, token=await login(app, user))).status == 400
+
+
+def legacy_user(name: str, email: str | None, phone: str | None) -> dict[str, Any]:
+    """A user document as stored before phones were verified (no `phone_verified`)."""
+    return {"username": name, "username_lower": name, "email": email, "email_lower": email, "phone": phone,
+            "invite_code": name.upper()}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_phones_stored_before_verification_are_upgraded_at_start(app: Any) -> None:
+    """SMS-made (phone-only) accounts keep their number; a phone typed into a profile must be proven again."""
+    db = app.settings["db"].client[f"legacy_{uuid.uuid4().hex[:8]}"]
+    await db.users.create_index("phone", unique=True, name="phone_unique",
+                                partialFilterExpression={"phone": {"$type": "string"}})
+    by_sms, typed_in = new_phone()[1], new_phone()[1]
+    await db.users.insert_many([legacy_user("by_sms", None, by_sms), legacy_user("typed", "t@example.com", typed_in),
+                                legacy_user("none", "n@example.com", None)])
+    await ensure_indexes(db)
+    await ensure_indexes(db)  # idempotent
+    stored = {doc["username"]: doc["phone_verified"] async for doc in db.users.find()}
+    assert stored == {"by_sms": True, "typed": False, "none": False}
+    assert "phone_unique" not in await db.users.index_information()
+    # the typed-in number no longer blocks its owner
+    await db.users.insert_one({**legacy_user("owner", None, typed_in), "phone_verified": True})
+    await app.settings["db"].client.drop_database(db.name)
+
+
+@pytest.mark.parametrize("settings", [ROOMY], indirect=True)
+@pytest.mark.gen_test(timeout=90)
+async def test_two_accounts_verifying_one_number_at_once_one_wins(api: Api, app: Any, services: Any) -> None:
+    _, phone = new_phone()
+    seen: set[Path] = set()
+    tokens, codes = [], []
+    for _ in range(2):
+        token = await login(app, await make_user(app))
+        assert (await api.patch(ME, {"phone": phone}, token=token)).status == 202
+        tokens.append(token)
+        codes.append(await wait_for_code(services.outbox_dir, phone, seen))
+    answers = await asyncio.gather(*(api.post(PHONE_VERIFY, {"code": code}, token=token)
+                                     for token, code in zip(tokens, codes)))
+    assert sorted(answer.status for answer in answers) == [200, 409]
+    loser = next(answer for answer in answers if answer.status == 409)
+    assert loser.error_code == "phone_taken"
+    winner = next(answer for answer in answers if answer.status == 200).json
+    holders = [doc async for doc in app.settings["db"]["users"].find({"phone": phone, "phone_verified": True})]
+    assert [str(doc["_id"]) for doc in holders] == [winner["id"]]

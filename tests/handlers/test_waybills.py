@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -15,6 +16,9 @@ from tests.factories import login, make_org, make_user
 from tests.helpers import Api
 
 URL = "/api/v1/waybills"
+TODAY = datetime.now(timezone.utc).date()
+DAY = (TODAY - timedelta(days=3)).isoformat()  # a recent working day
+NEXT_DAY = (TODAY - timedelta(days=2)).isoformat()
 
 
 async def make_vehicle(app: Any, org: dict[str, Any], driver: dict[str, Any] | None) -> dict[str, Any]:
@@ -54,10 +58,10 @@ def collect_events(app: Any, kind: str) -> list[Event]:
 async def test_driver_fills_a_waybill_through_its_day_and_it_locks_on_return(app: Any, api: Api) -> None:
     f = await fleet(app)
     events = collect_events(app, "waybill")
-    sheet = await open_waybill(api, f, date="2025-03-14", odometer_start=120500, fuel_start=60.5)
+    sheet = await open_waybill(api, f, date=DAY, odometer_start=120500, fuel_start=60.5)
     assert sheet["status"] == "open" and sheet["driver_id"] == str(f["driver"]["_id"])
     assert sheet["vehicle_id"] == str(f["vehicle"]["_id"]) and sheet["organization"] == str(f["org"]["_id"])
-    assert sheet["date"] == "2025-03-14" and sheet["departed_at"] is None and sheet["order_ids"] == []
+    assert sheet["date"] == DAY and sheet["departed_at"] is None and sheet["order_ids"] == []
     one = f"{URL}/{sheet['id']}"
 
     noted = await api.patch(one, {"route_notes": "Depot → MKAD km 41"}, token=f["driver_token"])
@@ -77,7 +81,7 @@ async def test_driver_fills_a_waybill_through_its_day_and_it_locks_on_return(app
 
     admin_token = await login(app, await make_user(app, "ADMIN"))
     edits = [{"route_notes": "rewritten"}, {"odometer_end": 999999}, {"fuel_end": 0}, {"status": "open"},
-             {"status": "on_route"}, {"status": "returned"}, {"date": "2025-03-15"}, {}]
+             {"status": "on_route"}, {"status": "returned"}, {"date": NEXT_DAY}, {}]
     for token in (f["driver_token"], admin_token):
         for edit in edits:
             refused = await api.patch(one, edit, token=token)
@@ -95,8 +99,9 @@ async def test_status_moves_only_one_step_forward(app: Any, api: Api) -> None:
     assert skip.json["error"]["details"] == {"from": "open", "to": "returned", "allowed": ["on_route"]}
     unknown = await api.patch(one, {"status": "parked"}, token=f["driver_token"])
     assert unknown.status == 422 and "status" in unknown.json["error"]["details"]
-    assert (await api.patch(one, {"status": "on_route", "departed_at": "2025-03-14T06:30:00+03:00"},
-                            token=f["driver_token"])).json["departed_at"] == "2025-03-14T03:30:00.000Z"
+    today = TODAY.isoformat()
+    assert (await api.patch(one, {"status": "on_route", "departed_at": f"{today}T06:30:00+03:00"},
+                            token=f["driver_token"])).json["departed_at"] == f"{today}T03:30:00.000Z"
     back = await api.patch(one, {"status": "open"}, token=f["driver_token"])
     assert back.status == 409 and back.error_code == "invalid_transition"
     assert (await api.get(one, token=f["driver_token"])).json["status"] == "on_route"
@@ -119,7 +124,7 @@ async def test_readings_must_not_run_backwards(app: Any, api: Api) -> None:
     assert (await api.patch(one, {"odometer_end": 150}, token=f["driver_token"])).json["odometer_end"] == 150
     negative = await api.patch(one, {"fuel_start": -1}, token=f["driver_token"])
     assert negative.status == 422 and "fuel_start" in negative.json["error"]["details"]
-    times = await api.patch(one, {"departed_at": "2025-03-14T10:00:00Z", "returned_at": "2025-03-14T09:00:00Z"},
+    times = await api.patch(one, {"departed_at": f"{TODAY}T10:00:00Z", "returned_at": f"{TODAY}T09:00:00Z"},
                             token=f["driver_token"])
     assert times.status == 422 and "returned_at" in times.json["error"]["details"]
 
@@ -163,7 +168,7 @@ async def test_a_driver_reads_and_edits_only_their_own_waybills(app: Any, api: A
 @pytest.mark.gen_test(timeout=60)
 async def test_managers_read_their_organizations_waybills_and_never_edit(app: Any, api: Api) -> None:
     a, b = await fleet(app), await fleet(app)
-    sheet_a = await open_waybill(api, a, date="2025-03-14")
+    sheet_a = await open_waybill(api, a, date=DAY)
     sheet_b = await open_waybill(api, b)
     listed = await api.get(URL, token=a["manager_token"])
     assert [s["id"] for s in listed.json["items"]] == [sheet_a["id"]] and listed.json["total"] == 1
@@ -173,7 +178,7 @@ async def test_managers_read_their_organizations_waybills_and_never_edit(app: An
         refused = await api.patch(f"{URL}/{sheet_a['id']}", edit, token=a["manager_token"])
         assert refused.status == 403 and refused.error_code == "forbidden"
     assert (await api.get(f"{URL}/{sheet_a['id']}", token=a["driver_token"])).json == sheet_a
-    filtered = await api.get(f"{URL}?status=open&date_from=2025-03-01&date_to=2025-03-31", token=a["manager_token"])
+    filtered = await api.get(f"{URL}?status=open&date_from={DAY}&date_to={NEXT_DAY}", token=a["manager_token"])
     assert filtered.json["total"] == 1
     assert (await api.get(f"{URL}?status=on_route", token=a["manager_token"])).json["total"] == 0
     assert (await api.get(f"{URL}?date_from=yesterday", token=a["manager_token"])).status == 422
@@ -232,3 +237,33 @@ async def test_linked_orders_must_be_the_drivers_own(app: Any, api: Api) -> None
     assert refused.status == 422 and "order_ids" in refused.json["error"]["details"]
     assert (await api.post(URL, {"vehicle_id": str(f["vehicle"]["_id"]), "order_ids": [str(ObjectId())]},
                            token=f["driver_token"])).status == 422
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_waybill_dates_and_times_stay_in_a_sensible_range(app: Any, api: Api) -> None:
+    f = await fleet(app)
+    body = {"vehicle_id": str(f["vehicle"]["_id"])}
+    for date in ("0001-01-01", "9999-12-31", (TODAY - timedelta(days=400)).isoformat(),
+                 (TODAY + timedelta(days=40)).isoformat()):
+        refused = await api.post(URL, {**body, "date": date}, token=f["driver_token"])
+        assert refused.status == 422 and list(refused.json["error"]["details"]) == ["date"], date
+    far = await api.post(URL, {**body, "departed_at": "9999-12-31T23:59:59Z"}, token=f["driver_token"])
+    assert far.status == 422 and list(far.json["error"]["details"]) == ["departed_at"]
+    early = await api.post(URL, {**body, "date": DAY, "returned_at": "0001-01-01T00:00:00Z"}, token=f["driver_token"])
+    assert early.status == 422 and list(early.json["error"]["details"]) == ["returned_at"]
+
+    one = f"{URL}/{(await open_waybill(api, f, date=DAY))['id']}"
+    # held against the stored day: a night shift may start the evening before, not two days before
+    evening_before = f"{TODAY - timedelta(days=4)}T21:00:00Z"
+    assert (await api.patch(one, {"departed_at": evening_before}, token=f["driver_token"])).status == 200
+    too_early = await api.patch(one, {"departed_at": f"{TODAY - timedelta(days=5)}T21:00:00Z"},
+                                token=f["driver_token"])
+    assert too_early.status == 422 and list(too_early.json["error"]["details"]) == ["departed_at"]
+    # moving the day later than the stored departure allows is refused too
+    moved = await api.patch(one, {"date": TODAY.isoformat()}, token=f["driver_token"])
+    assert moved.status == 422 and list(moved.json["error"]["details"]) == ["departed_at"]
+    tomorrow_plus = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
+    future = await api.patch(one, {"returned_at": tomorrow_plus}, token=f["driver_token"])
+    assert future.status == 422 and list(future.json["error"]["details"]) == ["returned_at"]
+    stored = (await api.get(one, token=f["driver_token"])).json
+    assert stored["date"] == DAY and stored["departed_at"] == evening_before.replace("Z", ".000Z")
