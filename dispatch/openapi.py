@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Iterable
 
@@ -28,7 +29,17 @@ def openapi_path(pattern: str) -> str:
 
 
 def build_spec(routes: Iterable[tuple[str, type]], schemas: Iterable[type]) -> dict[str, Any]:
-    """The whole document as a dict."""
+    """The whole document as a dict (a private copy: built once per process, it never changes)."""
+    key = (tuple(routes), tuple(schemas))
+    if key not in _BUILT:  # parsing every docstring's YAML takes about half a second
+        _BUILT[key] = _build(*key)
+    return copy.deepcopy(_BUILT[key])
+
+
+_BUILT: dict[tuple[tuple[tuple[str, type], ...], tuple[type, ...]], dict[str, Any]] = {}
+
+
+def _build(routes: Iterable[tuple[str, type]], schemas: Iterable[type]) -> dict[str, Any]:
     spec = APISpec(
         title="dispatch API",
         version=dispatch.__version__,
