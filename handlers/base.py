@@ -34,11 +34,10 @@ CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
 class BaseHandler(tornado.web.RequestHandler):
     """JSON API handler: every answer, errors included, is JSON.
 
-    Bodies are streamed so the size limit is checked on the headers, before any
-    byte of an oversize body is read; each handler may raise `max_body` for itself.
-    A request refused before its body is read (401, 403, 404, 405) is answered once
-    its body is in, so a keep-alive connection survives the error answer; when the
-    server must answer early and close, the answer says `Connection: close`.
+    Bodies are streamed and counted against `max_body` (each handler may raise it for
+    itself) as they come in. A request refused before its body is read (401, 403, 404,
+    405, 413) is answered once its body is in, so a keep-alive connection survives the
+    error answer; when the server must answer early and close, it says `Connection: close`.
     """
 
     max_body: int = JSON_LIMIT
