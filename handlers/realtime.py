@@ -51,6 +51,7 @@ class Socket(tornado.websocket.WebSocketHandler):
     kind = "socket"
     categories: frozenset[str] = frozenset()
     route = ""
+    session_ended_code = CLOSE_UNAUTHENTICATED  # the token is dead: the app signs in again
 
     def initialize(self) -> None:
         self.user: dict[str, Any] | None = None
@@ -208,7 +209,7 @@ class Socket(tornado.websocket.WebSocketHandler):
         head = frame[:60]
         if b'"type":"session_ended"' in head:
             if jsonutil.loads(frame)["session_id"] in ("*", self.session_id):
-                self.close(CLOSE_UNAUTHENTICATED, "session ended")
+                self.close(self.session_ended_code, "session ended")
             return
         if b'"type":"scope_changed"' in head:
             self.recheck_soon()
@@ -438,6 +439,7 @@ class OrderSocket(Socket):
 
     kind = "order"
     categories = frozenset({"BASE", "DRIVER", "MANAGER", "ADMIN"})
+    session_ended_code = CLOSE_FORBIDDEN  # SPEC 13: the order has left the user's scope
 
     @public
     async def get(self, *args: Any, **kwargs: Any) -> None:

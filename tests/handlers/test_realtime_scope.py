@@ -89,3 +89,19 @@ async def test_an_admin_moving_a_manager_out_closes_their_order_socket(app: Any,
     moved = await api.patch(f"/api/v1/users/{team['manager']['_id']}", {"organizations": []}, token=admin_token)
     assert moved.status == 200, moved.json
     assert await watching.closed() == 4403
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_ended_session_closes_its_order_socket_with_4403(app: Any, api: Api, base_url: str) -> None:
+    """The order leaves the scope of a signed-out session; its driver socket says 4401 (sign in again)."""
+    team = await fleet(app, api)
+    order, client_token = await ordered(app, api, team)
+    watching = await WsClient.connect(ws_url(base_url, f"/ws/orders/{order['id']}"), client_token)
+    await watching.recv_type("subscribed")
+    crew = team["drivers"][0]
+    driving = await WsClient.connect(ws_url(base_url, "/ws/driver"), crew["token"])
+    await driving.recv_type("ready")
+    assert (await api.post("/api/v1/auth/logout", token=client_token)).status == 204
+    assert await watching.closed() == 4403
+    assert (await api.post("/api/v1/auth/logout", token=crew["token"])).status == 204
+    assert await driving.closed() == 4401
