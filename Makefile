@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test install system-packages clean
 
 run: install system-packages ## Install, start what is missing (Redis, MongoDB-wire server, worker), serve on :8888
-	$(BIN)/python -m dispatch.devservices run
+	$(BIN)/python -m dispatch.tools.devservices run
 
 test: install system-packages ## Install, start throw-away services on free ports, run the whole suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

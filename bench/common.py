@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "var" / "bench" / "logs"
 sys.path.insert(0, str(ROOT))
 
-from dispatch import devservices  # noqa: E402
+from dispatch.tools import devservices  # noqa: E402
 
 
 class Env(dict):
@@ -162,7 +162,7 @@ def server(env: dict[str, str], processes: int = 1, **settings: str) -> Iterator
 
 def loadgen(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Run the load generator (bench/loadgen.py) as its own process on a spec; yield its JSON lines."""
-    from dispatch import jsonutil
+    from dispatch.core import jsonutil
 
     with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as handle:
         handle.write(jsonutil.dumps(spec))

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from bench.common import Server, children, emit, loadgen, machine, relay_process, server_process, services
 from bench.fleet import driving_fleet
-from dispatch import devservices
+from dispatch.tools import devservices
 
 GENERATOR_TIMEOUT = 420
 

@@ -16,11 +16,11 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from bson import ObjectId
 
-from dispatch import live
-from dispatch.orders import OrderDesk
-from dispatch.security import hash_password
+from dispatch.core import live
+from dispatch.domain.orders import OrderDesk
+from dispatch.core.security import hash_password
 from dispatch.settings import Settings
-from dispatch.timeutil import isoformat, utcnow
+from dispatch.core.timeutil import isoformat, utcnow
 from models.organizations import Organizations
 from models.users import new_user
 from models.vehicles import Vehicles, VehicleTypes
@@ -46,7 +46,7 @@ async def bounded(items: list[Any], make: Callable[[Any], Awaitable[T]], limit: 
 async def application(env: dict[str, str]) -> AsyncIterator[Any]:
     """An application on the run's stores (nothing listens: it only lends its domain objects)."""
     from dispatch.app import close_app, make_app
-    from dispatch.storage import open_stores
+    from dispatch.core.storage import open_stores
 
     settings = Settings.from_env(env, env_file=None)
     stores = open_stores(settings)

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bench.wire import HttpConnection, WebSocket, connect
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 
 LADDER = (500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12500, 15000, 20000)
 BACKLOG_ABORT_S = 2.0  # a step whose consoles trail by this many seconds of points has failed already

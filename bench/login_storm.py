@@ -13,7 +13,7 @@ import uuid
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from bench.common import emit, machine, percentile, server, services
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 
 PASSWORD = "bench-password-1"
 

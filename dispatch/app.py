@@ -12,16 +12,17 @@ import tornado.web
 from pymongo import AsyncMongoClient
 
 import handlers
-from dispatch import jsonutil, metrics, notifications
-from dispatch.events import EventBus
-from dispatch.identity import Identity
+from dispatch.core import jsonutil, metrics
+from dispatch.domain import notifications
+from dispatch.core.events import EventBus
+from dispatch.domain.identity import Identity
 from dispatch.openapi import build_spec
-from dispatch.orders import status_mover
-from dispatch.policy import check_handlers
-from dispatch.queue import TaskQueue
+from dispatch.domain.orders import status_mover
+from dispatch.core.policy import check_handlers
+from dispatch.domain.queue import TaskQueue
 from dispatch.realtime.hub import Hub
 from dispatch.realtime.ingest import Ingest
-from dispatch.requestid import RequestIdTransform, request_id
+from dispatch.core.requestid import RequestIdTransform, request_id
 from dispatch.settings import Settings
 from handlers.assets import AssetHandler
 from handlers.base import NotFoundHandler

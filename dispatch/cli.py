@@ -37,7 +37,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
     """Print the OpenAPI document (JSON, or YAML with --yaml)."""
     import handlers
-    from dispatch import jsonutil
+    from dispatch.core import jsonutil
     from dispatch.openapi import build_spec
     from models.common import SCHEMAS
 
@@ -53,7 +53,7 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
     """Create an active, verified ADMIN (prompts for missing flags)."""
-    from dispatch.create_admin import run
+    from dispatch.tools.create_admin import run
 
     return run(args, settings)
 
@@ -65,7 +65,7 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
     from pymongo.errors import PyMongoError
     from redis.exceptions import RedisError
 
-    from dispatch.seed import seed_demo
+    from dispatch.tools.seed import seed_demo
 
     try:
         asyncio.run(seed_demo(settings, sys.stdout, sys.stderr))
@@ -79,8 +79,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     """Stream GPS from N virtual drivers along plausible routes over the real websocket protocol."""
     import asyncio
 
-    from dispatch.seed import PASSWORD
-    from dispatch.simulate import simulate
+    from dispatch.tools.seed import PASSWORD
+    from dispatch.tools.simulate import simulate
 
     url = args.url or f"http://127.0.0.1:{settings.port}"
     names = [args.username_template.format(n=n) for n in range(1, args.drivers + 1)]

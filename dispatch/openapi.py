@@ -12,7 +12,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.yaml_utils import load_operations_from_docstring
 
 import dispatch
-from dispatch.policy import HTTP_METHODS, is_implemented
+from dispatch.core.policy import HTTP_METHODS, is_implemented
 
 NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 DOCUMENTED_METHODS = tuple(m for m in HTTP_METHODS if m not in ("head", "options"))

@@ -15,7 +15,7 @@ import tornado.web
 
 from dispatch.app import close_app, make_app
 from dispatch.settings import Settings
-from dispatch.storage import ensure_indexes, open_stores
+from dispatch.core.storage import ensure_indexes, open_stores
 
 log = logging.getLogger("dispatch.server")
 # Shutdown deadlines, seconds: sockets, then HTTP requests; then Ingest.close (FLUSH_TIMEOUT, 4 s) and the

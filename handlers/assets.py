@@ -6,8 +6,8 @@ from typing import Any
 
 import tornado.web
 
-from dispatch import jsonutil
-from dispatch.errors import default_code, default_message
+from dispatch.core import jsonutil
+from dispatch.core.errors import default_code, default_message
 
 
 class AssetHandler(tornado.web.StaticFileHandler):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from dispatch.errors import ApiError, NotFound
-from dispatch.invitations import organization_of_code
-from dispatch.policy import authenticated, public
+from dispatch.core.errors import ApiError, NotFound
+from dispatch.domain.invitations import organization_of_code
+from dispatch.core.policy import authenticated, public
 from handlers.base import BaseHandler
 from models.auth import SessionOut, LoginIn, PasswordChangeIn, PasswordForgotIn, PasswordResetIn, RefreshIn
 from models.users import RegisterIn, present_one

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tornado.httputil import HTTPFile, HTTPInputError, parse_body_arguments
 
-from dispatch import avatars
-from dispatch.errors import ApiError
-from dispatch.policy import authenticated
+from dispatch.domain import avatars
+from dispatch.core.errors import ApiError
+from dispatch.core.policy import authenticated
 from handlers.base import BaseHandler
 from models.avatars import AvatarAccepted
 

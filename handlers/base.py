@@ -9,13 +9,13 @@ import tornado.httputil
 import tornado.web
 from marshmallow import Schema, ValidationError
 
-from dispatch import jsonutil
-from dispatch.errors import ApiError, default_code, default_message
-from dispatch.pagination import Page, parse_page
-from dispatch.policy import HTTP_METHODS, is_implemented, public, rule_of
-from dispatch.requestid import request_id
+from dispatch.core import jsonutil
+from dispatch.core.errors import ApiError, default_code, default_message
+from dispatch.core.pagination import Page, parse_page
+from dispatch.core.policy import HTTP_METHODS, is_implemented, public, rule_of
+from dispatch.core.requestid import request_id
 from dispatch.settings import Settings
-from dispatch.storage import UNAVAILABLE
+from dispatch.core.storage import UNAVAILABLE
 
 log = logging.getLogger("dispatch.http")
 
@@ -152,12 +152,12 @@ class BaseHandler(tornado.web.RequestHandler):
 
     @property
     def events(self) -> Any:
-        """The domain event bus (dispatch.events.EventBus)."""
+        """The domain event bus (dispatch.core.events.EventBus)."""
         return self.settings["events"]
 
     @property
     def identity(self) -> Any:
-        """Accounts and sessions (dispatch.identity.Identity)."""
+        """Accounts and sessions (dispatch.domain.identity.Identity)."""
         return self.settings["identity"]
 
     @property

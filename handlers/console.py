@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dispatch.policy import public
+from dispatch.core.policy import public
 from handlers.base import BaseHandler
 
 PAGE = Path(__file__).resolve().parent.parent / "dispatch" / "static" / "console" / "index.html"

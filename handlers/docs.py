@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from dispatch import jsonutil
-from dispatch.policy import public
+from dispatch.core import jsonutil
+from dispatch.core.policy import public
 from handlers.base import BaseHandler
 
 DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "

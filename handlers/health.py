@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from dispatch import metrics
-from dispatch.errors import ApiError
-from dispatch.policy import public
+from dispatch.core import metrics
+from dispatch.core.errors import ApiError
+from dispatch.core.policy import public
 from handlers.base import BaseHandler
 
 PING_TIMEOUT = 2.0

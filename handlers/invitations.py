@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch import scopes
-from dispatch.errors import NotFound
-from dispatch.invitations import Joining, count_sent
-from dispatch.policy import authenticated, roles
+from dispatch.domain import scopes
+from dispatch.core.errors import NotFound
+from dispatch.domain.invitations import Joining, count_sent
+from dispatch.core.policy import authenticated, roles
 from handlers.base import BaseHandler
 from models.common import parse_id
 from models.invitations import InvitationIn, Invitations, present

@@ -7,10 +7,10 @@ from typing import Any
 
 import tornado.web
 
-from dispatch import jsonutil
-from dispatch.avatars import AVATARS_DIR
-from dispatch.errors import default_code
-from dispatch.policy import public
+from dispatch.core import jsonutil
+from dispatch.domain.avatars import AVATARS_DIR
+from dispatch.core.errors import default_code
+from dispatch.core.policy import public
 
 # Avatar names are random and never reused, so a file may be cached for good.
 CACHE_SECONDS = 365 * 24 * 3600

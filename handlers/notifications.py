@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dispatch.errors import NotFound
-from dispatch.policy import authenticated
+from dispatch.core.errors import NotFound
+from dispatch.core.policy import authenticated
 from handlers.base import BaseHandler
 from handlers.vehicles import query_of
 from models.common import parse_id

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from dispatch import idempotency
-from dispatch.orders import OrderDesk
-from dispatch.policy import authenticated, roles
+from dispatch.domain import idempotency
+from dispatch.domain.orders import OrderDesk
+from dispatch.core.policy import authenticated, roles
 from handlers.base import BaseHandler
 from handlers.vehicles import query_of
 from models.common import parse_id
@@ -23,7 +23,7 @@ class OrdersBase(BaseHandler):
 
     @property
     def desk(self) -> OrderDesk:
-        """Orders (dispatch.orders.OrderDesk) on this process's stores."""
+        """Orders (dispatch.domain.orders.OrderDesk) on this process's stores."""
         return OrderDesk(self.db, self.redis, self.events, self.identity.users)
 
     async def answer_once(self, operation: Callable[[], Awaitable[tuple[int, Any]]]) -> None:

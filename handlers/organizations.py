@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch import scopes
-from dispatch.errors import NotFound
-from dispatch.policy import authenticated, roles
+from dispatch.domain import scopes
+from dispatch.core.errors import NotFound
+from dispatch.core.policy import authenticated, roles
 from dispatch.realtime.access import announce_scope_change
 from handlers.base import BaseHandler
 from models.common import parse_id

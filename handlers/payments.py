@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.payments import Billing
-from dispatch.policy import roles
+from dispatch.domain.payments import Billing
+from dispatch.core.policy import roles
 from handlers.orders import OrdersBase
 from models.common import parse_id
 from models.payments import PaymentIn, PaymentOut, RatingIn, RatingOut
@@ -17,7 +17,7 @@ RATING_OUT = RatingOut()
 class BillingBase(OrdersBase):
     @property
     def billing(self) -> Billing:
-        """Payments and ratings (dispatch.payments.Billing) on this process's stores."""
+        """Payments and ratings (dispatch.domain.payments.Billing) on this process's stores."""
         return Billing(self.db, self.identity.users)
 
 

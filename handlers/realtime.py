@@ -13,16 +13,16 @@ from urllib.parse import urlsplit
 
 import tornado.websocket
 
-from dispatch import jsonutil, metrics
-from dispatch.errors import ApiError
-from dispatch.policy import public
+from dispatch.core import jsonutil, metrics
+from dispatch.core.errors import ApiError
+from dispatch.core.policy import public
 from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_order
 from dispatch.realtime.frames import FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
 from dispatch.realtime.hub import REPLAY_PAGE
 from dispatch.realtime.ingest import Submission
 from dispatch.realtime.outbox import STUCK_AFTER, Outbox
-from dispatch.storage import UNAVAILABLE
-from dispatch.timeutil import isoformat, utcnow
+from dispatch.core.storage import UNAVAILABLE
+from dispatch.core.timeutil import isoformat, utcnow
 
 log = logging.getLogger("dispatch.realtime")
 

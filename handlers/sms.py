@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dispatch.errors import NotFound
-from dispatch.policy import authenticated, public
-from dispatch.sms_login import PhoneVerification, SmsLogin
+from dispatch.core.errors import NotFound
+from dispatch.core.policy import authenticated, public
+from dispatch.domain.sms_login import PhoneVerification, SmsLogin
 from handlers.base import BaseHandler
 from models.sms import PhoneVerifyIn, SmsRequestIn, SmsVerifyIn
 from models.users import present_one

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dispatch.policy import authenticated, roles
-from dispatch.support import SupportDesk, is_operator
+from dispatch.core.policy import authenticated, roles
+from dispatch.domain.support import SupportDesk, is_operator
 from handlers.base import BaseHandler
 from handlers.vehicles import query_of
 from models.common import parse_id

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch import scopes
-from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
-from dispatch.policy import authenticated, roles
+from dispatch.domain import scopes
+from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.core.policy import authenticated, roles
 from dispatch.realtime.access import announce_scope_change
-from dispatch.sms_login import PhoneVerification
+from dispatch.domain.sms_login import PhoneVerification
 from handlers.base import BaseHandler
 from models.common import parse_id
 from models.directory import REFERRAL_OUT, InviteIn, UserAdminPatch, UserDirectory, UserFilter

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.fleet import Fleet, PriceLists
-from dispatch.policy import authenticated, roles
+from dispatch.domain.fleet import Fleet, PriceLists
+from dispatch.core.policy import authenticated, roles
 from handlers.base import BaseHandler
 from models.common import parse_id
 from models.vehicles import (NearbyQuery, NearbyTruck, NearbyVehicle, TrackQuery, VehicleIn, VehicleOut, VehiclePatch,
@@ -34,7 +34,7 @@ class FleetHandler(BaseHandler):
 
     @property
     def fleet(self) -> Fleet:
-        """The fleet (dispatch.fleet.Fleet) on this process's stores."""
+        """The fleet (dispatch.domain.fleet.Fleet) on this process's stores."""
         return Fleet(self.db, self.redis, self.identity.users)
 
     async def write_vehicles(self, docs: list[dict[str, Any]], total: int | None = None, status: int = 200) -> None:

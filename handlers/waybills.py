@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dispatch.policy import roles
-from dispatch.waybills import WaybillDesk
+from dispatch.core.policy import roles
+from dispatch.domain.waybills import WaybillDesk
 from handlers.base import BaseHandler
 from handlers.vehicles import query_of
 from models.common import parse_id

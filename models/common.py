@@ -8,8 +8,8 @@ from typing import Any
 from bson import ObjectId
 from marshmallow import Schema, ValidationError, fields
 
-from dispatch.errors import ApiError
-from dispatch.timeutil import isoformat
+from dispatch.core.errors import ApiError
+from dispatch.core.timeutil import isoformat
 
 
 # Schemas registered by name in the OpenAPI document (others are found through docstrings).

@@ -14,8 +14,8 @@ from bson import Binary, ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from dispatch.storage import index
-from dispatch.timeutil import utcnow
+from dispatch.core.storage import index
+from dispatch.core.timeutil import utcnow
 
 COLLECTION = "idempotency"
 LIFETIME = timedelta(hours=24)

@@ -16,9 +16,9 @@ from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from dispatch.errors import ApiError
-from dispatch.storage import index
-from dispatch.timeutil import utcnow
+from dispatch.core.errors import ApiError
+from dispatch.core.storage import index
+from dispatch.core.timeutil import utcnow
 from models.common import Id, UtcDateTime, list_of
 from models.users import OrganizationRef, phone_field_value
 

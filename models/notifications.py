@@ -9,8 +9,8 @@ from marshmallow import EXCLUDE, Schema, fields
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.storage import index
-from dispatch.timeutil import utcnow
+from dispatch.core.storage import index
+from dispatch.core.timeutil import utcnow
 from models.common import SCHEMAS, Id, UtcDateTime
 
 COLLECTION = "notifications"

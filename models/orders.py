@@ -2,7 +2,7 @@
 
 An order document keeps its timeline (`timeline`: `{type, from, to, actor_id, at, reason?,
 vehicle_id?}`) inside itself, so a status change and its timeline entry are one write.
-The state machine itself lives in dispatch/orders.py.
+The state machine itself lives in dispatch/domain/orders.py.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.pagination import Page
-from dispatch.storage import index
-from dispatch.timeutil import utcnow
+from dispatch.core.pagination import Page
+from dispatch.core.storage import index
+from dispatch.core.timeutil import utcnow
 from models.common import Id, JsonBoolean, JsonNumber, UtcDateTime, list_of, visible_text
 from models.vehicles import VehicleLocation
 

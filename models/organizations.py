@@ -10,10 +10,10 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from dispatch.errors import Conflict
-from dispatch.security import random_code
-from dispatch.storage import index
-from dispatch.timeutil import utcnow
+from dispatch.core.errors import Conflict
+from dispatch.core.security import random_code
+from dispatch.core.storage import index
+from dispatch.core.timeutil import utcnow
 from models.common import Id, UtcDateTime, list_of, visible_text
 
 COLLECTION = "organizations"

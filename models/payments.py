@@ -10,10 +10,10 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from dispatch.errors import Conflict
-from dispatch.pagination import Page
-from dispatch.storage import index
-from dispatch.timeutil import utcnow
+from dispatch.core.errors import Conflict
+from dispatch.core.pagination import Page
+from dispatch.core.storage import index
+from dispatch.core.timeutil import utcnow
 from models.common import Id, JsonNumber, UtcDateTime, list_of
 
 PAYMENTS = "payments"

@@ -7,7 +7,7 @@ from typing import Any
 import phonenumbers
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from dispatch.phones import PhoneError, normalize
+from dispatch.core.phones import PhoneError, normalize
 
 CODE_DIGITS = 6
 

@@ -14,8 +14,8 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.storage import index
-from dispatch.timeutil import utcnow
+from dispatch.core.storage import index
+from dispatch.core.timeutil import utcnow
 from models.common import Id, JsonBoolean, UtcDateTime, list_of, visible_text
 
 TICKETS = "support_tickets"

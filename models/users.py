@@ -12,11 +12,11 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from dispatch.errors import Conflict
-from dispatch.phones import PhoneError, normalize
-from dispatch.security import MAX_PASSWORD_BYTES, random_code
-from dispatch.storage import index, migration, retire_index
-from dispatch.timeutil import utcnow
+from dispatch.core.errors import Conflict
+from dispatch.core.phones import PhoneError, normalize
+from dispatch.core.security import MAX_PASSWORD_BYTES, random_code
+from dispatch.core.storage import index, migration, retire_index
+from dispatch.core.timeutil import utcnow
 from models.common import Id, UtcDateTime, visible_text
 
 COLLECTION = "users"

@@ -1,7 +1,7 @@
 """Fleet data: vehicle types (pricing), vehicles (tow trucks) and their stored GPS history.
 
 Schemas of the API and the data access of the `vehicle_types`, `vehicles` and `gps_points`
-collections. Who may see what is decided in dispatch/fleet.py, which hands these
+collections. Who may see what is decided in dispatch/domain/fleet.py, which hands these
 repositories a scope filter.
 """
 
@@ -17,11 +17,11 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from dispatch import live
-from dispatch.errors import Conflict
-from dispatch.pagination import Page
-from dispatch.storage import index, migration, retire_index
-from dispatch.timeutil import utcnow
+from dispatch.core import live
+from dispatch.core.errors import Conflict
+from dispatch.core.pagination import Page
+from dispatch.core.storage import index, migration, retire_index
+from dispatch.core.timeutil import utcnow
 from models.common import Id, JsonNumber, UtcDateTime, list_of, visible_text
 
 TYPES = "vehicle_types"

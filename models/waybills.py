@@ -10,8 +10,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.storage import index
-from dispatch.timeutil import utcnow
+from dispatch.core.storage import index
+from dispatch.core.timeutil import utcnow
 from models.common import Id, JsonNumber, UtcDateTime, list_of
 
 COLLECTION = "waybills"

@@ -13,9 +13,9 @@ from celery.signals import worker_process_shutdown
 from pymongo import MongoClient, ReturnDocument
 from pymongo.errors import ConnectionFailure
 
-from dispatch import avatars
+from dispatch.domain import avatars
 from dispatch.settings import Settings
-from dispatch.timeutil import utcnow
+from dispatch.core.timeutil import utcnow
 from tasks import settings_of
 
 log = logging.getLogger("dispatch.avatars")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from celery import shared_task
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 from dispatch.settings import Settings
-from dispatch.timeutil import isoformat, utcnow
+from dispatch.core.timeutil import isoformat, utcnow
 from tasks import settings_of
 
 log = logging.getLogger("dispatch.sms")

@@ -23,10 +23,10 @@ import tornado.httpserver
 import tornado.web
 from pymongo import MongoClient
 
-from dispatch import devservices
+from dispatch.tools import devservices
 from dispatch.app import close_app, make_app
 from dispatch.settings import Settings
-from dispatch.storage import ensure_indexes, open_stores
+from dispatch.core.storage import ensure_indexes, open_stores
 from tests.helpers import Api
 
 # The test client's own debug lines (request URLs, some with a `?token=`) are not the server's logs,

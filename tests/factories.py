@@ -31,7 +31,7 @@ async def login(app: Any, user: dict[str, Any]) -> str:
 
 async def make_org(app: Any, name: str | None = None, **fields: Any) -> dict[str, Any]:
     """An organization document inserted directly."""
-    from dispatch.timeutil import utcnow
+    from dispatch.core.timeutil import utcnow
 
     now = utcnow()
     name = name or f"Org {uuid.uuid4().hex[:6]}"

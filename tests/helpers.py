@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 
 
 @dataclass

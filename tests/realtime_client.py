@@ -9,7 +9,7 @@ from typing import Any
 import tornado.httpclient
 import tornado.websocket
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 from tests.factories import login, make_org, make_user
 
 
@@ -99,7 +99,7 @@ async def fleet(app: Any, api: Any, drivers: int = 1) -> dict[str, Any]:
 
 def point(seq: int, lat: float = 55.75, lon: float = 37.61, **extra: Any) -> dict[str, Any]:
     """A valid GPS point of now."""
-    from dispatch.timeutil import isoformat, utcnow
+    from dispatch.core.timeutil import isoformat, utcnow
 
     return {"seq": seq, "lat": lat, "lon": lon, "ts": isoformat(utcnow()), "speed": 12.5, "heading": 90.0,
             "accuracy": 5.0, **extra}

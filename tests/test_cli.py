@@ -11,8 +11,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dispatch import devservices
-from dispatch.devservices import VENV_BIN
+from dispatch.tools import devservices
+from dispatch.tools.devservices import VENV_BIN
 
 
 def env_of(settings: Any) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dispatch.devservices import VENV_BIN
+from dispatch.tools.devservices import VENV_BIN
 from tests.helpers import Api
 from tests.test_cli import env_of
 

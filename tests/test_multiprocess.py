@@ -10,8 +10,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from dispatch import devservices
-from dispatch.devservices import VENV_BIN
+from dispatch.tools import devservices
+from dispatch.tools.devservices import VENV_BIN
 from tests.helpers import Api
 from tests.realtime_client import WsClient, fleet, point, ws_url
 from tests.test_cli import env_of, wait_ready

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from dispatch import live
-from dispatch.devservices import VENV_BIN
+from dispatch.core import live
+from dispatch.tools.devservices import VENV_BIN
 from tests.helpers import Api
 from tests.test_cli import env_of
 

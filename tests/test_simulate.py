@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from dispatch.devservices import VENV_BIN
-from dispatch.simulate import Route, _distance
+from dispatch.tools.devservices import VENV_BIN
+from dispatch.tools.simulate import Route, _distance
 from tests.factories import PASSWORD
 from tests.helpers import Api
 from tests.realtime_client import WsClient, fleet, ws_url

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 from dispatch.realtime.ingest import DriverContext
 
 CHANNEL_KINDS = ("fleet", "order", "vehicle")

@@ -17,8 +17,8 @@ from typing import Any, Iterable, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisUnreachable, RedisError, TimeoutError as RedisTimeout
 
-from dispatch import jsonutil
-from dispatch.events import Event
+from dispatch.core import jsonutil
+from dispatch.core.events import Event
 
 log = logging.getLogger("dispatch.realtime")
 

@@ -23,9 +23,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 from redis.exceptions import RedisError
 
-from dispatch import jsonutil, live
+from dispatch.core import jsonutil, live
 from dispatch.realtime.hub import Hub
-from dispatch.timeutil import isoformat
+from dispatch.core.timeutil import isoformat
 from models.vehicles import GPS_POINTS
 
 log = logging.getLogger("dispatch.realtime")

@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from typing import Awaitable, Callable
 
-from dispatch import metrics
+from dispatch.core import metrics
 
 log = logging.getLogger("dispatch.realtime")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 from tests.browser.conftest import PageErrors, browser_context
 from tests.factories import PASSWORD, login, make_user
 from tests.fleet_fixtures import make_vehicle_type

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from dispatch.errors import ApiError
-from dispatch.orders import status_mover
+from dispatch.core.errors import ApiError
+from dispatch.domain.orders import status_mover
 from tests.fleet_fixtures import insert_order, make_world
 
 

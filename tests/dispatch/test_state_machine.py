@@ -1,6 +1,6 @@
 """The order state machine, exhaustively: every role × every status × every requested move.
 
-The expectations are written out here independently of dispatch.orders.MOVES (the SPEC's
+The expectations are written out here independently of dispatch.domain.orders.MOVES (the SPEC's
 words, not the code's table), so a wrong row in the table fails a test.
 """
 
@@ -10,8 +10,8 @@ import itertools
 
 import pytest
 
-from dispatch.errors import ApiError
-from dispatch.orders import MOVES, decide
+from dispatch.core.errors import ApiError
+from dispatch.domain.orders import MOVES, decide
 
 ROLES = ("BASE", "DRIVER", "MANAGER", "ADMIN")
 STATUSES = ("new", "assigned", "accepted", "en_route", "arrived", "in_progress", "completed", "cancelled")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from dispatch.avatars import MAX_UPLOAD
+from dispatch.domain.avatars import MAX_UPLOAD
 from tests.factories import login, make_user
 from tests.helpers import Api, Response
 

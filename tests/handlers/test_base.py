@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from marshmallow import Schema, fields, validate
 
-from dispatch.errors import ApiError
-from dispatch.policy import public
+from dispatch.core.errors import ApiError
+from dispatch.core.policy import public
 from handlers.base import BaseHandler
 from tests.helpers import Api
 

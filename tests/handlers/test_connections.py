@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 from handlers.base import JSON_LIMIT, OVERSIZE_READ_FACTOR
 from tests.factories import login, make_user
 from tests.helpers import Api, Response, assert_error_envelope

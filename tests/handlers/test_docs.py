@@ -10,7 +10,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from dispatch.openapi import openapi_path
-from dispatch.policy import is_implemented
+from dispatch.core.policy import is_implemented
 from handlers import all_routes
 from tests.helpers import Api
 

@@ -11,9 +11,9 @@ import pytest
 import tornado.httpserver
 import tornado.testing
 
-from dispatch import devservices
+from dispatch.tools import devservices
 from dispatch.app import make_app
-from dispatch.storage import open_stores
+from dispatch.core.storage import open_stores
 from tests.helpers import Api
 
 

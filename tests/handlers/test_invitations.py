@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from dispatch.timeutil import utcnow
+from dispatch.core.timeutil import utcnow
 from tests.factories import login, make_user
 from tests.handlers.test_organizations import World, make_world, member_ids
 from tests.helpers import Api

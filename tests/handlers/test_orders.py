@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from dispatch.events import Event
-from dispatch.geo import distance_km
-from dispatch.timeutil import isoformat, utcnow
+from dispatch.core.events import Event
+from dispatch.core.geo import distance_km
+from dispatch.core.timeutil import isoformat, utcnow
 from tests.dispatch.test_state_machine import ACTIONS, STATUSES, expected
 from tests.fleet_fixtures import (API, CENTER, insert_order, make_vehicle_type, make_world, offset, oid,
                                   order_body, put_position)

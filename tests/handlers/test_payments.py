@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from dispatch.timeutil import utcnow
+from dispatch.core.timeutil import utcnow
 from tests.fleet_fixtures import API, insert_order, make_world
 from tests.helpers import Api
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 from tests.factories import login, make_user
 from tests.helpers import Api
 from tests.realtime_client import WsClient, fleet, point, ws_url
@@ -291,7 +291,7 @@ def send_masked(sock: socket.socket, text: str) -> None:
 @pytest.mark.gen_test(timeout=600)  # a hang guard: every wait inside has its own stall limit
 async def test_a_console_that_never_reads_does_not_delay_another(app: Any, api: Api, base_url: str,
                                                                  raw_sockets: list[socket.socket]) -> None:
-    from dispatch import metrics
+    from dispatch.core import metrics
 
     # The stuck console must overflow (two batches of 500 reach it) before it is closed as stuck, also
     # when a busy machine takes seconds per batch: so a stuck write is given far longer than that here.

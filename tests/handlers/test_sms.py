@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 from dispatch.settings import Settings
-from dispatch.storage import ensure_indexes
+from dispatch.core.storage import ensure_indexes
 from tests.factories import PASSWORD, login, make_user
 from tests.helpers import Api
 

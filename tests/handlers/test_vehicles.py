@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from dispatch import live
-from dispatch.geo import haversine_km
+from dispatch.core import live
+from dispatch.core.geo import haversine_km
 from tests.fleet_fixtures import API, CENTER, gps_point, make_world, offset, oid, put_position
 from tests.helpers import Api
 
@@ -77,7 +77,7 @@ async def test_managers_write_their_organizations_price_lists(app: Any, api: Api
 
 @pytest.mark.gen_test(timeout=60)
 async def test_types_from_before_price_lists_are_shared(app: Any, api: Api) -> None:
-    from dispatch.storage import ensure_indexes
+    from dispatch.core.storage import ensure_indexes
 
     world = await make_world(app)
     db = app.settings["db"]

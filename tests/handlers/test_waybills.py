@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from dispatch.events import Event
+from dispatch.core.events import Event
 from models.vehicles import Vehicles
 from tests.factories import login, make_org, make_user
 from tests.helpers import Api

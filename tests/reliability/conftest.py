@@ -9,7 +9,7 @@ import pytest
 import tornado.web
 
 from dispatch.app import close_app, make_app
-from dispatch.storage import ensure_indexes, open_stores
+from dispatch.core.storage import ensure_indexes, open_stores
 from tests.reliability.stack import Stack
 
 

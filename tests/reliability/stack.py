@@ -22,10 +22,11 @@ import tornado.iostream
 import tornado.websocket
 from pymongo import MongoClient
 
-from dispatch import devservices, jsonutil
-from dispatch.devservices import VENV_BIN, Service
+from dispatch.tools import devservices
+from dispatch.core import jsonutil
+from dispatch.tools.devservices import VENV_BIN, Service
 from dispatch.settings import Settings
-from dispatch.timeutil import isoformat, utcnow
+from dispatch.core.timeutil import isoformat, utcnow
 from tests.test_cli import env_of, wait_ready
 
 CONNECT_ERRORS = (OSError, tornado.websocket.WebSocketClosedError, tornado.httpclient.HTTPClientError,

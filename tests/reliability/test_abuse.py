@@ -17,8 +17,8 @@ import pytest
 import requests
 from bson import ObjectId
 
-from dispatch import jsonutil
-from dispatch.security import encode_token
+from dispatch.core import jsonutil
+from dispatch.core.security import encode_token
 from tests.factories import PASSWORD, login, make_user
 from tests.fleet_fixtures import CENTER, World, gps_point, make_vehicle_type, make_world, oid, order_body
 from tests.handlers.test_sms import new_phone, request_code, wrong

@@ -18,7 +18,8 @@ import pytest
 import tornado.httpclient
 from aiosmtpd.controller import Controller
 
-from dispatch import devservices, jsonutil
+from dispatch.tools import devservices
+from dispatch.core import jsonutil
 from tasks import make_celery
 from tests.helpers import Response, api_at, assert_error_envelope
 from tests.realtime_client import WsClient, fleet, ws_url

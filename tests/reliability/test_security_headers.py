@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from dispatch.security import encode_token
+from dispatch.core.security import encode_token
 from tests.factories import PASSWORD, login, make_user
 from tests.helpers import Api
 from tests.realtime_client import WsClient, ws_url

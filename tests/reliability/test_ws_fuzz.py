@@ -20,7 +20,7 @@ import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 from tests.factories import login, make_user
 from tests.fleet_fixtures import make_vehicle_type, order_body
 from tests.helpers import Api

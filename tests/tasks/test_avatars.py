@@ -13,7 +13,8 @@ from bson import ObjectId
 from PIL import Image, ImageCms, PngImagePlugin
 from pymongo.errors import ConnectionFailure
 
-from dispatch import avatars, devservices
+from dispatch.domain import avatars
+from dispatch.tools import devservices
 from dispatch.settings import Settings
 from tasks import make_celery
 from tasks.avatars import _store, close_clients

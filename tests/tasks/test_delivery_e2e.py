@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from aiosmtpd.controller import Controller
 
-from dispatch import devservices
+from dispatch.tools import devservices
 from tests.conftest import redis_db_url
 from tests.factories import PASSWORD
 from tests.helpers import Api

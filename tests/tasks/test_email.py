@@ -8,7 +8,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
-from dispatch import devservices
+from dispatch.tools import devservices
 from tasks.email import build_message, deliver
 
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 from tasks.sms import deliver, send_sms
 
 
@@ -71,7 +71,7 @@ def test_http_backend_failure_raises_for_retry(gateway: Gateway, services: Any) 
 
 
 def test_http_backend_unreachable_gateway_raises_for_retry(services: Any) -> None:
-    from dispatch import devservices
+    from dispatch.tools import devservices
 
     settings = services.settings(sms_backend="http", sms_http_url=f"http://127.0.0.1:{devservices.free_port()}/")
     with pytest.raises(send_sms.autoretry_for):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from dispatch import jsonutil
+from dispatch.core import jsonutil
 from dispatch.realtime.hub import Hub
 
 

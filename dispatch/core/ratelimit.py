@@ -6,7 +6,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from dispatch.errors import ApiError
+from dispatch.core.errors import ApiError
 
 
 def _window(seconds: int) -> int:

@@ -17,14 +17,14 @@ import redis.asyncio as aioredis
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch import live
-from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
-from dispatch.events import Event, EventBus
-from dispatch.fleet import type_scope, user_orgs, vehicle_scope
-from dispatch.geo import distance_km
-from dispatch.pagination import Page
+from dispatch.core import live
+from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.core.events import Event, EventBus
+from dispatch.domain.fleet import type_scope, user_orgs, vehicle_scope
+from dispatch.core.geo import distance_km
+from dispatch.core.pagination import Page
 from dispatch.realtime.access import announce_scope_change
-from dispatch.timeutil import utcnow
+from dispatch.core.timeutil import utcnow
 from models.common import parse_id
 from models.orders import STATUS_REQUESTS, OrderOut, Orders, timeline_event
 from models.users import Users

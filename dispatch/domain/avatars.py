@@ -19,8 +19,8 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dispatch.errors import ApiError
-from dispatch.security import random_code
+from dispatch.core.errors import ApiError
+from dispatch.core.security import random_code
 
 MAX_UPLOAD = 5 * 1024 * 1024            # bytes of the image itself
 MAX_PIXELS = 40_000_000                 # width × height, read from the header before any decoding

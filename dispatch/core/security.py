@@ -14,7 +14,7 @@ from typing import Any
 import bcrypt
 import jwt
 
-from dispatch.timeutil import utcnow
+from dispatch.core.timeutil import utcnow
 
 ALGORITHM = "HS256"
 # bcrypt releases the GIL while hashing, so these threads run beside the event loop.

@@ -16,9 +16,9 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
-from dispatch.orders import order_scope
-from dispatch.pagination import Page
+from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.domain.orders import order_scope
+from dispatch.core.pagination import Page
 from models.orders import Orders
 from models.payments import Payments, Ratings
 from models.users import Users

@@ -16,9 +16,9 @@ from typing import Any, Awaitable, Callable
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch import jsonutil
-from dispatch.errors import Conflict, ValidationFailed
-from dispatch.timeutil import utcnow
+from dispatch.core import jsonutil
+from dispatch.core.errors import Conflict, ValidationFailed
+from dispatch.core.timeutil import utcnow
 from models.idempotency import LIFETIME, IdempotencyRecords
 
 HEADER = "Idempotency-Key"

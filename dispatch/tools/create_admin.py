@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from dispatch.errors import ApiError
+from dispatch.core.errors import ApiError
 from dispatch.settings import Settings
 
 
@@ -59,9 +59,9 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
 
 async def create_admin(settings: Settings, data: dict[str, Any]) -> dict[str, Any]:
     """Insert the ADMIN account (active, verified: no activation email is sent)."""
-    from dispatch.identity import Identity
-    from dispatch.queue import TaskQueue
-    from dispatch.storage import ensure_indexes, open_stores
+    from dispatch.domain.identity import Identity
+    from dispatch.domain.queue import TaskQueue
+    from dispatch.core.storage import ensure_indexes, open_stores
 
     stores = open_stores(settings)
     tasks = TaskQueue(settings)

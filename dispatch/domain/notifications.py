@@ -11,7 +11,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.events import Event, EventBus, Listener
+from dispatch.core.events import Event, EventBus, Listener
 from models.notifications import Notifications, new_notification, show
 
 # What a client or driver is told when an order reaches a status (`declined`: the driver gave it back).

@@ -18,11 +18,11 @@ from bson import ObjectId
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from dispatch import live
-from dispatch.orders import OrderDesk
-from dispatch.pagination import Page
+from dispatch.core import live
+from dispatch.domain.orders import OrderDesk
+from dispatch.core.pagination import Page
 from dispatch.settings import Settings
-from dispatch.timeutil import isoformat, utcnow
+from dispatch.core.timeutil import isoformat, utcnow
 from models.orders import Orders
 from models.organizations import Organizations
 from models.vehicles import Vehicles, VehicleTypes, plate_key
@@ -243,7 +243,7 @@ def print_logins(report: Report, out: Console) -> None:
 async def seed_demo(settings: Settings, stdout: TextIO, stderr: TextIO) -> Report:
     """Build an application on the configured stores and seed the demo data through it."""
     from dispatch.app import make_app
-    from dispatch.storage import ensure_indexes, open_stores
+    from dispatch.core.storage import ensure_indexes, open_stores
 
     stores = open_stores(settings)
     app = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)

@@ -14,8 +14,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from dispatch import jsonutil
-from dispatch.security import digest
+from dispatch.core import jsonutil
+from dispatch.core.security import digest
 
 TOUCH_EVERY = 60  # seconds between last-used updates made by ordinary requests
 

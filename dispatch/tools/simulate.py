@@ -20,8 +20,8 @@ from typing import Any, TextIO
 import tornado.httpclient
 import tornado.websocket
 
-from dispatch import jsonutil
-from dispatch.timeutil import isoformat, utcnow
+from dispatch.core import jsonutil
+from dispatch.core.timeutil import isoformat, utcnow
 
 EARTH_KM = 6371.0
 CENTER = (55.75, 37.62)

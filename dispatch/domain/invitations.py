@@ -6,9 +6,9 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch import ratelimit
-from dispatch.errors import Conflict, ValidationFailed
-from dispatch.events import Event, EventBus
+from dispatch.core import ratelimit
+from dispatch.core.errors import Conflict, ValidationFailed
+from dispatch.core.events import Event, EventBus
 from dispatch.settings import Settings
 from models.invitations import Invitations
 from models.notifications import Notifications, new_notification, show

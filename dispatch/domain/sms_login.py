@@ -12,10 +12,10 @@ from typing import Any
 
 from bson import ObjectId
 
-from dispatch import ratelimit
-from dispatch.errors import ApiError, Conflict
-from dispatch.identity import Identity
-from dispatch.security import digest
+from dispatch.core import ratelimit
+from dispatch.core.errors import ApiError, Conflict
+from dispatch.domain.identity import Identity
+from dispatch.core.security import digest
 
 CODE_TTL = 300
 CODE_DIGITS = 6

@@ -1,7 +1,7 @@
 """Local services for development and tests: redis-server, the embedded MongoDB-wire server
 (SecantusDB's `secantusd-py`) and a Celery worker, each a real child process.
 
-`python -m dispatch.devservices run` (what `make run` calls) starts whichever of them is
+`python -m dispatch.tools.devservices run` (what `make run` calls) starts whichever of them is
 missing, then the server, and stops its children on Ctrl-C or SIGTERM. The test suite
 uses the same functions to start private instances on free ports.
 """
@@ -224,6 +224,6 @@ def run(root: Path = Path(".")) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["run"]:
-        print("usage: python -m dispatch.devservices run", file=sys.stderr)
+        print("usage: python -m dispatch.tools.devservices run", file=sys.stderr)
         sys.exit(2)
     sys.exit(run())

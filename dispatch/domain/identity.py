@@ -17,13 +17,13 @@ import redis.asyncio as aioredis
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch import ratelimit
-from dispatch.errors import ApiError, Conflict, ValidationFailed
-from dispatch.phones import PhoneError, looks_like_phone, normalize
-from dispatch.queue import TaskQueue
-from dispatch.security import (TokenError, check_password, decode_token, encode_token, hash_password,
+from dispatch.core import ratelimit
+from dispatch.core.errors import ApiError, Conflict, ValidationFailed
+from dispatch.core.phones import PhoneError, looks_like_phone, normalize
+from dispatch.domain.queue import TaskQueue
+from dispatch.core.security import (TokenError, check_password, decode_token, encode_token, hash_password,
                                password_fingerprint, random_code)
-from dispatch.sessions import RefreshError, SessionStore, TOUCH_EVERY
+from dispatch.domain.sessions import RefreshError, SessionStore, TOUCH_EVERY
 from dispatch.settings import Settings
 from models.users import Users, new_user, password_problems
 

@@ -20,11 +20,11 @@ import redis.asyncio as aioredis
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch import live
-from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
-from dispatch.geo import path_km
-from dispatch.pagination import Page
-from dispatch.timeutil import utcnow
+from dispatch.core import live
+from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.core.geo import path_km
+from dispatch.core.pagination import Page
+from dispatch.core.timeutil import utcnow
 from models.users import Users
 from models.vehicles import GpsHistory, Vehicles, VehicleTypes, organization_exists
 

@@ -1,6 +1,6 @@
 """Who may see and change which users and organizations (SPEC section 4), in one place.
 
-`dispatch.policy` decides which categories may call a handler method at all; this
+`dispatch.core.policy` decides which categories may call a handler method at all; this
 module decides, for a caller who got in, which objects are theirs. Objects outside
 the caller's scope are `NotFound` (their existence is not leaked); actions the caller's
 role may not take on an object it can see are 403.
@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from bson import ObjectId
 
-from dispatch.errors import ApiError, NotFound
+from dispatch.core.errors import ApiError, NotFound
 
 User = dict[str, Any]
 

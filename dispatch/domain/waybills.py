@@ -12,10 +12,10 @@ from bson import ObjectId
 from marshmallow import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.errors import ApiError, Conflict, NotFound, ValidationFailed
-from dispatch.events import Event, EventBus
-from dispatch.pagination import Page
-from dispatch.timeutil import utcnow
+from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.core.events import Event, EventBus
+from dispatch.core.pagination import Page
+from dispatch.core.timeutil import utcnow
 from models.orders import Orders
 from models.vehicles import Vehicles
 from models.waybills import Waybills, check_readings, new_waybill, show
