@@ -21,9 +21,9 @@ import tornado.httpclient
 import tornado.websocket
 
 from dispatch.core import jsonutil
+from dispatch.core.geo import EARTH_RADIUS_KM, haversine_km
 from dispatch.core.timeutil import isoformat, utcnow
 
-EARTH_KM = 6371.0
 CENTER = (55.75, 37.62)
 RESEND_BATCH = 500
 
@@ -41,7 +41,7 @@ class Stats:
 
 def step(lat: float, lon: float, heading: float, km: float) -> tuple[float, float]:
     """The point `km` away from (lat, lon) along `heading` degrees (spherical earth)."""
-    d, h = km / EARTH_KM, math.radians(heading)
+    d, h = km / EARTH_RADIUS_KM, math.radians(heading)
     la1, lo1 = math.radians(lat), math.radians(lon)
     la2 = math.asin(math.sin(la1) * math.cos(d) + math.cos(la1) * math.sin(d) * math.cos(h))
     lo2 = lo1 + math.atan2(math.sin(h) * math.sin(d) * math.cos(la1), math.cos(d) - math.sin(la1) * math.sin(la2))
@@ -72,7 +72,7 @@ class Route:
         """Move along the route; the new position with speed (km/h) and heading."""
         heading = bearing(self.lat, self.lon, *self.target)
         km = self.speed_kmh * seconds / 3600
-        if _distance(self.lat, self.lon, *self.target) <= km:
+        if haversine_km(self.lat, self.lon, *self.target) <= km:
             self.lat, self.lon = self.target
             self.target = self._waypoint()
             self.speed_kmh = min(70.0, max(10.0, self.speed_kmh + self.rng.uniform(-10, 10)))
@@ -80,12 +80,6 @@ class Route:
             self.lat, self.lon = step(self.lat, self.lon, heading, km)
         return {"lat": round(self.lat, 6), "lon": round(self.lon, 6), "speed": round(self.speed_kmh, 1),
                 "heading": round(heading, 1)}
-
-
-def _distance(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    la1, la2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_KM * math.asin(math.sqrt(a))
 
 
 class VirtualDriver:
