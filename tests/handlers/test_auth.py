@@ -25,16 +25,6 @@ async def activation_link(services: Any, email: str) -> str:
     return re.search(r"http\S+/api/v1/auth/activate\?token=\S+", message.get_content()).group(0)
 
 
-async def register_and_activate(api: Api, services: Any, **extra: Any) -> dict[str, Any]:
-    account = new_account(**extra)
-    created = await api.post("/api/v1/auth/register", account)
-    assert created.status == 201, created.json
-    link = await activation_link(services, account["email"])
-    token = parse_qs(urlsplit(link).query)["token"][0]
-    assert (await api.get(f"/api/v1/auth/activate?token={token}")).status == 200
-    return account
-
-
 async def login_pair(api: Api, login_id: str, password: str = PASSWORD) -> dict[str, Any]:
     answer = await api.post("/api/v1/auth/login", {"login": login_id, "password": password})
     assert answer.status == 200, answer.json
