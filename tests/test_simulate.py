@@ -10,9 +10,9 @@ import pytest
 from dispatch.tools.devservices import VENV_BIN
 from dispatch.core.geo import haversine_km
 from dispatch.tools.simulate import Route
-from tests.factories import PASSWORD
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, ws_url
+from tests.support.factories import PASSWORD
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, ws_url
 
 
 def test_routes_move_at_town_speed() -> None:

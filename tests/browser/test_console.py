@@ -12,10 +12,10 @@ import pytest
 
 from dispatch.core import jsonutil
 from tests.browser.conftest import PageErrors, browser_context
-from tests.factories import PASSWORD, login, make_user
-from tests.fleet_fixtures import make_vehicle_type
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, point, ws_url
+from tests.support.factories import PASSWORD, login, make_user
+from tests.support.fleet_fixtures import make_vehicle_type
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
 
 # Network failures the drop test causes on purpose are logged by Chromium as console errors.
 EXPECTED_NETWORK_ERRORS = re.compile(

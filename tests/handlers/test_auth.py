@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
-from tests.factories import PASSWORD, login, make_user
-from tests.handlers.test_sms import new_phone, wait_for_code
-from tests.helpers import Api, wait_for_email
+from tests.support.factories import PASSWORD, login, make_user
+from tests.support.helpers import Api, wait_for_email
+from tests.support.sms import new_phone, wait_for_code
 
 
 def new_account(**extra: Any) -> dict[str, Any]:

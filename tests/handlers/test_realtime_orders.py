@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from tests.factories import login, make_user
-from tests.fleet_fixtures import make_vehicle_type, order_body
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, point, ws_url
+from tests.support.factories import login, make_user
+from tests.support.fleet_fixtures import make_vehicle_type, order_body
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
 
 
 async def ordered(app: Any, api: Api, team: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -2,7 +2,7 @@
 killed (kill -9) and restarted while drivers stream and messages wait to be sent.
 
 Every test runs its own redis-server, secantusd-py, `dispatch serve` and worker processes
-(tests/reliability/stack.py), so the session's shared services are never disturbed.
+(tests/support/stack.py), so the session's shared services are never disturbed.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from aiosmtpd.controller import Controller
 from dispatch.tools import devservices
 from dispatch.core import jsonutil
 from tasks import make_celery
-from tests.helpers import Response, api_at, assert_error_envelope
-from tests.realtime_client import WsClient, fleet, ws_url
-from tests.reliability.stack import Console, Driver, Stack, in_thread, kill_group
+from tests.support.helpers import Response, api_at, assert_error_envelope
+from tests.support.realtime_client import WsClient, fleet, ws_url
+from tests.support.stack import Console, Driver, Stack, in_thread, kill_group
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 

@@ -16,10 +16,9 @@ from aiosmtpd.controller import Controller
 
 from dispatch.tools import devservices
 from tests.conftest import redis_db_url
-from tests.factories import PASSWORD
-from tests.helpers import Api
-from tests.tasks.test_email import Sink
-from tests.tasks.test_sms import Gateway
+from tests.support.factories import PASSWORD
+from tests.support.gateways import Gateway, Sink
+from tests.support.helpers import Api
 
 DELIVERY_BROKER_DB = 3  # this module's worker listens here, apart from the session's worker
 

@@ -6,21 +6,10 @@ from typing import Any, Iterator
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message
 
 from dispatch.tools import devservices
 from tasks.email import build_message, deliver
-
-
-class Sink(Message):
-    """Keeps every message received."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.received: list[Any] = []
-
-    def handle_message(self, message: Any) -> None:
-        self.received.append(message)
+from tests.support.gateways import Sink
 
 
 @pytest.fixture

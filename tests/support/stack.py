@@ -27,7 +27,7 @@ from dispatch.core import jsonutil
 from dispatch.tools.devservices import VENV_BIN, Service
 from dispatch.settings import Settings
 from dispatch.core.timeutil import isoformat, utcnow
-from tests.test_cli import env_of, wait_ready
+from tests.support.processes import env_of, wait_ready
 
 CONNECT_ERRORS = (OSError, tornado.websocket.WebSocketClosedError, tornado.httpclient.HTTPClientError,
                   tornado.iostream.StreamClosedError, asyncio.TimeoutError)

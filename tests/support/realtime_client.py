@@ -10,7 +10,7 @@ import tornado.httpclient
 import tornado.websocket
 
 from dispatch.core import jsonutil
-from tests.factories import login, make_org, make_user
+from tests.support.factories import login, make_org, make_user
 
 
 OPEN: list["WsClient"] = []  # closed by the `ws_cleanup` fixture after each test
