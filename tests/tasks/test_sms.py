@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -10,18 +9,13 @@ import pytest
 
 from dispatch.core import jsonutil
 from tasks.sms import deliver, send_sms
-from tests.support.gateways import Gateway
+from tests.support.gateways import Gateway, gateway_running
 
 
 @pytest.fixture
 def gateway(request: pytest.FixtureRequest) -> Iterator[Gateway]:
-    server = Gateway(getattr(request, "param", 200))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with gateway_running(getattr(request, "param", 200)) as server:
+        yield server
 
 
 def test_http_backend_posts_json_to_the_gateway(gateway: Gateway, services: Any) -> None:
