@@ -40,7 +40,7 @@ class Gateway(http.server.ThreadingHTTPServer):
 class GatewayHandler(http.server.BaseHTTPRequestHandler):
     server: Gateway
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         time.sleep(self.server.delay)
         self.server.received.append((self.path, self.headers["Content-Type"], jsonutil.loads(body)))

@@ -7,9 +7,10 @@ import os
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dispatch.tools import devservices
 from dispatch.tools.devservices import VENV_BIN
