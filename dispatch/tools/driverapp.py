@@ -29,9 +29,10 @@ READY_TIMEOUT = 10.0
 
 
 async def connect(url: str, token: str) -> tornado.websocket.WebSocketClientConnection:
-    """A websocket (`http://` or `ws://` URL) with the token in the Authorization header."""
-    request = tornado.httpclient.HTTPRequest(url.replace("http://", "ws://", 1),
-                                             headers={"Authorization": f"Bearer {token}"}, request_timeout=5)
+    """A websocket (`http(s)://` or `ws(s)://` URL) with the token in the Authorization header."""
+    if url.startswith("http"):
+        url = "ws" + url[len("http"):]
+    request = tornado.httpclient.HTTPRequest(url, headers={"Authorization": f"Bearer {token}"}, request_timeout=5)
     return await tornado.websocket.websocket_connect(request)
 
 
