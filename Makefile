@@ -1,16 +1,23 @@
-# The two README commands: `make run` and `make test`.
+# The two README commands: `make run` and `make test` (and `make lint` for style, types and layers).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install system-packages clean
+.PHONY: run test lint install system-packages clean
 
 run: install system-packages ## Install, start what is missing (Redis, MongoDB-wire server, worker), serve on :8888
 	$(BIN)/python -m dispatch.tools.devservices run
 
 test: install system-packages ## Install, start throw-away services on free ports, run the whole suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff, mypy and the import contracts (configured in pyproject.toml); all three run, any failure fails
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	$(BIN)/lint-imports || status=1; \
+	exit $$status
 
 install: $(STAMP)
 

@@ -325,6 +325,11 @@ class NotFoundHandler(BaseHandler):
         self.current_user = None
 
 
+def query_of(handler: tornado.web.RequestHandler) -> dict[str, str]:
+    """The query string as a flat mapping (the last value of each name), for a schema to load."""
+    return {name: handler.get_query_argument(name) for name in handler.request.query_arguments}
+
+
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """marshmallow's nested messages as `{"field.sub": [msg, ...]}`."""
     if isinstance(messages, list):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dispatch.core.errors import NotFound
 from dispatch.core.policy import authenticated
-from handlers.base import BaseHandler
-from handlers.vehicles import query_of
+from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.notifications import NotificationFilters, Notifications, show, show_many
 

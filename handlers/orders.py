@@ -8,8 +8,7 @@ from typing import Any, Awaitable, Callable
 from dispatch.domain import idempotency
 from dispatch.domain.orders import OrderDesk
 from dispatch.core.policy import authenticated, roles
-from handlers.base import BaseHandler
-from handlers.vehicles import query_of
+from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.orders import AssignIn, OrderIn, OrderOut, OrderQuery, OrderTrack, StatusIn, TimelineEvent
 

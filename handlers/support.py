@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dispatch.core.policy import authenticated, roles
 from dispatch.domain.support import SupportDesk, is_operator
-from handlers.base import BaseHandler
-from handlers.vehicles import query_of
+from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.support import (SupportMessageIn, SupportTicketFilters, SupportTicketIn, SupportTicketPatch,
                             show_message, show_ticket)

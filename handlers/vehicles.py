@@ -11,7 +11,7 @@ from typing import Any
 
 from dispatch.domain.fleet import Fleet, PriceLists
 from dispatch.core.policy import authenticated, roles
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.vehicles import (NearbyQuery, NearbyTruck, NearbyVehicle, TrackQuery, VehicleIn, VehicleOut, VehiclePatch,
                              VehicleQuery, VehicleTrack, VehicleTypeIn, VehicleTypeOut, VehicleTypePatch,
@@ -22,11 +22,6 @@ VEHICLE_OUT = VehicleOut()
 NEARBY_OUT = NearbyVehicle()
 NEARBY_CLIENT_OUT = NearbyTruck()  # clients see trucks, not who drives them or for whom
 TRACK_OUT = VehicleTrack()
-
-
-def query_of(handler: BaseHandler) -> dict[str, str]:
-    """The query string as a flat mapping (the last value of each name), for a schema to load."""
-    return {name: handler.get_query_argument(name) for name in handler.request.query_arguments}
 
 
 class FleetHandler(BaseHandler):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dispatch.core.policy import roles
 from dispatch.domain.waybills import WaybillDesk
-from handlers.base import BaseHandler
-from handlers.vehicles import query_of
+from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.waybills import WaybillFilters, WaybillIn, WaybillPatch, show
 

@@ -13,6 +13,7 @@ from celery.signals import worker_process_shutdown
 from pymongo import MongoClient, ReturnDocument
 from pymongo.errors import ConnectionFailure
 
+from dispatch.core.files import write_atomically
 from dispatch.domain import avatars
 from dispatch.settings import Settings
 from dispatch.core.timeutil import utcnow
@@ -96,7 +97,7 @@ def _store(settings: Settings, user_id: str, incoming: Path, db_name: str, queue
     folder = Path(settings.media_dir) / avatars.AVATARS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / avatars.new_name(avatar.extension)
-    avatars.write_atomically(target, avatar.data)
+    write_atomically(target, avatar.data)
     url = avatars.URL_PREFIX + target.name
     try:
         applied, previous = point_user_at(settings, db_name, user_id, url, queued_at)

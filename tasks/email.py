@@ -12,6 +12,7 @@ from pathlib import Path
 
 from celery import shared_task
 
+from dispatch.core.files import write_atomically
 from dispatch.settings import Settings
 from tasks import settings_of
 
@@ -42,10 +43,7 @@ def deliver(settings: Settings, message: EmailMessage) -> None:
     elif settings.email_backend == "file":
         folder = Path(settings.outbox_dir) / "email"
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{uuid.uuid4().hex}.eml"
-        partial = target.with_suffix(".part")
-        partial.write_bytes(message.as_bytes())
-        partial.rename(target)  # readers never see a half-written file
+        write_atomically(folder / f"{uuid.uuid4().hex}.eml", message.as_bytes())
     else:
         log.info("email to %s: %s\n%s", message["To"], message["Subject"], message.get_content())
 

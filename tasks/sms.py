@@ -11,6 +11,7 @@ from pathlib import Path
 from celery import shared_task
 
 from dispatch.core import jsonutil
+from dispatch.core.files import write_atomically
 from dispatch.settings import Settings
 from dispatch.core.timeutil import isoformat, utcnow
 from tasks import settings_of
@@ -52,9 +53,7 @@ def write_file(folder: Path, to: str, text: str) -> Path:
     """Write one message as `{"to", "text", "at"}` JSON; readers never see a half-written file."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{uuid.uuid4().hex}.json"
-    partial = target.with_suffix(".part")
-    partial.write_bytes(jsonutil.dumps({"to": to, "text": text, "at": isoformat(utcnow())}))
-    partial.rename(target)
+    write_atomically(target, jsonutil.dumps({"to": to, "text": text, "at": isoformat(utcnow())}))
     return target
 
 

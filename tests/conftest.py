@@ -27,7 +27,7 @@ from dispatch.tools import devservices
 from dispatch.app import close_app, make_app
 from dispatch.settings import Settings
 from dispatch.core.storage import ensure_indexes, open_stores
-from tests.helpers import Api
+from tests.support.helpers import Api
 
 # The test client's own debug lines (request URLs, some with a `?token=`) are not the server's logs,
 # which tests read to prove that no secret is ever logged.
@@ -134,7 +134,7 @@ def http_server(request: pytest.FixtureRequest, io_loop: Any, _unused_port: Any,
 @pytest.fixture(autouse=True)
 def ws_cleanup(request: pytest.FixtureRequest) -> Iterator[None]:
     """Websocket clients a test opened are closed when it ends, while its loop still runs."""
-    from tests.realtime_client import OPEN, close_all
+    from tests.support.realtime_client import OPEN, close_all
 
     loop = request.getfixturevalue("io_loop") if "io_loop" in request.fixturenames else None
     if "http_server" in request.fixturenames:

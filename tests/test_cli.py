@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from dispatch.tools import devservices
 from dispatch.tools.devservices import VENV_BIN
-
-
-def env_of(settings: Any) -> dict[str, str]:
-    """The environment that gives a process these settings."""
-    values = {f"DISPATCH_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
-              for k, v in vars(settings).items()}
-    return {**os.environ, **values}
-
-
-def wait_ready(port: int, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
-                return json.loads(answer.read())
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"server on {port} not ready in {timeout}s")
+from tests.support.processes import env_of, wait_ready
 
 
 def test_openapi_command_prints_the_document() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from dispatch.tools.devservices import VENV_BIN
-from tests.helpers import Api
-from tests.test_cli import env_of
+from tests.support.helpers import Api
+from tests.support.processes import env_of
 
 API = "/api/v1"
 PASSWORD = "Night-shift-2024"

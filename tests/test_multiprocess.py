@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from dispatch.tools import devservices
-from dispatch.tools.devservices import VENV_BIN
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, point, ws_url
-from tests.test_cli import env_of, wait_ready
-
+from tests.support.helpers import Api
+from tests.support.processes import serving
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
 
 # A hang guard only: two server starts (each may take up to wait_ready's 30 s on a busy machine) and
 # waits with their own limits must not add up to a red test.
 HANG_GUARD = 300
-
-
-@contextmanager
-def serving(settings: Any, log: Path, processes: int = 1) -> Iterator[str]:
-    """A real `dispatch serve` process tree on a free port."""
-    port = devservices.free_port()
-    with open(log, "wb") as out:
-        process = subprocess.Popen([str(VENV_BIN / "dispatch"), "serve", "--port", str(port),
-                                    "--processes", str(processes)], env=env_of(settings), stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    service = devservices.Service("server", process, "")
-    try:
-        wait_ready(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        service.stop()
 
 
 @pytest.mark.gen_test(timeout=HANG_GUARD)

@@ -10,8 +10,8 @@ import pytest
 
 from dispatch.core import live
 from dispatch.tools.devservices import VENV_BIN
-from tests.helpers import Api
-from tests.test_cli import env_of
+from tests.support.helpers import Api
+from tests.support.processes import env_of
 
 COLLECTIONS = ("organizations", "users", "vehicles", "vehicle_types", "orders", "notifications")
 LOGIN = re.compile(r"^\s+(BASE|DRIVER|MANAGER|ADMIN)\s+login: (\S+)\s+password: (\S+)\s+\((created|already there)\)$",

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from dispatch.tools.devservices import VENV_BIN
-from dispatch.tools.simulate import Route, _distance
-from tests.factories import PASSWORD
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, ws_url
+from dispatch.core.geo import haversine_km
+from dispatch.tools.simulate import Route
+from tests.support.factories import PASSWORD
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, ws_url
 
 
 def test_routes_move_at_town_speed() -> None:
@@ -20,10 +21,10 @@ def test_routes_move_at_town_speed() -> None:
     route = Route(55.75, 37.62, random.Random(7))
     positions = [route.advance(1.0) for _ in range(120)]
     for before, after in zip(positions, positions[1:]):
-        km = _distance(before["lat"], before["lon"], after["lat"], after["lon"])
+        km = haversine_km(before["lat"], before["lon"], after["lat"], after["lon"])
         assert km <= 75 / 3600 + 1e-6  # never faster than 75 km/h between one-second points
         assert 10 <= after["speed"] <= 70 and 0 <= after["heading"] < 360
-    assert _distance(55.75, 37.62, positions[-1]["lat"], positions[-1]["lon"]) > 0.1  # it went somewhere
+    assert haversine_km(55.75, 37.62, positions[-1]["lat"], positions[-1]["lon"]) > 0.1  # it went somewhere
 
 
 @pytest.mark.gen_test(timeout=90)

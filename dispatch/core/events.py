@@ -36,7 +36,6 @@ class EventBus:
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
-        self.published = 0
 
     def listen(self, listener: Listener) -> None:
         """Attach a listener (at start-up)."""
@@ -44,7 +43,6 @@ class EventBus:
 
     async def publish(self, event: Event) -> None:
         """Hand an event to every listener."""
-        self.published += 1
         for listener in self._listeners:
             try:
                 await listener(event)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from typing import IO
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dispatch.core.errors import ApiError
+from dispatch.core.files import write_atomically
 from dispatch.core.security import random_code
 
 MAX_UPLOAD = 5 * 1024 * 1024            # bytes of the image itself
@@ -127,13 +127,6 @@ def save_incoming(media_dir: str, data: bytes) -> str:
 async def save_incoming_async(media_dir: str, data: bytes) -> str:
     """`save_incoming` off the event loop."""
     return await asyncio.get_running_loop().run_in_executor(None, save_incoming, media_dir, data)
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write a file under a temporary name, then rename it: readers never see half a file."""
-    partial = target.with_name(target.name + ".part")
-    partial.write_bytes(data)
-    os.replace(partial, target)
 
 
 def is_incoming(media_dir: str, path: str) -> bool:

@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlsplit
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -169,11 +168,6 @@ def wait_worker_ready(broker_url: str, timeout: float = 60) -> None:
         raise ServiceError(f"no Celery worker answered on {broker_url} within {timeout}s")
     finally:
         app.close()
-
-
-def _host_port(url: str, default_port: int) -> tuple[str, int]:
-    parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
 def run(root: Path = Path(".")) -> int:

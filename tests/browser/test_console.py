@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from dispatch.core import jsonutil
-from tests.browser.conftest import PageErrors, browser_context
-from tests.factories import PASSWORD, login, make_user
-from tests.fleet_fixtures import make_vehicle_type
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, point, ws_url
+from tests.support.browser import PageErrors, browser_context, sign_in
+from tests.support.factories import PASSWORD, login, make_user
+from tests.support.fleet_fixtures import make_vehicle_type
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
 
 # Network failures the drop test causes on purpose are logged by Chromium as console errors.
 EXPECTED_NETWORK_ERRORS = re.compile(
@@ -33,15 +33,6 @@ async def stream(driver: WsClient, seq: int, lat: float, lon: float) -> None:
     """One GPS point through the driver's socket, acked (stored and fanned out)."""
     await driver.send({"type": "location", **point(seq, lat=lat, lon=lon)})
     await driver.recv_type("ack", seq=seq)
-
-
-async def sign_in(page: Any, base_url: str, username: str) -> None:
-    await page.goto(base_url + "/console")
-    await page.get_by_label("Username, email or phone").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_selector("#console-view[data-loaded=true]")
-    await page.wait_for_selector("#connection[data-state=live]")
 
 
 async def marker(page: Any, vehicle_id: str) -> dict[str, Any]:

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import PageErrors, browser_context
-from tests.browser.test_console import sign_in
-from tests.factories import login, make_org, make_user
-from tests.helpers import Api
+from tests.support.browser import PageErrors, browser_context, sign_in
+from tests.support.factories import login, make_org, make_user
+from tests.support.helpers import Api
 
 API = "/api/v1"
 

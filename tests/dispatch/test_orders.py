@@ -8,7 +8,7 @@ import pytest
 
 from dispatch.core.errors import ApiError
 from dispatch.domain.orders import status_mover
-from tests.fleet_fixtures import insert_order, make_world
+from tests.support.fleet_fixtures import insert_order, make_world
 
 
 def mover(app: Any) -> Any:

@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
-from tests.factories import PASSWORD, login, make_user
-from tests.handlers.test_sms import new_phone, wait_for_code
-from tests.helpers import Api, wait_for_email
+from tests.support.factories import PASSWORD, login, make_user
+from tests.support.helpers import Api, wait_for_email
+from tests.support.sms import new_phone, wait_for_code
 
 
 def new_account(**extra: Any) -> dict[str, Any]:
@@ -23,16 +23,6 @@ def new_account(**extra: Any) -> dict[str, Any]:
 async def activation_link(services: Any, email: str) -> str:
     message = await wait_for_email(services.outbox_dir, email)
     return re.search(r"http\S+/api/v1/auth/activate\?token=\S+", message.get_content()).group(0)
-
-
-async def register_and_activate(api: Api, services: Any, **extra: Any) -> dict[str, Any]:
-    account = new_account(**extra)
-    created = await api.post("/api/v1/auth/register", account)
-    assert created.status == 201, created.json
-    link = await activation_link(services, account["email"])
-    token = parse_qs(urlsplit(link).query)["token"][0]
-    assert (await api.get(f"/api/v1/auth/activate?token={token}")).status == 200
-    return account
 
 
 async def login_pair(api: Api, login_id: str, password: str = PASSWORD) -> dict[str, Any]:

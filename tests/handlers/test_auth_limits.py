@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.factories import PASSWORD, make_user
-from tests.helpers import Api
+from tests.support.factories import PASSWORD, make_user
+from tests.support.helpers import Api
 
 
 @pytest.fixture

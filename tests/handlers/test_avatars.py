@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from dispatch.domain.avatars import MAX_UPLOAD
-from tests.factories import login, make_user
-from tests.helpers import Api, Response
+from tests.support.factories import login, make_user
+from tests.support.helpers import Api, Response
 
 AVATAR = "/api/v1/users/me/avatar"
 NAME = re.compile(r"^[a-zA-Z0-9]+\.(jpg|png)$")

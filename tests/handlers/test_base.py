@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from dispatch.core.errors import ApiError
 from dispatch.core.policy import public
 from handlers.base import BaseHandler
-from tests.helpers import Api
+from tests.support.helpers import Api
 
 
 class Probe(Schema):

@@ -16,8 +16,8 @@ import pytest
 
 from dispatch.core import jsonutil
 from handlers.base import JSON_LIMIT, OVERSIZE_READ_FACTOR
-from tests.factories import login, make_user
-from tests.helpers import Api, Response, assert_error_envelope
+from tests.support.factories import login, make_user
+from tests.support.helpers import Api, Response, assert_error_envelope
 
 MISSING_ID = "6b0000000000000000000000"
 

@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 from dispatch.openapi import openapi_path
 from dispatch.core.policy import is_implemented
 from handlers import all_routes
-from tests.helpers import Api
+from tests.support.helpers import Api
 
 
 @pytest.mark.gen_test

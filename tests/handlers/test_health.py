@@ -14,7 +14,7 @@ import tornado.testing
 from dispatch.tools import devservices
 from dispatch.app import make_app
 from dispatch.core.storage import open_stores
-from tests.helpers import Api
+from tests.support.helpers import Api
 
 
 @pytest.mark.gen_test

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.factories import login, make_org, make_user
-from tests.helpers import Api
+from tests.support.factories import login, make_org, make_user
+from tests.support.helpers import Api
 
 
 @pytest.fixture

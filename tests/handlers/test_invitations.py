@@ -11,9 +11,9 @@ import pytest
 from bson import ObjectId
 
 from dispatch.core.timeutil import utcnow
-from tests.factories import login, make_user
-from tests.handlers.test_organizations import World, make_world, member_ids
-from tests.helpers import Api
+from tests.support.factories import login, make_user
+from tests.support.helpers import Api
+from tests.support.org_world import World, make_world, member_ids
 
 API = "/api/v1"
 SHAPE = {"id", "organization", "user_id", "email", "phone", "status", "created_at", "expires_at", "responded_at"}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.factories import PASSWORD, login, make_org, make_user
-from tests.helpers import Api
+from tests.support.factories import PASSWORD, login, make_org, make_user
+from tests.support.helpers import Api
 
 API = "/api/v1"
 

@@ -14,9 +14,9 @@ from dispatch.core.events import Event
 from dispatch.core.geo import distance_km
 from dispatch.core.timeutil import isoformat, utcnow
 from tests.dispatch.test_state_machine import ACTIONS, STATUSES, expected
-from tests.fleet_fixtures import (API, CENTER, insert_order, make_vehicle_type, make_world, offset, oid,
+from tests.support.fleet_fixtures import (API, CENTER, insert_order, make_vehicle_type, make_world, offset, oid,
                                   order_body, put_position)
-from tests.helpers import Api, Response
+from tests.support.helpers import Api, Response
 
 
 def ids(answer: Response) -> list[str]:

@@ -2,51 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.factories import login, make_org, make_user
-from tests.helpers import Api
+from tests.support.factories import make_org
+from tests.support.helpers import Api
+from tests.support.org_world import make_world, member_ids
 
 API = "/api/v1"
 
 
-@dataclass
-class World:
-    """Two organizations, a manager and a driver in each, a client, an admin; tokens of each."""
-
-    org_a: dict[str, Any]
-    org_b: dict[str, Any]
-    users: dict[str, dict[str, Any]]
-    tokens: dict[str, str]
-
-    def id(self, name: str) -> str:
-        return str(self.users[name]["_id"])
-
-
-async def make_world(app: Any) -> World:
-    org_a, org_b = await make_org(app, "Alpha Towing"), await make_org(app, "Bravo Recovery")
-    users = {
-        "manager_a": await make_user(app, "MANAGER", organizations=[org_a["_id"]]),
-        "driver_a": await make_user(app, "DRIVER", organizations=[org_a["_id"]]),
-        "manager_b": await make_user(app, "MANAGER", organizations=[org_b["_id"]]),
-        "driver_b": await make_user(app, "DRIVER", organizations=[org_b["_id"]]),
-        "client": await make_user(app, "BASE"),
-        "admin": await make_user(app, "ADMIN"),
-        "loner": await make_user(app, "DRIVER"),
-    }
-    tokens = {name: await login(app, user) for name, user in users.items()}
-    return World(org_a, org_b, users, tokens)
-
-
 def names(answer: Any) -> list[str]:
     return [item["name"] for item in answer.json["items"]]
-
-
-def member_ids(org: dict[str, Any]) -> set[str]:
-    return {member["id"] for member in org["members"]}
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -9,8 +9,8 @@ import pytest
 from bson import ObjectId
 
 from dispatch.core.timeutil import utcnow
-from tests.fleet_fixtures import API, insert_order, make_world
-from tests.helpers import Api
+from tests.support.fleet_fixtures import API, insert_order, make_world
+from tests.support.helpers import Api
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.fleet_fixtures import API, insert_order, make_world
-from tests.helpers import Api
+from tests.support.fleet_fixtures import API, insert_order, make_world
+from tests.support.helpers import Api
 
 
 @pytest.mark.gen_test(timeout=60)

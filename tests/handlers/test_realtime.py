@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from dispatch.core import jsonutil
-from tests.factories import login, make_user
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, point, ws_url
+from tests.support.factories import login, make_user
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 from bson import ObjectId
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, point, ws_url
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
 
 SEQ = st.integers(min_value=0, max_value=60)
 FRAME = st.one_of(

@@ -6,20 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.factories import login, make_user
-from tests.fleet_fixtures import make_vehicle_type, order_body
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, point, ws_url
-
-
-async def ordered(app: Any, api: Api, team: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """A client's order placed in the team's organization; returns (order, client token)."""
-    client = await make_user(app, "BASE")
-    token = await login(app, client)
-    body = order_body(await make_vehicle_type(app), organization=str(team["org"]["_id"]))
-    created = await api.post("/api/v1/orders", body, token=token)
-    assert created.status == 201, created.json
-    return created.json, token
+from tests.support.factories import login, make_user
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, ordered, point, ws_url
 
 
 @pytest.mark.gen_test(timeout=60)

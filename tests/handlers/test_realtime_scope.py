@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.factories import login, make_user
-from tests.handlers.test_realtime_orders import ordered
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, point, ws_url
+from tests.support.factories import login, make_user
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, ordered, point, ws_url
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import random
-import re
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dispatch.core import jsonutil
 from dispatch.settings import Settings
 from dispatch.core.storage import ensure_indexes
-from tests.factories import PASSWORD, login, make_user
-from tests.helpers import Api
+from tests.support.factories import PASSWORD, login, make_user
+from tests.support.helpers import Api
+from tests.support.sms import REQUEST, new_phone, request_code, wait_for_code, wrong
 
-REQUEST = "/api/v1/auth/sms/request"
 VERIFY = "/api/v1/auth/sms/verify"
 # Day-long windows: a fixed-window count cannot reset in the middle of a test.
 LIMITS = "sms_request_phone=2/86400,sms_request_ip=50/86400,sms_verify_ip=50/86400"
@@ -27,38 +24,6 @@ LIMITS = "sms_request_phone=2/86400,sms_request_ip=50/86400,sms_verify_ip=50/864
 def settings(services: Any, request: pytest.FixtureRequest) -> Settings:
     """Tight SMS limits; a test may pass its own with indirect parametrization."""
     return services.settings(rate_limits=getattr(request, "param", LIMITS))
-
-
-def new_phone() -> tuple[str, str]:
-    """A fresh valid Russian mobile number: (national form, E.164)."""
-    digits = f"{random.randrange(10 ** 7):07d}"
-    return f"8 (916) {digits[:3]}-{digits[3:5]}-{digits[5:]}", f"+7916{digits}"
-
-
-async def wait_for_code(outbox: Path, to: str, seen: set[Path], timeout: float = 30) -> str:
-    """The code of the first SMS to `to` that the worker wrote and the test has not read yet."""
-    folder = outbox / "sms"
-    for _ in range(int(timeout * 10)):
-        for path in sorted(folder.glob("*.json")) if folder.exists() else []:
-            if path in seen:
-                continue
-            message = jsonutil.loads(path.read_bytes())
-            if message["to"] == to:
-                seen.add(path)
-                assert message["at"].endswith("Z")
-                return re.fullmatch(r"Your dispatch code: (\d{6})", message["text"]).group(1)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no SMS to {to} within {timeout}s")
-
-
-async def request_code(api: Api, services: Any, phone: str, e164: str, seen: set[Path], **extra: Any) -> str:
-    answer = await api.post(REQUEST, {"phone": phone, **extra})
-    assert answer.status == 202 and answer.json == {"status": "accepted"}
-    return await wait_for_code(services.outbox_dir, e164, seen)
-
-
-def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10 ** 6:06d}"
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from tests.factories import login, make_org, make_user
-from tests.helpers import Api
+from tests.support.factories import login, make_org, make_user
+from tests.support.helpers import Api
 
 URL = "/api/v1/support/tickets"
 

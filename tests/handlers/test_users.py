@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.factories import PASSWORD, login, make_org, make_user
-from tests.handlers.test_organizations import make_world
-from tests.helpers import Api
+from tests.support.factories import PASSWORD, login, make_org, make_user
+from tests.support.helpers import Api
+from tests.support.org_world import make_world
 
 API = "/api/v1"
 

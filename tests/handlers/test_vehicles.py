@@ -9,8 +9,8 @@ import pytest
 
 from dispatch.core import live
 from dispatch.core.geo import haversine_km
-from tests.fleet_fixtures import API, CENTER, gps_point, make_world, offset, oid, put_position
-from tests.helpers import Api
+from tests.support.fleet_fixtures import API, CENTER, gps_point, make_world, offset, oid, put_position
+from tests.support.helpers import Api
 
 
 def ids(answer: Any) -> list[str]:

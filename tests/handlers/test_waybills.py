@@ -12,8 +12,8 @@ from bson import ObjectId
 
 from dispatch.core.events import Event
 from models.vehicles import Vehicles
-from tests.factories import login, make_org, make_user
-from tests.helpers import Api
+from tests.support.factories import login, make_org, make_user
+from tests.support.helpers import Api
 
 URL = "/api/v1/waybills"
 TODAY = datetime.now(timezone.utc).date()

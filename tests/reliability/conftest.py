@@ -10,7 +10,7 @@ import tornado.web
 
 from dispatch.app import close_app, make_app
 from dispatch.core.storage import ensure_indexes, open_stores
-from tests.reliability.stack import Stack
+from tests.support.stack import Stack
 
 
 @pytest.fixture

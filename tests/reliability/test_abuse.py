@@ -19,12 +19,12 @@ from bson import ObjectId
 
 from dispatch.core import jsonutil
 from dispatch.core.security import encode_token
-from tests.factories import PASSWORD, login, make_user
-from tests.fleet_fixtures import CENTER, World, gps_point, make_vehicle_type, make_world, oid, order_body
-from tests.handlers.test_sms import new_phone, request_code, wrong
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, point, ws_url
-from tests.test_multiprocess import serving
+from tests.support.factories import PASSWORD, login, make_user
+from tests.support.fleet_fixtures import CENTER, World, gps_point, make_vehicle_type, make_world, oid, order_body
+from tests.support.sms import new_phone, request_code, wrong
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
+from tests.support.processes import serving
 
 API = "/api/v1"
 # Day-long windows (a fixed window cannot reset mid-test); generous where a test is not about the limit.

@@ -28,9 +28,9 @@ from schemathesis.engine import events
 from dispatch.app import close_app, make_app
 from dispatch.settings import Settings
 from dispatch.core.storage import ensure_indexes, open_stores
-from tests.factories import PASSWORD
-from tests.fleet_fixtures import World, insert_order, make_vehicle_type, make_world, order_body
-from tests.test_multiprocess import serving
+from tests.support.factories import PASSWORD
+from tests.support.fleet_fixtures import World, insert_order, make_vehicle_type, make_world, order_body
+from tests.support.processes import serving
 
 API = "/api/v1"
 ROLES = ("BASE", "DRIVER", "MANAGER", "ADMIN")

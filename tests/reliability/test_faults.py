@@ -2,28 +2,25 @@
 killed (kill -9) and restarted while drivers stream and messages wait to be sent.
 
 Every test runs its own redis-server, secantusd-py, `dispatch serve` and worker processes
-(tests/reliability/stack.py), so the session's shared services are never disturbed.
+(tests/support/stack.py), so the session's shared services are never disturbed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.server
-import threading
 import time
-from email import message_from_bytes
 from typing import Any, Callable, Iterator
 
 import pytest
 import tornado.httpclient
-from aiosmtpd.controller import Controller
 
 from dispatch.tools import devservices
 from dispatch.core import jsonutil
 from tasks import make_celery
-from tests.helpers import Response, api_at, assert_error_envelope
-from tests.realtime_client import WsClient, fleet, ws_url
-from tests.reliability.stack import Console, Driver, Stack, in_thread, kill_group
+from tests.support.gateways import Gateway, Sink, gateway_running, smtp_running
+from tests.support.helpers import Response, api_at, assert_error_envelope
+from tests.support.realtime_client import WsClient, fleet, ws_url
+from tests.support.stack import Console, Driver, Stack, in_thread, kill_group
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -204,59 +201,11 @@ async def test_server_killed_clients_move_to_another_and_since_fills_the_gap(sta
     assert_clean_log(spare.log())
 
 
-class SlowSmtp:
-    """An SMTP server's handler that takes its time over each message (so some are in flight)."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.subjects: list[str] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
-        await asyncio.sleep(self.delay)
-        self.subjects.append(str(message_from_bytes(envelope.content)["Subject"]))
-        return "250 OK"
-
-
-class SlowGateway(http.server.ThreadingHTTPServer):
-    """An SMS gateway that takes its time over each message."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__(("127.0.0.1", 0), SlowGatewayHandler)
-        self.delay = delay
-        self.texts: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/send"
-
-
-class SlowGatewayHandler(http.server.BaseHTTPRequestHandler):
-    server: SlowGateway
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = jsonutil.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        time.sleep(self.server.delay)
-        self.server.texts.append(body["text"])
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def slow_sinks() -> Iterator[tuple[SlowSmtp, int, SlowGateway]]:
-    smtp, port = SlowSmtp(0.3), devservices.free_port()
-    controller = Controller(smtp, hostname="127.0.0.1", port=port)
-    controller.start()
-    gateway = SlowGateway(0.3)
-    thread = threading.Thread(target=gateway.serve_forever, daemon=True)
-    thread.start()
-    yield smtp, port, gateway
-    gateway.shutdown()
-    gateway.server_close()
-    controller.stop()
+def slow_sinks() -> Iterator[tuple[Sink, int, Gateway]]:
+    """An SMTP server and an SMS gateway that take their time over each message."""
+    with smtp_running(delay=0.3) as (smtp, port), gateway_running(delay=0.3) as gateway:
+        yield smtp, port, gateway
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -267,7 +216,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 def test_worker_killed_with_messages_in_flight_and_queued_delivers_them_all(
-        stack: Stack, slow_sinks: tuple[SlowSmtp, int, SlowGateway]) -> None:
+        stack: Stack, slow_sinks: tuple[Sink, int, Gateway]) -> None:
     smtp, smtp_port, gateway = slow_sinks
     env = {"DISPATCH_EMAIL_BACKEND": "smtp", "DISPATCH_SMTP_HOST": "127.0.0.1", "DISPATCH_SMTP_PORT": str(smtp_port),
            "DISPATCH_SMS_BACKEND": "http", "DISPATCH_SMS_HTTP_URL": gateway.url,

@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.factories import PASSWORD
-from tests.fleet_fixtures import World, insert_order, make_vehicle_type, make_world, order_body, place
-from tests.helpers import Api
+from tests.support.factories import PASSWORD
+from tests.support.fleet_fixtures import World, insert_order, make_vehicle_type, make_world, order_body, place
+from tests.support.helpers import Api
 
 API = "/api/v1"
 # Values that would change a query's meaning if they reached MongoDB as they are.

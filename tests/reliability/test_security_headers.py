@@ -12,10 +12,10 @@ import pytest
 import requests
 
 from dispatch.core.security import encode_token
-from tests.factories import PASSWORD, login, make_user
-from tests.helpers import Api
-from tests.realtime_client import WsClient, ws_url
-from tests.test_multiprocess import serving
+from tests.support.factories import PASSWORD, login, make_user
+from tests.support.helpers import Api
+from tests.support.processes import serving
+from tests.support.realtime_client import WsClient, ws_url
 
 PAGES = ["/docs", "/redoc", "/console"]
 # Where inline code would run despite the policy, or pages could be framed or re-based.

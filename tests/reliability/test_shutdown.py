@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import api_at
-from tests.realtime_client import WsClient, fleet, point, ws_url
-from tests.reliability.stack import Stack
+from tests.support.helpers import api_at
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
+from tests.support.stack import Stack
 
 GOING_AWAY = 1001
 

@@ -21,10 +21,10 @@ import websockets
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dispatch.core import jsonutil
-from tests.factories import login, make_user
-from tests.fleet_fixtures import make_vehicle_type, order_body
-from tests.helpers import Api
-from tests.realtime_client import WsClient, fleet, point, ws_url
+from tests.support.factories import login, make_user
+from tests.support.fleet_fixtures import make_vehicle_type, order_body
+from tests.support.helpers import Api
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)  # encodable as UTF-8
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), TEXT)

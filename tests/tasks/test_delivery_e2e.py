@@ -12,32 +12,20 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from dispatch.tools import devservices
 from tests.conftest import redis_db_url
-from tests.factories import PASSWORD
-from tests.helpers import Api
-from tests.tasks.test_email import Sink
-from tests.tasks.test_sms import Gateway
+from tests.support.factories import PASSWORD
+from tests.support.gateways import Gateway, Sink, gateway_running, smtp_running
+from tests.support.helpers import Api
 
 DELIVERY_BROKER_DB = 3  # this module's worker listens here, apart from the session's worker
 
 
 @pytest.fixture(scope="module")
 def sinks() -> Iterator[tuple[Sink, int, Gateway]]:
-    import threading
-
-    sink, port = Sink(), devservices.free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    gateway = Gateway(200)
-    thread = threading.Thread(target=gateway.serve_forever, daemon=True)
-    thread.start()
-    yield sink, port, gateway
-    gateway.shutdown()
-    gateway.server_close()
-    controller.stop()
+    with smtp_running() as (sink, port), gateway_running() as gateway:
+        yield sink, port, gateway
 
 
 @pytest.fixture(scope="module")

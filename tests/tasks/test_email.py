@@ -5,32 +5,16 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message
 
 from dispatch.tools import devservices
 from tasks.email import build_message, deliver
-
-
-class Sink(Message):
-    """Keeps every message received."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.received: list[Any] = []
-
-    def handle_message(self, message: Any) -> None:
-        self.received.append(message)
+from tests.support.gateways import Sink, smtp_running
 
 
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[Sink, int]]:
-    sink = Sink()
-    port = devservices.free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink, port
-    controller.stop()
+    with smtp_running() as running:
+        yield running
 
 
 def test_smtp_backend_delivers_to_a_real_server(smtp_sink: tuple[Sink, int], services: Any) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -11,47 +9,13 @@ import pytest
 
 from dispatch.core import jsonutil
 from tasks.sms import deliver, send_sms
-
-
-class Gateway(http.server.ThreadingHTTPServer):
-    """An SMS gateway stand-in: answers every POST with `status` and keeps what it received."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(("127.0.0.1", 0), GatewayHandler)
-        self.status = status
-        self.received: list[tuple[str, str, Any]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/send"
-
-
-class GatewayHandler(http.server.BaseHTTPRequestHandler):
-    server: Gateway
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((self.path, self.headers["Content-Type"], jsonutil.loads(body)))
-        answer = b'{"ok": true}' if self.server.status < 300 else b'{"error": "down"}'
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep the test output clean
+from tests.support.gateways import Gateway, gateway_running
 
 
 @pytest.fixture
 def gateway(request: pytest.FixtureRequest) -> Iterator[Gateway]:
-    server = Gateway(getattr(request, "param", 200))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with gateway_running(getattr(request, "param", 200)) as server:
+        yield server
 
 
 def test_http_backend_posts_json_to_the_gateway(gateway: Gateway, services: Any) -> None:

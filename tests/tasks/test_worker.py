@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import wait_for_email
+from tests.support.helpers import wait_for_email
 
 
 @pytest.mark.gen_test(timeout=40)

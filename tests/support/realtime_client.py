@@ -10,7 +10,9 @@ import tornado.httpclient
 import tornado.websocket
 
 from dispatch.core import jsonutil
-from tests.factories import login, make_org, make_user
+from tests.support.factories import login, make_org, make_user
+from tests.support.fleet_fixtures import make_vehicle_type, order_body
+from tests.support.helpers import Api
 
 
 OPEN: list["WsClient"] = []  # closed by the `ws_cleanup` fixture after each test
@@ -95,6 +97,16 @@ async def fleet(app: Any, api: Any, drivers: int = 1) -> dict[str, Any]:
         assert created.status == 201, created.json
         crew.append({"user": driver, "token": await login(app, driver), "vehicle": created.json})
     return {"org": org, "manager": manager, "manager_token": manager_token, "drivers": crew}
+
+
+async def ordered(app: Any, api: Api, team: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A client's order placed in the team's organization; returns (order, client token)."""
+    client = await make_user(app, "BASE")
+    token = await login(app, client)
+    body = order_body(await make_vehicle_type(app), organization=str(team["org"]["_id"]))
+    created = await api.post("/api/v1/orders", body, token=token)
+    assert created.status == 201, created.json
+    return created.json, token
 
 
 def point(seq: int, lat: float = 55.75, lon: float = 37.61, **extra: Any) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """A private set of real services for fault tests: redis-server, secantusd-py, `dispatch serve`
 and Celery worker processes that a test may kill and restart without touching the session's own.
 
-Also the clients the fault tests drive: a driver app that resends unacked points after
-reconnecting (to the next server it knows) and a console that resumes with `since`.
+Also the clients the fault tests drive: a driver app (dispatch.tools.driverapp, the one
+`dispatch simulate` drives) and a console that resumes with `since`.
 """
 
 from __future__ import annotations
@@ -17,20 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tornado.httpclient
-import tornado.iostream
 import tornado.websocket
 from pymongo import MongoClient
 
 from dispatch.tools import devservices
 from dispatch.core import jsonutil
 from dispatch.tools.devservices import VENV_BIN, Service
+from dispatch.tools.driverapp import CONNECT_ERRORS, DriverApp, connect
 from dispatch.settings import Settings
-from dispatch.core.timeutil import isoformat, utcnow
-from tests.test_cli import env_of, wait_ready
-
-CONNECT_ERRORS = (OSError, tornado.websocket.WebSocketClosedError, tornado.httpclient.HTTPClientError,
-                  tornado.iostream.StreamClosedError, asyncio.TimeoutError)
+from tests.support.processes import env_of, wait_ready
 
 
 def seq_lat(seq: int) -> float:
@@ -154,135 +149,24 @@ async def in_thread(function: Any, *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
-async def connect(url: str, token: str) -> tornado.websocket.WebSocketClientConnection:
-    """A websocket with the token in the Authorization header."""
-    request = tornado.httpclient.HTTPRequest(url.replace("http://", "ws://"),
-                                             headers={"Authorization": f"Bearer {token}"}, request_timeout=5)
-    return await tornado.websocket.websocket_connect(request)
-
-
-class Driver:
-    """A driver app: streams numbered points, keeps every unacked one and resends it after reconnecting.
-
-    On a lost connection it tries the next server URL it knows, as an app behind a load
-    balancer would end up on another process.
-    """
+class Driver(DriverApp):
+    """A driver app with a fixed token whose points tell their seq by their latitude (`seq_lat`)."""
 
     def __init__(self, urls: list[str], token: str, interval: float = 0.05) -> None:
-        self.urls, self.token, self.interval = urls, token, interval
-        self.seq = 0
-        self.streaming = True
-        self.done = False
-        self.sent: set[int] = set()
-        self.unacked: dict[int, dict[str, Any]] = {}
-        self.acks: list[tuple[float, int]] = []  # (monotonic time, seq)
-        self.errors: list[dict[str, Any]] = []
-        self.close_codes: list[int | None] = []
-        self.reconnects = 0
-        self._server = 0
-        self._task: asyncio.Task | None = None
-        self._conn: tornado.websocket.WebSocketClientConnection | None = None
-        self._producer: asyncio.Task | None = None
+        super().__init__(urls, interval)
+        self._token = token
 
-    def start(self) -> "Driver":
-        loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._run())
-        self._producer = loop.create_task(self._produce())
-        return self
+    async def token(self) -> str:
+        return self._token
 
-    async def _produce(self) -> None:
-        """A GPS fix every interval, connected or not (the app buffers them until acked)."""
-        while not self.done:
-            if self.streaming:
-                self._next()
-            await asyncio.sleep(self.interval)
+    def fix(self, seq: int) -> dict[str, float]:
+        return {"lat": seq_lat(seq), "lon": 10.0, "speed": 10.0, "heading": 90.0}
 
-    async def _run(self) -> None:
-        while not self.done:
-            try:
-                await self._session(self.urls[self._server % len(self.urls)])
-            except CONNECT_ERRORS:
-                pass
-            if self.done:
-                return
-            self.reconnects += 1
-            self._server += 1
-            await asyncio.sleep(0.2)
-
-    async def _session(self, base: str) -> None:
-        conn = self._conn = await connect(base + "/ws/driver", self.token)
-        reader: asyncio.Task | None = None
-        try:
-            await self._ready(conn)
-            reader = asyncio.get_running_loop().create_task(self._read(conn))
-            sent_here = 0  # on a new connection every unacked point goes again
-            while not self.done and not reader.done():
-                pending = [self.unacked[s] for s in sorted(self.unacked) if s > sent_here]
-                for start in range(0, len(pending), 500):
-                    chunk = pending[start:start + 500]
-                    frame = {"type": "location", **chunk[0]} if len(chunk) == 1 else {"type": "locations",
-                                                                                      "points": chunk}
-                    await conn.write_message(jsonutil.dumps(frame))
-                    sent_here = chunk[-1]["seq"]
-                await asyncio.sleep(self.interval)
-        finally:
-            conn.close()
-            if reader is not None:
-                reader.cancel()
-        if not self.done:
-            self.close_codes.append(conn.close_code)
-            raise OSError("connection lost")
-
-    async def _ready(self, conn: tornado.websocket.WebSocketClientConnection) -> None:
-        while True:
-            message = await asyncio.wait_for(conn.read_message(), 10)
-            if message is None:
-                self.close_codes.append(conn.close_code)
-                raise OSError("closed before ready")
-            if jsonutil.loads(message).get("type") == "ready":
-                return
-
-    def drop(self) -> None:
-        """Lose the connection, as a phone going through a tunnel does (it reconnects by itself)."""
-        if self._conn is not None:
-            self._conn.close()
-
-    def _next(self) -> dict[str, Any]:
-        self.seq += 1
-        point = {"seq": self.seq, "lat": seq_lat(self.seq), "lon": 10.0, "ts": isoformat(utcnow()), "speed": 10.0,
-                 "heading": 90.0, "accuracy": 5.0}
-        self.sent.add(self.seq)
-        self.unacked[self.seq] = point
-        return point
-
-    async def _read(self, conn: tornado.websocket.WebSocketClientConnection) -> None:
-        while True:
-            message = await conn.read_message()
-            if message is None:
-                return
-            frame = jsonutil.loads(message)
-            if frame.get("type") == "ack":
-                for seq in [s for s in self.unacked if s <= frame["seq"]]:
-                    del self.unacked[seq]
-                self.acks.append((time.monotonic(), frame["seq"]))
-            elif frame.get("type") == "error":
-                self.errors.append(frame)
-
-    @property
-    def acked(self) -> int:
-        """The highest seq acked so far (acks are cumulative)."""
-        return max((seq for _, seq in self.acks), default=0)
-
-    async def finish(self, timeout: float = 30) -> None:
+    async def finish(self, within: float = 30) -> bool:
         """Stop sending new points, wait until every sent point is acked, then disconnect."""
-        self.streaming = False
-        deadline = time.monotonic() + timeout
-        while self.unacked and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        self.done = True
-        if self._task is not None:
-            await asyncio.wait([t for t in (self._task, self._producer) if t is not None], timeout=5)
-        assert not self.unacked, f"{len(self.unacked)} points never acked (errors: {self.errors[-3:]})"
+        acked_all = await super().finish(within)
+        assert acked_all, f"{len(self.unacked)} points never acked (errors: {self.errors[-3:]})"
+        return acked_all
 
 
 class Console:

@@ -12,7 +12,7 @@ from bson import ObjectId
 
 from dispatch.core import live
 from models.vehicles import Vehicles, VehicleTypes
-from tests.factories import login, make_org, make_user
+from tests.support.factories import login, make_org, make_user
 
 API = "/api/v1"
 # Around the Kremlin, Moscow: points a few km apart.
