@@ -49,12 +49,6 @@ def make_app(services: Services) -> tornado.web.Application:
     )
 
 
-def services_of(app: tornado.web.Application) -> Services:
-    """The services an application was built on."""
-    services: Services = app.settings["services"]
-    return services
-
-
 def redact(uri: str) -> str:
     """The request URI with secrets in its query string replaced by `***`."""
     return SECRET_QUERY.sub(r"\1***", uri)

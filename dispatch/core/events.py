@@ -60,6 +60,5 @@ def session_ended(user_id: Any, session_id: str) -> Event:
 
 
 def scope_changed(*user_ids: Any) -> Event:
-    """The notice that what these users may see changed (membership, an order taken from them):
-    their open sockets re-check their access."""
+    """The notice that what these users may see changed (membership, an order): their sockets re-check."""
     return Event("scope_changed", tuple(f"user:{user_id}" for user_id in user_ids), live_only=True)
