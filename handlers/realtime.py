@@ -375,8 +375,8 @@ class DriverSocket(Socket):
         if not isinstance(order_id, str) or not isinstance(frame.get("status"), str):
             raise FrameError("bad_frame", "A status frame needs string `order_id` and `status`.")
         try:
-            order = await self.services.orders.change_status_unchecked(self.user, order_id, frame["status"],
-                                                                       frame.get("reason"))
+            order = await self.services.orders.change_status_unchecked(
+                self.user, order_id, frame["status"], frame.get("reason"))  # type: ignore[arg-type]
         except ApiError as exc:
             raise FrameError(exc.code, exc.message, order_id=order_id, **exc.details) from None
         self.send_json({"type": "order", "event": "status_changed", "order": order})

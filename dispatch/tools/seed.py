@@ -171,7 +171,7 @@ class DemoSeeder:
                 {"username": who.username, "email": f"{who.username}@example.com", "password": PASSWORD,
                  "first_name": who.first_name, "last_name": who.last_name}, category=who.category, verified=True)
         if org_id is not None and org_id not in user.get("organizations", []):
-            user = await users.update(user["_id"], {}, extra={"$addToSet": {"organizations": org_id}})
+            user = await users.update(user["_id"], {}, extra={"$addToSet": {"organizations": org_id}}) or user
         self.report.logins.append((who.category, who.username, made))
         self.done("users", made)
         return user
