@@ -2,7 +2,7 @@
 and drivers (each with an available truck), clients, a vehicle type, orders and live positions,
 and an access token per user (a session each, as a log-in opens).
 
-Built on an application of the bench process (`make_app` on the run's stores), the way
+Built on the bench process's own services (`Services.open` on the run's stores), the way
 `dispatch seed-demo` does, so documents have exactly the layout the server expects.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from bson import ObjectId
 
 from dispatch.core import live
-from dispatch.domain.orders import OrderDesk
 from dispatch.core.security import hash_password
+from dispatch.services import Services
 from dispatch.settings import Settings
 from dispatch.core.timeutil import isoformat, utcnow
 from models.organizations import Organizations
@@ -43,28 +43,22 @@ async def bounded(items: list[Any], make: Callable[[Any], Awaitable[T]], limit: 
 
 
 @asynccontextmanager
-async def application(env: dict[str, str]) -> AsyncIterator[Any]:
-    """An application on the run's stores (nothing listens: it only lends its domain objects)."""
-    from dispatch.app import close_app, make_app
-    from dispatch.core.storage import open_stores
-
-    settings = Settings.from_env(env, env_file=None)
-    stores = open_stores(settings)
-    app = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)
+async def open_services(env: dict[str, str]) -> AsyncIterator[Services]:
+    """The services of the run's settings and stores (no app: it only lends its domain objects)."""
+    services = Services.open(Settings.from_env(env, env_file=None))
     try:
-        yield app
+        yield services
     finally:
-        await close_app(app)
-        await stores.close()
+        await services.close()
 
 
 class Seeder:
     """Makes benchmark users, trucks and orders; hands out tokens."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.db = app.settings["db"]
-        self.identity = app.settings["identity"]
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.db = services.db
+        self.identity = services.identity
         self.password_hash = ""
 
     async def organization(self) -> dict[str, Any]:
@@ -103,7 +97,7 @@ class Seeder:
     async def positions(self, trucks: list[dict[str, Any]], spread_km: float = 8.0, seed: int = 7) -> None:
         """Live positions of the trucks scattered around the centre, as the GPS ingest leaves them."""
         rng = random.Random(seed)
-        redis = self.app.settings["redis"]
+        redis = self.services.redis
         async with redis.pipeline(transaction=False) as pipe:
             for truck in trucks:
                 point = {"lat": round(CENTER[0] + rng.uniform(-1, 1) * spread_km / 111, 6),
@@ -121,7 +115,7 @@ class Seeder:
     async def orders(self, clients: list[dict[str, Any]], org_id: ObjectId, type_id: ObjectId,
                      count: int) -> None:
         """Orders placed by the clients with the organization, through the order desk."""
-        desk = OrderDesk(self.db, self.app.settings["redis"], self.app.settings["events"], self.identity.users)
+        desk = self.services.orders
         await bounded(list(range(count)), lambda n: desk.create(clients[n % len(clients)], order_body(n, type_id,
                                                                                                       org_id)))
 
@@ -142,8 +136,8 @@ def order_body(n: int, type_id: Any, org_id: Any | None = None) -> dict[str, Any
 
 async def driving_fleet(env: dict[str, str], drivers: int, managers: int) -> dict[str, Any]:
     """An organization with `drivers` drivers (each with a truck) and `managers` managers, with tokens."""
-    async with application(env) as app:
-        seeder = Seeder(app)
+    async with open_services(env) as services:
+        seeder = Seeder(services)
         org = await seeder.organization()
         crew = await seeder.users("DRIVER", drivers, org["_id"])
         await seeder.trucks(crew, org["_id"])

@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import login_storm
 from bench.common import emit, loadgen, machine, server_process, services
-from bench.fleet import Seeder, application, order_body
+from bench.fleet import Seeder, open_services, order_body
 
 DRIVERS = 200
 CLIENTS = 50
@@ -23,8 +23,8 @@ ORDERS = 300
 
 async def seed(env: dict[str, str]) -> dict[str, Any]:
     """An organization with trucks on the map, a manager, clients with orders; tokens and order bodies."""
-    async with application(env) as app:
-        seeder = Seeder(app)
+    async with open_services(env) as opened:
+        seeder = Seeder(opened)
         org = await seeder.organization()
         drivers = await seeder.users("DRIVER", DRIVERS, org["_id"])
         await seeder.positions(await seeder.trucks(drivers, org["_id"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -24,14 +25,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run a Celery worker with the same settings."""
-    from tasks import make_celery
-
-    app = make_celery(settings)
-    app.set_current()
-    argv = ["worker", f"--loglevel={settings.log_level}", f"--concurrency={args.concurrency}",
-            "--without-gossip", "--without-mingle"]
-    app.worker_main(argv)
-    return 0
+    # The worker is its own program (`python -m tasks`): the server's package never imports it.
+    # exec keeps this process id, so whoever started `dispatch worker` still holds the worker.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "tasks", f"--concurrency={args.concurrency}"])
 
 
 def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:

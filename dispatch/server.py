@@ -1,4 +1,4 @@
-"""Running the server: bind, fork, open the stores on each process's loop, serve until a signal."""
+"""Running the server: bind, fork, then per process settings → services → app → server until a signal."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import socket
 import tornado.httpserver
 import tornado.netutil
 import tornado.process
-import tornado.web
 
-from dispatch.app import close_app, make_app
+from dispatch.app import make_app
+from dispatch.core.storage import ensure_indexes
+from dispatch.services import Services
 from dispatch.settings import Settings
-from dispatch.core.storage import ensure_indexes, open_stores
 
 log = logging.getLogger("dispatch.server")
 # Shutdown deadlines, seconds: sockets, then HTTP requests; then Ingest.close (FLUSH_TIMEOUT, 4 s) and the
@@ -52,9 +52,9 @@ def _forward_stop_signals() -> None:
 
 
 async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
-    stores = open_stores(settings)
-    await ensure_indexes(stores.mongo[settings.mongodb_db])
-    app = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)
+    services = Services.open(settings)
+    await ensure_indexes(services.db)
+    app = make_app(services)
     server = tornado.httpserver.HTTPServer(app, xheaders=False,
                                           max_body_size=settings.max_body_bytes,
                                           idle_connection_timeout=settings.idle_timeout,
@@ -66,11 +66,10 @@ async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
         loop.add_signal_handler(signum, stop.set)
     log.info("dispatch serving on http://%s:%d (pid %d)", settings.bind, settings.port, os.getpid())
     await stop.wait()
-    await _shut_down(server, app)
-    await stores.close()
+    await _shut_down(server, services)
 
 
-async def _shut_down(server: tornado.httpserver.HTTPServer, app: tornado.web.Application) -> None:
+async def _shut_down(server: tornado.httpserver.HTTPServer, services: Services) -> None:
     """Stop accepting, close every websocket with 1001 and the HTTP connections, flush GPS history.
 
     Each step has its own deadline so the whole ends within about 8 s (clients of a closed
@@ -78,10 +77,10 @@ async def _shut_down(server: tornado.httpserver.HTTPServer, app: tornado.web.App
     """
     log.info("shutting down")
     server.stop()
-    closed = await app.settings["hub"].close_sockets(1001, "going away", timeout=SOCKETS_GRACE)
+    closed = await services.hub.close_sockets(1001, "going away", timeout=SOCKETS_GRACE)
     try:
         await asyncio.wait_for(server.close_all_connections(), HTTP_GRACE)
     except asyncio.TimeoutError:
         log.warning("shutdown: HTTP connections still open after %.0f s", HTTP_GRACE)
-    await close_app(app)
+    await services.close()
     log.info("shut down (%d websockets closed with 1001)", closed)

@@ -33,11 +33,11 @@ class RegisterHandler(BaseHandler):
           409: {$ref: '#/components/responses/409'}
         """
         data = self.load(RegisterIn())
-        org = await organization_of_code(self.db, data)
-        user = await self.identity.register(data)
+        org = await organization_of_code(self.services.db, data)
+        user = await self.services.identity.register(data)
         if org is not None:  # a new account belongs to no organization yet: the code's one is its first
-            user = await self.identity.users.update(user["_id"], {"organizations": [org["_id"]]}) or user
-        self.write_json(await present_one(self.db, user), 201)
+            user = await self.services.identity.users.update(user["_id"], {"organizations": [org["_id"]]}) or user
+        self.write_json(await present_one(self.services.db, user), 201)
 
 
 class ActivateHandler(BaseHandler):
@@ -58,7 +58,7 @@ class ActivateHandler(BaseHandler):
         token = self.get_query_argument("token", "")
         if not token:
             raise ApiError(400, "invalid_token", "The link has no token.")
-        user = await self.identity.activate(token)
+        user = await self.services.identity.activate(token)
         self.write_json({"status": "verified", "email": user["email"]})
 
 
@@ -82,7 +82,7 @@ class LoginHandler(BaseHandler):
           429: {$ref: '#/components/responses/429'}
         """
         data = self.load(LoginIn())
-        tokens = await self.identity.login(data["login"], data["password"], self.client_ip, self.user_agent)
+        tokens = await self.services.identity.login(data["login"], data["password"], self.client_ip, self.user_agent)
         self.write_json(tokens)
 
     @property
@@ -108,7 +108,7 @@ class RefreshHandler(BaseHandler):
           401: {$ref: '#/components/responses/401'}
         """
         data = self.load(RefreshIn())
-        self.write_json(await self.identity.refresh(data["refresh_token"]))
+        self.write_json(await self.services.identity.refresh(data["refresh_token"]))
 
 
 class LogoutHandler(BaseHandler):
@@ -120,7 +120,7 @@ class LogoutHandler(BaseHandler):
         responses:
           204: {description: Logged out.}
         """
-        await self.identity.sessions.revoke(self.session_id, str(self.user_id))
+        await self.services.identity.sessions.revoke(self.session_id, str(self.user_id))
         self.set_status(204)
         self.finish()
 
@@ -142,7 +142,7 @@ class SessionsHandler(BaseHandler):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        sessions = await self.identity.sessions.list(str(self.user_id))
+        sessions = await self.services.identity.sessions.list(str(self.user_id))
         items = SessionOut(many=True).dump([{"id": s.id, "ip": s.ip, "user_agent": s.user_agent, "created_at": _iso(s.created_at),
                   "last_used_at": _iso(s.last_used_at), "current": s.id == self.session_id}
                  for s in sessions[page.offset:page.offset + page.limit]])
@@ -158,8 +158,8 @@ class SessionHandler(BaseHandler):
         responses:
           204: {description: The session is ended.}
         """
-        owner, _ = await self.identity.sessions.owner(session_id[:64])
-        if owner != str(self.user_id) or not await self.identity.sessions.revoke(session_id, owner):
+        owner, _ = await self.services.identity.sessions.owner(session_id[:64])
+        if owner != str(self.user_id) or not await self.services.identity.sessions.revoke(session_id, owner):
             raise NotFound("No such session.")
         self.set_status(204)
         self.finish()
@@ -183,7 +183,7 @@ class PasswordForgotHandler(BaseHandler):
           429: {$ref: '#/components/responses/429'}
         """
         data = self.load(PasswordForgotIn())
-        await self.identity.forgot_password(data["email"], self.client_ip)
+        await self.services.identity.forgot_password(data["email"], self.client_ip)
         self.write_json({"status": "accepted"}, 202)
 
 
@@ -201,7 +201,7 @@ class PasswordResetHandler(BaseHandler):
           204: {description: The password is changed.}
         """
         data = self.load(PasswordResetIn())
-        await self.identity.reset_password(data["token"], data["new_password"])
+        await self.services.identity.reset_password(data["token"], data["new_password"])
         self.set_status(204)
         self.finish()
 
@@ -220,7 +220,7 @@ class PasswordChangeHandler(BaseHandler):
           204: {description: The password is changed.}
         """
         data = self.load(PasswordChangeIn())
-        await self.identity.change_password(self.user_id, data["old_password"], data["new_password"])
+        await self.services.identity.change_password(self.user_id, data["old_password"], data["new_password"])
         self.set_status(204)
         self.finish()
 

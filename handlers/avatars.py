@@ -52,10 +52,10 @@ class AvatarHandler(BaseHandler):
             await avatars.check_upload_async(data)
         except avatars.ImageRejected as exc:
             raise exc.as_api_error() from None
-        path = await avatars.save_incoming_async(self.config.media_dir, data)
+        path = await avatars.save_incoming_async(self.services.settings.media_dir, data)
         try:
-            await self.settings["tasks"].send("avatars.process", str(self.user_id), path,
-                                              self.config.mongodb_db, time.time_ns())
+            await self.services.tasks.send("avatars.process", str(self.user_id), path,
+                                              self.services.settings.mongodb_db, time.time_ns())
         except Exception:
             Path(path).unlink(missing_ok=True)  # nobody will ever pick it up
             raise

@@ -14,8 +14,8 @@ from dispatch.core.errors import ApiError, default_code, default_message
 from dispatch.core.pagination import Page, parse_page
 from dispatch.core.policy import HTTP_METHODS, is_implemented, public, rule_of
 from dispatch.core.requestid import request_id
-from dispatch.settings import Settings
 from dispatch.core.storage import UNAVAILABLE
+from dispatch.services import Services
 
 log = logging.getLogger("dispatch.http")
 
@@ -55,19 +55,10 @@ class BaseHandler(tornado.web.RequestHandler):
 
     # --- dependencies -------------------------------------------------
     @property
-    def config(self) -> Settings:
-        """The process settings."""
-        return self.settings["config"]
-
-    @property
-    def db(self) -> Any:
-        """The MongoDB database (pymongo async)."""
-        return self.settings["db"]
-
-    @property
-    def redis(self) -> Any:
-        """The Redis client (redis.asyncio)."""
-        return self.settings["redis"]
+    def services(self) -> Services:
+        """The process's services: settings, stores and the domain (dispatch.services)."""
+        services: Services = self.settings["services"]
+        return services
 
     # --- request life cycle -------------------------------------------
     def set_default_headers(self) -> None:
@@ -144,21 +135,11 @@ class BaseHandler(tornado.web.RequestHandler):
             self._auth_error = ApiError(401, "invalid_token", "Use `Authorization: Bearer <access token>`.")
             return
         try:
-            caller = await self.identity.resolve(token.strip())
+            caller = await self.services.identity.resolve(token.strip())
         except ApiError as exc:
             self._auth_error = exc
             return
         self.current_user, self.session_id = caller.user, caller.session_id
-
-    @property
-    def events(self) -> Any:
-        """The domain event bus (dispatch.core.events.EventBus)."""
-        return self.settings["events"]
-
-    @property
-    def identity(self) -> Any:
-        """Accounts and sessions (dispatch.domain.identity.Identity)."""
-        return self.settings["identity"]
 
     @property
     def user_id(self) -> Any:
@@ -169,7 +150,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def client_ip(self) -> str:
         """The client's address: the socket peer, or the forwarded one when the peer is a trusted proxy."""
         peer = self.request.remote_ip or ""
-        trusted = self.config.trusted_proxies
+        trusted = self.services.settings.trusted_proxies
         if not trusted or peer not in {p.strip() for p in trusted.split(",")}:
             return peer
         proxies = {p.strip() for p in trusted.split(",")}
@@ -187,7 +168,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def _check_body_size(self) -> None:
         # Bodies over the limit are read and dropped up to a point (then 413, not a cut, and not a reset).
-        self._read_limit = OVERSIZE_READ_FACTOR * max(self.max_body, self.config.max_body_bytes)
+        self._read_limit = OVERSIZE_READ_FACTOR * max(self.max_body, self.services.settings.max_body_bytes)
         length = self.request.headers.get("Content-Length")
         if length is None:  # a chunked body: data_received keeps `max_body` of it
             return
@@ -300,7 +281,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def _set_cors_headers(self) -> None:
         origin = self.request.headers.get("Origin")
-        allowed = self.settings["config"].cors_origin_list if "config" in self.settings else []
+        allowed = self.services.settings.cors_origin_list if "services" in self.settings else []
         if not origin or not allowed:
             return
         if "*" in allowed or origin in allowed:

@@ -6,27 +6,22 @@ from typing import Any
 
 from dispatch.domain import scopes
 from dispatch.core.errors import NotFound
-from dispatch.domain.invitations import Joining, count_sent
+from dispatch.domain.invitations import count_sent
 from dispatch.core.policy import authenticated, roles
 from handlers.base import BaseHandler
 from models.common import parse_id
-from models.invitations import InvitationIn, Invitations, present
-from models.organizations import Organizations
+from models.invitations import InvitationIn, present
 
 
 class InvitationsBase(BaseHandler):
-    """Shared access to the invitation store."""
-
-    @property
-    def invitations(self) -> Invitations:
-        return Invitations(self.db)
+    """Shared lookups of the invitation handlers."""
 
     async def editable(self, org_id: str) -> dict[str, Any]:
         """The organization of the path, if the caller may manage its members (else 404)."""
-        return scopes.editable_org(self.current_user, await Organizations(self.db).get(parse_id(org_id)))
+        return scopes.editable_org(self.current_user, await self.services.organizations.get(parse_id(org_id)))
 
     async def shown(self, doc: dict[str, Any]) -> dict[str, Any]:
-        return (await present(self.db, [doc]))[0]
+        return (await present(self.services.db, [doc]))[0]
 
 
 class OrganizationInvitationsHandler(InvitationsBase):
@@ -47,8 +42,8 @@ class OrganizationInvitationsHandler(InvitationsBase):
         """
         page = self.page()
         org = await self.editable(org_id)
-        docs, total = await self.invitations.of_organization(org["_id"], page.offset, page.limit)
-        self.write_json(page.envelope(await present(self.db, docs), total))
+        docs, total = await self.services.invitations.of_organization(org["_id"], page.offset, page.limit)
+        self.write_json(page.envelope(await present(self.services.db, docs), total))
 
     @roles("MANAGER", "ADMIN")
     async def post(self, org_id: str) -> None:
@@ -75,8 +70,8 @@ class OrganizationInvitationsHandler(InvitationsBase):
         """
         org = await self.editable(org_id)
         data = self.load(InvitationIn())
-        await count_sent(self.redis, self.config, self.user_id)
-        doc = await self.invitations.invite(org["_id"], data, self.user_id)
+        await count_sent(self.services.redis, self.services.settings, self.user_id)
+        doc = await self.services.invitations.invite(org["_id"], data, self.user_id)
         self.write_json(await self.shown(doc), 201)
 
 
@@ -91,7 +86,7 @@ class OrganizationInvitationHandler(InvitationsBase):
           404: {$ref: '#/components/responses/404'}
         """
         org = await self.editable(org_id)
-        if await self.invitations.revoke(org["_id"], parse_id(invitation_id)) is None:
+        if await self.services.invitations.revoke(org["_id"], parse_id(invitation_id)) is None:
             raise NotFound("No such pending invitation.")
         self.set_status(204)
         self.finish()
@@ -114,20 +109,16 @@ class MyInvitationsHandler(InvitationsBase):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        docs, total = await self.invitations.of_user(self.current_user, page.offset, page.limit)
-        self.write_json(page.envelope(await present(self.db, docs), total))
+        docs, total = await self.services.invitations.of_user(self.current_user, page.offset, page.limit)
+        self.write_json(page.envelope(await present(self.services.db, docs), total))
 
 
 class MyInvitationBase(InvitationsBase):
     """One invitation of the caller's, found by the id of the path."""
 
-    @property
-    def joining(self) -> Joining:
-        return Joining(self.db, self.identity.users, self.events)
-
     async def mine(self, invitation_id: str) -> dict[str, Any]:
         """The invitation if it is meant for the caller (else 404)."""
-        doc = await self.invitations.addressed(parse_id(invitation_id), self.current_user)
+        doc = await self.services.invitations.addressed(parse_id(invitation_id), self.current_user)
         if doc is None:
             raise NotFound("No such invitation.")
         return doc
@@ -150,7 +141,7 @@ class AcceptInvitationHandler(MyInvitationBase):
             content:
               application/json: {schema: Error}
         """
-        accepted = await self.joining.accept(await self.mine(invitation_id), self.current_user)
+        accepted = await self.services.joining.accept(await self.mine(invitation_id), self.current_user)
         self.write_json(await self.shown(accepted))
 
 
@@ -171,7 +162,7 @@ class DeclineInvitationHandler(MyInvitationBase):
             content:
               application/json: {schema: Error}
         """
-        declined = await self.joining.decline(await self.mine(invitation_id))
+        declined = await self.services.joining.decline(await self.mine(invitation_id))
         self.write_json(await self.shown(declined))
 
 

@@ -11,6 +11,7 @@ from dispatch.core import jsonutil
 from dispatch.domain.avatars import AVATARS_DIR
 from dispatch.core.errors import default_code
 from dispatch.core.policy import public
+from dispatch.services import Services
 
 # Avatar names are random and never reused, so a file may be cached for good.
 CACHE_SECONDS = 365 * 24 * 3600
@@ -19,8 +20,14 @@ CACHE_SECONDS = 365 * 24 * 3600
 class AvatarFileHandler(tornado.web.StaticFileHandler):
     """Serves `DISPATCH_MEDIA_DIR/avatars/` only; the incoming uploads stay private."""
 
+    @property
+    def services(self) -> Services:
+        """The process's services (dispatch.services)."""
+        services: Services = self.settings["services"]
+        return services
+
     def initialize(self) -> None:  # type: ignore[override]
-        super().initialize(path=str(Path(self.settings["config"].media_dir) / AVATARS_DIR))
+        super().initialize(path=str(Path(self.services.settings.media_dir) / AVATARS_DIR))
 
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")

@@ -6,17 +6,10 @@ from dispatch.core.errors import NotFound
 from dispatch.core.policy import authenticated
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
-from models.notifications import NotificationFilters, Notifications, show, show_many
+from models.notifications import NotificationFilters, show, show_many
 
 
-class NotificationBase(BaseHandler):
-    @property
-    def store(self) -> Notifications:
-        """The notifications collection."""
-        return Notifications(self.db)
-
-
-class NotificationsHandler(NotificationBase):
+class NotificationsHandler(BaseHandler):
     @authenticated
     async def get(self) -> None:
         """The caller's notifications, newest first, with the count of unread ones.
@@ -35,13 +28,13 @@ class NotificationsHandler(NotificationBase):
         """
         page = self.page()
         unread_only = self.load(NotificationFilters(), query_of(self)).get("unread", False)
-        docs, total = await self.store.find(self.user_id, unread_only, page.offset, page.limit)
+        docs, total = await self.services.notifications.find(self.user_id, unread_only, page.offset, page.limit)
         envelope = page.envelope(show_many(docs), total)
-        envelope["unread"] = total if unread_only else await self.store.count_unread(self.user_id)
+        envelope["unread"] = total if unread_only else await self.services.notifications.count_unread(self.user_id)
         self.write_json(envelope)
 
 
-class NotificationReadHandler(NotificationBase):
+class NotificationReadHandler(BaseHandler):
     @authenticated
     async def post(self, notification_id: str) -> None:
         """Mark one of the caller's notifications read.
@@ -53,13 +46,13 @@ class NotificationReadHandler(NotificationBase):
             content:
               application/json: {schema: NotificationOut}
         """
-        doc = await self.store.mark_read(self.user_id, parse_id(notification_id))
+        doc = await self.services.notifications.mark_read(self.user_id, parse_id(notification_id))
         if doc is None:
             raise NotFound("No such notification.")
         self.write_json(show(doc))
 
 
-class NotificationsReadAllHandler(NotificationBase):
+class NotificationsReadAllHandler(BaseHandler):
     @authenticated
     async def post(self) -> None:
         """Mark every notification of the caller read.
@@ -71,7 +64,7 @@ class NotificationsReadAllHandler(NotificationBase):
             content:
               application/json: {schema: NotificationsMarked}
         """
-        self.write_json({"marked": await self.store.mark_all_read(self.user_id)})
+        self.write_json({"marked": await self.services.notifications.mark_all_read(self.user_id)})
 
 
 default_handlers = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 from dispatch.domain import idempotency
-from dispatch.domain.orders import OrderDesk
 from dispatch.core.policy import authenticated, roles
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
@@ -18,12 +17,7 @@ TRACK_OUT = OrderTrack()
 
 
 class OrdersBase(BaseHandler):
-    """Gives order handlers their domain object and the `Idempotency-Key` answer."""
-
-    @property
-    def desk(self) -> OrderDesk:
-        """Orders (dispatch.domain.orders.OrderDesk) on this process's stores."""
-        return OrderDesk(self.db, self.redis, self.events, self.identity.users)
+    """Gives order handlers the `Idempotency-Key` answer."""
 
     async def answer_once(self, operation: Callable[[], Awaitable[tuple[int, Any]]]) -> None:
         """Answer with the operation's (status, data); with an `Idempotency-Key`, only its first run counts."""
@@ -33,7 +27,7 @@ class OrdersBase(BaseHandler):
             self.write_json(data, status)
             return
         print_ = idempotency.fingerprint(self.request.method or "", self.request.path, self.body)
-        answer = await idempotency.once(self.db, self.user_id, idempotency.check_key(key), print_, operation)
+        answer = await self.services.idempotency.once(self.user_id, idempotency.check_key(key), print_, operation)
         if answer.replayed:
             self.set_header("Idempotent-Replayed", "true")
         self.set_status(answer.status)
@@ -65,7 +59,7 @@ class OrdersHandler(OrdersBase):
         """
         filters = self.load(OrderQuery(), query_of(self))
         page = self.page()
-        docs, total = await self.desk.page(self.current_user, filters, page)
+        docs, total = await self.services.orders.page(self.current_user, filters, page)
         self.write_json(page.envelope(ORDER_OUT.dump(docs, many=True), total))
 
     @roles("BASE", "MANAGER", "ADMIN")
@@ -90,7 +84,7 @@ class OrdersHandler(OrdersBase):
           409: {$ref: '#/components/responses/409'}
         """
         async def create() -> tuple[int, Any]:
-            order = await self.desk.create(self.current_user, self.load(OrderIn()))
+            order = await self.services.orders.create(self.current_user, self.load(OrderIn()))
             return 201, ORDER_OUT.dump(order)
 
         await self.answer_once(create)
@@ -108,7 +102,7 @@ class OrderHandler(OrdersBase):
             content:
               application/json: {schema: OrderOut}
         """
-        self.write_json(ORDER_OUT.dump(await self.desk.get(self.current_user, parse_id(order_id))))
+        self.write_json(ORDER_OUT.dump(await self.services.orders.get(self.current_user, parse_id(order_id))))
 
 
 class OrderStatusHandler(OrdersBase):
@@ -135,7 +129,8 @@ class OrderStatusHandler(OrdersBase):
           409: {$ref: '#/components/responses/409'}
         """
         data = self.load(StatusIn())
-        order = await self.desk.change_status(self.current_user, parse_id(order_id), data["status"], data.get("reason"))
+        order = await self.services.orders.change_status(self.current_user, parse_id(order_id), data["status"],
+                                                         data.get("reason"))
         self.write_json(ORDER_OUT.dump(order))
 
 
@@ -157,7 +152,7 @@ class OrderAssignHandler(OrdersBase):
           409: {$ref: '#/components/responses/409'}
         """
         data = self.load(AssignIn())
-        order = await self.desk.assign(self.current_user, parse_id(order_id), data.get("vehicle_id"))
+        order = await self.services.orders.assign(self.current_user, parse_id(order_id), data.get("vehicle_id"))
         self.write_json(ORDER_OUT.dump(order))
 
 
@@ -177,7 +172,7 @@ class OrderEventsHandler(OrdersBase):
               application/json: {schema: OrderEventList}
         """
         page = self.page()
-        events = await self.desk.timeline(self.current_user, parse_id(order_id))
+        events = await self.services.orders.timeline(self.current_user, parse_id(order_id))
         shown = EVENT_OUT.dump(events[page.offset:page.offset + page.limit], many=True)
         self.write_json(page.envelope(shown, len(events)))
 
@@ -194,7 +189,7 @@ class OrderTrackHandler(OrdersBase):
             content:
               application/json: {schema: OrderTrack}
         """
-        self.write_json(TRACK_OUT.dump(await self.desk.track(self.current_user, parse_id(order_id))))
+        self.write_json(TRACK_OUT.dump(await self.services.orders.track(self.current_user, parse_id(order_id))))
 
 
 default_handlers = [

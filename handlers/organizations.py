@@ -6,25 +6,20 @@ from typing import Any
 
 from dispatch.domain import scopes
 from dispatch.core.errors import NotFound
+from dispatch.core.events import scope_changed
 from dispatch.core.policy import authenticated, roles
-from dispatch.realtime.access import announce_scope_change
 from handlers.base import BaseHandler
 from models.common import parse_id
-from models.directory import UserDirectory
-from models.organizations import OrganizationIn, OrganizationPatch, Organizations, show
+from models.organizations import OrganizationIn, OrganizationPatch, show
 
 
 class OrganizationsBase(BaseHandler):
-    """Shared access to the organization store and to members."""
-
-    @property
-    def orgs(self) -> Organizations:
-        return Organizations(self.db)
+    """Shared lookups of the organization handlers (members included)."""
 
     async def shown(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Organizations as this caller may see them: with members where allowed."""
         with_members = [doc["_id"] for doc in docs if scopes.sees_members(self.current_user, doc["_id"])]
-        members = await UserDirectory(self.db).members(with_members)
+        members = await self.services.directory.members(with_members)
         return [show(doc, members.get(doc["_id"]), manages=scopes.manages_org(self.current_user, doc["_id"]))
                 for doc in docs]
 
@@ -33,7 +28,7 @@ class OrganizationsBase(BaseHandler):
 
     async def editable(self, org_id: str) -> dict[str, Any]:
         """The organization of the path, if the caller may edit it (else 404)."""
-        return scopes.editable_org(self.current_user, await self.orgs.get(parse_id(org_id)))
+        return scopes.editable_org(self.current_user, await self.services.organizations.get(parse_id(org_id)))
 
 
 class OrganizationsHandler(OrganizationsBase):
@@ -53,7 +48,8 @@ class OrganizationsHandler(OrganizationsBase):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        docs, total = await self.orgs.find(scopes.org_read_scope(self.current_user), page.offset, page.limit)
+        docs, total = await self.services.organizations.find(scopes.org_read_scope(self.current_user),
+                                                             page.offset, page.limit)
         self.write_json(page.envelope(await self.shown(docs), total))
 
     @roles("MANAGER", "ADMIN")
@@ -73,9 +69,9 @@ class OrganizationsHandler(OrganizationsBase):
           409: {$ref: '#/components/responses/409'}
         """
         data = self.load(OrganizationIn())
-        org = await self.orgs.insert(data["name"], data["description"])
+        org = await self.services.organizations.insert(data["name"], data["description"])
         if self.current_category == "MANAGER":
-            self.current_user = await self.identity.users.update(
+            self.current_user = await self.services.identity.users.update(
                 self.user_id, {}, extra={"$addToSet": {"organizations": org["_id"]}})
         self.write_json(await self.shown_one(org), 201)
 
@@ -92,7 +88,7 @@ class OrganizationHandler(OrganizationsBase):
             content:
               application/json: {schema: OrganizationOut}
         """
-        org = scopes.visible_org(self.current_user, await self.orgs.get(parse_id(org_id)))
+        org = scopes.visible_org(self.current_user, await self.services.organizations.get(parse_id(org_id)))
         self.write_json(await self.shown_one(org))
 
     @roles("MANAGER", "ADMIN")
@@ -113,7 +109,7 @@ class OrganizationHandler(OrganizationsBase):
         """
         org = await self.editable(org_id)
         data = self.load(OrganizationPatch())
-        updated = await self.orgs.update(org["_id"], data) if data else org
+        updated = await self.services.organizations.update(org["_id"], data) if data else org
         if updated is None:
             raise NotFound("No such organization.")
         self.write_json(await self.shown_one(updated))
@@ -135,7 +131,7 @@ class InviteCodeHandler(OrganizationsBase):
               application/json: {schema: OrganizationOut}
         """
         org = await self.editable(org_id)
-        updated = await self.orgs.new_invite_code(org["_id"])
+        updated = await self.services.organizations.new_invite_code(org["_id"])
         if updated is None:
             raise NotFound("No such organization.")
         self.write_json(await self.shown_one(updated))
@@ -160,7 +156,7 @@ class MemberHandler(OrganizationsBase):
         org = await self.editable(org_id)
         scopes.check_direct_add(self.current_user)
         target = await self.target(user_id)
-        await self.identity.users.update(target["_id"], {}, extra={"$addToSet": {"organizations": org["_id"]}})
+        await self.services.identity.users.update(target["_id"], {}, extra={"$addToSet": {"organizations": org["_id"]}})
         await self.answer(org)
 
     @roles("MANAGER", "ADMIN")
@@ -178,17 +174,17 @@ class MemberHandler(OrganizationsBase):
         target = await self.target(user_id)
         if org["_id"] not in scopes.own_orgs(target):
             raise NotFound("This user is not a member of the organization.")
-        await self.identity.users.update(target["_id"], {}, extra={"$pull": {"organizations": org["_id"]}})
-        await announce_scope_change(self.redis, target["_id"])  # their open sockets lose the organization
+        await self.services.identity.users.update(target["_id"], {}, extra={"$pull": {"organizations": org["_id"]}})
+        await self.services.events.publish(scope_changed(target["_id"]))  # their open sockets lose the organization
         await self.answer(org)
 
     async def target(self, user_id: str) -> dict[str, Any]:
         """The user of the path, if the caller may change their membership."""
-        return scopes.check_member_change(self.current_user, await self.identity.users.get(parse_id(user_id)))
+        return scopes.check_member_change(self.current_user, await self.services.identity.users.get(parse_id(user_id)))
 
     async def answer(self, org: dict[str, Any]) -> None:
         if org["_id"] in scopes.own_orgs(self.current_user):  # the caller's own membership may have changed
-            self.current_user = await self.identity.users.get(self.user_id) or self.current_user
+            self.current_user = await self.services.identity.users.get(self.user_id) or self.current_user
         self.write_json(await self.shown_one(org))
 
 

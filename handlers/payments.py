@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.domain.payments import Billing
 from dispatch.core.policy import roles
 from handlers.orders import OrdersBase
 from models.common import parse_id
@@ -14,14 +13,7 @@ PAYMENT_OUT = PaymentOut()
 RATING_OUT = RatingOut()
 
 
-class BillingBase(OrdersBase):
-    @property
-    def billing(self) -> Billing:
-        """Payments and ratings (dispatch.domain.payments.Billing) on this process's stores."""
-        return Billing(self.db, self.identity.users)
-
-
-class OrderPaymentsHandler(BillingBase):
+class OrderPaymentsHandler(OrdersBase):
     @roles("BASE", "DRIVER", "MANAGER", "ADMIN")
     async def get(self, order_id: str) -> None:
         """An order's recorded payments, oldest first (its client, its driver, its organization's managers,
@@ -38,7 +30,7 @@ class OrderPaymentsHandler(BillingBase):
               application/json: {schema: PaymentList}
         """
         page = self.page()
-        docs, total = await self.billing.payments_of(self.current_user, parse_id(order_id), page)
+        docs, total = await self.services.billing.payments_of(self.current_user, parse_id(order_id), page)
         self.write_json(page.envelope(PAYMENT_OUT.dump(docs, many=True), total))
 
     @roles("DRIVER", "MANAGER", "ADMIN")
@@ -70,13 +62,13 @@ class OrderPaymentsHandler(BillingBase):
           422: {$ref: '#/components/responses/422'}
         """
         async def record() -> tuple[int, Any]:
-            payment = await self.billing.pay(self.current_user, parse_id(order_id), self.load(PaymentIn()))
+            payment = await self.services.billing.pay(self.current_user, parse_id(order_id), self.load(PaymentIn()))
             return 201, PAYMENT_OUT.dump(payment)
 
         await self.answer_once(record)
 
 
-class OrderRatingHandler(BillingBase):
+class OrderRatingHandler(OrdersBase):
     @roles("BASE")
     async def post(self, order_id: str) -> None:
         """Rate the driver of a completed order (its client, once).
@@ -93,7 +85,7 @@ class OrderRatingHandler(BillingBase):
               application/json: {schema: RatingOut}
           409: {$ref: '#/components/responses/409'}
         """
-        rating = await self.billing.rate(self.current_user, parse_id(order_id), self.load(RatingIn()))
+        rating = await self.services.billing.rate(self.current_user, parse_id(order_id), self.load(RatingIn()))
         self.write_json(RATING_OUT.dump(rating), 201)
 
 

@@ -18,11 +18,12 @@ from dispatch.core.errors import ApiError
 from dispatch.core.policy import public
 from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_order
 from dispatch.realtime.frames import FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
-from dispatch.realtime.hub import REPLAY_PAGE
+from dispatch.realtime.hub import REPLAY_PAGE, Hub
 from dispatch.realtime.ingest import Submission
 from dispatch.realtime.outbox import STUCK_AFTER, Outbox
 from dispatch.core.storage import UNAVAILABLE
 from dispatch.core.timeutil import isoformat, utcnow
+from dispatch.services import Services
 
 log = logging.getLogger("dispatch.realtime")
 
@@ -64,16 +65,19 @@ class Socket(tornado.websocket.WebSocketHandler):
 
     # --- dependencies -------------------------------------------------
     @property
-    def hub(self) -> Any:
-        return self.settings["hub"]
+    def services(self) -> Services:
+        """The process's services (dispatch.services)."""
+        services: Services = self.settings["services"]
+        return services
 
     @property
-    def db(self) -> Any:
-        return self.settings["db"]
+    def hub(self) -> Hub:
+        """This process's fan-out (the one of `services`)."""
+        return self.services.hub
 
     def check_origin(self, origin: str) -> bool:
         """Same-origin pages and the configured CORS origins may connect (apps send no Origin)."""
-        allowed = self.settings["config"].cors_origin_list
+        allowed = self.services.settings.cors_origin_list
         return "*" in allowed or origin in allowed or urlsplit(origin).netloc == self.request.host
 
     def prepare(self) -> None:
@@ -120,7 +124,7 @@ class Socket(tornado.websocket.WebSocketHandler):
             self._auth_timer.cancel()
             self._auth_timer = None
         try:
-            caller = await self.settings["identity"].resolve(token)
+            caller = await self.services.identity.resolve(token)
         except ApiError as exc:
             self.close(CLOSE_UNAUTHENTICATED, exc.code)
             return
@@ -235,7 +239,7 @@ class Socket(tornado.websocket.WebSocketHandler):
         """Read the user again; close when they may no longer use this socket, else narrow its scope."""
         if self._gone or self.user is None:
             return
-        user = await self.settings["identity"].users.get(self.user["_id"])
+        user = await self.services.identity.users.get(self.user["_id"])
         if user is None or not user.get("is_active") or user.get("category") not in self.categories:
             self.close(CLOSE_FORBIDDEN, "forbidden")
             return
@@ -336,7 +340,7 @@ class DriverSocket(Socket):
         self.highest = -1  # the highest seq this connection sent: lower ones are history, not live positions
 
     async def on_authenticated(self) -> bool:
-        self.vehicle = DriverVehicle(self.db, self.user["_id"])  # type: ignore[index]
+        self.vehicle = DriverVehicle(self.services.db, self.user["_id"])  # type: ignore[index]
         context = await self.vehicle.load()
         await self._presence(True, context)
         return True
@@ -360,7 +364,7 @@ class DriverSocket(Socket):
         # Every point goes to the store, whatever was acked before: its `_id` (driver:seq) makes a
         # resend a no-op there, so a point is skipped only when that exact seq is already stored.
         live_above, self.highest = self.highest, max(self.highest, points[-1]["seq"])
-        self.settings["ingest"].submit(Submission(vehicle.context, points, self._ack, live_above=live_above))
+        self.services.ingest.submit(Submission(vehicle.context, points, self._ack, live_above=live_above))
 
     def _ack(self, seq: int) -> None:
         self.send_json({"type": "ack", "seq": seq})
@@ -371,8 +375,8 @@ class DriverSocket(Socket):
         if not isinstance(order_id, str) or not isinstance(frame.get("status"), str):
             raise FrameError("bad_frame", "A status frame needs string `order_id` and `status`.")
         try:
-            order = await self.settings["order_status_mover"](self.user, order_id, frame["status"],
-                                                              frame.get("reason"))
+            order = await self.services.orders.change_status_unchecked(
+                self.user, order_id, frame["status"], frame.get("reason"))  # type: ignore[arg-type]
         except ApiError as exc:
             raise FrameError(exc.code, exc.message, order_id=order_id, **exc.details) from None
         self.send_json({"type": "order", "event": "status_changed", "order": order})
@@ -420,7 +424,7 @@ class ConsoleSocket(Socket):
     async def handle(self, kind: str, frame: dict[str, Any]) -> None:
         if kind == "subscribe":
             channel, since = channel_of(frame), since_of(frame)
-            if not await may_subscribe(self.db, self.user, channel):  # type: ignore[arg-type]
+            if not await may_subscribe(self.services.db, self.user, channel):  # type: ignore[arg-type]
                 raise FrameError("forbidden", f"You may not follow {channel}.", channel=channel)
             await self._follow(channel, since)
         elif kind == "unsubscribe":
@@ -430,7 +434,7 @@ class ConsoleSocket(Socket):
 
     async def on_scope_change(self) -> None:
         for channel in sorted(self.channels):
-            if not channel.startswith("user:") and not await may_subscribe(self.db, self.user, channel):
+            if not channel.startswith("user:") and not await may_subscribe(self.services.db, self.user, channel):
                 await self._revoke(channel)
 
 
@@ -450,7 +454,7 @@ class OrderSocket(Socket):
 
     async def on_authenticated(self) -> bool:
         order_id = self.path_kwargs["order_id"]
-        if not await may_track_order(self.db, self.user, order_id):  # type: ignore[arg-type]
+        if not await may_track_order(self.services.db, self.user, order_id):  # type: ignore[arg-type]
             self.close(CLOSE_FORBIDDEN, "forbidden")
             return False
         await self._follow(f"order:{order_id}")
@@ -472,7 +476,8 @@ class OrderSocket(Socket):
             self.recheck_soon()  # a decline or another driver takes the order out of a driver's scope
 
     async def on_scope_change(self) -> None:
-        if not await may_track_order(self.db, self.user, self.path_kwargs["order_id"]):  # type: ignore[arg-type]
+        order_id = self.path_kwargs["order_id"]
+        if not await may_track_order(self.services.db, self.user, order_id):  # type: ignore[arg-type]
             self.close(CLOSE_FORBIDDEN, "forbidden")
 
 

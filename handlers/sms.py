@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dispatch.core.errors import NotFound
 from dispatch.core.policy import authenticated, public
-from dispatch.domain.sms_login import PhoneVerification, SmsLogin
 from handlers.base import BaseHandler
 from models.sms import PhoneVerifyIn, SmsRequestIn, SmsVerifyIn
 from models.users import present_one
@@ -28,7 +27,7 @@ class SmsRequestHandler(BaseHandler):
           429: {$ref: '#/components/responses/429'}
         """
         data = self.load(SmsRequestIn())
-        await SmsLogin(self.identity).request(data["phone"], self.client_ip)
+        await self.services.sms_login.request(data["phone"], self.client_ip)
         self.write_json({"status": "accepted"}, 202)
 
 
@@ -56,7 +55,7 @@ class SmsVerifyHandler(BaseHandler):
         """
         data = self.load(SmsVerifyIn())
         user_agent = self.request.headers.get("User-Agent", "")
-        self.write_json(await SmsLogin(self.identity).verify(data["phone"], data["code"], self.client_ip, user_agent))
+        self.write_json(await self.services.sms_login.verify(data["phone"], data["code"], self.client_ip, user_agent))
 
 
 class PhoneVerifyHandler(BaseHandler):
@@ -85,10 +84,10 @@ class PhoneVerifyHandler(BaseHandler):
           429: {$ref: '#/components/responses/429'}
         """
         data = self.load(PhoneVerifyIn())
-        user = await PhoneVerification(self.identity).verify(self.user_id, data["code"], self.client_ip)
+        user = await self.services.phone_verification.verify(self.user_id, data["code"], self.client_ip)
         if user is None:
             raise NotFound("No such user.")
-        self.write_json(await present_one(self.db, user))
+        self.write_json(await present_one(self.services.db, user))
 
 
 default_handlers = [

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from dispatch.core.policy import authenticated, roles
-from dispatch.domain.support import SupportDesk, is_operator
+from dispatch.domain.support import is_operator
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.support import (SupportMessageIn, SupportTicketFilters, SupportTicketIn, SupportTicketPatch,
                             show_message, show_ticket)
 
 
-class SupportBase(BaseHandler):
-    @property
-    def desk(self) -> SupportDesk:
-        """The support domain logic on this process's stores."""
-        return SupportDesk(self.db, self.identity.users)
-
-
-class TicketsHandler(SupportBase):
+class TicketsHandler(BaseHandler):
     @authenticated
     async def get(self) -> None:
         """Tickets the caller may read: own ones; a manager's organizations' too; all for an admin.
@@ -38,7 +31,7 @@ class TicketsHandler(SupportBase):
         """
         page = self.page()
         filters = self.load(SupportTicketFilters(), query_of(self))
-        docs, total = await self.desk.list(self.current_user, filters, page)
+        docs, total = await self.services.support.list(self.current_user, filters, page)
         items = [show_ticket(doc, is_operator(self.current_user, doc)) for doc in docs]
         self.write_json(page.envelope(items, total))
 
@@ -57,11 +50,11 @@ class TicketsHandler(SupportBase):
             content:
               application/json: {schema: SupportTicketOut}
         """
-        ticket = await self.desk.open(self.current_user, self.load(SupportTicketIn()))
+        ticket = await self.services.support.open(self.current_user, self.load(SupportTicketIn()))
         self.write_json(show_ticket(ticket, is_operator(self.current_user, ticket)), 201)
 
 
-class TicketHandler(SupportBase):
+class TicketHandler(BaseHandler):
     @authenticated
     async def get(self, ticket_id: str) -> None:
         """One ticket the caller may read.
@@ -73,7 +66,7 @@ class TicketHandler(SupportBase):
             content:
               application/json: {schema: SupportTicketOut}
         """
-        ticket = await self.desk.get(self.current_user, parse_id(ticket_id))
+        ticket = await self.services.support.get(self.current_user, parse_id(ticket_id))
         self.write_json(show_ticket(ticket, is_operator(self.current_user, ticket)))
 
     @roles("MANAGER", "ADMIN")
@@ -92,11 +85,11 @@ class TicketHandler(SupportBase):
               application/json: {schema: SupportTicketOut}
         """
         target = parse_id(ticket_id)
-        ticket = await self.desk.operate(self.current_user, target, self.load(SupportTicketPatch()))
+        ticket = await self.services.support.operate(self.current_user, target, self.load(SupportTicketPatch()))
         self.write_json(show_ticket(ticket, True))
 
 
-class TicketMessagesHandler(SupportBase):
+class TicketMessagesHandler(BaseHandler):
     @authenticated
     async def get(self, ticket_id: str) -> None:
         """A ticket's messages, oldest first; internal notes only for its operators.
@@ -113,7 +106,7 @@ class TicketMessagesHandler(SupportBase):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        docs, total = await self.desk.messages(self.current_user, parse_id(ticket_id), page)
+        docs, total = await self.services.support.messages(self.current_user, parse_id(ticket_id), page)
         self.write_json(page.envelope([show_message(doc) for doc in docs], total))
 
     @authenticated
@@ -140,7 +133,7 @@ class TicketMessagesHandler(SupportBase):
               application/json: {schema: Error}
         """
         target = parse_id(ticket_id)
-        message = await self.desk.post(self.current_user, target, self.load(SupportMessageIn()))
+        message = await self.services.support.post(self.current_user, target, self.load(SupportMessageIn()))
         self.write_json(show_message(message), 201)
 
 

@@ -6,13 +6,11 @@ from typing import Any
 
 from dispatch.domain import scopes
 from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.core.events import scope_changed
 from dispatch.core.policy import authenticated, roles
-from dispatch.realtime.access import announce_scope_change
-from dispatch.domain.sms_login import PhoneVerification
 from handlers.base import BaseHandler
 from models.common import parse_id
-from models.directory import REFERRAL_OUT, InviteIn, UserAdminPatch, UserDirectory, UserFilter
-from models.organizations import Organizations
+from models.directory import REFERRAL_OUT, InviteIn, UserAdminPatch, UserFilter
 from models.users import MePatch, present, present_one
 
 FILTERS = ("category", "organization", "q")
@@ -33,7 +31,7 @@ class MeHandler(BaseHandler):
             content:
               application/json: {schema: UserOut}
         """
-        self.write_json(await present_one(self.db, self.current_user))
+        self.write_json(await present_one(self.services.db, self.current_user))
 
     @authenticated
     async def patch(self) -> None:
@@ -72,15 +70,15 @@ class MeHandler(BaseHandler):
                            {"fields": sorted(locked)})
         new_phone = _phone_to_verify(user, data)
         if new_phone:  # before any write: a refused number (taken, throttled) changes nothing
-            await PhoneVerification(self.identity).request(self.user_id, new_phone, self.client_ip)
+            await self.services.phone_verification.request(self.user_id, new_phone, self.client_ip)
         if "email" in data and data["email"].lower() != (user.get("email_lower") or ""):
             data.update(email_lower=data["email"].lower(), email_verified=False)
         else:
             data.pop("email", None)
-        updated = await self.identity.users.update(self.user_id, data) if data else user
+        updated = await self.services.identity.users.update(self.user_id, data) if data else user
         if not data.get("email_verified", True):
-            await self.identity.send_activation(updated)
-        self.write_json(await present_one(self.db, updated), 202 if new_phone else 200)
+            await self.services.identity.send_activation(updated)
+        self.write_json(await present_one(self.services.db, updated), 202 if new_phone else 200)
 
 
 def _phone_to_verify(user: dict[str, Any], data: dict[str, Any]) -> str | None:
@@ -119,17 +117,17 @@ class InviteHandler(BaseHandler):
               application/json: {schema: Error}
         """
         data = self.load(InviteIn())
-        inviter = await UserDirectory(self.db).by_invite_code(data["code"])
+        inviter = await self.services.directory.by_invite_code(data["code"])
         if inviter is None:
             raise ValidationFailed({"code": ["No user has this invite code."]})
         if inviter["_id"] == self.user_id:
             raise Conflict("This is your own invite code.", "own_invite_code")
         # compare-and-set: of two concurrent applies, only one finds `invited_by` still empty
-        updated = await self.identity.users.update(self.user_id, {"invited_by": inviter["_id"]},
+        updated = await self.services.identity.users.update(self.user_id, {"invited_by": inviter["_id"]},
                                                    expect={"invited_by": None})
         if updated is None:
             raise Conflict("An invite code was already applied to your account.", "invite_already_applied")
-        self.write_json(await present_one(self.db, updated))
+        self.write_json(await present_one(self.services.db, updated))
 
 
 class ReferralsHandler(BaseHandler):
@@ -149,7 +147,7 @@ class ReferralsHandler(BaseHandler):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        docs, total = await UserDirectory(self.db).referrals(self.user_id, page.offset, page.limit)
+        docs, total = await self.services.directory.referrals(self.user_id, page.offset, page.limit)
         self.write_json(page.envelope(REFERRAL_OUT.dump(docs, many=True), total))
 
 
@@ -176,9 +174,9 @@ class UsersHandler(BaseHandler):
         page = self.page()
         filters = self.load(UserFilter(), {name: self.get_query_argument(name) for name in FILTERS
                                            if self.get_query_argument(name, None) is not None})
-        docs, total = await UserDirectory(self.db).search(scopes.user_scope(self.current_user), filters,
+        docs, total = await self.services.directory.search(scopes.user_scope(self.current_user), filters,
                                                           page.offset, page.limit)
-        self.write_json(page.envelope(await present(self.db, docs), total))
+        self.write_json(page.envelope(await present(self.services.db, docs), total))
 
 
 class UserHandler(BaseHandler):
@@ -193,7 +191,7 @@ class UserHandler(BaseHandler):
             content:
               application/json: {schema: UserOut}
         """
-        self.write_json(await present_one(self.db, await self.target(user_id)))
+        self.write_json(await present_one(self.services.db, await self.target(user_id)))
 
     @roles("MANAGER", "ADMIN")
     async def patch(self, user_id: str) -> None:
@@ -222,23 +220,23 @@ class UserHandler(BaseHandler):
         scopes.check_user_changes(self.current_user, target, data)
         if "organizations" in data:
             data["organizations"] = await self.known_orgs(data["organizations"])
-        updated = await self.identity.users.update(target["_id"], data) if data else target
+        updated = await self.services.identity.users.update(target["_id"], data) if data else target
         if updated is None:
             raise NotFound("No such user.")
         if data.get("is_active") is False:
-            await self.identity.sessions.revoke_all(str(target["_id"]))
+            await self.services.identity.sessions.revoke_all(str(target["_id"]))
         if {"organizations", "category"} & set(data):
-            await announce_scope_change(self.redis, target["_id"])  # their open sockets re-check access
-        self.write_json(await present_one(self.db, updated))
+            await self.services.events.publish(scope_changed(target["_id"]))  # their open sockets re-check access
+        self.write_json(await present_one(self.services.db, updated))
 
     async def target(self, user_id: str) -> dict[str, Any]:
         """The user of the path, if the caller may read it (else 404)."""
-        return scopes.visible_user(self.current_user, await self.identity.users.get(parse_id(user_id)))
+        return scopes.visible_user(self.current_user, await self.services.identity.users.get(parse_id(user_id)))
 
     async def known_orgs(self, org_ids: list[Any]) -> list[Any]:
         """The ids without repeats, in order; an id that is no organization → 422."""
         unique = list(dict.fromkeys(org_ids))
-        unknown = set(unique) - await Organizations(self.db).existing(unique)
+        unknown = set(unique) - await self.services.organizations.existing(unique)
         if unknown:
             raise ValidationFailed({"organizations": [f"No organization has id {oid}." for oid in sorted(unknown)]})
         return unique

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.domain.fleet import Fleet, PriceLists
 from dispatch.core.policy import authenticated, roles
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
@@ -25,16 +24,11 @@ TRACK_OUT = VehicleTrack()
 
 
 class FleetHandler(BaseHandler):
-    """Gives fleet handlers their domain object."""
-
-    @property
-    def fleet(self) -> Fleet:
-        """The fleet (dispatch.domain.fleet.Fleet) on this process's stores."""
-        return Fleet(self.db, self.redis, self.identity.users)
+    """Answers with vehicles and their live locations."""
 
     async def write_vehicles(self, docs: list[dict[str, Any]], total: int | None = None, status: int = 200) -> None:
         """Answer with vehicles (one, or a page when `total` is given), each with its live location."""
-        shown = VEHICLE_OUT.dump(await self.fleet.with_locations(docs), many=True)
+        shown = VEHICLE_OUT.dump(await self.services.fleet.with_locations(docs), many=True)
         self.write_json(shown[0] if total is None else self.page().envelope(shown, total), status)
 
 
@@ -60,7 +54,7 @@ class VehicleTypesHandler(BaseHandler):
         """
         filters = self.load(VehicleTypeQuery(), query_of(self))
         page = self.page()
-        docs, total = await PriceLists(self.db).page(self.current_user, filters, page)
+        docs, total = await self.services.price_lists.page(self.current_user, filters, page)
         self.write_json(page.envelope(TYPE_OUT.dump(docs, many=True), total))
 
     @roles("MANAGER", "ADMIN")
@@ -81,7 +75,7 @@ class VehicleTypesHandler(BaseHandler):
           409: {$ref: '#/components/responses/409'}
           422: {$ref: '#/components/responses/422'}
         """
-        doc = await PriceLists(self.db).create(self.current_user, self.load(VehicleTypeIn()))
+        doc = await self.services.price_lists.create(self.current_user, self.load(VehicleTypeIn()))
         self.write_json(TYPE_OUT.dump(doc), 201)
 
 
@@ -97,7 +91,7 @@ class VehicleTypeHandler(BaseHandler):
             content:
               application/json: {schema: VehicleTypeOut}
         """
-        self.write_json(TYPE_OUT.dump(await PriceLists(self.db).get(self.current_user, parse_id(type_id))))
+        self.write_json(TYPE_OUT.dump(await self.services.price_lists.get(self.current_user, parse_id(type_id))))
 
     @roles("MANAGER", "ADMIN")
     async def patch(self, type_id: str) -> None:
@@ -118,7 +112,7 @@ class VehicleTypeHandler(BaseHandler):
           409: {$ref: '#/components/responses/409'}
         """
         changes = self.load(VehicleTypePatch())
-        doc = await PriceLists(self.db).update(self.current_user, parse_id(type_id), changes)
+        doc = await self.services.price_lists.update(self.current_user, parse_id(type_id), changes)
         self.write_json(TYPE_OUT.dump(doc))
 
 
@@ -140,7 +134,7 @@ class VehiclesHandler(FleetHandler):
               application/json: {schema: VehicleList}
         """
         filters = self.load(VehicleQuery(), query_of(self))
-        docs, total = await self.fleet.page(self.current_user, filters, self.page())
+        docs, total = await self.services.fleet.page(self.current_user, filters, self.page())
         await self.write_vehicles(docs, total)
 
     @roles("MANAGER", "ADMIN")
@@ -159,7 +153,7 @@ class VehiclesHandler(FleetHandler):
               application/json: {schema: VehicleOut}
           409: {$ref: '#/components/responses/409'}
         """
-        doc = await self.fleet.create(self.current_user, self.load(VehicleIn()))
+        doc = await self.services.fleet.create(self.current_user, self.load(VehicleIn()))
         await self.write_vehicles([doc], status=201)
 
 
@@ -191,7 +185,8 @@ class NearbyHandler(FleetHandler):
         """
         query = self.load(NearbyQuery(), query_of(self))
         page = self.page()
-        docs, total = await self.fleet.nearby(self.current_user, query["lat"], query["lon"], query["radius_km"], page)
+        docs, total = await self.services.fleet.nearby(self.current_user, query["lat"], query["lon"],
+                                                       query["radius_km"], page)
         shown = NEARBY_CLIENT_OUT if self.current_user.get("category") == "BASE" else NEARBY_OUT
         self.write_json(page.envelope(shown.dump(docs, many=True), total))
 
@@ -208,7 +203,7 @@ class VehicleHandler(FleetHandler):
             content:
               application/json: {schema: VehicleOut}
         """
-        await self.write_vehicles([await self.fleet.get(self.current_user, parse_id(vehicle_id))])
+        await self.write_vehicles([await self.services.fleet.get(self.current_user, parse_id(vehicle_id))])
 
     @roles("MANAGER", "ADMIN")
     async def patch(self, vehicle_id: str) -> None:
@@ -227,7 +222,7 @@ class VehicleHandler(FleetHandler):
           409: {$ref: '#/components/responses/409'}
         """
         changes = self.load(VehiclePatch())
-        doc = await self.fleet.update(self.current_user, parse_id(vehicle_id), changes)
+        doc = await self.services.fleet.update(self.current_user, parse_id(vehicle_id), changes)
         await self.write_vehicles([doc])
 
     @roles("MANAGER", "ADMIN")
@@ -240,7 +235,7 @@ class VehicleHandler(FleetHandler):
             description: Removed, with its live position.
           409: {$ref: '#/components/responses/409'}
         """
-        await self.fleet.delete(self.current_user, parse_id(vehicle_id))
+        await self.services.fleet.delete(self.current_user, parse_id(vehicle_id))
         self.set_status(204)
         self.clear_header("Content-Type")
         self.finish()
@@ -263,7 +258,8 @@ class VehicleTrackHandler(FleetHandler):
           422: {$ref: '#/components/responses/422'}
         """
         query = self.load(TrackQuery(), query_of(self))
-        track = await self.fleet.track(self.current_user, parse_id(vehicle_id), query.get("start"), query.get("end"))
+        track = await self.services.fleet.track(self.current_user, parse_id(vehicle_id), query.get("start"),
+                                                query.get("end"))
         self.write_json(TRACK_OUT.dump(track))
 
 

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from dispatch.core.policy import roles
-from dispatch.domain.waybills import WaybillDesk
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.waybills import WaybillFilters, WaybillIn, WaybillPatch, show
 
 
-class WaybillBase(BaseHandler):
-    @property
-    def desk(self) -> WaybillDesk:
-        """The waybill domain logic on this process's stores."""
-        return WaybillDesk(self.db, self.events)
-
-
-class WaybillsHandler(WaybillBase):
+class WaybillsHandler(BaseHandler):
     @roles("DRIVER", "MANAGER", "ADMIN")
     async def get(self) -> None:
         """Waybills the caller may read: a driver's own, a manager's organizations', all for an admin.
@@ -38,7 +30,8 @@ class WaybillsHandler(WaybillBase):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        docs, total = await self.desk.list(self.current_user, self.load(WaybillFilters(), query_of(self)), page)
+        filters = self.load(WaybillFilters(), query_of(self))
+        docs, total = await self.services.waybills.list(self.current_user, filters, page)
         self.write_json(page.envelope([show(doc) for doc in docs], total))
 
     @roles("DRIVER")
@@ -57,10 +50,10 @@ class WaybillsHandler(WaybillBase):
               application/json: {schema: WaybillOut}
         """
         data = self.load(WaybillIn())
-        self.write_json(show(await self.desk.create(self.current_user, data)), 201)
+        self.write_json(show(await self.services.waybills.create(self.current_user, data)), 201)
 
 
-class WaybillHandler(WaybillBase):
+class WaybillHandler(BaseHandler):
     @roles("DRIVER", "MANAGER", "ADMIN")
     async def get(self, waybill_id: str) -> None:
         """One waybill the caller may read.
@@ -72,7 +65,7 @@ class WaybillHandler(WaybillBase):
             content:
               application/json: {schema: WaybillOut}
         """
-        self.write_json(show(await self.desk.get(self.current_user, parse_id(waybill_id))))
+        self.write_json(show(await self.services.waybills.get(self.current_user, parse_id(waybill_id))))
 
     @roles("DRIVER", "ADMIN")
     async def patch(self, waybill_id: str) -> None:
@@ -98,7 +91,7 @@ class WaybillHandler(WaybillBase):
               application/json: {schema: Error}
         """
         target = parse_id(waybill_id)
-        doc = await self.desk.edit(self.current_user, target, self.load(WaybillPatch()))
+        doc = await self.services.waybills.edit(self.current_user, target, self.load(WaybillPatch()))
         self.write_json(show(doc))
 
 

@@ -24,9 +24,10 @@ import tornado.web
 from pymongo import MongoClient
 
 from dispatch.tools import devservices
-from dispatch.app import close_app, make_app
+from dispatch.app import make_app
+from dispatch.core.storage import ensure_indexes
+from dispatch.services import Services
 from dispatch.settings import Settings
-from dispatch.core.storage import ensure_indexes, open_stores
 from tests.support.helpers import Api
 
 # The test client's own debug lines (request URLs, some with a `?token=`) are not the server's logs,
@@ -45,8 +46,8 @@ def redis_db_url(base: str, db: int) -> str:
 
 
 @dataclass
-class Services:
-    """Where the session's real services listen, and the folders the worker shares."""
+class Running:
+    """Where the session's real services (stores, worker) listen, and the folders the worker shares."""
 
     mongodb_url: str
     redis_url: str
@@ -74,7 +75,7 @@ class Services:
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("services")
     group = devservices.Group()
     try:
@@ -82,7 +83,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             devservices.start_mongo(devservices.free_port(), ":memory:", root / "log")).url
         redis_url = os.environ.get("DISPATCH_REDIS_URL") or group.add(
             devservices.start_redis(devservices.free_port(), root / "redis", root / "log")).url
-        found = Services(mongodb_url, redis_url, root / "outbox", root / "media", root)
+        found = Running(mongodb_url, redis_url, root / "outbox", root / "media", root)
         worker_env = {**os.environ, **{f"DISPATCH_{k.upper()}": str(v) for k, v in {
             "mongodb_url": mongodb_url, "redis_url": redis_db_url(redis_url, APP_DB),
             "broker_url": redis_db_url(redis_url, BROKER_DB), "email_backend": "file", "sms_backend": "file",
@@ -95,27 +96,26 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 @pytest.fixture
-def settings(services: Services) -> Settings:
+def settings(services: Running) -> Settings:
     return services.settings()
 
 
 @pytest.fixture
 def app(io_loop: Any, settings: Settings) -> Iterator[tornado.web.Application]:
-    async def start() -> Any:
-        stores = open_stores(settings)
-        await stores.redis.flushdb()
-        await stores.cache.flushdb()
-        await ensure_indexes(stores.mongo[settings.mongodb_db])
-        return stores
+    """The app on the test's own services (its database, the app's Redis dbs flushed)."""
+    async def start() -> Services:
+        opened = Services.open(settings)  # on the test's loop, which the clients then use
+        await opened.redis.flushdb()
+        await opened.cache.flushdb()
+        await ensure_indexes(opened.db)
+        return opened
 
-    stores = io_loop.run_sync(start)
-    application = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)
-    yield application
+    services = io_loop.run_sync(start)
+    yield make_app(services)
 
     async def stop() -> None:
-        await stores.mongo.drop_database(settings.mongodb_db)
-        await close_app(application)
-        await stores.close()
+        await services.mongo.drop_database(settings.mongodb_db)
+        await services.close()
 
     io_loop.run_sync(stop)
 
@@ -158,7 +158,7 @@ def api(http_server: Any, io_loop: Any, base_url: str) -> Iterator[Api]:
 
 
 @pytest.fixture
-def sync_db(services: Services, settings: Settings) -> Iterator[Any]:
+def sync_db(services: Running, settings: Settings) -> Iterator[Any]:
     """A synchronous view of the test's database, for assertions outside the loop."""
     client: MongoClient = MongoClient(services.mongodb_url, tz_aware=True)
     yield client[settings.mongodb_db]

@@ -53,7 +53,7 @@ async def test_seed_demo_twice_then_log_in_with_a_printed_login(app: Any, api: A
     assert [row[:3] for row in again] == [row[:3] for row in logins]
     assert all(state == "already there" for *_, state in again)
     assert "Created now: organizations 0, users 0, vehicles 0, vehicle_types 0, orders 0." in second
-    assert await app.settings["redis"].zcard(live.GEO_ALL) == 5
+    assert await app.settings["services"].redis.zcard(live.GEO_ALL) == 5
 
     _, manager, password, _ = next(row for row in logins if row[0] == "MANAGER")
     answer = await api.post("/api/v1/auth/login", {"login": manager, "password": password})

@@ -49,5 +49,5 @@ async def test_simulated_drivers_move_trucks_on_a_console(app: Any, api: Api, ba
     last = outputs[0].strip().splitlines()[-1]
     sent, acked = (int(last.split(f"{k}=")[1].split()[0]) for k in ("sent", "acked"))
     assert sent >= 8 and acked == sent
-    stored = await app.settings["db"]["gps_points"].count_documents({})
+    stored = await app.settings["services"].db["gps_points"].count_documents({})
     assert stored >= sum(int(o.strip().splitlines()[-1].split("acked=")[1].split()[0]) for o in outputs)

@@ -20,12 +20,14 @@ class Event:
 
     `type` is the websocket frame type it becomes (`order`, `assignment`, `waybill`,
     `notification`, `presence`, ...); `channels` are where it goes (`fleet:<org_id>`,
-    `order:<id>`, `vehicle:<id>`, `user:<id>`); `data` is its JSON-ready body.
+    `order:<id>`, `vehicle:<id>`, `user:<id>`); `data` is its JSON-ready body. A `live_only`
+    event reaches the sockets open now and is kept for no replay (a notice, not a fact).
     """
 
     type: str
     channels: tuple[str, ...]
     data: dict[str, Any] = field(default_factory=dict)
+    live_only: bool = False
 
 
 Listener = Callable[[Event], Awaitable[None]]
@@ -48,3 +50,13 @@ class EventBus:
                 await listener(event)
             except Exception:  # the domain write already happened; log and go on
                 log.exception("event listener failed for %s on %s", event.type, event.channels)
+
+
+def session_ended(user_id: Any, session_id: str) -> Event:
+    """The notice that closes a user's sockets of one session (`*`: of every session)."""
+    return Event("session_ended", (f"user:{user_id}",), {"session_id": session_id}, live_only=True)
+
+
+def scope_changed(*user_ids: Any) -> Event:
+    """The notice that what these users may see changed (membership, an order): their sockets re-check."""
+    return Event("scope_changed", tuple(f"user:{user_id}" for user_id in user_ids), live_only=True)

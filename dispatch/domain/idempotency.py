@@ -52,26 +52,32 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-async def once(db: AsyncDatabase, user_id: ObjectId, key: str, print_: str, operation: Operation) -> Answer:
-    """Run the operation for the first request with this key; later ones get its answer."""
-    records = IdempotencyRecords(db)
-    waited = 0.0
-    while True:
-        found = await records.claim(user_id, key, print_)
-        if found is None:
-            return await _run(records, user_id, key, operation)
-        if utcnow() - found["created_at"] > LIFETIME:  # the TTL monitor runs only now and then
-            await records.release(user_id, key, found["created_at"])
-            continue
-        if found["fingerprint"] != print_:
-            raise Conflict("This Idempotency-Key was used for another request.", "idempotency_key_reused")
-        if found.get("done"):
-            return Answer(found["status"], bytes(found["body"]), replayed=True)
-        if waited >= WAIT_LIMIT:
-            raise Conflict("A request with this Idempotency-Key is still running; retry later.",
-                           "idempotency_key_in_use")
-        await asyncio.sleep(WAIT_STEP)
-        waited += WAIT_STEP
+class Idempotency:
+    """The remembered answers of requests sent with an `Idempotency-Key`."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.records = IdempotencyRecords(db)
+
+    async def once(self, user_id: ObjectId, key: str, print_: str, operation: Operation) -> Answer:
+        """Run the operation for the first request with this key; later ones get its answer."""
+        records = self.records
+        waited = 0.0
+        while True:
+            found = await records.claim(user_id, key, print_)
+            if found is None:
+                return await _run(records, user_id, key, operation)
+            if utcnow() - found["created_at"] > LIFETIME:  # the TTL monitor runs only now and then
+                await records.release(user_id, key, found["created_at"])
+                continue
+            if found["fingerprint"] != print_:
+                raise Conflict("This Idempotency-Key was used for another request.", "idempotency_key_reused")
+            if found.get("done"):
+                return Answer(found["status"], bytes(found["body"]), replayed=True)
+            if waited >= WAIT_LIMIT:
+                raise Conflict("A request with this Idempotency-Key is still running; retry later.",
+                               "idempotency_key_in_use")
+            await asyncio.sleep(WAIT_STEP)
+            waited += WAIT_STEP
 
 
 async def _run(records: IdempotencyRecords, user_id: ObjectId, key: str, operation: Operation) -> Answer:

@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core import ratelimit
 from dispatch.core.errors import ApiError, Conflict, ValidationFailed
+from dispatch.core.events import EventBus
 from dispatch.core.phones import PhoneError, looks_like_phone, normalize
 from dispatch.domain.queue import TaskQueue
 from dispatch.core.security import (TokenError, check_password, decode_token, encode_token, hash_password,
@@ -52,12 +53,12 @@ class Identity:
     """Accounts and sessions of one process."""
 
     def __init__(self, settings: Settings, db: AsyncDatabase, redis: aioredis.Redis, cache: aioredis.Redis,
-                 tasks: TaskQueue) -> None:
+                 tasks: TaskQueue, events: EventBus) -> None:
         self.settings = settings
         self.db = db
         self.redis = redis
         self.users = Users(db, cache)
-        self.sessions = SessionStore(redis, settings.refresh_ttl)
+        self.sessions = SessionStore(redis, settings.refresh_ttl, events)
         self.tasks = tasks
 
     # --- accounts -------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis.asyncio as aioredis
+from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core import ratelimit
@@ -24,7 +26,7 @@ SENT_LIMIT = {"invitations_sent": (100, 3600)}
 JOIN_BY_CODE = ("BASE", "DRIVER")
 
 
-async def count_sent(redis: Any, settings: Settings, inviter: Any) -> None:
+async def count_sent(redis: aioredis.Redis, settings: Settings, inviter: ObjectId) -> None:
     """Count one invitation against its sender's hourly limit (429 past it)."""
     await ratelimit.hit(redis, {**SENT_LIMIT, **settings.rate_limit_table}, "invitations_sent", str(inviter))
 

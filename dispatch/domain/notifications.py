@@ -1,7 +1,8 @@
 """Notifications: turn order events into notifications for the people concerned, and push them live.
 
-The notifier listens on the event bus (attached once in `make_app`). It reads `order` events only
-and publishes only `notification` events, so it can never feed itself or the order code a loop.
+The notifier listens on the event bus (attached once when the process's services are built). It reads
+`order` events only and publishes only `notification` events, so it can never feed itself or the order
+code a loop.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.core.events import Event, EventBus, Listener
+from dispatch.core.events import Event, EventBus
 from models.notifications import Notifications, new_notification, show
 
 # What a client or driver is told when an order reaches a status (`declined`: the driver gave it back).
@@ -100,8 +101,3 @@ def _actor(data: dict[str, Any]) -> ObjectId | None:
     if actor is None and isinstance(data.get("actor"), dict):
         actor = data["actor"].get("id")
     return _oid(actor)
-
-
-def listener(db: AsyncDatabase, events: EventBus) -> Listener:
-    """The bus listener that notifies people of order events (attach it once at start-up)."""
-    return Notifier(db, events).on_event

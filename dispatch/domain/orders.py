@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from bson import ObjectId
@@ -19,11 +19,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core import live
 from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
-from dispatch.core.events import Event, EventBus
+from dispatch.core.events import Event, EventBus, scope_changed
 from dispatch.domain.fleet import type_scope, user_orgs, vehicle_scope
 from dispatch.core.geo import distance_km
 from dispatch.core.pagination import Page
-from dispatch.realtime.access import announce_scope_change
 from dispatch.core.timeutil import utcnow
 from models.common import parse_id
 from models.orders import STATUS_REQUESTS, OrderOut, Orders, timeline_event
@@ -251,8 +250,18 @@ class OrderDesk:
         await self._publish(updated, "status_changed", user["_id"], order["status"], move.target, action=action,
                             reason=reason)
         if move.frees_vehicle and order.get("driver_id") is not None:  # the truck stops streaming to the order
-            await announce_scope_change(self.redis, order["driver_id"])
+            await self.events.publish(scope_changed(order["driver_id"]))
         return updated
+
+    async def change_status_unchecked(self, user: dict[str, Any], order_id: str, status: Any,
+                                      reason: Any = None) -> dict[str, Any]:
+        """The same move as POST /orders/{id}/status from unchecked input (a driver socket's `status`
+        frame), checked as the REST call checks it; answered as the order's API form."""
+        if status not in STATUS_REQUESTS:
+            raise ValidationFailed({"status": [f"One of: {', '.join(STATUS_REQUESTS)}."]})
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+            raise ValidationFailed({"reason": ["Text of at most 500 characters."]})
+        return ORDER_OUT.dump(await self.change_status(user, parse_id(order_id), status, reason))
 
     async def assign(self, user: dict[str, Any], order_id: ObjectId, vehicle_id: ObjectId | None) -> dict[str, Any]:
         """Give an order a truck: this one, or (None) the nearest available one of its organization."""
@@ -325,22 +334,6 @@ class OrderDesk:
         await self.events.publish(Event("order", tuple(channels), data))
         if kind == "assigned":
             await self.events.publish(Event("assignment", (f"user:{order['driver_id']}",), {"order": shown}))
-
-
-def status_mover(db: AsyncDatabase, redis: aioredis.Redis, events: EventBus,
-                 users: Users) -> Callable[..., Awaitable[dict[str, Any]]]:
-    """`move(user, order_id, status, reason=None)` for the driver socket's `status` frames: the same
-    move as POST /orders/{id}/status, answered as the order's API form."""
-    desk = OrderDesk(db, redis, events, users)
-
-    async def move(user: dict[str, Any], order_id: str, status: str, reason: Any = None) -> dict[str, Any]:
-        if status not in STATUS_REQUESTS:
-            raise ValidationFailed({"status": [f"One of: {', '.join(STATUS_REQUESTS)}."]})
-        if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
-            raise ValidationFailed({"reason": ["Text of at most 500 characters."]})
-        return ORDER_OUT.dump(await desk.change_status(user, parse_id(order_id), status, reason))
-
-    return move
 
 
 def _filter_query(filters: dict[str, Any]) -> dict[str, Any]:

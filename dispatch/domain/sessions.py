@@ -14,7 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from dispatch.core import jsonutil
+from dispatch.core.events import EventBus, session_ended
 from dispatch.core.security import digest
 
 TOUCH_EVERY = 60  # seconds between last-used updates made by ordinary requests
@@ -58,9 +58,10 @@ class Session:
 class SessionStore:
     """Sessions of all users, shared by every server process through Redis."""
 
-    def __init__(self, redis: aioredis.Redis, ttl: int) -> None:
+    def __init__(self, redis: aioredis.Redis, ttl: int, events: EventBus) -> None:
         self.redis = redis
         self.ttl = ttl
+        self.events = events  # an ended session's open sockets learn it through the bus
         self._rotate = redis.register_script(ROTATE)
 
     async def create(self, user_id: str, ip: str, user_agent: str) -> tuple[str, str]:
@@ -132,8 +133,9 @@ class SessionStore:
             pipe.delete(f"sess:{sid}", f"sess:{sid}:used")
             if user_id:
                 pipe.srem(f"usess:{user_id}", sid)
-                pipe.publish(*session_ended(user_id, sid))
             deleted, *_ = await pipe.execute()
+        if user_id:
+            await self.events.publish(session_ended(user_id, sid))
         return bool(deleted)
 
     async def revoke_all(self, user_id: str) -> int:
@@ -144,18 +146,9 @@ class SessionStore:
             if keys:
                 pipe.delete(*keys)
             pipe.delete(f"usess:{user_id}")
-            pipe.publish(*session_ended(user_id, "*"))
             await pipe.execute()
+        await self.events.publish(session_ended(user_id, "*"))
         return len(sids)
-
-
-def session_ended(user_id: str, sid: str) -> tuple[str, bytes]:
-    """The live-only message telling the user's sockets that a session (`*`: every one) ended."""
-    from dispatch.realtime.hub import pubsub_key
-
-    channel = f"user:{user_id}"
-    return pubsub_key(channel), jsonutil.dumps({"offset": "0-0", "type": "session_ended", "channel": channel,
-                                                 "session_id": sid})
 
 
 def _session(sid: str, row: dict[bytes, bytes]) -> Session:

@@ -8,7 +8,6 @@ from typing import Any, Callable
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.core import jsonutil
 from dispatch.realtime.ingest import DriverContext
 
 CHANNEL_KINDS = ("fleet", "order", "vehicle")
@@ -49,20 +48,6 @@ async def may_track_order(db: AsyncDatabase, user: dict[str, Any], order_id: str
     if category == "MANAGER":
         return order.get("organization") in set(user.get("organizations", []))
     return uid in (order.get("client_id"), order.get("driver_id"))
-
-
-def scope_changed(user_id: Any) -> tuple[str, bytes]:
-    """The live-only message telling a user's sockets (on every process) to re-check their access."""
-    channel = f"user:{user_id}"
-    return "ch:" + channel, jsonutil.dumps({"offset": "0-0", "type": "scope_changed", "channel": channel})
-
-
-async def announce_scope_change(redis: Any, *user_ids: Any) -> None:
-    """What these users may see changed (membership, an order taken from them): their sockets re-check."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for user_id in user_ids:
-            pipe.publish(*scope_changed(user_id))
-        await pipe.execute()
 
 
 class DriverVehicle:

@@ -28,6 +28,7 @@ BACKGROUND_GRACE = 1.0  # seconds close() waits for follow-up work (unsubscribes
 RECONNECT_FIRST = 0.25  # seconds before the first pub/sub reconnect attempt
 RECONNECT_MAX = 1.0     # longest pause between attempts, so live frames resume within a second or so
 CONFIRM_TIMEOUT = 10.0  # seconds a subscription waits for Redis to confirm it before failing (503-like)
+LIVE_ONLY_OFFSET = "0-0"  # the offset of frames kept in no stream: no replay ever resumes from it
 
 # ARGV: maxlen, then (channel, payload) pairs; payloads are JSON objects without `offset`.
 PUBLISH_MANY = """
@@ -118,9 +119,20 @@ class Hub:
 
     async def publish_event(self, event: Event) -> None:
         """EventBus listener: a domain event becomes one frame per channel."""
+        if event.live_only:
+            await self.publish_live(event)
+            return
         channels = list(dict.fromkeys(event.channels + _driver_channel(event)))
         await self.publish_many([(channel, jsonutil.dumps({"type": event.type, "channel": channel, **event.data}))
                                  for channel in channels])
+
+    async def publish_live(self, event: Event) -> None:
+        """Publish a notice to the sockets open now, on every process, keeping it for no replay."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for channel in dict.fromkeys(event.channels):
+                pipe.publish(pubsub_key(channel), jsonutil.dumps({"offset": LIVE_ONLY_OFFSET, "type": event.type,
+                                                                  "channel": channel, **event.data}))
+            await pipe.execute()
 
     # --- subscribing ----------------------------------------------------
     async def subscribe(self, subscriber: Subscriber, channel: str) -> None:

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import redis.asyncio as aioredis
 from bson import ObjectId
 from pymongo import WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
@@ -64,7 +65,7 @@ class Submission:
 class Ingest:
     """The batching writer of one process."""
 
-    def __init__(self, db: AsyncDatabase, redis: Any, hub: Hub) -> None:
+    def __init__(self, db: AsyncDatabase, redis: aioredis.Redis, hub: Hub) -> None:
         # An ack promises the point survives: journaled on disk (and on a majority of a replica set).
         self.collection = db[GPS_POINTS].with_options(write_concern=DURABLE)
         self.redis = redis

@@ -59,20 +59,15 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
 
 async def create_admin(settings: Settings, data: dict[str, Any]) -> dict[str, Any]:
     """Insert the ADMIN account (active, verified: no activation email is sent)."""
-    from dispatch.domain.identity import Identity
-    from dispatch.domain.queue import TaskQueue
-    from dispatch.core.storage import ensure_indexes, open_stores
+    from dispatch.core.storage import ensure_indexes
+    from dispatch.services import Services
 
-    stores = open_stores(settings)
-    tasks = TaskQueue(settings)
+    services = Services.open(settings)
     try:
-        db = stores.mongo[settings.mongodb_db]
-        await ensure_indexes(db)  # uniqueness of username and email rests on these indexes
-        identity = Identity(settings, db, stores.redis, stores.cache, tasks)
-        return await identity.register(data, category="ADMIN", verified=True)
+        await ensure_indexes(services.db)  # uniqueness of username and email rests on these indexes
+        return await services.identity.register(data, category="ADMIN", verified=True)
     finally:
-        tasks.close()
-        await stores.close()
+        await services.close()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

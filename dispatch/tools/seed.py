@@ -3,7 +3,7 @@ Moscow), clients, vehicle types and a few orders — idempotent, so a second run
 
 Everything is looked up by a fixed key first (organization name, username, plate, type name,
 an order's client and notes) and made only when missing. Users go through `Identity.register`,
-orders through the order domain layer (`OrderDesk`) of a real application, so the demo data is
+orders through the order domain layer (`OrderDesk`) of the process's services, so the demo data is
 exactly what the API would have written, events and notifications included.
 """
 
@@ -13,14 +13,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import tornado.web
 from bson import ObjectId
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from dispatch.core import live
-from dispatch.domain.orders import OrderDesk
 from dispatch.core.pagination import Page
+from dispatch.services import Services
 from dispatch.settings import Settings
 from dispatch.core.timeutil import isoformat, utcnow
 from models.orders import Orders
@@ -116,13 +115,13 @@ def truck_point(number: int, driver_id: Any) -> dict[str, Any]:
 
 
 class DemoSeeder:
-    """Makes (or finds) the demo data through a built application's stores and domain layer."""
+    """Makes (or finds) the demo data through the process's stores and domain layer."""
 
-    def __init__(self, app: tornado.web.Application, progress: Progress) -> None:
-        self.db = app.settings["db"]
-        self.redis = app.settings["redis"]
-        self.identity = app.settings["identity"]
-        self.desk = OrderDesk(self.db, self.redis, app.settings["events"], self.identity.users)
+    def __init__(self, services: Services, progress: Progress) -> None:
+        self.db = services.db
+        self.redis = services.redis
+        self.identity = services.identity
+        self.desk = services.orders
         self.progress = progress
         self.task = progress.add_task("Seeding demo data", total=self.steps())
         self.report = Report()
@@ -172,7 +171,7 @@ class DemoSeeder:
                 {"username": who.username, "email": f"{who.username}@example.com", "password": PASSWORD,
                  "first_name": who.first_name, "last_name": who.last_name}, category=who.category, verified=True)
         if org_id is not None and org_id not in user.get("organizations", []):
-            user = await users.update(user["_id"], {}, extra={"$addToSet": {"organizations": org_id}})
+            user = await users.update(user["_id"], {}, extra={"$addToSet": {"organizations": org_id}}) or user
         self.report.logins.append((who.category, who.username, made))
         self.done("users", made)
         return user
@@ -241,19 +240,16 @@ def print_logins(report: Report, out: Console) -> None:
 
 
 async def seed_demo(settings: Settings, stdout: TextIO, stderr: TextIO) -> Report:
-    """Build an application on the configured stores and seed the demo data through it."""
-    from dispatch.app import make_app
-    from dispatch.core.storage import ensure_indexes, open_stores
+    """Open the process's services on the configured stores and seed the demo data through them."""
+    from dispatch.core.storage import ensure_indexes
 
-    stores = open_stores(settings)
-    app = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)
+    services = Services.open(settings)
     try:
-        await ensure_indexes(app.settings["db"])  # idempotence rests on the unique indexes too
+        await ensure_indexes(services.db)  # idempotence rests on the unique indexes too
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, console=Console(file=stderr)) as progress:
-            report = await DemoSeeder(app, progress).run()
+            report = await DemoSeeder(services, progress).run()
         print_logins(report, Console(file=stdout, soft_wrap=True))
         return report
     finally:
-        app.settings["tasks"].close()
-        await stores.close()
+        await services.close()

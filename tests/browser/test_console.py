@@ -145,7 +145,7 @@ async def test_console_follows_the_fleet_and_assigns_orders(app: Any, api: Api, 
         await wait_marker(page, truck1, lon="37.62", lat="55.755")
 
         # the server drops the socket (no browser offline event): the page retries on its own
-        for socket in list(app.settings["hub"].local.get(f"fleet:{org_id}", ())):
+        for socket in list(app.settings["services"].hub.local.get(f"fleet:{org_id}", ())):
             socket.close()
         await page.wait_for_selector("#connection[data-state=reconnecting]")
         await page.wait_for_selector("#connection[data-state=live]")

@@ -7,13 +7,11 @@ from typing import Any
 import pytest
 
 from dispatch.core.errors import ApiError
-from dispatch.domain.orders import status_mover
 from tests.support.fleet_fixtures import insert_order, make_world
 
 
 def mover(app: Any) -> Any:
-    settings = app.settings
-    return status_mover(settings["db"], settings["redis"], settings["events"], settings["identity"].users)
+    return app.settings["services"].orders.change_status_unchecked
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -125,7 +125,7 @@ async def test_unknown_invite_code_is_refused_and_a_known_one_recorded(api: Api,
 @pytest.mark.gen_test
 async def test_inactive_account_cannot_log_in(api: Api, app: Any) -> None:
     user = await make_user(app)
-    await app.settings["identity"].users.update(user["_id"], {"is_active": False})
+    await app.settings["services"].identity.users.update(user["_id"], {"is_active": False})
     answer = await api.post("/api/v1/auth/login", {"login": user["username"], "password": PASSWORD})
     assert answer.status == 403 and answer.error_code == "account_inactive"
 
@@ -301,7 +301,7 @@ async def test_profile_reads_come_from_the_cache_and_writes_invalidate_it(api: A
     user = await make_user(app)
     token = await login(app, user)
     assert (await api.get("/api/v1/users/me", token=token)).status == 200
-    cache = app.settings["cache"]
+    cache = app.settings["services"].cache
     assert await cache.exists(f"user:{user['_id']}")
     await api.patch("/api/v1/users/me", {"last_name": "Petrova"}, token=token)
     assert (await api.get("/api/v1/users/me", token=token)).json["last_name"] == "Petrova"

@@ -138,7 +138,8 @@ async def test_request_id_is_echoed_or_made(api: Api) -> None:
 @pytest.mark.gen_test
 async def test_cors_only_for_configured_origins(api: Api, app: Any) -> None:
     assert "Access-Control-Allow-Origin" not in (await api.get("/healthz", headers={"Origin": "http://x"})).headers
-    app.settings["config"] = app.settings["config"].replace(cors_origins="https://console.example")
+    services = app.settings["services"]
+    services.settings = services.settings.replace(cors_origins="https://console.example")
     allowed = await api.request("OPTIONS", "/api/v1/probe", headers={"Origin": "https://console.example"})
     assert allowed.status == 204
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://console.example"

@@ -13,7 +13,7 @@ import tornado.testing
 
 from dispatch.tools import devservices
 from dispatch.app import make_app
-from dispatch.core.storage import open_stores
+from dispatch.services import Services
 from tests.support.helpers import Api
 
 
@@ -44,8 +44,8 @@ async def test_readyz_is_503_while_redis_is_down_and_200_when_back(
         own_redis: Any, settings: Any, tmp_path: Path) -> None:
     port, service = own_redis
     settings = settings.replace(redis_url=f"redis://127.0.0.1:{port}/0")
-    stores = open_stores(settings)
-    app = make_app(settings, mongo=stores.mongo, redis=stores.redis)
+    services = Services.open(settings)
+    app = make_app(services)
     sock, http_port = tornado.testing.bind_unused_port()
     server = tornado.httpserver.HTTPServer(app)
     server.add_socket(sock)
@@ -69,8 +69,7 @@ async def test_readyz_is_503_while_redis_is_down_and_200_when_back(
     finally:
         await api.client.aclose()
         server.stop()
-        app.settings["tasks"].close()
-        await stores.close()
+        await services.close()
         for again in restarted:
             again.stop()
 

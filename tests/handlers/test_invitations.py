@@ -128,10 +128,11 @@ async def test_email_and_phone_invitations_reach_the_verified_owner_also_after_r
     phone = "+4915123459876"
     by_phone = await invite(api, world, {"phone": phone})
     holder = await make_user(app, "BASE", phone=phone)
-    await app.settings["identity"].users.update(holder["_id"], {"phone_verified": False})  # typed in, not proved
+    users = app.settings["services"].identity.users
+    await users.update(holder["_id"], {"phone_verified": False})  # typed in, not proved
     holder_token = await login(app, holder)
     assert await my_invitations(api, holder_token) == [], "an unverified phone does not count"
-    await app.settings["identity"].users.update(holder["_id"], {"phone_verified": True})
+    await app.settings["services"].identity.users.update(holder["_id"], {"phone_verified": True})
     assert [i["id"] for i in await my_invitations(api, holder_token)] == [by_phone.json["id"]]
     joined = await api.post(f"{API}/users/me/invitations/{by_phone.json['id']}/accept", token=holder_token)
     assert joined.status == 200

@@ -31,7 +31,7 @@ def collect(app: Any) -> list[Event]:
     async def listener(event: Event) -> None:
         seen.append(event)
 
-    app.settings["events"].listen(listener)
+    app.settings["services"].events.listen(listener)
     return seen
 
 
@@ -57,7 +57,7 @@ async def inbox(api: Api, token: str, query: str = "") -> dict[str, Any]:
 @pytest.mark.gen_test(timeout=60)
 async def test_order_events_notify_the_people_concerned_and_not_the_actor(app: Any, api: Api) -> None:
     p = await people(app)
-    bus, seen = app.settings["events"], collect(app)
+    bus, seen = app.settings["services"].events, collect(app)
     order = {"id": ObjectId(), "client_id": p["client"]["_id"], "driver_id": None,
              "organization": p["org"]["_id"], "status": "new"}
     await bus.publish(order_event("created", order, p["client"]))
@@ -100,7 +100,7 @@ async def test_a_declined_order_tells_the_client_and_its_managers(app: Any, api:
     p = await people(app)
     order = {"id": ObjectId(), "client_id": p["client"]["_id"], "driver_id": None,
              "organization": p["org"]["_id"], "status": "new"}
-    await app.settings["events"].publish(order_event("status_changed", order, p["driver"],
+    await app.settings["services"].events.publish(order_event("status_changed", order, p["driver"],
                                                      **{"from": "assigned", "to": "declined"}))
     assert (await inbox(api, p["tokens"]["client"]))["items"][0]["title"] == "Your order is waiting for a truck again"
     assert (await inbox(api, p["tokens"]["manager"]))["items"][0]["title"] == "A driver declined an order"
@@ -110,7 +110,7 @@ async def test_a_declined_order_tells_the_client_and_its_managers(app: Any, api:
 @pytest.mark.gen_test(timeout=60)
 async def test_other_events_create_no_notifications(app: Any, api: Api, sync_db: Any) -> None:
     p = await people(app)
-    bus = app.settings["events"]
+    bus = app.settings["services"].events
     await bus.publish(Event("waybill", (f"fleet:{p['org']['_id']}",), {"waybill": {}, "from": "open",
                                                                          "to": "on_route"}))
     await bus.publish(Event("order", (), {"event": "created"}))  # malformed: no order body
@@ -121,7 +121,7 @@ async def test_other_events_create_no_notifications(app: Any, api: Api, sync_db:
 @pytest.mark.gen_test(timeout=60)
 async def test_reading_and_marking_are_scoped_to_the_owner(app: Any, api: Api) -> None:
     p = await people(app)
-    bus = app.settings["events"]
+    bus = app.settings["services"].events
     for status in ("accepted", "en_route", "arrived"):
         order = {"id": ObjectId(), "client_id": p["client"]["_id"], "driver_id": p["driver"]["_id"],
                  "organization": p["org"]["_id"], "status": status}
@@ -158,7 +158,7 @@ async def test_reading_and_marking_are_scoped_to_the_owner(app: Any, api: Api) -
 @pytest.mark.gen_test(timeout=60)
 async def test_the_order_api_notifies_client_driver_and_managers(app: Any, api: Api) -> None:
     p = await people(app)
-    db = app.settings["db"]
+    db = app.settings["services"].db
     truck = await Vehicles(db).insert({"plate": f"N{ObjectId()}"[-8:], "model": "Isuzu Elf", "capacity_kg": 3500,
                                        "organization": p["org"]["_id"], "driver_id": p["driver"]["_id"],
                                        "status": "available"})

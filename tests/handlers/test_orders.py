@@ -24,7 +24,7 @@ def ids(answer: Response) -> list[str]:
 
 
 async def vehicle_doc(app: Any, vehicle: dict[str, Any]) -> dict[str, Any]:
-    return await app.settings["db"]["vehicles"].find_one({"_id": vehicle["_id"]})
+    return await app.settings["services"].db["vehicles"].find_one({"_id": vehicle["_id"]})
 
 
 def capture_events(app: Any) -> list[Event]:
@@ -34,7 +34,7 @@ def capture_events(app: Any) -> list[Event]:
     async def listen(event: Event) -> None:
         seen.append(event)
 
-    app.settings["events"].listen(listen)
+    app.settings["services"].events.listen(listen)
     return seen
 
 
@@ -326,7 +326,7 @@ async def test_every_move_per_role(app: Any, api: Api, role: str, status: str) -
                                     token=token)
         if isinstance(want, int):
             assert answer.status == want, (role, status, action, answer.json)
-            stored = await app.settings["db"]["orders"].find_one({"_id": order["_id"]})
+            stored = await app.settings["services"].db["orders"].find_one({"_id": order["_id"]})
             assert stored["status"] == status and stored["timeline"] == [], "a refused move changes nothing"
             continue
         assert answer.status == 200, (role, status, action, answer.json)
@@ -417,7 +417,7 @@ async def test_orders_auto_assigned_at_once_never_share_a_truck(app: Any, api: A
     won = [a.json["vehicle_id"] for a in answers if a.status == 200]
     assert len(won) == 3 and len(set(won)) == 3
     assert sorted(a.error_code for a in answers if a.status != 200) == ["no_vehicle_available"] * 2
-    trucks = await app.settings["db"]["vehicles"].find({}).to_list()
+    trucks = await app.settings["services"].db["vehicles"].find({}).to_list()
     assert sorted(str(t["current_order"]) for t in trucks) == sorted(a.json["id"] for a in answers if a.status == 200)
 
 

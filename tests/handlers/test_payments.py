@@ -93,7 +93,7 @@ async def test_concurrent_payments_together_over_the_price_are_not_all_recorded(
 async def test_payments_recorded_before_the_running_total_count(app: Any, api: Api) -> None:
     world = await make_world(app)
     order = await insert_order(world, "completed", "a")
-    await app.settings["db"]["payments"].insert_many([
+    await app.settings["services"].db["payments"].insert_many([
         {"order_id": order["_id"], "amount": amount, "method": "card", "status": "recorded",
          "created_by": ObjectId(), "created_at": utcnow()} for amount in (2000.0, 400.0)])
     path = f"{API}/orders/{order['_id']}/payments"

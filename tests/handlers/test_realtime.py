@@ -22,7 +22,7 @@ def app(app: Any) -> Any:
 
 
 async def gps_count(app: Any, **query: Any) -> int:
-    return await app.settings["db"]["gps_points"].count_documents(query)
+    return await app.settings["services"].db["gps_points"].count_documents(query)
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -307,7 +307,8 @@ async def test_a_console_that_never_reads_does_not_delay_another(app: Any, api: 
     await healthy.recv_type("subscribed")
     driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), team["drivers"][0]["token"])
     await driver.recv_type("ready")
-    await until(lambda: len(app.settings["hub"].local.get(channel, ())) == 2, "both consoles follow the fleet")
+    hub = app.settings["services"].hub
+    await until(lambda: len(hub.local.get(channel, ())) == 2, "both consoles follow the fleet")
     dropped_before = metrics.FRAMES_DROPPED.labels("console")._value.get()
     total = 12000  # more than loopback socket buffers hold, so the stuck console's queue must overflow
 
@@ -322,7 +323,7 @@ async def test_a_console_that_never_reads_does_not_delay_another(app: Any, api: 
     assert metrics.FRAMES_DROPPED.labels("console")._value.get() > dropped_before  # the stuck one lost old ones
     assert (await api.get("/healthz")).status == 200
     # the stuck console is disconnected (its write stalls for ws_stuck_after); the healthy one stays
-    await until(lambda: len(app.settings["hub"].local.get(channel, ())) == 1, "the stuck console's close")
+    await until(lambda: len(hub.local.get(channel, ())) == 1, "the stuck console's close")
     await driver.send({"type": "location", **point(total + 1)})
     await healthy.recv_type("location")
 

@@ -49,7 +49,7 @@ class Driver:
 def driver(app: Any, api: Api, base_url: str, io_loop: Any) -> Driver:
     async def build() -> Driver:
         crew = (await fleet(app, api))["drivers"][0]
-        return Driver(base_url, crew["token"], crew["user"]["_id"], app.settings["db"])
+        return Driver(base_url, crew["token"], crew["user"]["_id"], app.settings["services"].db)
 
     return io_loop.run_sync(build, timeout=60)
 

@@ -62,7 +62,7 @@ async def test_existing_account_with_that_phone_logs_in(api: Api, app: Any, serv
 async def test_inactive_account_is_refused(api: Api, app: Any, services: Any) -> None:
     _, e164 = new_phone()
     owner = await make_user(app, "BASE", phone=e164)
-    await app.settings["identity"].users.update(owner["_id"], {"is_active": False})
+    await app.settings["services"].identity.users.update(owner["_id"], {"is_active": False})
     code = await request_code(api, services, e164, e164, set())
     answer = await api.post(VERIFY, {"phone": e164, "code": code})
     assert answer.status == 403 and answer.error_code == "account_inactive"
@@ -211,7 +211,7 @@ async def test_a_phone_someone_else_typed_in_never_reaches_their_account(api: Ap
     assert victim["phone"] == victim_phone and victim["phone_verified"] is True
     assert USER_FIELDS <= set(victim)
     # the owner took the number: the squatter lost it, and the attacker's stale code is useless
-    squatter_token = await login(app, await app.settings["identity"].users.get(registered.json["id"]))
+    squatter_token = await login(app, await app.settings["services"].identity.users.get(registered.json["id"]))
     assert (await api.get(ME, token=squatter_token)).json["phone"] is None
     assert (await api.get(ME, token=attacker_token)).json["phone"] is None
     assert (await sms_login(api, services, victim_phone, seen))["id"] == victim["id"]
@@ -260,7 +260,7 @@ def legacy_user(name: str, email: str | None, phone: str | None) -> dict[str, An
 @pytest.mark.gen_test(timeout=60)
 async def test_phones_stored_before_verification_are_upgraded_at_start(app: Any) -> None:
     """SMS-made (phone-only) accounts keep their number; a phone typed into a profile must be proven again."""
-    db = app.settings["db"].client[f"legacy_{uuid.uuid4().hex[:8]}"]
+    db = app.settings["services"].db.client[f"legacy_{uuid.uuid4().hex[:8]}"]
     await db.users.create_index("phone", unique=True, name="phone_unique",
                                 partialFilterExpression={"phone": {"$type": "string"}})
     by_sms, typed_in = new_phone()[1], new_phone()[1]
@@ -273,7 +273,7 @@ async def test_phones_stored_before_verification_are_upgraded_at_start(app: Any)
     assert "phone_unique" not in await db.users.index_information()
     # the typed-in number no longer blocks its owner
     await db.users.insert_one({**legacy_user("owner", None, typed_in), "phone_verified": True})
-    await app.settings["db"].client.drop_database(db.name)
+    await app.settings["services"].db.client.drop_database(db.name)
 
 
 @pytest.mark.parametrize("settings", [ROOMY], indirect=True)
@@ -293,5 +293,6 @@ async def test_two_accounts_verifying_one_number_at_once_one_wins(api: Api, app:
     loser = next(answer for answer in answers if answer.status == 409)
     assert loser.error_code == "phone_taken"
     winner = next(answer for answer in answers if answer.status == 200).json
-    holders = [doc async for doc in app.settings["db"]["users"].find({"phone": phone, "phone_verified": True})]
+    users = app.settings["services"].db["users"]
+    holders = [doc async for doc in users.find({"phone": phone, "phone_verified": True})]
     assert [str(doc["_id"]) for doc in holders] == [winner["id"]]

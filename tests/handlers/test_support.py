@@ -25,7 +25,7 @@ async def desk(app: Any) -> dict[str, Any]:
         "stranger": await make_user(app, "MANAGER", organizations=[elsewhere["_id"]]),
         "admin": await make_user(app, "ADMIN"),
     }
-    found["order_id"] = (await app.settings["db"]["orders"].insert_one(
+    found["order_id"] = (await app.settings["services"].db["orders"].insert_one(
         {"client_id": found["client"]["_id"], "driver_id": found["driver"]["_id"], "organization": org["_id"],
          "status": "completed"})).inserted_id
     found["t"] = {name: await login(app, found[name])

@@ -159,7 +159,7 @@ async def test_admin_changes_category_and_the_new_role_applies_at_once(app: Any,
 async def test_deactivation_ends_the_targets_access_at_once(app: Any, api: Api) -> None:
     world = await make_world(app)
     victim = world.users["driver_a"]
-    pair = await app.settings["identity"].open_session(victim, "127.0.0.1", "phone")
+    pair = await app.settings["services"].identity.open_session(victim, "127.0.0.1", "phone")
     assert (await api.get(f"{API}/users/me", token=pair["access_token"])).status == 200
     off = await api.patch(f"{API}/users/{victim['_id']}", {"is_active": False}, token=world.tokens["admin"])
     assert off.status == 200 and off.json["is_active"] is False

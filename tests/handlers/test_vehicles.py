@@ -80,7 +80,7 @@ async def test_types_from_before_price_lists_are_shared(app: Any, api: Api) -> N
     from dispatch.core.storage import ensure_indexes
 
     world = await make_world(app)
-    db = app.settings["db"]
+    db = app.settings["services"].db
     await db["vehicle_types"].insert_one({"name": "Old bus", "name_lower": "old bus", "base_price": 10.0,
                                           "price_per_km": 1.0, "created_at": datetime.now(timezone.utc),
                                           "updated_at": datetime.now(timezone.utc)})
@@ -202,7 +202,7 @@ async def test_each_vehicle_answer_carries_its_live_location(app: Any, api: Api)
 async def test_edit_and_delete_and_the_live_position_goes_with_it(app: Any, api: Api) -> None:
     world = await make_world(app)
     await world.add_user("manager_ab", "MANAGER", "a")
-    world.users["manager_ab"] = await app.settings["identity"].users.update(
+    world.users["manager_ab"] = await app.settings["services"].identity.users.update(
         world.users["manager_ab"]["_id"], {"organizations": [world.orgs["a"]["_id"], world.orgs["b"]["_id"]]})
     token = world.tokens["manager_ab"]
     truck = await world.add_vehicle("a1", "a", "driver_a1", at=CENTER)
@@ -216,7 +216,7 @@ async def test_edit_and_delete_and_the_live_position_goes_with_it(app: Any, api:
     moved = await api.patch(path, {"organization": world.org("b"), "driver_id": None}, token=token)
     assert moved.status == 200 and moved.json["organization"] == world.org("b")
     assert moved.json["location"] is None, "moving a vehicle forgets its live position"
-    redis = app.settings["redis"]
+    redis = app.settings["services"].redis
     assert await redis.zscore(live.GEO_ALL, str(truck["_id"])) is None
     assert await redis.zscore(live.geo_org(world.org("a")), str(truck["_id"])) is None
 
@@ -233,7 +233,7 @@ async def test_edit_and_delete_and_the_live_position_goes_with_it(app: Any, api:
 async def test_a_busy_vehicle_keeps_its_organization_driver_and_status(app: Any, api: Api) -> None:
     world = await make_world(app)
     truck = await world.add_vehicle("a1", "a", "driver_a1")
-    await app.settings["db"]["vehicles"].update_one({"_id": truck["_id"]},
+    await app.settings["services"].db["vehicles"].update_one({"_id": truck["_id"]},
                                                     {"$set": {"status": "busy", "current_order": truck["_id"]}})
     path = f"{API}/vehicles/{truck['_id']}"
     for change in ({"status": "offline"}, {"driver_id": None}):
@@ -296,7 +296,7 @@ async def test_clients_see_nearby_trucks_without_people_organizations_or_plates(
 async def test_manager_of_two_organizations_gets_one_merged_nearby_list(app: Any, api: Api) -> None:
     world = await make_world(app)
     await world.add_user("manager_ab", "MANAGER", "a")
-    world.users["manager_ab"] = await app.settings["identity"].users.update(
+    world.users["manager_ab"] = await app.settings["services"].identity.users.update(
         world.users["manager_ab"]["_id"], {"organizations": [world.orgs["a"]["_id"], world.orgs["b"]["_id"]]})
     await world.add_vehicle("a_far", "a", "d1", at=offset(3, 0))
     await world.add_vehicle("b_near", "b", "d2", at=offset(1, 0))

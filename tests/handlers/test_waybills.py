@@ -22,7 +22,7 @@ NEXT_DAY = (TODAY - timedelta(days=2)).isoformat()
 
 
 async def make_vehicle(app: Any, org: dict[str, Any], driver: dict[str, Any] | None) -> dict[str, Any]:
-    return await Vehicles(app.settings["db"]).insert({
+    return await Vehicles(app.settings["services"].db).insert({
         "plate": f"A{uuid.uuid4().hex[:6].upper()}", "model": "GAZelle Next", "capacity_kg": 3500,
         "organization": org["_id"], "driver_id": driver["_id"] if driver else None, "status": "available"})
 
@@ -50,7 +50,7 @@ def collect_events(app: Any, kind: str) -> list[Event]:
         if event.type == kind:
             seen.append(event)
 
-    app.settings["events"].listen(listener)
+    app.settings["services"].events.listen(listener)
     return seen
 
 
@@ -225,7 +225,7 @@ async def test_concurrent_moves_and_edits_never_slip_past_the_lock(app: Any, api
 @pytest.mark.gen_test(timeout=60)
 async def test_linked_orders_must_be_the_drivers_own(app: Any, api: Api) -> None:
     f = await fleet(app)
-    orders = app.settings["db"]["orders"]
+    orders = app.settings["services"].db["orders"]
     mine = (await orders.insert_one({"driver_id": f["driver"]["_id"], "status": "completed",
                                      "organization": f["org"]["_id"]})).inserted_id
     theirs = (await orders.insert_one({"driver_id": ObjectId(), "status": "completed",

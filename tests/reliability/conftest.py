@@ -8,8 +8,9 @@ from typing import Any, Iterator
 import pytest
 import tornado.web
 
-from dispatch.app import close_app, make_app
-from dispatch.core.storage import ensure_indexes, open_stores
+from dispatch.app import make_app
+from dispatch.core.storage import ensure_indexes
+from dispatch.services import Services
 from tests.support.stack import Stack
 
 
@@ -27,17 +28,15 @@ def stack_app(io_loop: Any, stack: Stack) -> Iterator[tornado.web.Application]:
     settings = stack.settings
     assert settings is not None
 
-    async def start() -> Any:
-        opened = open_stores(settings)  # on the test's loop, which the clients then use
-        await ensure_indexes(opened.mongo[settings.mongodb_db])
+    async def start() -> Services:
+        opened = Services.open(settings)  # on the test's loop, which the clients then use
+        await ensure_indexes(opened.db)
         return opened
 
-    stores = io_loop.run_sync(start)
-    application = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)
-    yield application
+    services = io_loop.run_sync(start)
+    yield make_app(services)
 
     async def stop() -> None:
-        await close_app(application)
-        await stores.close()
+        await services.close()
 
     io_loop.run_sync(stop)

@@ -63,7 +63,7 @@ def world(io_loop: Any, app: Any, api: Api) -> Iterator[World]:
         notes = (await api.get(f"{API}/notifications", token=b["client"])).json["items"]
         assert payment.status == waybill.status == ticket.status == 201 and notes
         now = datetime.now(timezone.utc)
-        await app.settings["db"]["gps_points"].insert_many(
+        await app.settings["services"].db["gps_points"].insert_many(
             [gps_point(world.vehicles["truck_b"], n, CENTER, now - timedelta(minutes=n)) for n in range(1, 4)])
         world.b = {"order": order["id"], "waybill": waybill.json["id"], "ticket": ticket.json["id"],  # type: ignore
                    "notification": notes[0]["id"], "vehicle": world.id("truck_b"), "org": world.org("b"),

@@ -25,7 +25,8 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events
 
-from dispatch.app import close_app, make_app
+from dispatch.app import make_app
+from dispatch.services import Services
 from dispatch.settings import Settings
 from dispatch.core.storage import ensure_indexes, open_stores
 from tests.support.factories import PASSWORD
@@ -83,9 +84,9 @@ def run_async(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
 
 async def seed_directly(settings: Settings) -> tuple[World, dict[str, Any]]:
     """Two organizations with people, trucks, a vehicle type and a completed order, written through the domain layer."""
-    stores = open_stores(settings)
-    await ensure_indexes(stores.mongo[settings.mongodb_db])
-    app = make_app(settings, mongo=stores.mongo, redis=stores.redis, cache=stores.cache)
+    services = Services.open(settings)
+    await ensure_indexes(services.db)
+    app = make_app(services)
     try:
         world = await make_world(app)
         await world.add_vehicle("truck", "a", driver="driver")
@@ -96,8 +97,7 @@ async def seed_directly(settings: Settings) -> tuple[World, dict[str, Any]]:
         completed = await insert_order(world, "completed", vehicle="truck")
         return world, {"types": types, "completed": completed}
     finally:
-        await close_app(app)
-        await stores.close()
+        await services.close()
 
 
 def seed_through_api(base_url: str, world: World, extra: dict[str, Any]) -> dict[str, list[str]]:

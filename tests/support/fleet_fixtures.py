@@ -53,7 +53,7 @@ class World:
             if driver not in self.users:
                 await self.add_user(driver, "DRIVER", org)
             driver_id = self.users[driver]["_id"]
-        doc = await Vehicles(self.app.settings["db"]).insert({
+        doc = await Vehicles(self.app.settings["services"].db).insert({
             "plate": f"T{uuid.uuid4().hex[:6].upper()}", "model": "Isuzu NPR", "capacity_kg": 3500,
             "organization": self.orgs[org]["_id"], "driver_id": driver_id, "status": status})
         self.vehicles[name] = doc
@@ -76,7 +76,7 @@ async def put_position(app: Any, vehicle: dict[str, Any], at: dict[str, float]) 
     """Write a vehicle's live position the way the GPS ingest does."""
     point = {"lat": at["lat"], "lon": at["lon"], "ts": "2030-01-01T00:00:00.000Z", "speed": 10.0, "heading": 90.0,
              "accuracy": 5.0, "driver_id": str(vehicle.get("driver_id"))}
-    async with app.settings["redis"].pipeline(transaction=False) as pipe:
+    async with app.settings["services"].redis.pipeline(transaction=False) as pipe:
         live.queue_position(pipe, str(vehicle["_id"]), str(vehicle["organization"]), point)
         await pipe.execute()
 
@@ -92,7 +92,7 @@ def offset(km_north: float = 0.0, km_east: float = 0.0) -> dict[str, float]:
 async def make_vehicle_type(app: Any, name: str = "Sedan", base_price: float = 1500.0,
                             price_per_km: float = 100.0, organization: Any = None) -> dict[str, Any]:
     """A vehicle type (kind of car being towed) with its prices, shared unless of an organization's price list."""
-    return await VehicleTypes(app.settings["db"]).insert(
+    return await VehicleTypes(app.settings["services"].db).insert(
         {"name": f"{name} {uuid.uuid4().hex[:4]}", "base_price": base_price, "price_per_km": price_per_km,
          "organization": organization})
 
@@ -139,8 +139,8 @@ async def insert_order(world: World, status: str = "new", org: str | None = "a",
            "notes": "", "distance_km": 10.0, "price_estimate": 2500.0, "status": status,
            "vehicle_id": truck["_id"] if truck else None, "driver_id": truck["driver_id"] if truck else None,
            "created_at": now, "updated_at": now, "timeline": []}
-    order = await Orders(world.app.settings["db"]).insert(doc)
+    order = await Orders(world.app.settings["services"].db).insert(doc)
     if truck is not None and status in HOLDS_VEHICLE:
-        await world.app.settings["db"]["vehicles"].update_one(
+        await world.app.settings["services"].db["vehicles"].update_one(
             {"_id": truck["_id"]}, {"$set": {"status": "busy", "current_order": order["_id"]}})
     return order

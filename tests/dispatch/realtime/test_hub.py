@@ -41,8 +41,8 @@ def frame(channel: str, n: int) -> tuple[str, bytes]:
 async def test_a_second_subscriber_waits_for_the_subscription_on_its_way(app: Any) -> None:
     # A hub on a client of its own: its pub/sub connection is still being opened when the second
     # subscriber comes, while the app's client publishes on a connection that is already open.
-    own = aioredis.Redis.from_url(app.settings["config"].redis_url)
-    hub, publisher = Hub(own), Hub(app.settings["redis"])
+    own = aioredis.Redis.from_url(app.settings["services"].settings.redis_url)
+    hub, publisher = Hub(own), Hub(app.settings["services"].redis)
     channel = f"fleet:{uuid.uuid4().hex[:24]}"
     first, second = Recorder(), Recorder()
     try:
@@ -62,7 +62,7 @@ async def test_a_second_subscriber_waits_for_the_subscription_on_its_way(app: An
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_channel_followed_again_right_after_leaving_is_live(app: Any) -> None:
-    hub = Hub(app.settings["redis"])
+    hub = Hub(app.settings["services"].redis)
     channel = f"fleet:{uuid.uuid4().hex[:24]}"
     gone, back = Recorder(), Recorder()
     try:

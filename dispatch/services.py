@@ -1,0 +1,103 @@
+"""The services of one process, built once: stores, settings, fan-out and every domain service.
+
+Start-up reads as one pipeline, the same for the server, the CLI tools, seeds, benchmarks and tests:
+
+    services = Services.open(settings)      # on the process's running event loop
+    await ensure_indexes(services.db)
+    app = make_app(services)                # only what serves HTTP and websockets
+    ...
+    await services.close()
+
+Handlers and sockets reach it as `self.services`; nothing is rebuilt per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from dispatch.core.events import EventBus
+from dispatch.core.storage import open_stores
+from dispatch.domain.fleet import Fleet, PriceLists
+from dispatch.domain.idempotency import Idempotency
+from dispatch.domain.identity import Identity
+from dispatch.domain.invitations import Joining
+from dispatch.domain.notifications import Notifier
+from dispatch.domain.orders import OrderDesk
+from dispatch.domain.payments import Billing
+from dispatch.domain.queue import TaskQueue
+from dispatch.domain.sms_login import PhoneVerification, SmsLogin
+from dispatch.domain.support import SupportDesk
+from dispatch.domain.waybills import WaybillDesk
+from dispatch.realtime.hub import Hub
+from dispatch.realtime.ingest import Ingest
+from dispatch.settings import Settings
+from models.directory import UserDirectory
+from models.invitations import Invitations
+from models.notifications import Notifications
+from models.organizations import Organizations
+
+
+@dataclass
+class Services:
+    """Everything one process works with (thumbor's `Context`): built by `open`, released by `close`."""
+
+    settings: Settings
+    mongo: AsyncMongoClient
+    db: AsyncDatabase
+    redis: aioredis.Redis  # live state: positions, sessions, rate limits, fan-out
+    cache: aioredis.Redis  # the user cache
+    tasks: TaskQueue
+    events: EventBus
+    hub: Hub
+    ingest: Ingest
+    identity: Identity
+    orders: OrderDesk
+    fleet: Fleet
+    price_lists: PriceLists
+    waybills: WaybillDesk
+    billing: Billing
+    support: SupportDesk
+    joining: Joining
+    sms_login: SmsLogin
+    phone_verification: PhoneVerification
+    idempotency: Idempotency
+    notifier: Notifier
+    notifications: Notifications
+    invitations: Invitations
+    organizations: Organizations
+    directory: UserDirectory
+
+    @classmethod
+    def open(cls, settings: Settings) -> Services:
+        """Open the store clients and wire the domain; call on the process's running event loop."""
+        stores = open_stores(settings)
+        db = stores.mongo[settings.mongodb_db]
+        redis = stores.redis
+        tasks, events, hub = TaskQueue(settings), EventBus(), Hub(redis)
+        identity = Identity(settings, db, redis, stores.cache, tasks, events)
+        users = identity.users
+        notifier = Notifier(db, events)
+        events.listen(notifier.on_event)
+        events.listen(hub.publish_event)
+        return cls(
+            settings=settings, mongo=stores.mongo, db=db, redis=redis, cache=stores.cache, tasks=tasks,
+            events=events, hub=hub, ingest=Ingest(db, redis, hub), identity=identity,
+            orders=OrderDesk(db, redis, events, users), fleet=Fleet(db, redis, users), price_lists=PriceLists(db),
+            waybills=WaybillDesk(db, events), billing=Billing(db, users), support=SupportDesk(db, users),
+            joining=Joining(db, users, events), sms_login=SmsLogin(identity),
+            phone_verification=PhoneVerification(identity), idempotency=Idempotency(db), notifier=notifier,
+            notifications=Notifications(db), invitations=Invitations(db), organizations=Organizations(db),
+            directory=UserDirectory(db))
+
+    async def close(self) -> None:
+        """Flush GPS history, stop the fan-out reader, close the task queue and the store clients."""
+        await self.ingest.close()
+        await self.hub.close()
+        self.tasks.close()
+        await self.redis.aclose()
+        await self.cache.aclose()
+        await self.mongo.close()
