@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.domain import scopes
 from dispatch.core.errors import NotFound
 from dispatch.domain.invitations import Joining, count_sent
+from dispatch.domain.organizations import OrganizationDesk
 from dispatch.core.policy import authenticated, roles
+from dispatch.core.vocabulary import Category
 from handlers.base import BaseHandler
 from models.common import parse_id
 from models.invitations import InvitationIn, Invitations, present
-from models.organizations import Organizations
 
 
 class InvitationsBase(BaseHandler):
@@ -23,14 +23,14 @@ class InvitationsBase(BaseHandler):
 
     async def editable(self, org_id: str) -> dict[str, Any]:
         """The organization of the path, if the caller may manage its members (else 404)."""
-        return scopes.editable_org(self.current_user, await Organizations(self.db).get(parse_id(org_id)))
+        return await OrganizationDesk(self.db, self.identity.users).editable(self.current_user, parse_id(org_id))
 
     async def shown(self, doc: dict[str, Any]) -> dict[str, Any]:
         return (await present(self.db, [doc]))[0]
 
 
 class OrganizationInvitationsHandler(InvitationsBase):
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def get(self, org_id: str) -> None:
         """The organization's open invitations (ADMIN: any organization; MANAGER: their own).
         ---
@@ -50,7 +50,7 @@ class OrganizationInvitationsHandler(InvitationsBase):
         docs, total = await self.invitations.of_organization(org["_id"], page.offset, page.limit)
         self.write_json(page.envelope(await present(self.db, docs), total))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self, org_id: str) -> None:
         """Invite someone to join the organization, by user id, email or phone; they accept it themselves.
         ---
@@ -81,7 +81,7 @@ class OrganizationInvitationsHandler(InvitationsBase):
 
 
 class OrganizationInvitationHandler(InvitationsBase):
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def delete(self, org_id: str, invitation_id: str) -> None:
         """Withdraw a pending invitation of the organization.
         ---

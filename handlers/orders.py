@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable
 from dispatch.domain import idempotency
 from dispatch.domain.orders import OrderDesk
 from dispatch.core.policy import authenticated, roles
+from dispatch.core.vocabulary import Category
 from handlers.base import BaseHandler
 from handlers.vehicles import query_of
 from models.common import parse_id
@@ -69,7 +70,7 @@ class OrdersHandler(OrdersBase):
         docs, total = await self.desk.page(self.current_user, filters, page)
         self.write_json(page.envelope(ORDER_OUT.dump(docs, many=True), total))
 
-    @roles("BASE", "MANAGER", "ADMIN")
+    @roles(Category.BASE, Category.MANAGER, Category.ADMIN)
     async def post(self) -> None:
         """Order a tow; answers with the price estimate. With `Idempotency-Key`, a retry gets the first answer.
         ---
@@ -141,7 +142,7 @@ class OrderStatusHandler(OrdersBase):
 
 
 class OrderAssignHandler(OrdersBase):
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self, order_id: str) -> None:
         """Assign a new order to a truck, or `{auto: true}` to the nearest available one of its organization.
         ---

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from dispatch.domain import scopes
-from dispatch.core.errors import NotFound
 from dispatch.core.policy import authenticated, roles
+from dispatch.core.vocabulary import Category
+from dispatch.domain.organizations import OrganizationDesk
 from dispatch.realtime.access import announce_scope_change
 from handlers.base import BaseHandler
 from models.common import parse_id
-from models.directory import UserDirectory
-from models.organizations import OrganizationIn, OrganizationPatch, Organizations, show
+from models.organizations import OrganizationIn, OrganizationPatch
 
 
 class OrganizationsBase(BaseHandler):
-    """Shared access to the organization store and to members."""
+    """Gives the organization handlers their domain object."""
 
     @property
-    def orgs(self) -> Organizations:
-        return Organizations(self.db)
-
-    async def shown(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Organizations as this caller may see them: with members where allowed."""
-        with_members = [doc["_id"] for doc in docs if scopes.sees_members(self.current_user, doc["_id"])]
-        members = await UserDirectory(self.db).members(with_members)
-        return [show(doc, members.get(doc["_id"]), manages=scopes.manages_org(self.current_user, doc["_id"]))
-                for doc in docs]
-
-    async def shown_one(self, doc: dict[str, Any]) -> dict[str, Any]:
-        return (await self.shown([doc]))[0]
-
-    async def editable(self, org_id: str) -> dict[str, Any]:
-        """The organization of the path, if the caller may edit it (else 404)."""
-        return scopes.editable_org(self.current_user, await self.orgs.get(parse_id(org_id)))
+    def desk(self) -> OrganizationDesk:
+        """Organizations and memberships (dispatch.domain.organizations.OrganizationDesk) on this process's stores."""
+        return OrganizationDesk(self.db, self.identity.users)
 
 
 class OrganizationsHandler(OrganizationsBase):
@@ -53,10 +37,10 @@ class OrganizationsHandler(OrganizationsBase):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        docs, total = await self.orgs.find(scopes.org_read_scope(self.current_user), page.offset, page.limit)
-        self.write_json(page.envelope(await self.shown(docs), total))
+        shown, total = await self.desk.page(self.current_user, page)
+        self.write_json(page.envelope(shown, total))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self) -> None:
         """Create an organization; a MANAGER who creates one becomes its member.
         ---
@@ -73,11 +57,7 @@ class OrganizationsHandler(OrganizationsBase):
           409: {$ref: '#/components/responses/409'}
         """
         data = self.load(OrganizationIn())
-        org = await self.orgs.insert(data["name"], data["description"])
-        if self.current_category == "MANAGER":
-            self.current_user = await self.identity.users.update(
-                self.user_id, {}, extra={"$addToSet": {"organizations": org["_id"]}})
-        self.write_json(await self.shown_one(org), 201)
+        self.write_json(await self.desk.create(self.current_user, data), 201)
 
 
 class OrganizationHandler(OrganizationsBase):
@@ -92,10 +72,9 @@ class OrganizationHandler(OrganizationsBase):
             content:
               application/json: {schema: OrganizationOut}
         """
-        org = scopes.visible_org(self.current_user, await self.orgs.get(parse_id(org_id)))
-        self.write_json(await self.shown_one(org))
+        self.write_json(await self.desk.get(self.current_user, parse_id(org_id)))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def patch(self, org_id: str) -> None:
         """Edit an organization's name or description (ADMIN: any; MANAGER: their own).
         ---
@@ -111,16 +90,13 @@ class OrganizationHandler(OrganizationsBase):
               application/json: {schema: OrganizationOut}
           409: {$ref: '#/components/responses/409'}
         """
-        org = await self.editable(org_id)
+        org = await self.desk.editable(self.current_user, parse_id(org_id))  # 404 comes before a 422
         data = self.load(OrganizationPatch())
-        updated = await self.orgs.update(org["_id"], data) if data else org
-        if updated is None:
-            raise NotFound("No such organization.")
-        self.write_json(await self.shown_one(updated))
+        self.write_json(await self.desk.edit(self.current_user, org, data))
 
 
 class InviteCodeHandler(OrganizationsBase):
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self, org_id: str) -> None:
         """Give the organization a new invite code; the old one stops working at once.
         ---
@@ -134,15 +110,11 @@ class InviteCodeHandler(OrganizationsBase):
             content:
               application/json: {schema: OrganizationOut}
         """
-        org = await self.editable(org_id)
-        updated = await self.orgs.new_invite_code(org["_id"])
-        if updated is None:
-            raise NotFound("No such organization.")
-        self.write_json(await self.shown_one(updated))
+        self.write_json(await self.desk.new_invite_code(self.current_user, parse_id(org_id)))
 
 
 class MemberHandler(OrganizationsBase):
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self, org_id: str, user_id: str) -> None:
         """Add a user to an organization directly (ADMIN only; a MANAGER invites instead).
         ---
@@ -157,13 +129,9 @@ class MemberHandler(OrganizationsBase):
               application/json: {schema: OrganizationOut}
           403: {$ref: '#/components/responses/403'}
         """
-        org = await self.editable(org_id)
-        scopes.check_direct_add(self.current_user)
-        target = await self.target(user_id)
-        await self.identity.users.update(target["_id"], {}, extra={"$addToSet": {"organizations": org["_id"]}})
-        await self.answer(org)
+        self.write_json(await self.desk.add_member(self.current_user, parse_id(org_id), user_id))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def delete(self, org_id: str, user_id: str) -> None:
         """Remove a member from an organization (a MANAGER: from their own, and never an ADMIN).
         ---
@@ -174,22 +142,9 @@ class MemberHandler(OrganizationsBase):
             content:
               application/json: {schema: OrganizationOut}
         """
-        org = await self.editable(org_id)
-        target = await self.target(user_id)
-        if org["_id"] not in scopes.own_orgs(target):
-            raise NotFound("This user is not a member of the organization.")
-        await self.identity.users.update(target["_id"], {}, extra={"$pull": {"organizations": org["_id"]}})
-        await announce_scope_change(self.redis, target["_id"])  # their open sockets lose the organization
-        await self.answer(org)
-
-    async def target(self, user_id: str) -> dict[str, Any]:
-        """The user of the path, if the caller may change their membership."""
-        return scopes.check_member_change(self.current_user, await self.identity.users.get(parse_id(user_id)))
-
-    async def answer(self, org: dict[str, Any]) -> None:
-        if org["_id"] in scopes.own_orgs(self.current_user):  # the caller's own membership may have changed
-            self.current_user = await self.identity.users.get(self.user_id) or self.current_user
-        self.write_json(await self.shown_one(org))
+        shown, member = await self.desk.remove_member(self.current_user, parse_id(org_id), user_id)
+        await announce_scope_change(self.redis, member)  # their open sockets lose the organization
+        self.write_json(shown)
 
 
 default_handlers = [

@@ -6,6 +6,7 @@ from typing import Any
 
 from dispatch.domain.payments import Billing
 from dispatch.core.policy import roles
+from dispatch.core.vocabulary import Category
 from handlers.orders import OrdersBase
 from models.common import parse_id
 from models.payments import PaymentIn, PaymentOut, RatingIn, RatingOut
@@ -22,7 +23,7 @@ class BillingBase(OrdersBase):
 
 
 class OrderPaymentsHandler(BillingBase):
-    @roles("BASE", "DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.BASE, Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self, order_id: str) -> None:
         """An order's recorded payments, oldest first (its client, its driver, its organization's managers,
         ADMINs).
@@ -41,7 +42,7 @@ class OrderPaymentsHandler(BillingBase):
         docs, total = await self.billing.payments_of(self.current_user, parse_id(order_id), page)
         self.write_json(page.envelope(PAYMENT_OUT.dump(docs, many=True), total))
 
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def post(self, order_id: str) -> None:
         """Record a payment of a completed order: its organization's managers, its driver (cash or card taken on
         the spot) and ADMINs; clients only read them. A retry with the same Idempotency-Key is not recorded twice.
@@ -77,7 +78,7 @@ class OrderPaymentsHandler(BillingBase):
 
 
 class OrderRatingHandler(BillingBase):
-    @roles("BASE")
+    @roles(Category.BASE)
     async def post(self, order_id: str) -> None:
         """Rate the driver of a completed order (its client, once).
         ---

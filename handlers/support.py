@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dispatch.core.policy import authenticated, roles
+from dispatch.core.vocabulary import Category
 from dispatch.domain.support import SupportDesk, is_operator
 from handlers.base import BaseHandler
 from handlers.vehicles import query_of
@@ -77,7 +78,7 @@ class TicketHandler(SupportBase):
         ticket = await self.desk.get(self.current_user, parse_id(ticket_id))
         self.write_json(show_ticket(ticket, is_operator(self.current_user, ticket)))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def patch(self, ticket_id: str) -> None:
         """Assign a ticket or change its status (operators: its organization's managers, admins).
         ---

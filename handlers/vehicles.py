@@ -11,6 +11,7 @@ from typing import Any
 
 from dispatch.domain.fleet import Fleet, PriceLists
 from dispatch.core.policy import authenticated, roles
+from dispatch.core.vocabulary import Category
 from handlers.base import BaseHandler
 from models.common import parse_id
 from models.vehicles import (NearbyQuery, NearbyTruck, NearbyVehicle, TrackQuery, VehicleIn, VehicleOut, VehiclePatch,
@@ -68,7 +69,7 @@ class VehicleTypesHandler(BaseHandler):
         docs, total = await PriceLists(self.db).page(self.current_user, filters, page)
         self.write_json(page.envelope(TYPE_OUT.dump(docs, many=True), total))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self) -> None:
         """Add a vehicle type with its pricing to a price list: a MANAGER to one of their organizations'
         (`organization` required), an ADMIN to any, or to the shared catalogue (`organization` null).
@@ -104,7 +105,7 @@ class VehicleTypeHandler(BaseHandler):
         """
         self.write_json(TYPE_OUT.dump(await PriceLists(self.db).get(self.current_user, parse_id(type_id))))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def patch(self, type_id: str) -> None:
         """Edit a vehicle type's name or prices (orders keep the estimate they were given): a MANAGER those of
         their organizations' price lists (the shared catalogue: 403, another organization's: 404), an ADMIN any.
@@ -128,7 +129,7 @@ class VehicleTypeHandler(BaseHandler):
 
 
 class VehiclesHandler(FleetHandler):
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self) -> None:
         """List vehicles: ADMIN all, MANAGER their organizations', DRIVER their own.
         ---
@@ -148,7 +149,7 @@ class VehiclesHandler(FleetHandler):
         docs, total = await self.fleet.page(self.current_user, filters, self.page())
         await self.write_vehicles(docs, total)
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self) -> None:
         """Add a tow truck to an organization (a MANAGER: one of theirs).
         ---
@@ -169,7 +170,7 @@ class VehiclesHandler(FleetHandler):
 
 
 class NearbyHandler(FleetHandler):
-    @roles("BASE", "MANAGER", "ADMIN")
+    @roles(Category.BASE, Category.MANAGER, Category.ADMIN)
     async def get(self) -> None:
         """Available vehicles near a point, nearest first (clients and ADMINs: every fleet; MANAGERs: theirs).
         ---
@@ -197,12 +198,12 @@ class NearbyHandler(FleetHandler):
         query = self.load(NearbyQuery(), query_of(self))
         page = self.page()
         docs, total = await self.fleet.nearby(self.current_user, query["lat"], query["lon"], query["radius_km"], page)
-        shown = NEARBY_CLIENT_OUT if self.current_user.get("category") == "BASE" else NEARBY_OUT
+        shown = NEARBY_CLIENT_OUT if self.current_user.get("category") == Category.BASE else NEARBY_OUT
         self.write_json(page.envelope(shown.dump(docs, many=True), total))
 
 
 class VehicleHandler(FleetHandler):
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self, vehicle_id: str) -> None:
         """One vehicle with its last known location.
         ---
@@ -215,7 +216,7 @@ class VehicleHandler(FleetHandler):
         """
         await self.write_vehicles([await self.fleet.get(self.current_user, parse_id(vehicle_id))])
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def patch(self, vehicle_id: str) -> None:
         """Edit a vehicle; moving it to another organization forgets its live position.
         ---
@@ -235,7 +236,7 @@ class VehicleHandler(FleetHandler):
         doc = await self.fleet.update(self.current_user, parse_id(vehicle_id), changes)
         await self.write_vehicles([doc])
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def delete(self, vehicle_id: str) -> None:
         """Remove a vehicle that is not busy with an order.
         ---
@@ -252,7 +253,7 @@ class VehicleHandler(FleetHandler):
 
 
 class VehicleTrackHandler(FleetHandler):
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self, vehicle_id: str) -> None:
         """A vehicle's stored GPS history between two times (route replay) and its length.
         ---

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dispatch.core.policy import roles
+from dispatch.core.vocabulary import Category
 from dispatch.domain.waybills import WaybillDesk
 from handlers.base import BaseHandler
 from handlers.vehicles import query_of
@@ -18,7 +19,7 @@ class WaybillBase(BaseHandler):
 
 
 class WaybillsHandler(WaybillBase):
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self) -> None:
         """Waybills the caller may read: a driver's own, a manager's organizations', all for an admin.
         ---
@@ -42,7 +43,7 @@ class WaybillsHandler(WaybillBase):
         docs, total = await self.desk.list(self.current_user, self.load(WaybillFilters(), query_of(self)), page)
         self.write_json(page.envelope([show(doc) for doc in docs], total))
 
-    @roles("DRIVER")
+    @roles(Category.DRIVER)
     async def post(self) -> None:
         """Open a new waybill for the vehicle the calling driver drives.
         ---
@@ -62,7 +63,7 @@ class WaybillsHandler(WaybillBase):
 
 
 class WaybillHandler(WaybillBase):
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self, waybill_id: str) -> None:
         """One waybill the caller may read.
         ---
@@ -75,7 +76,7 @@ class WaybillHandler(WaybillBase):
         """
         self.write_json(show(await self.desk.get(self.current_user, parse_id(waybill_id))))
 
-    @roles("DRIVER", "ADMIN")
+    @roles(Category.DRIVER, Category.ADMIN)
     async def patch(self, waybill_id: str) -> None:
         """Fill in or edit a waybill, or move its status one step (open → on_route → returned).
         ---

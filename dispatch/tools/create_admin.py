@@ -18,6 +18,7 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from dispatch.core.errors import ApiError
+from dispatch.core.vocabulary import Category
 from dispatch.settings import Settings
 
 
@@ -69,7 +70,7 @@ async def create_admin(settings: Settings, data: dict[str, Any]) -> dict[str, An
         db = stores.mongo[settings.mongodb_db]
         await ensure_indexes(db)  # uniqueness of username and email rests on these indexes
         identity = Identity(settings, db, stores.redis, stores.cache, tasks)
-        return await identity.register(data, category="ADMIN", verified=True)
+        return await identity.register(data, category=Category.ADMIN, verified=True)
     finally:
         tasks.close()
         await stores.close()
