@@ -36,8 +36,7 @@ class OrganizationInvitationsHandler(InvitationsBase):
         ---
         tags: [organizations]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Pending, unexpired invitations, newest first.
@@ -104,8 +103,7 @@ class MyInvitationsHandler(InvitationsBase):
         ---
         tags: [users]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Pending, unexpired invitations to organizations the caller is not in, newest first.

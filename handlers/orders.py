@@ -49,15 +49,8 @@ class OrdersHandler(OrdersBase):
         ---
         tags: [orders]
         parameters:
-          - {name: status, in: query, schema: {type: string, enum: [new, assigned, accepted, en_route, arrived,
-             in_progress, completed, cancelled]}}
-          - {name: driver, in: query, schema: {type: string}, description: Driver id}
-          - {name: organization, in: query, schema: {type: string}}
-          - {name: client, in: query, schema: {type: string}, description: Client id}
-          - {name: from, in: query, schema: {type: string, format: date-time}, description: Created at or after}
-          - {name: to, in: query, schema: {type: string, format: date-time}, description: Created at or before}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: OrderQuery}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: A page of orders, newest first.
@@ -170,8 +163,7 @@ class OrderEventsHandler(OrdersBase):
         ---
         tags: [orders]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: A page of timeline events.

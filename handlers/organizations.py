@@ -27,8 +27,7 @@ class OrganizationsHandler(OrganizationsBase):
         ---
         tags: [organizations]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Organizations by name; `members` only where the caller may see them.

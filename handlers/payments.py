@@ -30,8 +30,7 @@ class OrderPaymentsHandler(BillingBase):
         ---
         tags: [payments]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: A page of payments.

@@ -26,11 +26,8 @@ class TicketsHandler(SupportBase):
         ---
         tags: [support]
         parameters:
-          - {name: status, in: query, schema: {type: string, enum: [open, in_progress, resolved, closed]}}
-          - {name: assignee_id, in: query, schema: {type: string}}
-          - {name: order_id, in: query, schema: {type: string}}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: SupportTicketFilters}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Tickets, newest first.
@@ -105,8 +102,7 @@ class TicketMessagesHandler(SupportBase):
         ---
         tags: [support]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Messages.

@@ -105,8 +105,7 @@ class ReferralsHandler(DirectoryHandler):
         ---
         tags: [users]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: The caller's referrals.
@@ -126,12 +125,8 @@ class UsersHandler(DirectoryHandler):
         ---
         tags: [users]
         parameters:
-          - {name: category, in: query, schema: {type: string, enum: [BASE, DRIVER, MANAGER, ADMIN]}}
-          - {name: organization, in: query, schema: {type: string}, description: An organization id}
-          - {name: q, in: query, schema: {type: string, minLength: 1, maxLength: 100},
-             description: "Part of the username, email, first or last name (any letter case)"}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: UserFilter}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Users by username.

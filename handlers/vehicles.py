@@ -53,10 +53,8 @@ class VehicleTypesHandler(BaseHandler):
         ---
         tags: [fleet]
         parameters:
-          - {name: organization, in: query, schema: {type: string},
-             description: "Only the types an order of this organization may use: its own and the shared ones"}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: VehicleTypeQuery}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: A page of vehicle types, by name.
@@ -135,10 +133,8 @@ class VehiclesHandler(FleetHandler):
         ---
         tags: [fleet]
         parameters:
-          - {name: organization, in: query, schema: {type: string}}
-          - {name: status, in: query, schema: {type: string, enum: [offline, available, busy]}}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: VehicleQuery}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: A page of vehicles by plate, each with its last known location.
@@ -179,13 +175,8 @@ class NearbyHandler(FleetHandler):
           MANAGERs and ADMINs get full vehicles (`NearbyVehicleList`); clients get each truck as
           `{id, type, location, distance_km}` only (`NearbyTruckList`): no driver, organization or plate.
         parameters:
-          - {name: lat, in: query, required: true, schema: {type: number, minimum: -85.05112878, maximum: 85.05112878},
-             description: "Latitude (Redis GEO searches up to ±85.05112878)"}
-          - {name: lon, in: query, required: true, schema: {type: number, minimum: -180, maximum: 180}}
-          - {name: radius_km, in: query, required: true, schema: {type: number, exclusiveMinimum: true, minimum: 0,
-             maximum: 500}}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: NearbyQuery}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Available vehicles within the radius, each with `distance_km`.
@@ -259,8 +250,7 @@ class VehicleTrackHandler(FleetHandler):
         ---
         tags: [fleet]
         parameters:
-          - {name: from, in: query, schema: {type: string, format: date-time}}
-          - {name: to, in: query, schema: {type: string, format: date-time}}
+          - {in: query, schema: TrackQuery}
         responses:
           200:
             description: The points in time order and the path length in km.

@@ -25,13 +25,8 @@ class WaybillsHandler(WaybillBase):
         ---
         tags: [waybills]
         parameters:
-          - {name: status, in: query, schema: {type: string, enum: [open, on_route, returned]}}
-          - {name: driver_id, in: query, schema: {type: string}}
-          - {name: vehicle_id, in: query, schema: {type: string}}
-          - {name: date_from, in: query, schema: {type: string, format: date}}
-          - {name: date_to, in: query, schema: {type: string, format: date}}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: WaybillFilters}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Waybills, newest working day first.

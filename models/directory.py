@@ -27,7 +27,7 @@ class UserFilter(Schema):
     """Query filters of `GET /users`."""
 
     category = fields.String(validate=validate.OneOf(choices(Category)))
-    organization = Id()
+    organization = Id(metadata={"description": "An organization id"})
     q = fields.String(validate=validate.Length(min=1, max=100),
                       metadata={"description": "Part of the username, email, first or last name (any case)"})
 

@@ -94,11 +94,13 @@ class OrderQuery(Schema):
         unknown = EXCLUDE
 
     status = fields.String(validate=validate.OneOf(choices(OrderStatus)))
-    driver = Id()
+    driver = Id(metadata={"description": "Driver id"})
     organization = Id()
-    client = Id()
-    start = fields.AwareDateTime(data_key="from", default_timezone=timezone.utc)
-    end = fields.AwareDateTime(data_key="to", default_timezone=timezone.utc)
+    client = Id(metadata={"description": "Client id"})
+    start = fields.AwareDateTime(data_key="from", default_timezone=timezone.utc,
+                                 metadata={"description": "Created at or after"})
+    end = fields.AwareDateTime(data_key="to", default_timezone=timezone.utc,
+                               metadata={"description": "Created at or before"})
 
 
 class StatusIn(Schema):

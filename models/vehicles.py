@@ -163,7 +163,8 @@ class NearbyQuery(Schema):
     lat = fields.Float(required=True, validate=validate.Range(min=-live.GEO_MAX_LAT, max=live.GEO_MAX_LAT),
                        metadata={"description": "Latitude within the range Redis GEO can search"})
     lon = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
-    radius_km = fields.Float(required=True, validate=validate.Range(min=0, max=500, min_inclusive=False))
+    radius_km = fields.Float(required=True, validate=validate.Range(min=0, max=500, min_inclusive=False),
+                             metadata={"exclusiveMinimum": True})  # apispec does not carry min_inclusive over
 
 
 class NearbyVehicle(VehicleOut):

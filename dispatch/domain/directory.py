@@ -29,7 +29,7 @@ PROFILE_FIELDS = frozenset({"username", "email", "phone", "region", "first_name"
 ADMIN_FIELDS = frozenset({"category", "is_active", "organizations"})
 MANAGER_FIELDS = frozenset({"organizations"})
 # Fields a category may not change on its own profile.
-LOCKED_OWN_FIELDS = {Category.DRIVER: frozenset({"first_name", "last_name", "phone"})}
+LOCKED_OWN_FIELDS: dict[str, frozenset[str]] = {Category.DRIVER: frozenset({"first_name", "last_name", "phone"})}
 
 
 def check_profile_fields(fields: Iterable[str]) -> None:
@@ -89,7 +89,7 @@ class Directory:
         """Apply the caller's profile changes; True when a code went to a new phone (set once proved)."""
         data.pop("region", None)
         unchanged = {"phone"} if data.get("phone", False) == user.get("phone") else set()  # a re-send changes nothing
-        locked = LOCKED_OWN_FIELDS.get(user.get("category"), frozenset()) & (set(data) - unchanged)
+        locked = LOCKED_OWN_FIELDS.get(str(user.get("category")), frozenset()) & (set(data) - unchanged)
         if locked:
             raise ApiError(403, "field_locked", f"Your account may not change: {', '.join(sorted(locked))}.",
                            {"fields": sorted(locked)})
@@ -101,6 +101,8 @@ class Directory:
         else:
             data.pop("email", None)
         updated = await self.users.update(user["_id"], data) if data else user
+        if updated is None:  # the account was deleted meanwhile
+            raise NotFound("No such user.")
         if not data.get("email_verified", True):
             await self.identity.send_activation(updated)
         return updated, bool(new_phone)

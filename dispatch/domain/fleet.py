@@ -25,7 +25,7 @@ from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dispatch.core.geo import path_km
 from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
-from dispatch.core.vocabulary import Category
+from dispatch.core.vocabulary import Category, VehicleStatus
 from dispatch.domain import scopes
 from dispatch.domain.scopes import Resource, orgs_of
 from models.users import Users
@@ -207,7 +207,7 @@ class Fleet:
 
 
 def _check_driver_for_status(driver_id: ObjectId | None, status: str) -> None:
-    if status == "available" and driver_id is None:
+    if status == VehicleStatus.AVAILABLE and driver_id is None:
         raise ValidationFailed({"status": ["A vehicle without a driver cannot be available."]})
 
 

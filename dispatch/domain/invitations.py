@@ -70,7 +70,8 @@ class Joining:
         answered = await self.invitations.answer(invitation, status)
         if answered is None:  # answered, revoked or lapsed meanwhile: the invitee may know which
             raise Conflict("This invitation is no longer open.", "invitation_not_open",
-                           {"status": invitation["status"] if invitation["status"] != "pending" else "expired"})
+                           {"status": invitation["status"] if invitation["status"] != InvitationStatus.PENDING
+                            else InvitationStatus.EXPIRED})
         return answered
 
     async def tell_managers(self, org_id: Any, member: dict[str, Any]) -> None:

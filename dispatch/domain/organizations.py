@@ -39,7 +39,7 @@ def check_reach(caller: User, target: User) -> None:
 class OrganizationDesk:
     """Organizations and memberships on behalf of a caller; answers are organizations as that caller sees them."""
 
-    def __init__(self, db: AsyncDatabase, users: Users) -> None:
+    def __init__(self, db: AsyncDatabase[Any], users: Users) -> None:
         self.orgs = Organizations(db)
         self.directory = UserDirectory(db)
         self.users = users

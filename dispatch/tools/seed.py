@@ -23,7 +23,7 @@ from dispatch.domain.orders import OrderDesk
 from dispatch.core.pagination import Page
 from dispatch.settings import Settings
 from dispatch.core.timeutil import isoformat, utcnow
-from dispatch.core.vocabulary import Category, OrderEvent
+from dispatch.core.vocabulary import Category, OrderEvent, VehicleStatus
 from models.orders import Orders
 from models.organizations import Organizations
 from models.vehicles import Vehicles, VehicleTypes, plate_key
@@ -187,7 +187,8 @@ class DemoSeeder:
         if found is None:
             found = await vehicles.insert({
                 "plate": plate(number), "model": TRUCK_MODELS[(number - 1) % len(TRUCK_MODELS)],
-                "capacity_kg": 3500, "organization": org_id, "driver_id": driver["_id"], "status": "available"})
+                "capacity_kg": 3500, "organization": org_id, "driver_id": driver["_id"],
+                "status": VehicleStatus.AVAILABLE})
         self.done("vehicles", made)
         async with self.redis.pipeline(transaction=False) as pipe:
             live.queue_position(pipe, str(found["_id"]), str(org_id), truck_point(number, driver["_id"]))
