@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.vocabulary import Category, choices
 from models.common import Id, JsonBoolean, UtcDateTime, list_of
-from models.users import COLLECTION, UserOut
+from models.users import COLLECTION, UserOut, orgs_of
 
 HIDDEN = {"password_hash": 0}
 SEARCHED_FIELDS = ("username", "email", "first_name", "last_name")
@@ -71,7 +71,7 @@ class UserDirectory:
         if not wanted:
             return out
         async for doc in self.collection.find({"organizations": {"$in": wanted}}, HIDDEN).sort(ORDER):
-            for oid in doc.get("organizations", []):
+            for oid in orgs_of(doc):
                 if oid in out:
                     out[oid].append(doc)
         return out

@@ -21,7 +21,7 @@ from dispatch.core.storage import index
 from dispatch.core.timeutil import utcnow
 from dispatch.core.vocabulary import InvitationStatus, choices
 from models.common import Id, UtcDateTime, list_of
-from models.users import OrganizationRef, phone_field_value
+from models.users import OrganizationRef, orgs_of, phone_field_value
 
 COLLECTION = "invitations"
 TTL = timedelta(days=7)
@@ -137,7 +137,7 @@ class Invitations:
     async def of_user(self, user: dict[str, Any], offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """A page of the open invitations meant for this user, newest first, and the total."""
         query = {**addressed_to(user), **_open(utcnow()),
-                 "organization": {"$nin": list(user.get("organizations") or [])}}
+                 "organization": {"$nin": orgs_of(user)}}
         total = await self.collection.count_documents(query)
         cursor = self.collection.find(query).sort([("created_at", -1), ("_id", -1)]).skip(offset).limit(limit)
         return await cursor.to_list(), total

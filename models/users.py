@@ -50,6 +50,11 @@ USERNAME = validate.And(visible_text, validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$",
 NAME = validate.And(validate.Length(max=100), visible_text)
 
 
+def orgs_of(user: dict[str, Any]) -> list[ObjectId]:
+    """The organizations a user belongs to: the one way to ask (none when the field is missing or null)."""
+    return list(user.get("organizations") or [])
+
+
 def password_problems(password: str, username: str = "", email: str = "") -> list[str]:
     """Why a password breaks the policy (empty when it is acceptable)."""
     problems = []
@@ -253,7 +258,7 @@ class Users:
 
 async def present(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Users as the API shows them: organizations expanded to `{id, name}` with one query."""
-    org_ids = {oid for doc in docs for oid in doc.get("organizations", [])}
+    org_ids = {oid for doc in docs for oid in orgs_of(doc)}
     names: dict[ObjectId, str] = {}
     if org_ids:
         async for org in db["organizations"].find({"_id": {"$in": list(org_ids)}}, {"name": 1}):
@@ -261,7 +266,7 @@ async def present(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[st
     out = []
     for doc in docs:
         shown = {"phone_verified": False, **doc, "organizations": [{"id": oid, "name": names[oid]}
-                                          for oid in doc.get("organizations", []) if oid in names]}
+                                          for oid in orgs_of(doc) if oid in names]}
         data = USER_OUT.dump(shown)
         if doc.get("category") != Category.DRIVER:
             data.pop("rating", None)

@@ -14,18 +14,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Callable
 
-from bson import ObjectId
 
 from dispatch.core.errors import ApiError
 from dispatch.core.vocabulary import Category
+from models.users import orgs_of
+
+__all__ = ["SCOPES", "Reach", "Resource", "admits", "is_admin", "orgs_of", "query", "reach"]
 
 User = dict[str, Any]
-
-
-def orgs_of(user: User) -> list[ObjectId]:
-    """The organizations a user belongs to: the one way to ask."""
-    return list(user.get("organizations") or [])
-
 
 def is_admin(user: User) -> bool:
     """Whether the user is an ADMIN."""

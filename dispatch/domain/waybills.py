@@ -24,8 +24,8 @@ from models.vehicles import Vehicles
 from models.waybills import Waybills, check_readings, new_waybill, show
 
 LOCKED = WaybillStatus.RETURNED
-# the only moves: one step forward
-NEXT: dict[str, WaybillStatus] = {WaybillStatus.OPEN: WaybillStatus.ON_ROUTE, WaybillStatus.ON_ROUTE: WaybillStatus.RETURNED}
+NEXT: dict[str, WaybillStatus] = {  # the only moves: one step forward
+    WaybillStatus.OPEN: WaybillStatus.ON_ROUTE, WaybillStatus.ON_ROUTE: WaybillStatus.RETURNED}
 STAMPS: dict[str, str] = {WaybillStatus.ON_ROUTE: "departed_at", WaybillStatus.RETURNED: "returned_at"}
 # A change to one of these is checked against the other, so the other's value is part of the write's filter.
 PAIRS = {"odometer_start": "odometer_end", "odometer_end": "odometer_start",

@@ -26,6 +26,7 @@ from dispatch.core.timeutil import isoformat, utcnow
 from dispatch.core.vocabulary import Category, OrderEvent, VehicleStatus
 from models.orders import Orders
 from models.organizations import Organizations
+from models.users import orgs_of
 from models.vehicles import Vehicles, VehicleTypes, plate_key
 
 ORG_NAME = "Demo Towing Moscow"
@@ -173,7 +174,7 @@ class DemoSeeder:
             user = await self.identity.register(
                 {"username": who.username, "email": f"{who.username}@example.com", "password": PASSWORD,
                  "first_name": who.first_name, "last_name": who.last_name}, category=who.category, verified=True)
-        if org_id is not None and org_id not in user.get("organizations", []):
+        if org_id is not None and org_id not in orgs_of(user):
             user = await users.update(user["_id"], {}, extra={"$addToSet": {"organizations": org_id}})
         self.report.logins.append((who.category, who.username, made))
         self.done("users", made)
