@@ -21,12 +21,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.events import EventBus
 from dispatch.core.storage import open_stores
+from dispatch.domain.directory import Directory
 from dispatch.domain.fleet import Fleet, PriceLists
 from dispatch.domain.idempotency import Idempotency
 from dispatch.domain.identity import Identity
 from dispatch.domain.invitations import Joining
 from dispatch.domain.notifications import Notifier
 from dispatch.domain.orders import OrderDesk
+from dispatch.domain.organizations import OrganizationDesk
 from dispatch.domain.payments import Billing
 from dispatch.domain.queue import TaskQueue
 from dispatch.domain.sms_login import PhoneVerification, SmsLogin
@@ -35,10 +37,8 @@ from dispatch.domain.waybills import WaybillDesk
 from dispatch.realtime.hub import Hub
 from dispatch.realtime.ingest import Ingest
 from dispatch.settings import Settings
-from models.directory import UserDirectory
 from models.invitations import Invitations
 from models.notifications import Notifications
-from models.organizations import Organizations
 
 
 @dataclass
@@ -68,8 +68,8 @@ class Services:
     notifier: Notifier
     notifications: Notifications
     invitations: Invitations
-    organizations: Organizations
-    directory: UserDirectory
+    organizations: OrganizationDesk
+    directory: Directory
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -90,8 +90,8 @@ class Services:
             waybills=WaybillDesk(db, events), billing=Billing(db, users), support=SupportDesk(db, users),
             joining=Joining(db, users, events), sms_login=SmsLogin(identity),
             phone_verification=PhoneVerification(identity), idempotency=Idempotency(db), notifier=notifier,
-            notifications=Notifications(db), invitations=Invitations(db), organizations=Organizations(db),
-            directory=UserDirectory(db))
+            notifications=Notifications(db), invitations=Invitations(db), organizations=OrganizationDesk(db, users),
+            directory=Directory(identity))
 
     async def close(self) -> None:
         """Flush GPS history, stop the fan-out reader, close the task queue and the store clients."""

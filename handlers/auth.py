@@ -132,8 +132,7 @@ class SessionsHandler(BaseHandler):
         ---
         tags: [auth]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Sessions, newest first.

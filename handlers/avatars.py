@@ -10,6 +10,7 @@ from tornado.httputil import HTTPFile, HTTPInputError, parse_body_arguments
 from dispatch.domain import avatars
 from dispatch.core.errors import ApiError
 from dispatch.core.policy import authenticated
+from dispatch.core.vocabulary import AvatarStatus
 from handlers.base import BaseHandler
 from models.avatars import AvatarAccepted
 
@@ -59,7 +60,7 @@ class AvatarHandler(BaseHandler):
         except Exception:
             Path(path).unlink(missing_ok=True)  # nobody will ever pick it up
             raise
-        self.write_json(AvatarAccepted().dump({"status": "processing"}), 202)
+        self.write_json(AvatarAccepted().dump({"status": AvatarStatus.PROCESSING}), 202)
 
     def _upload(self) -> bytes:
         """The image bytes: multipart field `avatar` or a raw `image/*` body; 415 for anything else."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.domain import scopes
 from dispatch.core.errors import NotFound
 from dispatch.domain.invitations import count_sent
 from dispatch.core.policy import authenticated, roles
+from dispatch.core.vocabulary import Category
 from handlers.base import BaseHandler
 from models.common import parse_id
 from models.invitations import InvitationIn, present
@@ -18,21 +18,20 @@ class InvitationsBase(BaseHandler):
 
     async def editable(self, org_id: str) -> dict[str, Any]:
         """The organization of the path, if the caller may manage its members (else 404)."""
-        return scopes.editable_org(self.current_user, await self.services.organizations.get(parse_id(org_id)))
+        return await self.services.organizations.editable(self.current_user, parse_id(org_id))
 
     async def shown(self, doc: dict[str, Any]) -> dict[str, Any]:
         return (await present(self.services.db, [doc]))[0]
 
 
 class OrganizationInvitationsHandler(InvitationsBase):
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def get(self, org_id: str) -> None:
         """The organization's open invitations (ADMIN: any organization; MANAGER: their own).
         ---
         tags: [organizations]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Pending, unexpired invitations, newest first.
@@ -45,7 +44,7 @@ class OrganizationInvitationsHandler(InvitationsBase):
         docs, total = await self.services.invitations.of_organization(org["_id"], page.offset, page.limit)
         self.write_json(page.envelope(await present(self.services.db, docs), total))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self, org_id: str) -> None:
         """Invite someone to join the organization, by user id, email or phone; they accept it themselves.
         ---
@@ -76,7 +75,7 @@ class OrganizationInvitationsHandler(InvitationsBase):
 
 
 class OrganizationInvitationHandler(InvitationsBase):
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def delete(self, org_id: str, invitation_id: str) -> None:
         """Withdraw a pending invitation of the organization.
         ---
@@ -99,8 +98,7 @@ class MyInvitationsHandler(InvitationsBase):
         ---
         tags: [users]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Pending, unexpired invitations to organizations the caller is not in, newest first.

@@ -16,9 +16,8 @@ class NotificationsHandler(BaseHandler):
         ---
         tags: [notifications]
         parameters:
-          - {name: unread, in: query, schema: {type: boolean}, description: "true: only unread ones"}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: NotificationFilters}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Notifications.

@@ -7,6 +7,7 @@ from typing import Any, Awaitable, Callable
 
 from dispatch.domain import idempotency
 from dispatch.core.policy import authenticated, roles
+from dispatch.core.vocabulary import Category
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.orders import AssignIn, OrderIn, OrderOut, OrderQuery, OrderTrack, StatusIn, TimelineEvent
@@ -41,15 +42,8 @@ class OrdersHandler(OrdersBase):
         ---
         tags: [orders]
         parameters:
-          - {name: status, in: query, schema: {type: string, enum: [new, assigned, accepted, en_route, arrived,
-             in_progress, completed, cancelled]}}
-          - {name: driver, in: query, schema: {type: string}, description: Driver id}
-          - {name: organization, in: query, schema: {type: string}}
-          - {name: client, in: query, schema: {type: string}, description: Client id}
-          - {name: from, in: query, schema: {type: string, format: date-time}, description: Created at or after}
-          - {name: to, in: query, schema: {type: string, format: date-time}, description: Created at or before}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: OrderQuery}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: A page of orders, newest first.
@@ -62,7 +56,7 @@ class OrdersHandler(OrdersBase):
         docs, total = await self.services.orders.page(self.current_user, filters, page)
         self.write_json(page.envelope(ORDER_OUT.dump(docs, many=True), total))
 
-    @roles("BASE", "MANAGER", "ADMIN")
+    @roles(Category.BASE, Category.MANAGER, Category.ADMIN)
     async def post(self) -> None:
         """Order a tow; answers with the price estimate. With `Idempotency-Key`, a retry gets the first answer.
         ---
@@ -135,7 +129,7 @@ class OrderStatusHandler(OrdersBase):
 
 
 class OrderAssignHandler(OrdersBase):
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self, order_id: str) -> None:
         """Assign a new order to a truck, or `{auto: true}` to the nearest available one of its organization.
         ---
@@ -163,8 +157,7 @@ class OrderEventsHandler(OrdersBase):
         ---
         tags: [orders]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: A page of timeline events.

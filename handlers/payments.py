@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dispatch.core.policy import roles
+from dispatch.core.vocabulary import Category
 from handlers.orders import OrdersBase
 from models.common import parse_id
 from models.payments import PaymentIn, PaymentOut, RatingIn, RatingOut
@@ -14,15 +15,14 @@ RATING_OUT = RatingOut()
 
 
 class OrderPaymentsHandler(OrdersBase):
-    @roles("BASE", "DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.BASE, Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self, order_id: str) -> None:
         """An order's recorded payments, oldest first (its client, its driver, its organization's managers,
         ADMINs).
         ---
         tags: [payments]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: A page of payments.
@@ -33,7 +33,7 @@ class OrderPaymentsHandler(OrdersBase):
         docs, total = await self.services.billing.payments_of(self.current_user, parse_id(order_id), page)
         self.write_json(page.envelope(PAYMENT_OUT.dump(docs, many=True), total))
 
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def post(self, order_id: str) -> None:
         """Record a payment of a completed order: its organization's managers, its driver (cash or card taken on
         the spot) and ADMINs; clients only read them. A retry with the same Idempotency-Key is not recorded twice.
@@ -69,7 +69,7 @@ class OrderPaymentsHandler(OrdersBase):
 
 
 class OrderRatingHandler(OrdersBase):
-    @roles("BASE")
+    @roles(Category.BASE)
     async def post(self, order_id: str) -> None:
         """Rate the driver of a completed order (its client, once).
         ---

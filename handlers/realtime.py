@@ -16,6 +16,7 @@ import tornado.websocket
 from dispatch.core import jsonutil, metrics
 from dispatch.core.errors import ApiError
 from dispatch.core.policy import public
+from dispatch.core.vocabulary import Category
 from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_order
 from dispatch.realtime.frames import FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
 from dispatch.realtime.hub import REPLAY_PAGE, Hub
@@ -325,7 +326,7 @@ class DriverSocket(Socket):
     """A driver app: GPS in (acked once stored), assignments and order updates out."""
 
     kind = "driver"
-    categories = frozenset({"DRIVER"})
+    categories = frozenset({Category.DRIVER})
 
     @public
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -412,7 +413,7 @@ class ConsoleSocket(Socket):
     """A manager console: subscribes to its organizations' channels, with replay after reconnects."""
 
     kind = "console"
-    categories = frozenset({"MANAGER", "ADMIN"})
+    categories = frozenset({Category.MANAGER, Category.ADMIN})
 
     @public
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -442,7 +443,7 @@ class OrderSocket(Socket):
     """One order's live view: its truck's position and its status events."""
 
     kind = "order"
-    categories = frozenset({"BASE", "DRIVER", "MANAGER", "ADMIN"})
+    categories = frozenset({Category.BASE, Category.DRIVER, Category.MANAGER, Category.ADMIN})
     session_ended_code = CLOSE_FORBIDDEN  # SPEC 13: the order has left the user's scope
 
     @public

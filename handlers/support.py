@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dispatch.core.policy import authenticated, roles
+from dispatch.core.vocabulary import Category
 from dispatch.domain.support import is_operator
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
@@ -17,11 +18,8 @@ class TicketsHandler(BaseHandler):
         ---
         tags: [support]
         parameters:
-          - {name: status, in: query, schema: {type: string, enum: [open, in_progress, resolved, closed]}}
-          - {name: assignee_id, in: query, schema: {type: string}}
-          - {name: order_id, in: query, schema: {type: string}}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: SupportTicketFilters}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Tickets, newest first.
@@ -69,7 +67,7 @@ class TicketHandler(BaseHandler):
         ticket = await self.services.support.get(self.current_user, parse_id(ticket_id))
         self.write_json(show_ticket(ticket, is_operator(self.current_user, ticket)))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def patch(self, ticket_id: str) -> None:
         """Assign a ticket or change its status (operators: its organization's managers, admins).
         ---
@@ -96,8 +94,7 @@ class TicketMessagesHandler(BaseHandler):
         ---
         tags: [support]
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Messages.

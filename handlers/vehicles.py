@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dispatch.core.policy import authenticated, roles
+from dispatch.core.vocabulary import Category
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.vehicles import (NearbyQuery, NearbyTruck, NearbyVehicle, TrackQuery, VehicleIn, VehicleOut, VehiclePatch,
@@ -41,10 +42,8 @@ class VehicleTypesHandler(BaseHandler):
         ---
         tags: [fleet]
         parameters:
-          - {name: organization, in: query, schema: {type: string},
-             description: "Only the types an order of this organization may use: its own and the shared ones"}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: VehicleTypeQuery}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: A page of vehicle types, by name.
@@ -57,7 +56,7 @@ class VehicleTypesHandler(BaseHandler):
         docs, total = await self.services.price_lists.page(self.current_user, filters, page)
         self.write_json(page.envelope(TYPE_OUT.dump(docs, many=True), total))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self) -> None:
         """Add a vehicle type with its pricing to a price list: a MANAGER to one of their organizations'
         (`organization` required), an ADMIN to any, or to the shared catalogue (`organization` null).
@@ -93,7 +92,7 @@ class VehicleTypeHandler(BaseHandler):
         """
         self.write_json(TYPE_OUT.dump(await self.services.price_lists.get(self.current_user, parse_id(type_id))))
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def patch(self, type_id: str) -> None:
         """Edit a vehicle type's name or prices (orders keep the estimate they were given): a MANAGER those of
         their organizations' price lists (the shared catalogue: 403, another organization's: 404), an ADMIN any.
@@ -117,16 +116,14 @@ class VehicleTypeHandler(BaseHandler):
 
 
 class VehiclesHandler(FleetHandler):
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self) -> None:
         """List vehicles: ADMIN all, MANAGER their organizations', DRIVER their own.
         ---
         tags: [fleet]
         parameters:
-          - {name: organization, in: query, schema: {type: string}}
-          - {name: status, in: query, schema: {type: string, enum: [offline, available, busy]}}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: VehicleQuery}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: A page of vehicles by plate, each with its last known location.
@@ -137,7 +134,7 @@ class VehiclesHandler(FleetHandler):
         docs, total = await self.services.fleet.page(self.current_user, filters, self.page())
         await self.write_vehicles(docs, total)
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def post(self) -> None:
         """Add a tow truck to an organization (a MANAGER: one of theirs).
         ---
@@ -158,7 +155,7 @@ class VehiclesHandler(FleetHandler):
 
 
 class NearbyHandler(FleetHandler):
-    @roles("BASE", "MANAGER", "ADMIN")
+    @roles(Category.BASE, Category.MANAGER, Category.ADMIN)
     async def get(self) -> None:
         """Available vehicles near a point, nearest first (clients and ADMINs: every fleet; MANAGERs: theirs).
         ---
@@ -167,13 +164,8 @@ class NearbyHandler(FleetHandler):
           MANAGERs and ADMINs get full vehicles (`NearbyVehicleList`); clients get each truck as
           `{id, type, location, distance_km}` only (`NearbyTruckList`): no driver, organization or plate.
         parameters:
-          - {name: lat, in: query, required: true, schema: {type: number, minimum: -85.05112878, maximum: 85.05112878},
-             description: "Latitude (Redis GEO searches up to ±85.05112878)"}
-          - {name: lon, in: query, required: true, schema: {type: number, minimum: -180, maximum: 180}}
-          - {name: radius_km, in: query, required: true, schema: {type: number, exclusiveMinimum: true, minimum: 0,
-             maximum: 500}}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+          - {in: query, schema: NearbyQuery}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Available vehicles within the radius, each with `distance_km`.
@@ -187,12 +179,12 @@ class NearbyHandler(FleetHandler):
         page = self.page()
         docs, total = await self.services.fleet.nearby(self.current_user, query["lat"], query["lon"],
                                                        query["radius_km"], page)
-        shown = NEARBY_CLIENT_OUT if self.current_user.get("category") == "BASE" else NEARBY_OUT
+        shown = NEARBY_CLIENT_OUT if self.current_user.get("category") == Category.BASE else NEARBY_OUT
         self.write_json(page.envelope(shown.dump(docs, many=True), total))
 
 
 class VehicleHandler(FleetHandler):
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self, vehicle_id: str) -> None:
         """One vehicle with its last known location.
         ---
@@ -205,7 +197,7 @@ class VehicleHandler(FleetHandler):
         """
         await self.write_vehicles([await self.services.fleet.get(self.current_user, parse_id(vehicle_id))])
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def patch(self, vehicle_id: str) -> None:
         """Edit a vehicle; moving it to another organization forgets its live position.
         ---
@@ -225,7 +217,7 @@ class VehicleHandler(FleetHandler):
         doc = await self.services.fleet.update(self.current_user, parse_id(vehicle_id), changes)
         await self.write_vehicles([doc])
 
-    @roles("MANAGER", "ADMIN")
+    @roles(Category.MANAGER, Category.ADMIN)
     async def delete(self, vehicle_id: str) -> None:
         """Remove a vehicle that is not busy with an order.
         ---
@@ -242,14 +234,13 @@ class VehicleHandler(FleetHandler):
 
 
 class VehicleTrackHandler(FleetHandler):
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self, vehicle_id: str) -> None:
         """A vehicle's stored GPS history between two times (route replay) and its length.
         ---
         tags: [fleet]
         parameters:
-          - {name: from, in: query, schema: {type: string, format: date-time}}
-          - {name: to, in: query, schema: {type: string, format: date-time}}
+          - {in: query, schema: TrackQuery}
         responses:
           200:
             description: The points in time order and the path length in km.

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 from dispatch.core.policy import roles
+from dispatch.core.vocabulary import Category
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.waybills import WaybillFilters, WaybillIn, WaybillPatch, show
 
 
 class WaybillsHandler(BaseHandler):
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self) -> None:
         """Waybills the caller may read: a driver's own, a manager's organizations', all for an admin.
         ---
         tags: [waybills]
         parameters:
-          - {name: status, in: query, schema: {type: string, enum: [open, on_route, returned]}}
-          - {name: driver_id, in: query, schema: {type: string}}
-          - {name: vehicle_id, in: query, schema: {type: string}}
-          - {name: date_from, in: query, schema: {type: string, format: date}}
-          - {name: date_to, in: query, schema: {type: string, format: date}}
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200}}
-          - {name: offset, in: query, schema: {type: integer, minimum: 0}}
+          - {in: query, schema: WaybillFilters}
+          - {in: query, schema: PageQuery}
         responses:
           200:
             description: Waybills, newest working day first.
@@ -34,7 +30,7 @@ class WaybillsHandler(BaseHandler):
         docs, total = await self.services.waybills.list(self.current_user, filters, page)
         self.write_json(page.envelope([show(doc) for doc in docs], total))
 
-    @roles("DRIVER")
+    @roles(Category.DRIVER)
     async def post(self) -> None:
         """Open a new waybill for the vehicle the calling driver drives.
         ---
@@ -54,7 +50,7 @@ class WaybillsHandler(BaseHandler):
 
 
 class WaybillHandler(BaseHandler):
-    @roles("DRIVER", "MANAGER", "ADMIN")
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
     async def get(self, waybill_id: str) -> None:
         """One waybill the caller may read.
         ---
@@ -67,7 +63,7 @@ class WaybillHandler(BaseHandler):
         """
         self.write_json(show(await self.services.waybills.get(self.current_user, parse_id(waybill_id))))
 
-    @roles("DRIVER", "ADMIN")
+    @roles(Category.DRIVER, Category.ADMIN)
     async def patch(self, waybill_id: str) -> None:
         """Fill in or edit a waybill, or move its status one step (open → on_route → returned).
         ---

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from dispatch.core.vocabulary import AvatarStatus, choices
+
 
 class AvatarAccepted(Schema):
     """An upload passed the checks and waits for the worker; `avatar_url` changes once it is done."""
 
-    status = fields.String(required=True, validate=validate.OneOf(["processing"]))
+    status = fields.String(required=True, validate=validate.OneOf(choices(AvatarStatus)))

@@ -6,9 +6,10 @@ import unicodedata
 from typing import Any
 
 from bson import ObjectId
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
 from dispatch.core.errors import ApiError
+from dispatch.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from dispatch.core.timeutil import isoformat
 
 
@@ -49,6 +50,18 @@ def list_of(item: type[Schema], name: str) -> type[Schema]:
     }, name=name)
     SCHEMAS.append(schema)
     return schema
+
+
+class PageQuery(Schema):
+    """`?limit=&offset=` of every list: documents what `dispatch.core.pagination.parse_page` reads.
+
+    A handler docstring names it as `- {in: query, schema: PageQuery}`; apispec expands the fields.
+    """
+
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT),
+                           metadata={"description": "Items per page"})
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET),
+                            metadata={"description": "Items to skip"})
 
 
 

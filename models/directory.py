@@ -12,8 +12,9 @@ from bson import ObjectId
 from marshmallow import Schema, fields, validate
 from pymongo.asynchronous.database import AsyncDatabase
 
+from dispatch.core.vocabulary import Category, choices
 from models.common import Id, JsonBoolean, UtcDateTime, list_of
-from models.users import CATEGORIES, COLLECTION, UserOut
+from models.users import COLLECTION, UserOut, orgs_of
 
 HIDDEN = {"password_hash": 0}
 SEARCHED_FIELDS = ("username", "email", "first_name", "last_name")
@@ -25,8 +26,8 @@ UserList = list_of(UserOut, "UserList")
 class UserFilter(Schema):
     """Query filters of `GET /users`."""
 
-    category = fields.String(validate=validate.OneOf(CATEGORIES))
-    organization = Id()
+    category = fields.String(validate=validate.OneOf(choices(Category)))
+    organization = Id(metadata={"description": "An organization id"})
     q = fields.String(validate=validate.Length(min=1, max=100),
                       metadata={"description": "Part of the username, email, first or last name (any case)"})
 
@@ -55,10 +56,10 @@ class UserDirectory:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db[COLLECTION]
 
-    async def search(self, within: set[ObjectId] | None, filters: dict[str, Any], offset: int,
+    async def search(self, scope: dict[str, Any], filters: dict[str, Any], offset: int,
                      limit: int) -> tuple[list[dict[str, Any]], int]:
-        """A page of users matching the filters, limited to members of `within` (None: everyone)."""
-        query = _search_query(within, filters)
+        """A page of users matching the filters within the caller's scope query."""
+        query = _search_query(scope, filters)
         total = await self.collection.count_documents(query)
         cursor = self.collection.find(query, HIDDEN).sort(ORDER).skip(offset).limit(limit)
         return await cursor.to_list(), total
@@ -70,7 +71,7 @@ class UserDirectory:
         if not wanted:
             return out
         async for doc in self.collection.find({"organizations": {"$in": wanted}}, HIDDEN).sort(ORDER):
-            for oid in doc.get("organizations", []):
+            for oid in orgs_of(doc):
                 if oid in out:
                     out[oid].append(doc)
         return out
@@ -87,10 +88,8 @@ class UserDirectory:
         return await cursor.limit(limit).to_list(), total
 
 
-def _search_query(within: set[ObjectId] | None, filters: dict[str, Any]) -> dict[str, Any]:
-    conditions: list[dict[str, Any]] = []
-    if within is not None:
-        conditions.append({"organizations": {"$in": sorted(within)}})
+def _search_query(scope: dict[str, Any], filters: dict[str, Any]) -> dict[str, Any]:
+    conditions: list[dict[str, Any]] = [scope] if scope else []
     if "organization" in filters:
         conditions.append({"organizations": filters["organization"]})
     if "category" in filters:
@@ -105,7 +104,7 @@ def _search_query(within: set[ObjectId] | None, filters: dict[str, Any]) -> dict
 class UserAdminPatch(Schema):
     """What `PATCH /users/{id}` may change (ADMIN: all three; MANAGER: organizations within their own)."""
 
-    category = fields.String(validate=validate.OneOf(CATEGORIES))
+    category = fields.String(validate=validate.OneOf(choices(Category)))
     is_active = JsonBoolean(metadata={"description": "false ends every session of the account at once"})
     organizations = fields.List(Id(), validate=validate.Length(max=200),
                                 metadata={"description": "The full list of the user's organization ids"})

@@ -19,12 +19,12 @@ from pymongo.errors import DuplicateKeyError
 from dispatch.core.errors import ApiError
 from dispatch.core.storage import index
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import InvitationStatus, choices
 from models.common import Id, UtcDateTime, list_of
-from models.users import OrganizationRef, phone_field_value
+from models.users import OrganizationRef, orgs_of, phone_field_value
 
 COLLECTION = "invitations"
 TTL = timedelta(days=7)
-STATUSES = ("pending", "accepted", "declined", "revoked", "expired")
 TARGETS = ("user_id", "email", "phone")
 
 # One pending invitation per organization and invitee: a second invite returns the first one.
@@ -63,7 +63,7 @@ class InvitationOut(Schema):
     user_id = Id(allow_none=True, required=True, metadata={"description": "As invited (null: by email or phone)"})
     email = fields.String(allow_none=True, required=True)
     phone = fields.String(allow_none=True, required=True)
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(choices(InvitationStatus)))
     created_at = UtcDateTime(required=True)
     expires_at = UtcDateTime(required=True)
     responded_at = UtcDateTime(allow_none=True, required=True)
@@ -92,7 +92,7 @@ def addressed_to(user: dict[str, Any]) -> dict[str, Any]:
 
 
 def _open(now: Any) -> dict[str, Any]:
-    return {"status": "pending", "expires_at": {"$gt": now}}
+    return {"status": InvitationStatus.PENDING, "expires_at": {"$gt": now}}
 
 
 # Concurrent invitations of one person race on the unique index of pending ones: the losers match the winner.
@@ -110,10 +110,11 @@ class Invitations:
         target, now = target_of(data), utcnow()
         await self.collection.update_many({"organization": org_id, "target": target, "pending": True,
                                            "expires_at": {"$lte": now}},
-                                          {"$set": {"status": "expired", "pending": False}})
+                                          {"$set": {"status": InvitationStatus.EXPIRED, "pending": False}})
         doc = {"organization": org_id, "target": target, "user_id": data.get("user_id"),
                "email": data.get("email"), "email_lower": (data.get("email") or "").lower() or None,
-               "phone": data.get("phone"), "invited_by": invited_by, "status": "pending", "pending": True,
+               "phone": data.get("phone"), "invited_by": invited_by,
+               "status": InvitationStatus.PENDING, "pending": True,
                "created_at": now, "expires_at": now + TTL, "responded_at": None}
         pending = {"organization": org_id, "target": target, "pending": True}
         for _ in range(UPSERT_ATTEMPTS):
@@ -136,7 +137,7 @@ class Invitations:
     async def of_user(self, user: dict[str, Any], offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """A page of the open invitations meant for this user, newest first, and the total."""
         query = {**addressed_to(user), **_open(utcnow()),
-                 "organization": {"$nin": list(user.get("organizations") or [])}}
+                 "organization": {"$nin": orgs_of(user)}}
         total = await self.collection.count_documents(query)
         cursor = self.collection.find(query).sort([("created_at", -1), ("_id", -1)]).skip(offset).limit(limit)
         return await cursor.to_list(), total
@@ -157,13 +158,13 @@ class Invitations:
         """Close the user's other open invitations to an organization they have just joined."""
         await self.collection.update_many(
             {"organization": org_id, "pending": True, **addressed_to(user)},
-            {"$set": {"status": "accepted", "pending": False, "responded_at": utcnow()}})
+            {"$set": {"status": InvitationStatus.ACCEPTED, "pending": False, "responded_at": utcnow()}})
 
     async def revoke(self, org_id: ObjectId, invitation_id: ObjectId) -> dict[str, Any] | None:
         """Withdraw an open invitation of the organization; None when there is no such open one."""
         return await self.collection.find_one_and_update(
             {"_id": invitation_id, "organization": org_id, **_open(utcnow())},
-            {"$set": {"status": "revoked", "pending": False, "responded_at": utcnow()}},
+            {"$set": {"status": InvitationStatus.REVOKED, "pending": False, "responded_at": utcnow()}},
             return_document=ReturnDocument.AFTER)
 
 
@@ -174,7 +175,8 @@ async def present(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[st
     now = utcnow()
     return [INVITATION_OUT.dump({
         **doc, "organization": {"id": doc["organization"], "name": names.get(doc["organization"], "")},
-        "status": "expired" if doc["status"] == "pending" and doc["expires_at"] <= now else doc["status"],
+        "status": (InvitationStatus.EXPIRED if doc["status"] == InvitationStatus.PENDING and doc["expires_at"] <= now
+                   else doc["status"]),
     }) for doc in docs]
 
 

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.storage import index
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import Category
 from models.common import SCHEMAS, Id, UtcDateTime
 
 COLLECTION = "notifications"
@@ -109,7 +110,7 @@ class Notifications:
 
     async def managers_of(self, org_id: ObjectId) -> list[ObjectId]:
         """Active managers of an organization (they hear about its new orders)."""
-        cursor = self.users.find({"organizations": org_id, "category": "MANAGER", "is_active": True}, {"_id": 1})
+        cursor = self.users.find({"organizations": org_id, "category": Category.MANAGER, "is_active": True}, {"_id": 1})
         return [doc["_id"] async for doc in cursor]
 
 

@@ -18,14 +18,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dispatch.core.pagination import Page
 from dispatch.core.storage import index
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import STATUS_REQUESTS, OrderEvent, OrderStatus, choices
 from models.common import Id, JsonBoolean, JsonNumber, UtcDateTime, list_of, visible_text
 from models.vehicles import VehicleLocation
 
 COLLECTION = "orders"
-STATUSES = ("new", "assigned", "accepted", "en_route", "arrived", "in_progress", "completed", "cancelled")
 # What `POST /orders/{id}/status` accepts (`assigned` comes from `/assign`; `declined` returns the order to `new`).
-STATUS_REQUESTS = ("accepted", "en_route", "arrived", "in_progress", "completed", "cancelled", "declined")
-TIMELINE_TYPES = ("created", "assigned", *STATUS_REQUESTS)
 WITHOUT_TIMELINE = {"timeline": 0}
 
 index(COLLECTION, [("client_id", 1), ("created_at", DESCENDING)], name="client_created")
@@ -79,7 +77,7 @@ class OrderOut(Schema):
     distance_km = fields.Float(required=True, metadata={"description": "Straight-line pickup → dropoff"})
     price_estimate = fields.Float(required=True,
                                   metadata={"description": "base_price + price_per_km × distance_km, currency units"})
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(choices(OrderStatus)))
     vehicle_id = Id(allow_none=True, required=True, metadata={"description": "The assigned tow truck"})
     driver_id = Id(allow_none=True, required=True)
     created_at = UtcDateTime(required=True)
@@ -95,16 +93,18 @@ class OrderQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    status = fields.String(validate=validate.OneOf(STATUSES))
-    driver = Id()
+    status = fields.String(validate=validate.OneOf(choices(OrderStatus)))
+    driver = Id(metadata={"description": "Driver id"})
     organization = Id()
-    client = Id()
-    start = fields.AwareDateTime(data_key="from", default_timezone=timezone.utc)
-    end = fields.AwareDateTime(data_key="to", default_timezone=timezone.utc)
+    client = Id(metadata={"description": "Client id"})
+    start = fields.AwareDateTime(data_key="from", default_timezone=timezone.utc,
+                                 metadata={"description": "Created at or after"})
+    end = fields.AwareDateTime(data_key="to", default_timezone=timezone.utc,
+                               metadata={"description": "Created at or before"})
 
 
 class StatusIn(Schema):
-    status = fields.String(required=True, validate=validate.OneOf(STATUS_REQUESTS), metadata={
+    status = fields.String(required=True, validate=validate.OneOf(choices(STATUS_REQUESTS)), metadata={
         "description": "The next status; `declined` (driver) returns an assigned order to `new`"})
     reason = fields.String(validate=validate.Length(max=500))
 
@@ -120,7 +120,7 @@ class AssignIn(Schema):
 
 
 class TimelineEvent(Schema):
-    type = fields.String(required=True, validate=validate.OneOf(TIMELINE_TYPES))
+    type = fields.String(required=True, validate=validate.OneOf(choices(OrderEvent)))
     from_ = fields.String(data_key="from", attribute="from", allow_none=True, required=True)
     to = fields.String(required=True)
     actor_id = Id(required=True)

@@ -96,9 +96,8 @@ class Organizations:
         """One organization, or None."""
         return await self.collection.find_one({"_id": org_id})
 
-    async def find(self, within: set[ObjectId] | None, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """A page of organizations by name (only those in `within`, unless None) and the total."""
-        query: dict[str, Any] = {} if within is None else {"_id": {"$in": sorted(within)}}
+    async def find(self, query: dict[str, Any], offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of the organizations matching the (scope) query, by name, and the total."""
         total = await self.collection.count_documents(query)
         cursor = self.collection.find(query).sort([("name_lower", 1), ("_id", 1)]).skip(offset).limit(limit)
         return await cursor.to_list(), total

@@ -14,11 +14,11 @@ from dispatch.core.errors import Conflict
 from dispatch.core.pagination import Page
 from dispatch.core.storage import index
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import PaymentMethod, choices
 from models.common import Id, JsonNumber, UtcDateTime, list_of
 
 PAYMENTS = "payments"
 RATINGS = "ratings"
-METHODS = ("cash", "card", "invoice")
 MAX_AMOUNT = 10_000_000
 
 index(PAYMENTS, [("order_id", ASCENDING), ("created_at", ASCENDING)], name="order_created")
@@ -29,7 +29,7 @@ index(RATINGS, "driver_id", name="driver")
 class PaymentIn(Schema):
     amount = JsonNumber(required=True, validate=validate.Range(min=0, max=MAX_AMOUNT, min_inclusive=False),
                           metadata={"description": "Currency units, at most 2 decimals"})
-    method = fields.String(required=True, validate=validate.OneOf(METHODS))
+    method = fields.String(required=True, validate=validate.OneOf(choices(PaymentMethod)))
 
     @validates("amount")
     def cents(self, value: float, **kwargs: Any) -> None:
@@ -41,7 +41,7 @@ class PaymentOut(Schema):
     id = Id(attribute="_id", required=True)
     order_id = Id(required=True)
     amount = fields.Float(required=True)
-    method = fields.String(required=True, validate=validate.OneOf(METHODS))
+    method = fields.String(required=True, validate=validate.OneOf(choices(PaymentMethod)))
     status = fields.String(required=True, metadata={"description": "`recorded`"})
     created_by = Id(required=True)
     created_at = UtcDateTime(required=True)

@@ -16,11 +16,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.storage import index
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import TicketStatus, choices
 from models.common import Id, JsonBoolean, UtcDateTime, list_of, visible_text
 
 TICKETS = "support_tickets"
 MESSAGES = "support_messages"
-STATUSES = ("open", "in_progress", "resolved", "closed")
 
 index(TICKETS, [("created_by", 1), ("created_at", DESCENDING)], name="creator_created")
 index(TICKETS, [("organization", 1), ("created_at", DESCENDING)], name="organization_created")
@@ -41,7 +41,7 @@ class SupportTicketOut(Schema):
     organization = Id(allow_none=True, required=True)
     created_by = Id(required=True)
     assignee_id = Id(allow_none=True, required=True)
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(choices(TicketStatus)))
     message_count = fields.Integer(required=True)
     last_message_at = UtcDateTime(required=True)
     created_at = UtcDateTime(required=True)
@@ -61,14 +61,14 @@ class SupportTicketPatch(Schema):
     """What operators change on a ticket."""
 
     assignee_id = Id(allow_none=True, metadata={"description": "A manager of the ticket's organization or an admin; null unassigns"})
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = fields.String(validate=validate.OneOf(choices(TicketStatus)))
 
 
 class SupportTicketFilters(Schema):
     class Meta:
         unknown = EXCLUDE  # the query string also carries limit and offset
 
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = fields.String(validate=validate.OneOf(choices(TicketStatus)))
     assignee_id = Id()
     order_id = Id()
 
@@ -95,7 +95,7 @@ def new_ticket(data: dict[str, Any], author_id: ObjectId, organization: ObjectId
     """A ticket document ready to insert (its description becomes the first message)."""
     now = utcnow()
     return {"subject": data["subject"], "description": data["description"], "order_id": data.get("order_id"),
-            "organization": organization, "created_by": author_id, "assignee_id": None, "status": "open",
+            "organization": organization, "created_by": author_id, "assignee_id": None, "status": TicketStatus.OPEN,
             "message_count": 0, "public_message_count": 0, "last_message_at": now, "last_public_message_at": now,
             "created_at": now, "updated_at": now}
 
@@ -143,7 +143,7 @@ class SupportTickets:
         if not message["internal"]:
             times["last_public_message_at"] = message["created_at"]
         updated = await self.tickets.find_one_and_update(
-            {"_id": ticket["_id"], "status": {"$ne": "closed"}}, {"$inc": counters, "$set": times},
+            {"_id": ticket["_id"], "status": {"$ne": TicketStatus.CLOSED}}, {"$inc": counters, "$set": times},
             return_document=ReturnDocument.AFTER)
         if updated is not None:
             result = await self.messages.insert_one(message)

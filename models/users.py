@@ -17,11 +17,10 @@ from dispatch.core.phones import PhoneError, normalize
 from dispatch.core.security import MAX_PASSWORD_BYTES, random_code
 from dispatch.core.storage import index, migration, retire_index
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import SELF_REGISTRATION, Category, choices
 from models.common import Id, UtcDateTime, visible_text
 
 COLLECTION = "users"
-CATEGORIES = ("BASE", "DRIVER", "MANAGER", "ADMIN")
-SELF_REGISTRATION = ("BASE", "DRIVER", "MANAGER")
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes (0/O, 1/I)
 CACHE_TTL = 3600
 
@@ -49,6 +48,11 @@ async def _phones_need_verification(db: AsyncDatabase) -> None:
 USERNAME = validate.And(visible_text, validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$",
                                                      error="3 to 32 letters, digits, dots, dashes or underscores."))
 NAME = validate.And(validate.Length(max=100), visible_text)
+
+
+def orgs_of(user: dict[str, Any]) -> list[ObjectId]:
+    """The organizations a user belongs to: the one way to ask (none when the field is missing or null)."""
+    return list(user.get("organizations") or [])
 
 
 def password_problems(password: str, username: str = "", email: str = "") -> list[str]:
@@ -92,7 +96,7 @@ class UserOut(Schema):
         "description": "The phone came back with an SMS code; only then does it log in or stay unique"})
     first_name = fields.String(required=True)
     last_name = fields.String(required=True)
-    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    category = fields.String(required=True, validate=validate.OneOf(choices(Category)))
     is_active = fields.Boolean(required=True)
     email_verified = fields.Boolean(required=True)
     organizations = fields.List(fields.Nested(OrganizationRef), required=True)
@@ -109,7 +113,7 @@ class RegisterIn(Schema):
     username = fields.String(required=True, validate=USERNAME)
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, load_only=True)
-    category = fields.String(load_default="BASE", validate=validate.OneOf(SELF_REGISTRATION))
+    category = fields.String(load_default=Category.BASE.value, validate=validate.OneOf(choices(SELF_REGISTRATION)))
     phone = fields.String(allow_none=True, validate=validate.Length(max=32))
     region = fields.String(validate=validate.Length(equal=2),
                            metadata={"description": "Region code (RU, DE, …) for a national phone number"})
@@ -254,7 +258,7 @@ class Users:
 
 async def present(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Users as the API shows them: organizations expanded to `{id, name}` with one query."""
-    org_ids = {oid for doc in docs for oid in doc.get("organizations", [])}
+    org_ids = {oid for doc in docs for oid in orgs_of(doc)}
     names: dict[ObjectId, str] = {}
     if org_ids:
         async for org in db["organizations"].find({"_id": {"$in": list(org_ids)}}, {"name": 1}):
@@ -262,9 +266,9 @@ async def present(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[st
     out = []
     for doc in docs:
         shown = {"phone_verified": False, **doc, "organizations": [{"id": oid, "name": names[oid]}
-                                          for oid in doc.get("organizations", []) if oid in names]}
+                                          for oid in orgs_of(doc) if oid in names]}
         data = USER_OUT.dump(shown)
-        if doc.get("category") != "DRIVER":
+        if doc.get("category") != Category.DRIVER:
             data.pop("rating", None)
             data.pop("rating_count", None)
         else:

@@ -22,13 +22,12 @@ from dispatch.core.errors import Conflict
 from dispatch.core.pagination import Page
 from dispatch.core.storage import index, migration, retire_index
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import SETTABLE_VEHICLE_STATUSES, VehicleStatus, choices
 from models.common import Id, JsonNumber, UtcDateTime, list_of, visible_text
 
 TYPES = "vehicle_types"
 VEHICLES = "vehicles"
 GPS_POINTS = "gps_points"
-STATUSES = ("offline", "available", "busy")
-SETTABLE_STATUSES = ("offline", "available")  # `busy` is set by assignment only
 MAX_PRICE = 10_000_000
 
 # Each price list (an organization's, or the shared one: organization null) names its types once.
@@ -115,7 +114,8 @@ class VehicleIn(Schema):
     organization = Id(required=True)
     driver_id = Id(allow_none=True, load_default=None,
                    metadata={"description": "A DRIVER member of the organization"})
-    status = fields.String(load_default="offline", validate=validate.OneOf(SETTABLE_STATUSES),
+    status = fields.String(load_default=VehicleStatus.OFFLINE.value,
+                           validate=validate.OneOf(choices(SETTABLE_VEHICLE_STATUSES)),
                            metadata={"description": "`busy` is set by assignment only"})
 
 
@@ -125,7 +125,7 @@ class VehiclePatch(Schema):
     capacity_kg = fields.Integer(strict=True, validate=validate.Range(min=1, max=200_000))
     organization = Id()
     driver_id = Id(allow_none=True)
-    status = fields.String(validate=validate.OneOf(SETTABLE_STATUSES))
+    status = fields.String(validate=validate.OneOf(choices(SETTABLE_VEHICLE_STATUSES)))
 
 
 class VehicleOut(Schema):
@@ -135,7 +135,7 @@ class VehicleOut(Schema):
     capacity_kg = fields.Integer(required=True)
     organization = Id(required=True)
     driver_id = Id(allow_none=True, required=True)
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(choices(VehicleStatus)))
     current_order = Id(allow_none=True, required=True, metadata={"description": "The order it is busy with"})
     location = fields.Nested(VehicleLocation, allow_none=True, required=True,
                              metadata={"description": "Last known position (null when it never reported)"})
@@ -153,7 +153,7 @@ class VehicleQuery(Schema):
         unknown = EXCLUDE
 
     organization = Id()
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = fields.String(validate=validate.OneOf(choices(VehicleStatus)))
 
 
 class NearbyQuery(Schema):
@@ -163,7 +163,8 @@ class NearbyQuery(Schema):
     lat = fields.Float(required=True, validate=validate.Range(min=-live.GEO_MAX_LAT, max=live.GEO_MAX_LAT),
                        metadata={"description": "Latitude within the range Redis GEO can search"})
     lon = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
-    radius_km = fields.Float(required=True, validate=validate.Range(min=0, max=500, min_inclusive=False))
+    radius_km = fields.Float(required=True, validate=validate.Range(min=0, max=500, min_inclusive=False),
+                             metadata={"exclusiveMinimum": True})  # apispec does not carry min_inclusive over
 
 
 class NearbyVehicle(VehicleOut):
@@ -325,7 +326,7 @@ class Vehicles:
 
     async def available(self, scope: dict[str, Any], among: list[ObjectId] | None = None) -> list[dict[str, Any]]:
         """Available vehicles of the scope (optionally only those ids)."""
-        query: dict[str, Any] = {"status": "available", **scope}
+        query: dict[str, Any] = {"status": VehicleStatus.AVAILABLE, **scope}
         if among is not None:
             query["_id"] = {"$in": among}
         return await self.collection.find(query).to_list()
@@ -333,18 +334,19 @@ class Vehicles:
     async def claim(self, vehicle_id: ObjectId, order_id: ObjectId,
                     organization: ObjectId | None) -> dict[str, Any] | None:
         """Atomically make an available vehicle (with a driver) busy with an order; None if it is not available."""
-        query: dict[str, Any] = {"_id": vehicle_id, "status": "available", "driver_id": {"$type": "objectId"}}
+        query: dict[str, Any] = {"_id": vehicle_id, "status": VehicleStatus.AVAILABLE,
+                                 "driver_id": {"$type": "objectId"}}
         if organization is not None:
             query["organization"] = organization
         return await self.collection.find_one_and_update(
-            query, {"$set": {"status": "busy", "current_order": order_id, "updated_at": utcnow()}},
+            query, {"$set": {"status": VehicleStatus.BUSY, "current_order": order_id, "updated_at": utcnow()}},
             return_document=ReturnDocument.AFTER)
 
     async def release(self, vehicle_id: ObjectId, order_id: ObjectId) -> bool:
         """Make a vehicle available again if it is still busy with this order."""
         result = await self.collection.update_one(
             {"_id": vehicle_id, "current_order": order_id},
-            {"$set": {"status": "available", "current_order": None, "updated_at": utcnow()}})
+            {"$set": {"status": VehicleStatus.AVAILABLE, "current_order": None, "updated_at": utcnow()}})
         return result.modified_count == 1
 
 

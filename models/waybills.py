@@ -12,10 +12,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.storage import index
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import WaybillStatus, choices
 from models.common import Id, JsonNumber, UtcDateTime, list_of
 
 COLLECTION = "waybills"
-STATUSES = ("open", "on_route", "returned")
 
 index(COLLECTION, [("driver_id", 1), ("date", DESCENDING)], name="driver_date")
 index(COLLECTION, [("organization", 1), ("date", DESCENDING)], name="organization_date")
@@ -53,7 +53,7 @@ class WaybillOut(Schema):
     vehicle_id = Id(required=True)
     organization = Id(allow_none=True, required=True, metadata={"description": "The vehicle's organization"})
     date = fields.String(required=True, metadata={"description": "Working day, YYYY-MM-DD"})
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(choices(WaybillStatus)))
     odometer_start = fields.Float(allow_none=True, required=True, metadata={"description": "km"})
     odometer_end = fields.Float(allow_none=True, required=True, metadata={"description": "km"})
     fuel_start = fields.Float(allow_none=True, required=True, metadata={"description": "litres"})
@@ -100,7 +100,7 @@ class WaybillIn(_WaybillFields):
 class WaybillPatch(_WaybillFields):
     """Changes to a sheet; `status` moves it one step forward: open → on_route → returned."""
 
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = fields.String(validate=validate.OneOf(choices(WaybillStatus)))
 
 
 def check_readings(doc: dict[str, Any], changed: set[str] | None = None) -> None:
@@ -134,7 +134,7 @@ def new_waybill(driver_id: ObjectId, vehicle: dict[str, Any], data: dict[str, An
     now = utcnow()
     return {
         "driver_id": driver_id, "vehicle_id": vehicle["_id"], "organization": vehicle.get("organization"),
-        "date": (data.get("date") or now.date()).isoformat(), "status": "open",
+        "date": (data.get("date") or now.date()).isoformat(), "status": WaybillStatus.OPEN,
         "odometer_start": data.get("odometer_start"), "odometer_end": data.get("odometer_end"),
         "fuel_start": data.get("fuel_start"), "fuel_end": data.get("fuel_end"),
         "departed_at": data.get("departed_at"), "returned_at": data.get("returned_at"),
@@ -185,7 +185,7 @@ class WaybillFilters(Schema):
     class Meta:
         unknown = EXCLUDE  # the query string also carries limit and offset
 
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = fields.String(validate=validate.OneOf(choices(WaybillStatus)))
     driver_id = Id()
     vehicle_id = Id()
     date_from = fields.Date()

@@ -12,9 +12,10 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import tornado.web
 
+from dispatch.core.vocabulary import Category
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-CATEGORIES = ("BASE", "DRIVER", "MANAGER", "ADMIN")
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 
 
@@ -23,7 +24,7 @@ class Rule:
     """Who may call a handler method: anyone, any signed-in user, or some categories."""
 
     needs_user: bool
-    categories: frozenset[str] = frozenset()
+    categories: frozenset[Category] = frozenset()
 
     def allows(self, category: str | None) -> bool:
         """Whether a caller of this category passes (None: anonymous)."""
@@ -46,12 +47,12 @@ public = _mark(Rule(needs_user=False))
 authenticated = _mark(Rule(needs_user=True))
 
 
-def roles(*categories: str) -> Callable[[F], F]:
+def roles(*categories: Category) -> Callable[[F], F]:
     """Allow only signed-in users of these categories; names are checked at import time."""
-    unknown = set(categories) - set(CATEGORIES)
+    unknown = set(categories) - set(Category)
     if unknown or not categories:
         raise ValueError(f"unknown categories in @roles: {sorted(unknown) or 'none given'}")
-    return _mark(Rule(needs_user=True, categories=frozenset(categories)))
+    return _mark(Rule(needs_user=True, categories=frozenset(Category(c) for c in categories)))
 
 
 def rule_of(handler: tornado.web.RequestHandler, method_name: str) -> Rule | None:

@@ -25,6 +25,9 @@ from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dispatch.core.geo import path_km
 from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import Category, VehicleStatus
+from dispatch.domain import scopes
+from dispatch.domain.scopes import Resource, orgs_of
 from models.users import Users
 from models.vehicles import GpsHistory, Vehicles, VehicleTypes, organization_exists
 
@@ -35,39 +38,9 @@ TRACK_DEFAULT = timedelta(hours=24)
 LOCKED_WHILE_BUSY = {"organization", "driver_id", "status"}
 
 
-def user_orgs(user: dict[str, Any]) -> list[ObjectId]:
-    """The organizations a user belongs to."""
-    return list(user.get("organizations") or [])
-
-
-def vehicle_scope(user: dict[str, Any]) -> dict[str, Any]:
-    """The filter of the vehicles a user may read; BASE may read none (403)."""
-    category = user.get("category")
-    if category == "ADMIN":
-        return {}
-    if category == "MANAGER":
-        return {"organization": {"$in": user_orgs(user)}}
-    if category == "DRIVER":
-        return {"driver_id": user["_id"]}
-    raise ApiError(403, "forbidden", "Your account may not read vehicles.")
-
-
-def can_manage(user: dict[str, Any], organization: ObjectId | None) -> bool:
-    """Whether a user may run an organization's fleet (ADMIN anywhere, MANAGER in their orgs)."""
-    category = user.get("category")
-    return category == "ADMIN" or (category == "MANAGER" and organization in user_orgs(user))
-
-
-def type_scope(user: dict[str, Any]) -> dict[str, Any]:
-    """The filter of the vehicle types a user may read (every price list: ADMIN and clients)."""
-    if user.get("category") in ("ADMIN", "BASE"):
-        return {}
-    return {"organization": {"$in": [None, *user_orgs(user)]}}
-
-
 async def check_organization(db: AsyncDatabase, user: dict[str, Any], organization: ObjectId) -> None:
     """422 unless the organization exists and (for a MANAGER) is one of theirs."""
-    if user.get("category") == "MANAGER" and organization not in user_orgs(user):
+    if user.get("category") == Category.MANAGER and organization not in orgs_of(user):
         raise ValidationFailed({"organization": ["Not one of your organizations."]})
     if not await organization_exists(db, organization):
         raise ValidationFailed({"organization": ["No such organization."]})
@@ -82,7 +55,7 @@ class PriceLists:
 
     async def get(self, user: dict[str, Any], type_id: ObjectId) -> dict[str, Any]:
         """A type the user may read (404 otherwise)."""
-        doc = await self.types.get(type_id, type_scope(user))
+        doc = await self.types.get(type_id, scopes.query(Resource.VEHICLE_TYPES, user))
         if doc is None:
             raise NotFound("No such vehicle type.")
         return doc
@@ -90,7 +63,7 @@ class PriceLists:
     async def page(self, user: dict[str, Any], filters: dict[str, Any],
                    page: Page) -> tuple[list[dict[str, Any]], int]:
         """The types a user may read (`organization`: those an order of it may use), one page."""
-        query = type_scope(user)
+        query = scopes.query(Resource.VEHICLE_TYPES, user)
         if "organization" in filters:
             usable = {"organization": {"$in": [None, filters["organization"]]}}
             query = {"$and": [query, usable]} if query else usable
@@ -100,7 +73,7 @@ class PriceLists:
         """Add a type to a price list the user writes: MANAGERs their organizations', ADMINs any."""
         organization = data.get("organization")
         if organization is None:
-            if user.get("category") != "ADMIN":
+            if user.get("category") != Category.ADMIN:
                 raise ValidationFailed({"organization": ["Give one of your organizations: only ADMINs write "
                                                          "the shared catalogue."]})
         else:
@@ -110,7 +83,7 @@ class PriceLists:
     async def update(self, user: dict[str, Any], type_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any]:
         """Edit a type of a price list the user writes; the shared catalogue is the ADMINs' (403)."""
         current = await self.get(user, type_id)
-        if not can_manage(user, current["organization"]):
+        if not scopes.admits(Resource.VEHICLE_TYPES_EDIT, user, current):
             if current["organization"] is None:
                 raise ApiError(403, "shared_catalogue", "Only ADMINs edit the shared catalogue; "
                                                         "add the type to your organization's price list.")
@@ -134,7 +107,7 @@ class Fleet:
     # --- reads ---------------------------------------------------------------
     async def get(self, user: dict[str, Any], vehicle_id: ObjectId) -> dict[str, Any]:
         """A vehicle the user may read (404 otherwise)."""
-        doc = await self.vehicles.get(vehicle_id, vehicle_scope(user))
+        doc = await self.vehicles.get(vehicle_id, scopes.query(Resource.VEHICLES, user))
         if doc is None:
             raise NotFound("No such vehicle.")
         return doc
@@ -142,7 +115,7 @@ class Fleet:
     async def page(self, user: dict[str, Any], filters: dict[str, Any],
                    page: Page) -> tuple[list[dict[str, Any]], int]:
         """The vehicles a user may read, filtered, one page of them."""
-        return await self.vehicles.page(vehicle_scope(user), filters, page)
+        return await self.vehicles.page(scopes.query(Resource.VEHICLES, user), filters, page)
 
     async def with_locations(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The documents with `location`: each one's last known position (None when unknown)."""
@@ -195,7 +168,7 @@ class Fleet:
 
     async def _check_driver(self, driver_id: ObjectId, organization: ObjectId) -> None:
         driver = await self.users.get(driver_id)
-        if driver is None or driver.get("category") != "DRIVER" or organization not in user_orgs(driver):
+        if driver is None or driver.get("category") != Category.DRIVER or organization not in orgs_of(driver):
             raise ValidationFailed({"driver_id": ["Not a driver of this organization."]})
 
     # --- live search and history ----------------------------------------------
@@ -206,8 +179,8 @@ class Fleet:
         ADMIN and BASE search every fleet (`geo:vehicles`); a MANAGER searches their
         organizations' keys and gets one merged, sorted answer.
         """
-        if user.get("category") == "MANAGER":
-            keys, scope = [live.geo_org(org) for org in user_orgs(user)], vehicle_scope(user)
+        if user.get("category") == Category.MANAGER:
+            keys, scope = [live.geo_org(org) for org in orgs_of(user)], scopes.query(Resource.VEHICLES, user)
         else:
             keys, scope = [live.GEO_ALL], {}
         distances: dict[str, float] = {}
@@ -234,7 +207,7 @@ class Fleet:
 
 
 def _check_driver_for_status(driver_id: ObjectId | None, status: str) -> None:
-    if status == "available" and driver_id is None:
+    if status == VehicleStatus.AVAILABLE and driver_id is None:
         raise ValidationFailed({"status": ["A vehicle without a driver cannot be available."]})
 
 

@@ -21,6 +21,7 @@ from dispatch.core import ratelimit
 from dispatch.core.errors import ApiError, Conflict, ValidationFailed
 from dispatch.core.events import EventBus
 from dispatch.core.phones import PhoneError, looks_like_phone, normalize
+from dispatch.core.vocabulary import Category
 from dispatch.domain.queue import TaskQueue
 from dispatch.core.security import (TokenError, check_password, decode_token, encode_token, hash_password,
                                password_fingerprint, random_code)
@@ -86,7 +87,7 @@ class Identity:
         for _ in range(3):  # a generated-username collision is retried with a new name
             data = {"username": f"user_{random_code(10, PHONE_USERNAME_ALPHABET)}", "phone": phone}
             try:
-                doc = await self.users.insert(new_user(data, None, category="BASE", phone_verified=True))
+                doc = await self.users.insert(new_user(data, None, category=Category.BASE, phone_verified=True))
             except Conflict as exc:
                 if exc.code != "username_taken":
                     raise

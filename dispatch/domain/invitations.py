@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dispatch.core import ratelimit
 from dispatch.core.errors import Conflict, ValidationFailed
 from dispatch.core.events import Event, EventBus
+from dispatch.core.vocabulary import Category, InvitationStatus
 from dispatch.settings import Settings
 from models.invitations import Invitations
 from models.notifications import Notifications, new_notification, show
@@ -23,7 +24,7 @@ SENT_LIMIT = {"invitations_sent": (100, 3600)}
 
 # Who may join an organization with its invite code at registration; a MANAGER (who would read every
 # member's personal data) joins only by an invitation addressed to them.
-JOIN_BY_CODE = ("BASE", "DRIVER")
+JOIN_BY_CODE = (Category.BASE, Category.DRIVER)
 
 
 async def count_sent(redis: aioredis.Redis, settings: Settings, inviter: ObjectId) -> None:
@@ -56,7 +57,7 @@ class Joining:
 
     async def accept(self, invitation: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
         """Make the invitee a member of the inviting organization and tell its managers."""
-        answered = await self._answer(invitation, "accepted")
+        answered = await self._answer(invitation, InvitationStatus.ACCEPTED)
         org_id = answered["organization"]
         member = await self.users.update(user["_id"], {}, extra={"$addToSet": {"organizations": org_id}}) or user
         await self.invitations.settle(org_id, member)
@@ -65,13 +66,14 @@ class Joining:
 
     async def decline(self, invitation: dict[str, Any]) -> dict[str, Any]:
         """Refuse an invitation; the organization's managers see it leave their pending list."""
-        return await self._answer(invitation, "declined")
+        return await self._answer(invitation, InvitationStatus.DECLINED)
 
     async def _answer(self, invitation: dict[str, Any], status: str) -> dict[str, Any]:
         answered = await self.invitations.answer(invitation, status)
         if answered is None:  # answered, revoked or lapsed meanwhile: the invitee may know which
             raise Conflict("This invitation is no longer open.", "invitation_not_open",
-                           {"status": invitation["status"] if invitation["status"] != "pending" else "expired"})
+                           {"status": invitation["status"] if invitation["status"] != InvitationStatus.PENDING
+                            else InvitationStatus.EXPIRED})
         return answered
 
     async def tell_managers(self, org_id: Any, member: dict[str, Any]) -> None:

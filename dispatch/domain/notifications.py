@@ -13,19 +13,20 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.events import Event, EventBus
+from dispatch.core.vocabulary import OrderEvent, OrderStatus
 from models.notifications import Notifications, new_notification, show
 
 # What a client or driver is told when an order reaches a status (`declined`: the driver gave it back).
-STATUS_TEXT = {
-    "new": ("Your order is waiting for a truck again", "We are finding another truck for you."),
-    "declined": ("Your order is waiting for a truck again", "We are finding another truck for you."),
-    "assigned": ("A truck is assigned", "A tow truck has been assigned to the order."),
-    "accepted": ("The driver accepted the order", "The driver will set off shortly."),
-    "en_route": ("The truck is on its way", "The tow truck is driving to the pickup point."),
-    "arrived": ("The truck has arrived", "The tow truck is at the pickup point."),
-    "in_progress": ("The tow is under way", "Your vehicle is being towed."),
-    "completed": ("The order is completed", "The vehicle has been delivered."),
-    "cancelled": ("The order is cancelled", "The order was cancelled."),
+STATUS_TEXT: dict[str, tuple[str, str]] = {
+    OrderStatus.NEW: ("Your order is waiting for a truck again", "We are finding another truck for you."),
+    OrderEvent.DECLINED: ("Your order is waiting for a truck again", "We are finding another truck for you."),
+    OrderEvent.ASSIGNED: ("A truck is assigned", "A tow truck has been assigned to the order."),
+    OrderEvent.ACCEPTED: ("The driver accepted the order", "The driver will set off shortly."),
+    OrderEvent.EN_ROUTE: ("The truck is on its way", "The tow truck is driving to the pickup point."),
+    OrderEvent.ARRIVED: ("The truck has arrived", "The tow truck is at the pickup point."),
+    OrderEvent.IN_PROGRESS: ("The tow is under way", "Your vehicle is being towed."),
+    OrderEvent.COMPLETED: ("The order is completed", "The vehicle has been delivered."),
+    OrderEvent.CANCELLED: ("The order is cancelled", "The order was cancelled."),
 }
 
 
@@ -61,7 +62,7 @@ class Notifier:
         if texts is None:
             return []
         people = {_oid(order.get("client_id")): texts["client"], _oid(order.get("driver_id")): texts["driver"]}
-        if kind == "created" or _action(data) == "declined":
+        if kind == "created" or _action(data) == OrderEvent.DECLINED:
             org_id = _oid(order.get("organization"))
             for manager in await self.store.managers_of(org_id) if org_id else []:
                 people.setdefault(manager, texts["manager"])
@@ -79,9 +80,9 @@ class Notifier:
                     "driver": ("New order", f"An order from {where}."),
                     "manager": ("New order", f"A new order from {where} is waiting for a truck.")}
         if kind == "assigned":
-            return {"client": STATUS_TEXT["assigned"],
+            return {"client": STATUS_TEXT[OrderEvent.ASSIGNED],
                     "driver": ("New assignment", f"You are assigned an order from {where}."),
-                    "manager": STATUS_TEXT["assigned"]}
+                    "manager": STATUS_TEXT[OrderEvent.ASSIGNED]}
         if kind == "status_changed":
             status = str(_action(data) or order.get("status"))
             title, body = STATUS_TEXT.get(status, (f"Order status: {status}", f"The order is now {status}."))

@@ -20,28 +20,29 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dispatch.core import live
 from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dispatch.core.events import Event, EventBus, scope_changed
-from dispatch.domain.fleet import type_scope, user_orgs, vehicle_scope
 from dispatch.core.geo import distance_km
 from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import STAFF, STATUS_REQUESTS, Category, OrderEvent, OrderStatus
+from dispatch.domain import scopes
+from dispatch.domain.scopes import Resource, orgs_of
 from models.common import parse_id
-from models.orders import STATUS_REQUESTS, OrderOut, Orders, timeline_event
+from models.orders import OrderOut, Orders, timeline_event
 from models.users import Users
 from models.vehicles import Vehicles, VehicleTypes, organization_exists
 
-STAFF = frozenset({"MANAGER", "ADMIN"})
-DRIVING = frozenset({"DRIVER", "MANAGER", "ADMIN"})
-CANCELLING = frozenset({"BASE", "MANAGER", "ADMIN"})
+DRIVING = STAFF | {Category.DRIVER}
+CANCELLING = STAFF | {Category.BASE}
 
 
 @dataclass(frozen=True)
 class Move:
     """One row of the state machine: asking for `action` moves an order from one of `sources` to `target`."""
 
-    action: str
-    sources: frozenset[str]
-    target: str
-    roles: frozenset[str]
+    action: OrderEvent
+    sources: frozenset[OrderStatus]
+    target: OrderStatus
+    roles: frozenset[Category]
     frees_vehicle: bool = False
 
 
@@ -49,19 +50,20 @@ class Move:
 # POST /orders/{id}/assign, every other action through POST /orders/{id}/status.
 # Scope narrows each role further: BASE acts on own orders, DRIVER on orders assigned to
 # them, MANAGER on their organizations' orders, ADMIN on all.
+E, S = OrderEvent, OrderStatus
 MOVES: dict[str, Move] = {move.action: move for move in (
-    Move("assigned", frozenset({"new"}), "assigned", STAFF),
-    Move("accepted", frozenset({"assigned"}), "accepted", DRIVING),
-    Move("en_route", frozenset({"accepted"}), "en_route", DRIVING),
-    Move("arrived", frozenset({"en_route"}), "arrived", DRIVING),
-    Move("in_progress", frozenset({"arrived"}), "in_progress", DRIVING),
-    Move("completed", frozenset({"in_progress"}), "completed", DRIVING, frees_vehicle=True),
-    Move("declined", frozenset({"assigned"}), "new", DRIVING, frees_vehicle=True),
-    Move("cancelled", frozenset({"new", "assigned", "accepted", "en_route"}), "cancelled", CANCELLING,
+    Move(E.ASSIGNED, frozenset({S.NEW}), S.ASSIGNED, STAFF),
+    Move(E.ACCEPTED, frozenset({S.ASSIGNED}), S.ACCEPTED, DRIVING),
+    Move(E.EN_ROUTE, frozenset({S.ACCEPTED}), S.EN_ROUTE, DRIVING),
+    Move(E.ARRIVED, frozenset({S.EN_ROUTE}), S.ARRIVED, DRIVING),
+    Move(E.IN_PROGRESS, frozenset({S.ARRIVED}), S.IN_PROGRESS, DRIVING),
+    Move(E.COMPLETED, frozenset({S.IN_PROGRESS}), S.COMPLETED, DRIVING, frees_vehicle=True),
+    Move(E.DECLINED, frozenset({S.ASSIGNED}), S.NEW, DRIVING, frees_vehicle=True),
+    Move(E.CANCELLED, frozenset({S.NEW, S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE}), S.CANCELLED, CANCELLING,
          frees_vehicle=True),
 )}
 # While in these statuses an order holds its truck (its live position is the order's to show).
-HOLDS_VEHICLE = frozenset({"assigned", "accepted", "en_route", "arrived", "in_progress"})
+HOLDS_VEHICLE = frozenset({S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ARRIVED, S.IN_PROGRESS})
 
 ROUTING_RADIUS_KM = 50.0   # a client's order goes to the fleet of the nearest available truck this close
 AUTO_RADIUS_KM = 20_000.0  # auto-assignment ranks every positioned truck of the fleet (half the Earth)
@@ -75,7 +77,7 @@ def decide(category: str, status: str, action: str) -> Move:
     """The move a role asks for from a status: 403 if the role never may, 409 if not from this status."""
     move = MOVES.get(action)
     if move is None or category not in move.roles:
-        raise ApiError(403, "transition_forbidden", f"Your account may not set orders to {action!r}.",
+        raise ApiError(403, "transition_forbidden", f"Your account may not set orders to {str(action)!r}.",
                        {"status": action})
     if status not in move.sources:
         raise invalid_transition(status, action)
@@ -85,20 +87,8 @@ def decide(category: str, status: str, action: str) -> Move:
 def invalid_transition(status: str, action: str) -> Conflict:
     """409 for a move the order's current status does not allow."""
     allowed = sorted(m.action for m in MOVES.values() if status in m.sources)
-    return Conflict(f"An order that is {status!r} cannot become {action!r}.", "invalid_transition",
+    return Conflict(f"An order that is {str(status)!r} cannot become {str(action)!r}.", "invalid_transition",
                     {"current": status, "requested": action, "allowed": allowed})
-
-
-def order_scope(user: dict[str, Any]) -> dict[str, Any]:
-    """The filter of the orders a user may read (SPEC section 4)."""
-    category = user.get("category")
-    if category == "ADMIN":
-        return {}
-    if category == "MANAGER":
-        return {"organization": {"$in": user_orgs(user)}}
-    if category == "DRIVER":
-        return {"driver_id": user["_id"]}
-    return {"client_id": user["_id"]}
 
 
 def price_of(vehicle_type: dict[str, Any], km: float) -> float:
@@ -120,7 +110,7 @@ class OrderDesk:
     # --- reads ----------------------------------------------------------------------
     async def get(self, user: dict[str, Any], order_id: ObjectId) -> dict[str, Any]:
         """An order the user may read; 404 otherwise."""
-        order = await self.orders.get(order_id, order_scope(user))
+        order = await self.orders.get(order_id, scopes.query(Resource.ORDERS, user))
         if order is None:
             raise NotFound("No such order.")
         return order
@@ -129,14 +119,14 @@ class OrderDesk:
                    page: Page) -> tuple[list[dict[str, Any]], int]:
         """The orders a user may read, filtered, newest first."""
         query = _filter_query(filters)
-        scope = order_scope(user)
+        scope = scopes.query(Resource.ORDERS, user)
         if scope:
             query = {"$and": [query, scope]} if query else scope
         return await self.orders.page(query, page)
 
     async def timeline(self, user: dict[str, Any], order_id: ObjectId) -> list[dict[str, Any]]:
         """An order's timeline, oldest first."""
-        events = await self.orders.timeline(order_id, order_scope(user))
+        events = await self.orders.timeline(order_id, scopes.query(Resource.ORDERS, user))
         if events is None:
             raise NotFound("No such order.")
         return events
@@ -158,7 +148,8 @@ class OrderDesk:
         The price comes from the order's organization's price list or the shared catalogue; a client
         naming no organization and a type of an organization's list orders from that organization.
         """
-        vehicle_type = await VehicleTypes(self.db).get(data["vehicle"]["type_id"], type_scope(user))
+        types_seen = scopes.query(Resource.VEHICLE_TYPES, user)
+        vehicle_type = await VehicleTypes(self.db).get(data["vehicle"]["type_id"], types_seen)
         if vehicle_type is None:
             raise ValidationFailed({"vehicle.type_id": ["No such vehicle type."]})
         organization = await self._organization_for(user, data, vehicle_type.get("organization"))
@@ -173,27 +164,27 @@ class OrderDesk:
             "pickup": data["pickup"], "dropoff": data["dropoff"],
             "vehicle": {**data["vehicle"], "type_name": vehicle_type["name"]}, "notes": data.get("notes", ""),
             "distance_km": round(km, 2), "price_estimate": price_of(vehicle_type, km),
-            "status": "new", "vehicle_id": None, "driver_id": None, "created_at": now, "updated_at": now,
-            "timeline": [timeline_event("created", None, "new", user["_id"])],
+            "status": S.NEW, "vehicle_id": None, "driver_id": None, "created_at": now, "updated_at": now,
+            "timeline": [timeline_event(E.CREATED, None, S.NEW, user["_id"])],
         }
         order = await self.orders.insert(doc)
         order.pop("timeline")
-        await self._publish(order, "created", user["_id"], None, "new")
+        await self._publish(order, "created", user["_id"], None, S.NEW)
         return order
 
     async def _client_of(self, user: dict[str, Any], client_id: ObjectId | None,
                          organization: ObjectId | None) -> ObjectId:
         """The order's client: the caller (BASE), or a client an ADMIN names, or a customer of the
         manager's organization. Every refused id gets the same answer, so none tells who is a client."""
-        if user["category"] == "BASE":
+        if user["category"] == Category.BASE:
             if client_id not in (None, user["_id"]):
                 raise ValidationFailed({"client_id": ["Clients order for themselves."]})
             return user["_id"]
         if client_id is None:
             raise ValidationFailed({"client_id": ["Name the client you order for."]})
         client = await self.users.get(client_id)
-        linked = client is not None and client.get("category") == "BASE" and (
-            user["category"] == "ADMIN" or await self._is_customer(client, organization))
+        linked = client is not None and client.get("category") == Category.BASE and (
+            user["category"] == Category.ADMIN or await self._is_customer(client, organization))
         if not linked:
             raise ValidationFailed({"client_id": [NOT_A_CUSTOMER]})
         return client_id
@@ -202,15 +193,15 @@ class OrderDesk:
         """Whether a client is the organization's: a member of it, or with an order of it before."""
         if organization is None:
             return False
-        if organization in user_orgs(client):
+        if organization in orgs_of(client):
             return True
         return await self.orders.exists({"client_id": client["_id"], "organization": organization})
 
     async def _organization_for(self, user: dict[str, Any], data: dict[str, Any],
                                 type_organization: ObjectId | None) -> ObjectId | None:
         organization = data.get("organization")
-        if user["category"] == "MANAGER":
-            if organization not in user_orgs(user):
+        if user["category"] == Category.MANAGER:
+            if organization not in orgs_of(user):
                 raise ValidationFailed({"organization": ["Give one of your organizations."]})
             return organization
         if organization is None:
@@ -219,7 +210,7 @@ class OrderDesk:
             if not await organization_exists(self.db, organization):
                 raise ValidationFailed({"organization": ["No such organization."]})
             return organization
-        return await self._nearest_fleet(data["pickup"]) if user["category"] == "BASE" else None
+        return await self._nearest_fleet(data["pickup"]) if user["category"] == Category.BASE else None
 
     async def _nearest_fleet(self, pickup: dict[str, Any]) -> ObjectId | None:
         """The organization of the nearest available truck within the routing radius, if any."""
@@ -236,7 +227,7 @@ class OrderDesk:
         order = await self.get(user, order_id)
         move = decide(user["category"], order["status"], action)
         changes: dict[str, Any] = {"status": move.target}
-        if action == "declined":
+        if action == E.DECLINED:
             changes.update(vehicle_id=None, driver_id=None)
         event = timeline_event(action, order["status"], move.target, user["_id"], reason=reason)
         # The truck is part of the expected state: a decline and a new assignment in between
@@ -266,24 +257,24 @@ class OrderDesk:
     async def assign(self, user: dict[str, Any], order_id: ObjectId, vehicle_id: ObjectId | None) -> dict[str, Any]:
         """Give an order a truck: this one, or (None) the nearest available one of its organization."""
         order = await self.get(user, order_id)
-        decide(user["category"], order["status"], "assigned")
+        decide(user["category"], order["status"], E.ASSIGNED)
         if vehicle_id is None:
             vehicle = await self._claim_nearest(order)
         else:
             vehicle = await self._claim(user, order, vehicle_id)
-        event = timeline_event("assigned", order["status"], "assigned", user["_id"], vehicle_id=vehicle["_id"])
-        changes = {"status": "assigned", "vehicle_id": vehicle["_id"], "driver_id": vehicle["driver_id"],
+        event = timeline_event(E.ASSIGNED, order["status"], S.ASSIGNED, user["_id"], vehicle_id=vehicle["_id"])
+        changes = {"status": S.ASSIGNED, "vehicle_id": vehicle["_id"], "driver_id": vehicle["driver_id"],
                    "organization": vehicle["organization"]}
         expect = {"status": order["status"], "organization": order.get("organization")}
         updated = await self.orders.move(order_id, expect, changes, event)
         if updated is None:
             await self.vehicles.release(vehicle["_id"], order_id)
-            raise await self._lost_race(order_id, "assigned")
-        await self._publish(updated, "assigned", user["_id"], order["status"], "assigned", action="assigned")
+            raise await self._lost_race(order_id, E.ASSIGNED)
+        await self._publish(updated, "assigned", user["_id"], order["status"], S.ASSIGNED, action=E.ASSIGNED)
         return updated
 
     async def _claim(self, user: dict[str, Any], order: dict[str, Any], vehicle_id: ObjectId) -> dict[str, Any]:
-        vehicle = await self.vehicles.get(vehicle_id, vehicle_scope(user))
+        vehicle = await self.vehicles.get(vehicle_id, scopes.query(Resource.VEHICLES, user))
         if vehicle is None:
             raise ValidationFailed({"vehicle_id": ["No such vehicle."]})
         if order.get("organization") not in (None, vehicle["organization"]):

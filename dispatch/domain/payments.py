@@ -17,14 +17,15 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
-from dispatch.domain.orders import order_scope
+from dispatch.core.vocabulary import DRIVER_PAYMENT_METHODS, Category, OrderStatus
+from dispatch.domain import scopes
+from dispatch.domain.scopes import Resource
 from dispatch.core.pagination import Page
 from models.orders import Orders
 from models.payments import Payments, Ratings
 from models.users import Users
 
 AVERAGE_RETRIES = 50
-DRIVER_METHODS = ("cash", "card")  # what a driver takes on the spot; invoices are the office's
 
 
 class Billing:
@@ -37,7 +38,7 @@ class Billing:
         self.users = users
 
     async def _order(self, user: dict[str, Any], order_id: ObjectId) -> dict[str, Any]:
-        order = await self.orders.get(order_id, order_scope(user))
+        order = await self.orders.get(order_id, scopes.query(Resource.ORDERS, user))
         if order is None:
             raise NotFound("No such order.")
         return order
@@ -45,14 +46,14 @@ class Billing:
     async def pay(self, user: dict[str, Any], order_id: ObjectId, data: dict[str, Any]) -> dict[str, Any]:
         """Record a payment of a completed order the caller serves; never above the order's price (422)."""
         order = await self._order(user, order_id)
-        if user.get("category") == "DRIVER" and data["method"] not in DRIVER_METHODS:
+        if user.get("category") == Category.DRIVER and data["method"] not in DRIVER_PAYMENT_METHODS:
             raise ApiError(403, "method_forbidden", "Drivers record cash or card taken on the spot.",
                            {"method": data["method"]})
         _check_completed(order)
         if "paid_cents" not in order:
             await self.orders.start_paid_total(order_id, await self.payments.total_cents(order_id))
         cents, price = round(data["amount"] * 100), round(order["price_estimate"] * 100)
-        if not await self.orders.add_paid(order_id, cents, "completed", price):
+        if not await self.orders.add_paid(order_id, cents, OrderStatus.COMPLETED, price):
             raise await self._refusal(order_id, price)
         try:
             return await self.payments.insert(order_id, data, user["_id"])
@@ -81,7 +82,7 @@ class Billing:
         order = await self._order(user, order_id)
         if order["client_id"] != user["_id"]:
             raise NotFound("No such order.")
-        if order["status"] != "completed" or order.get("driver_id") is None:
+        if order["status"] != OrderStatus.COMPLETED or order.get("driver_id") is None:
             raise Conflict("Only a completed order can be rated.", "order_not_completed",
                            {"status": order["status"]})
         rating = await self.ratings.insert(order, data)
@@ -105,5 +106,5 @@ class Billing:
 
 def _check_completed(order: dict[str, Any]) -> None:
     """409 unless the order is completed (only a finished tow is paid for)."""
-    if order["status"] != "completed":
+    if order["status"] != OrderStatus.COMPLETED:
         raise Conflict("Only a completed order takes payments.", "order_not_completed", {"status": order["status"]})

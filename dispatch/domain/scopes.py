@@ -1,149 +1,130 @@
-"""Who may see and change which users and organizations (SPEC section 4), in one place.
+"""Who may see what (SPEC section 4): one table, per resource and category.
 
 `dispatch.core.policy` decides which categories may call a handler method at all; this
-module decides, for a caller who got in, which objects are theirs. Objects outside
-the caller's scope are `NotFound` (their existence is not leaked); actions the caller's
-role may not take on an object it can see are 403.
+table decides, for a caller who got in, which objects are theirs. Every row is asked the
+same two ways: `query` gives the MongoDB filter of the documents the caller reaches (for
+lists and lookups), `admits` tests one document already in hand. Objects outside the
+caller's scope are `NotFound` (their existence is not leaked); a category with no row for
+a resource is refused with 403.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Callable
 
-from bson import ObjectId
 
-from dispatch.core.errors import ApiError, NotFound
+from dispatch.core.errors import ApiError
+from dispatch.core.vocabulary import Category
+from models.users import orgs_of
+
+__all__ = ["SCOPES", "Reach", "Resource", "admits", "is_admin", "orgs_of", "query", "reach"]
 
 User = dict[str, Any]
 
-# Nobody changes these on another account (not even an ADMIN): people edit their own profile.
-PROFILE_FIELDS = frozenset({"username", "email", "phone", "region", "first_name", "last_name"})
-# What an ADMIN may change on any account; a MANAGER only the organizations of their own.
-ADMIN_FIELDS = frozenset({"category", "is_active", "organizations"})
-MANAGER_FIELDS = frozenset({"organizations"})
-
-
-def own_orgs(user: User) -> set[ObjectId]:
-    """The organizations a user belongs to."""
-    return set(user.get("organizations") or [])
-
-
 def is_admin(user: User) -> bool:
     """Whether the user is an ADMIN."""
-    return user.get("category") == "ADMIN"
+    return user.get("category") == Category.ADMIN
 
 
-# --- users -----------------------------------------------------------------
-def user_scope(caller: User) -> set[ObjectId] | None:
-    """Organizations whose members the caller may list and read; None: everyone (ADMIN)."""
-    if is_admin(caller):
-        return None
-    if caller.get("category") == "MANAGER":
-        return own_orgs(caller)
-    raise ApiError(403, "forbidden", "Your account may not read other users.")
+@dataclass(frozen=True)
+class Reach:
+    """The documents whose `field` holds one of `values(caller)`; every document when `field` is None.
+
+    A field holding a list (a user's `organizations`) matches when any element does, as in MongoDB.
+    """
+
+    field: str | None = None
+    values: Callable[[User], list[Any]] = lambda user: []
+    also: Reach | None = None  # a second way in: a document either reach admits is reached
+
+    def query(self, user: User) -> dict[str, Any]:
+        """The MongoDB filter of the reached documents."""
+        mine = {} if self.field is None else {self.field: {"$in": self.values(user)}}
+        return mine if self.also is None or not mine else {"$or": [self.also.query(user), mine]}
+
+    def admits(self, user: User, doc: dict[str, Any]) -> bool:
+        """Whether one document is reached."""
+        if self.field is None or (self.also is not None and self.also.admits(user, doc)):
+            return True
+        held = doc.get(self.field)
+        held = held if isinstance(held, list) else [held]
+        return any(value in held for value in self.values(user))
 
 
-def can_see_user(caller: User, target: User) -> bool:
-    """Whether the caller may read this user (themselves, or a member of a shared organization)."""
-    scope = user_scope(caller)
-    return scope is None or caller["_id"] == target["_id"] or bool(scope & own_orgs(target))
+def _me(user: User) -> list[Any]:
+    return [user["_id"]]
 
 
-def visible_user(caller: User, target: User | None) -> User:
-    """The target if the caller may read it; otherwise 404."""
-    if target is None or not can_see_user(caller, target):
-        raise NotFound("No such user.")
-    return target
+EVERYTHING = Reach()
+IN_THEIR_ORGS = Reach("organization", orgs_of)          # documents of the caller's organizations
+DRIVEN = Reach("driver_id", _me)                         # the caller is its driver
+ORDERED = Reach("client_id", _me)                        # the caller is its client
+CREATED = Reach("created_by", _me)                       # the caller wrote it
+SHARED_OR_THEIRS = Reach("organization", lambda user: [None, *orgs_of(user)])  # the shared catalogue too
+THEIR_MEMBERS = Reach("organizations", orgs_of)          # users sharing an organization with the caller
+THEIR_ORGS = Reach("_id", orgs_of)                       # the caller's organizations themselves
 
 
-def check_profile_fields(fields: Iterable[str]) -> None:
-    """Refuse changes to another account's name, phone or email, whoever asks (403)."""
-    locked = sorted(PROFILE_FIELDS & set(fields))
-    if locked:
-        raise ApiError(403, "profile_fields_locked",
-                       f"Nobody may change another account's {', '.join(locked)}; its owner edits them "
-                       "through /users/me.", {"fields": locked})
+class Resource(StrEnum):
+    """What the table speaks about; `_EDIT`/`_MEMBERS` rows are the narrower rights on the same documents."""
+
+    ORDERS = "orders"
+    VEHICLES = "vehicles"
+    VEHICLE_TYPES = "vehicle_types"
+    VEHICLE_TYPES_EDIT = "vehicle_types_edit"
+    WAYBILLS = "waybills"
+    WAYBILLS_EDIT = "waybills_edit"
+    TICKETS = "tickets"
+    TICKETS_OPERATE = "tickets_operate"
+    USERS = "users"
+    ORGANIZATIONS = "organizations"
+    ORGANIZATIONS_EDIT = "organizations_edit"
+    ORGANIZATION_MEMBERS = "organization_members"
 
 
-def check_user_changes(caller: User, target: User, changes: dict[str, Any]) -> None:
-    """Refuse a `PATCH /users/{id}` the caller's role may not make on this (visible) target."""
-    allowed = ADMIN_FIELDS if is_admin(caller) else MANAGER_FIELDS
-    refused = sorted(set(changes) - allowed)
-    if refused:
-        raise ApiError(403, "field_forbidden", f"Your account may not change: {', '.join(refused)}.",
-                       {"fields": refused})
-    if caller["_id"] == target["_id"] and {"category", "is_active"} & set(changes):
-        raise ApiError(403, "own_account", "Change your own category or activity through another ADMIN.")
-    if is_admin(caller):
-        return
-    _check_manager_reach(caller, target)
-    moved = own_orgs(target) ^ set(changes.get("organizations", own_orgs(target)))
-    outside = moved - own_orgs(caller)
-    if outside:
-        raise ApiError(403, "organization_out_of_scope",
-                       "You may only add or remove organizations you belong to.",
-                       {"organizations": sorted(str(o) for o in outside)})
-    if moved - own_orgs(target):
-        raise invitation_required()
+A, M, D, B = Category.ADMIN, Category.MANAGER, Category.DRIVER, Category.BASE
+
+# The table. A missing category sees none of the resource (403 with REFUSALS' message, where given).
+SCOPES: dict[Resource, dict[str, Reach]] = {
+    Resource.ORDERS: {A: EVERYTHING, M: IN_THEIR_ORGS, D: DRIVEN, B: ORDERED},
+    Resource.VEHICLES: {A: EVERYTHING, M: IN_THEIR_ORGS, D: DRIVEN},
+    # Clients may order from any organization, so they read every price list.
+    Resource.VEHICLE_TYPES: {A: EVERYTHING, B: EVERYTHING, M: SHARED_OR_THEIRS, D: SHARED_OR_THEIRS},
+    Resource.VEHICLE_TYPES_EDIT: {A: EVERYTHING, M: IN_THEIR_ORGS},  # the shared catalogue is the ADMINs'
+    Resource.WAYBILLS: {A: EVERYTHING, M: IN_THEIR_ORGS, D: DRIVEN},
+    Resource.WAYBILLS_EDIT: {A: EVERYTHING, D: DRIVEN},  # managers only read
+    Resource.TICKETS: {A: EVERYTHING, M: Reach("organization", orgs_of, also=CREATED), D: CREATED, B: CREATED},
+    Resource.TICKETS_OPERATE: {A: EVERYTHING, M: IN_THEIR_ORGS},  # may see and write internal notes
+    Resource.USERS: {A: EVERYTHING, M: THEIR_MEMBERS},
+    # Clients see every organization's public card (without members).
+    Resource.ORGANIZATIONS: {A: EVERYTHING, B: EVERYTHING, M: THEIR_ORGS, D: THEIR_ORGS},
+    Resource.ORGANIZATIONS_EDIT: {A: EVERYTHING, M: THEIR_ORGS},
+    Resource.ORGANIZATION_MEMBERS: {A: EVERYTHING, M: THEIR_ORGS, D: THEIR_ORGS},
+}
+REFUSALS = {
+    Resource.VEHICLES: "Your account may not read vehicles.",
+    Resource.WAYBILLS: "Your account may not read waybills.",
+    Resource.WAYBILLS_EDIT: "Your account may only read waybills.",
+    Resource.USERS: "Your account may not read other users.",
+}
 
 
-def _check_manager_reach(caller: User, target: User) -> None:
-    if is_admin(target):
-        raise ApiError(403, "admin_out_of_reach", "Only an ADMIN may change the organizations of an ADMIN.")
+def reach(resource: Resource, user: User) -> Reach | None:
+    """The row of the table for this caller, or None when their category reaches none of the resource."""
+    return SCOPES[resource].get(str(user.get("category")))
 
 
-# --- organizations -----------------------------------------------------------
-def org_read_scope(caller: User) -> set[ObjectId] | None:
-    """Organizations the caller may read; None: all of them (ADMIN; BASE sees public cards only)."""
-    if is_admin(caller) or caller.get("category") == "BASE":
-        return None
-    return own_orgs(caller)
+def query(resource: Resource, user: User) -> dict[str, Any]:
+    """The MongoDB filter of the documents of `resource` this caller may see; 403 if they may see none."""
+    row = reach(resource, user)
+    if row is None:
+        raise ApiError(403, "forbidden", REFUSALS.get(resource, "Your account may not do this."))
+    return row.query(user)
 
 
-def sees_members(caller: User, org_id: ObjectId) -> bool:
-    """Whether the caller may see who belongs to this organization."""
-    if is_admin(caller):
-        return True
-    return caller.get("category") in ("MANAGER", "DRIVER") and org_id in own_orgs(caller)
-
-
-def visible_org(caller: User, org: dict[str, Any] | None) -> dict[str, Any]:
-    """The organization if the caller may read it; otherwise 404."""
-    scope = org_read_scope(caller)
-    if org is None or (scope is not None and org["_id"] not in scope):
-        raise NotFound("No such organization.")
-    return org
-
-
-def manages_org(caller: User, org_id: ObjectId) -> bool:
-    """Whether the caller may edit this organization and its members (ADMIN, or a MANAGER of it)."""
-    return is_admin(caller) or (caller.get("category") == "MANAGER" and org_id in own_orgs(caller))
-
-
-def editable_org(caller: User, org: dict[str, Any] | None) -> dict[str, Any]:
-    """The organization if the caller may edit it and its members (ADMIN, or a MANAGER of it); else 404."""
-    if org is None or not manages_org(caller, org["_id"]):
-        raise NotFound("No such organization.")
-    return org
-
-
-def check_member_change(caller: User, target: User | None) -> User:
-    """The user to add to or remove from an organization the caller may edit; 404 / 403 otherwise."""
-    if target is None:
-        raise NotFound("No such user.")
-    if not is_admin(caller):
-        _check_manager_reach(caller, target)
-    return target
-
-
-def check_direct_add(caller: User) -> None:
-    """Only an ADMIN adds a member directly; anyone else invites them and they accept (SPEC section 13)."""
-    if not is_admin(caller):
-        raise invitation_required()
-
-
-def invitation_required() -> ApiError:
-    """The refusal of a MANAGER's direct add: nobody is pulled into an organization."""
-    return ApiError(403, "invitation_required",
-                    "A MANAGER adds a member by invitation: POST /organizations/{id}/invitations; "
-                    "the user joins when they accept it.")
+def admits(resource: Resource, user: User, doc: dict[str, Any]) -> bool:
+    """Whether this caller reaches one document of `resource` (False when their category reaches none)."""
+    row = reach(resource, user)
+    return row is not None and row.admits(user, doc)

@@ -13,31 +13,16 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
-from dispatch.domain.orders import order_scope
+from dispatch.domain import scopes
+from dispatch.domain.scopes import Resource, orgs_of
 from dispatch.core.pagination import Page
 from models.orders import Orders
 from models.support import SupportTickets, new_message, new_ticket
 from models.users import Users
 
-OPERATORS = ("MANAGER", "ADMIN")
-
-
-def ticket_scope(user: dict[str, Any]) -> dict[str, Any]:
-    """The tickets a user may read: all (ADMIN), their orgs' and own (MANAGER), own (BASE, DRIVER)."""
-    if user.get("category") == "ADMIN":
-        return {}
-    own = {"created_by": user["_id"]}
-    if user.get("category") == "MANAGER":
-        return {"$or": [own, {"organization": {"$in": list(user.get("organizations", []))}}]}
-    return own
-
-
 def is_operator(user: dict[str, Any], ticket: dict[str, Any]) -> bool:
     """Whether the user operates this ticket (and so may see and write internal notes)."""
-    if user.get("category") == "ADMIN":
-        return True
-    return (user.get("category") == "MANAGER" and ticket.get("organization") is not None
-            and ticket["organization"] in user.get("organizations", []))
+    return scopes.admits(Resource.TICKETS_OPERATE, user, ticket)
 
 
 class SupportDesk:
@@ -50,9 +35,9 @@ class SupportDesk:
 
     async def open(self, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """A new ticket; its organization is its order's, else the creator's first one."""
-        organization = next(iter(user.get("organizations", [])), None)
+        organization = next(iter(orgs_of(user)), None)
         if data.get("order_id") is not None:
-            order = await self.orders.get(data["order_id"], order_scope(user))
+            order = await self.orders.get(data["order_id"], scopes.query(Resource.ORDERS, user))
             if order is None:
                 raise ValidationFailed({"order_id": ["No such order of yours."]})
             organization = order.get("organization") or organization
@@ -60,13 +45,13 @@ class SupportDesk:
 
     async def list(self, user: dict[str, Any], filters: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
         """A page of the tickets the caller may read, with optional filters."""
-        scope = ticket_scope(user)
+        scope = scopes.query(Resource.TICKETS, user)
         query = {"$and": [filters, scope]} if filters and scope else filters or scope
         return await self.store.find(query, page.offset, page.limit)
 
     async def get(self, user: dict[str, Any], ticket_id: ObjectId) -> dict[str, Any]:
         """One ticket the caller may read; 404 otherwise."""
-        ticket = await self.store.find_one({"_id": ticket_id, **ticket_scope(user)})
+        ticket = await self.store.find_one({"_id": ticket_id, **scopes.query(Resource.TICKETS, user)})
         if ticket is None:
             raise NotFound("No such ticket.")
         return ticket

@@ -12,40 +12,25 @@ from bson import ObjectId
 from marshmallow import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.core.errors import Conflict, NotFound, ValidationFailed
 from dispatch.core.events import Event, EventBus
 from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
+from dispatch.core.vocabulary import WaybillStatus
+from dispatch.domain import scopes
+from dispatch.domain.scopes import Resource
 from models.orders import Orders
 from models.vehicles import Vehicles
 from models.waybills import Waybills, check_readings, new_waybill, show
 
-LOCKED = "returned"
-NEXT = {"open": "on_route", "on_route": "returned"}  # the only moves: one step forward
-STAMPS = {"on_route": "departed_at", "returned": "returned_at"}
+LOCKED = WaybillStatus.RETURNED
+NEXT: dict[str, WaybillStatus] = {  # the only moves: one step forward
+    WaybillStatus.OPEN: WaybillStatus.ON_ROUTE, WaybillStatus.ON_ROUTE: WaybillStatus.RETURNED}
+STAMPS: dict[str, str] = {WaybillStatus.ON_ROUTE: "departed_at", WaybillStatus.RETURNED: "returned_at"}
 # A change to one of these is checked against the other, so the other's value is part of the write's filter.
 PAIRS = {"odometer_start": "odometer_end", "odometer_end": "odometer_start",
          "departed_at": "returned_at", "returned_at": "departed_at"}
 ATTEMPTS = 3
-
-
-def read_scope(user: dict[str, Any]) -> dict[str, Any]:
-    """The query part naming the sheets a user may read: all (ADMIN), their orgs' (MANAGER), own (DRIVER)."""
-    category = user.get("category")
-    if category == "ADMIN":
-        return {}
-    if category == "MANAGER":
-        return {"organization": {"$in": list(user.get("organizations", []))}}
-    if category == "DRIVER":
-        return {"driver_id": user["_id"]}
-    raise ApiError(403, "forbidden", "Your account may not read waybills.")
-
-
-def edit_scope(user: dict[str, Any]) -> dict[str, Any]:
-    """The sheets a user may edit: their own (DRIVER) or any (ADMIN); managers only read."""
-    if user.get("category") not in ("DRIVER", "ADMIN"):
-        raise ApiError(403, "forbidden", "Your account may only read waybills.")
-    return read_scope(user)
 
 
 def locked() -> Conflict:
@@ -72,18 +57,19 @@ class WaybillDesk:
 
     async def list(self, user: dict[str, Any], filters: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
         """A page of the sheets the caller may read, with optional filters."""
-        return await self.store.find(_both(_filter_query(filters), read_scope(user)), page.offset, page.limit)
+        query = _both(_filter_query(filters), scopes.query(Resource.WAYBILLS, user))
+        return await self.store.find(query, page.offset, page.limit)
 
     async def get(self, user: dict[str, Any], waybill_id: ObjectId) -> dict[str, Any]:
         """One sheet the caller may read; 404 when it does not exist or is out of their scope."""
-        doc = await self.store.find_one({"_id": waybill_id, **read_scope(user)})
+        doc = await self.store.find_one({"_id": waybill_id, **scopes.query(Resource.WAYBILLS, user)})
         if doc is None:
             raise NotFound("No such waybill.")
         return doc
 
     async def edit(self, user: dict[str, Any], waybill_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply changes (and at most one status step) to a sheet that is not returned yet."""
-        scope = edit_scope(user)
+        scope = scopes.query(Resource.WAYBILLS_EDIT, user)
         for _ in range(ATTEMPTS):
             current = await self.get(user, waybill_id)
             if current["status"] == LOCKED:

@@ -8,6 +8,8 @@ from typing import Any, Callable
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
+from dispatch.core.vocabulary import Category
+from dispatch.domain.scopes import orgs_of
 from dispatch.realtime.ingest import DriverContext
 
 CHANNEL_KINDS = ("fleet", "order", "vehicle")
@@ -24,9 +26,9 @@ async def may_subscribe(db: AsyncDatabase, user: dict[str, Any], channel: str) -
     oid = _oid(ident)
     if kind not in CHANNEL_KINDS or oid is None:
         return False
-    if user.get("category") == "ADMIN":
+    if user.get("category") == Category.ADMIN:
         return True
-    orgs = set(user.get("organizations", []))
+    orgs = set(orgs_of(user))
     if kind == "fleet":
         return oid in orgs
     collection = "orders" if kind == "order" else "vehicles"
@@ -43,10 +45,10 @@ async def may_track_order(db: AsyncDatabase, user: dict[str, Any], order_id: str
     if order is None:
         return False
     category, uid = user.get("category"), user["_id"]
-    if category == "ADMIN":
+    if category == Category.ADMIN:
         return True
-    if category == "MANAGER":
-        return order.get("organization") in set(user.get("organizations", []))
+    if category == Category.MANAGER:
+        return order.get("organization") in orgs_of(user)
     return uid in (order.get("client_id"), order.get("driver_id"))
 
 

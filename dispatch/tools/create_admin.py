@@ -18,6 +18,7 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from dispatch.core.errors import ApiError
+from dispatch.core.vocabulary import Category
 from dispatch.settings import Settings
 
 
@@ -65,7 +66,7 @@ async def create_admin(settings: Settings, data: dict[str, Any]) -> dict[str, An
     services = Services.open(settings)
     try:
         await ensure_indexes(services.db)  # uniqueness of username and email rests on these indexes
-        return await services.identity.register(data, category="ADMIN", verified=True)
+        return await services.identity.register(data, category=Category.ADMIN, verified=True)
     finally:
         await services.close()
 

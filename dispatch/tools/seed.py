@@ -22,8 +22,10 @@ from dispatch.core.pagination import Page
 from dispatch.services import Services
 from dispatch.settings import Settings
 from dispatch.core.timeutil import isoformat, utcnow
+from dispatch.core.vocabulary import Category, OrderEvent, VehicleStatus
 from models.orders import Orders
 from models.organizations import Organizations
+from models.users import orgs_of
 from models.vehicles import Vehicles, VehicleTypes, plate_key
 
 ORG_NAME = "Demo Towing Moscow"
@@ -36,23 +38,23 @@ PASSWORD = "demo-tow-2025"  # every demo account's password (printed; demo data 
 @dataclass(frozen=True)
 class Person:
     username: str
-    category: str
+    category: Category
     first_name: str
     last_name: str
 
 
-MANAGER = Person("demo_manager", "MANAGER", "Anna", "Petrova")
+MANAGER = Person("demo_manager", Category.MANAGER, "Anna", "Petrova")
 DRIVERS = (
-    Person("demo_driver1", "DRIVER", "Ivan", "Sokolov"),
-    Person("demo_driver2", "DRIVER", "Sergey", "Volkov"),
-    Person("demo_driver3", "DRIVER", "Oleg", "Morozov"),
-    Person("demo_driver4", "DRIVER", "Pavel", "Lebedev"),
-    Person("demo_driver5", "DRIVER", "Dmitry", "Kozlov"),
+    Person("demo_driver1", Category.DRIVER, "Ivan", "Sokolov"),
+    Person("demo_driver2", Category.DRIVER, "Sergey", "Volkov"),
+    Person("demo_driver3", Category.DRIVER, "Oleg", "Morozov"),
+    Person("demo_driver4", Category.DRIVER, "Pavel", "Lebedev"),
+    Person("demo_driver5", Category.DRIVER, "Dmitry", "Kozlov"),
 )
 CLIENTS = (
-    Person("demo_client1", "BASE", "Maria", "Ivanova"),
-    Person("demo_client2", "BASE", "Alexey", "Smirnov"),
-    Person("demo_client3", "BASE", "Elena", "Kuznetsova"),
+    Person("demo_client1", Category.BASE, "Maria", "Ivanova"),
+    Person("demo_client2", Category.BASE, "Alexey", "Smirnov"),
+    Person("demo_client3", Category.BASE, "Elena", "Kuznetsova"),
 )
 TRUCK_MODELS = ("GAZelle Next platform", "Isuzu Elf slide-bed", "Hino 300 wheel-lift", "KAMAZ 43253 tow",
                 "Mercedes Atego platform")
@@ -66,7 +68,7 @@ class DemoOrder:
 
     client: int          # index in CLIENTS
     driver: int | None   # index in DRIVERS whose truck is assigned (None: left waiting)
-    moves: tuple[str, ...]
+    moves: tuple[OrderEvent, ...]
     pickup: tuple[float, float, str]
     dropoff: tuple[float, float, str]
     car: tuple[str, str, str]  # make, model, plate
@@ -80,9 +82,10 @@ class DemoOrder:
 DEMO_ORDERS = (
     DemoOrder(0, None, (), (55.7558, 37.6173, "Red Square, 1"), (55.7963, 37.5382, "Leningradsky Ave, 39"),
               ("Lada", "Vesta", "A123BC77")),
-    DemoOrder(1, 0, ("accepted", "en_route"), (55.7339, 37.5880, "Komsomolsky Ave, 24"),
+    DemoOrder(1, 0, (OrderEvent.ACCEPTED, OrderEvent.EN_ROUTE), (55.7339, 37.5880, "Komsomolsky Ave, 24"),
               (55.6900, 37.5600, "Profsoyuznaya St, 56"), ("Toyota", "Camry", "M456OP99")),
-    DemoOrder(2, 1, ("accepted", "en_route", "arrived", "in_progress", "completed"),
+    DemoOrder(2, 1, (OrderEvent.ACCEPTED, OrderEvent.EN_ROUTE, OrderEvent.ARRIVED,
+                     OrderEvent.IN_PROGRESS, OrderEvent.COMPLETED),
               (55.7700, 37.6500, "Sadovaya-Spasskaya St, 21"), (55.8200, 37.6400, "Prospekt Mira, 119"),
               ("Kia", "Rio", "K789TX177")),
 )
@@ -170,7 +173,7 @@ class DemoSeeder:
             user = await self.identity.register(
                 {"username": who.username, "email": f"{who.username}@example.com", "password": PASSWORD,
                  "first_name": who.first_name, "last_name": who.last_name}, category=who.category, verified=True)
-        if org_id is not None and org_id not in user.get("organizations", []):
+        if org_id is not None and org_id not in orgs_of(user):
             user = await users.update(user["_id"], {}, extra={"$addToSet": {"organizations": org_id}}) or user
         self.report.logins.append((who.category, who.username, made))
         self.done("users", made)
@@ -184,7 +187,8 @@ class DemoSeeder:
         if found is None:
             found = await vehicles.insert({
                 "plate": plate(number), "model": TRUCK_MODELS[(number - 1) % len(TRUCK_MODELS)],
-                "capacity_kg": 3500, "organization": org_id, "driver_id": driver["_id"], "status": "available"})
+                "capacity_kg": 3500, "organization": org_id, "driver_id": driver["_id"],
+                "status": VehicleStatus.AVAILABLE})
         self.done("vehicles", made)
         async with self.redis.pipeline(transaction=False) as pipe:
             live.queue_position(pipe, str(found["_id"]), str(org_id), truck_point(number, driver["_id"]))

@@ -1,0 +1,126 @@
+"""The words of the domain: user categories and every status set, each written once.
+
+They are `StrEnum`s, so a member is its string: it compares equal to the stored and
+sent value, and JSON, BSON and Redis carry it unchanged. Schemas validate with
+`choices(...)`, which the OpenAPI document turns into its `enum`s.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Iterable
+
+
+class Category(StrEnum):
+    """What a user is (SPEC section 4); the access rules speak in these."""
+
+    BASE = "BASE"        # a client
+    DRIVER = "DRIVER"
+    MANAGER = "MANAGER"
+    ADMIN = "ADMIN"
+
+
+# Who may sign up as what; ADMINs are made by the `create-admin` tool or by another ADMIN.
+SELF_REGISTRATION = (Category.BASE, Category.DRIVER, Category.MANAGER)
+# Who runs a fleet and so operates orders, tickets and organizations.
+STAFF = frozenset({Category.MANAGER, Category.ADMIN})
+
+
+class OrderStatus(StrEnum):
+    """Where an order stands (SPEC section 5)."""
+
+    NEW = "new"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    EN_ROUTE = "en_route"
+    ARRIVED = "arrived"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class OrderEvent(StrEnum):
+    """What happens to an order: the timeline entry types, and (all but `created`) the actions asked for."""
+
+    CREATED = "created"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    EN_ROUTE = "en_route"
+    ARRIVED = "arrived"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    DECLINED = "declined"  # a driver hands an assigned order back: it becomes `new` again
+
+
+# What `POST /orders/{id}/status` accepts; `assigned` is asked for through `/assign`.
+STATUS_REQUESTS = tuple(e for e in OrderEvent if e not in (OrderEvent.CREATED, OrderEvent.ASSIGNED))
+
+
+class VehicleStatus(StrEnum):
+    """A truck's availability."""
+
+    OFFLINE = "offline"
+    AVAILABLE = "available"
+    BUSY = "busy"  # set by assignment only
+
+
+SETTABLE_VEHICLE_STATUSES = (VehicleStatus.OFFLINE, VehicleStatus.AVAILABLE)
+
+
+class WaybillStatus(StrEnum):
+    """A trip sheet's stage; it only moves one step forward."""
+
+    OPEN = "open"
+    ON_ROUTE = "on_route"
+    RETURNED = "returned"
+
+
+class TicketStatus(StrEnum):
+    """A support ticket's stage."""
+
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class InvitationStatus(StrEnum):
+    """An invitation to an organization, as its invitee and its managers see it."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class PaymentMethod(StrEnum):
+    """How an order was paid."""
+
+    CASH = "cash"
+    CARD = "card"
+    INVOICE = "invoice"
+
+
+# What a driver takes on the spot; invoices are the office's.
+DRIVER_PAYMENT_METHODS = (PaymentMethod.CASH, PaymentMethod.CARD)
+
+
+class AvatarStatus(StrEnum):
+    """An uploaded avatar's state as the upload's answer reports it."""
+
+    PROCESSING = "processing"
+
+
+# Every status set and its named subsets: the only enums the OpenAPI document may contain.
+VOCABULARY: tuple[tuple[StrEnum, ...], ...] = (
+    tuple(Category), SELF_REGISTRATION, tuple(OrderStatus), tuple(OrderEvent), STATUS_REQUESTS,
+    tuple(VehicleStatus), SETTABLE_VEHICLE_STATUSES, tuple(WaybillStatus), tuple(TicketStatus),
+    tuple(InvitationStatus), tuple(PaymentMethod), tuple(AvatarStatus),
+)
+
+
+def choices(members: Iterable[StrEnum]) -> list[str]:
+    """The plain string values, in order, for `validate.OneOf` (and so the document's `enum`)."""
+    return [str(member) for member in members]
