@@ -9,9 +9,11 @@ the document, and `undocumented` names it (the documentation test fails on it).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from apispec import APISpec
 from apispec.exceptions import DuplicateComponentNameError
@@ -56,10 +58,8 @@ def _build(routes: Iterable[tuple[str, type]], schemas: Iterable[type]) -> dict[
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     for schema in schemas:
-        try:
+        with contextlib.suppress(DuplicateComponentNameError):
             spec.components.schema(schema.__name__, schema=schema)
-        except DuplicateComponentNameError:
-            pass
     for name, text in ERROR_STATUSES.items():
         spec.components.response(name, {
             "description": text,

@@ -80,7 +80,7 @@ async def _shut_down(server: tornado.httpserver.HTTPServer, services: Services) 
     closed = await services.hub.close_sockets(1001, "going away", timeout=SOCKETS_GRACE)
     try:
         await asyncio.wait_for(server.close_all_connections(), HTTP_GRACE)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("shutdown: HTTP connections still open after %.0f s", HTTP_GRACE)
     await services.close()
     log.info("shut down (%d websockets closed with 1001)", closed)

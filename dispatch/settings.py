@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 PREFIX = "DISPATCH_"
@@ -93,7 +94,7 @@ class Settings:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | None = ".env") -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | None = ".env") -> Settings:
         """Read settings from the environment, over an optional `.env` file."""
         values: dict[str, str] = {}
         if env_file and Path(env_file).is_file():
@@ -105,7 +106,7 @@ class Settings:
         return cls.from_mapping(raw)
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any]) -> "Settings":
+    def from_mapping(cls, raw: Mapping[str, Any]) -> Settings:
         """Build settings from field names to raw values, converting and validating each."""
         known = {f.name: f for f in fields(cls)}
         unknown = set(raw) - set(known)
@@ -116,7 +117,7 @@ class Settings:
         settings.validate()
         return settings
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated again."""
         settings = dataclasses.replace(self, **changes)
         settings.validate()

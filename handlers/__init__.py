@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from handlers import (auth, avatars, console, docs, health, invitations, media, notifications, orders, organizations,
-                      payments, realtime, sms, support, users, vehicles, waybills)
+from handlers import (
+    auth,
+    avatars,
+    console,
+    docs,
+    health,
+    invitations,
+    media,
+    notifications,
+    orders,
+    organizations,
+    payments,
+    realtime,
+    sms,
+    support,
+    users,
+    vehicles,
+    waybills,
+)
 
 API_PREFIX = "/api/v1"
 
 # Resource modules whose routes live under the API prefix.
-API_MODULES = [auth, sms, users, organizations, invitations, avatars, vehicles, waybills, notifications, support, orders, payments]
+API_MODULES = [auth, sms, users, organizations, invitations, avatars, vehicles, waybills, notifications, support,
+               orders, payments]
 # Modules whose routes are served as they are written (service, docs, pages, websockets).
 ROOT_MODULES = [health, docs, console, media, realtime]
 

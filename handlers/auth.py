@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dispatch.core.errors import ApiError, NotFound
-from dispatch.domain.invitations import organization_of_code
 from dispatch.core.policy import authenticated, public
+from dispatch.domain.invitations import organization_of_code
 from handlers.base import BaseHandler
-from models.auth import SessionOut, LoginIn, PasswordChangeIn, PasswordForgotIn, PasswordResetIn, RefreshIn
+from models.auth import LoginIn, PasswordChangeIn, PasswordForgotIn, PasswordResetIn, RefreshIn, SessionOut
 from models.users import RegisterIn, present_one
 
 
@@ -142,9 +142,10 @@ class SessionsHandler(BaseHandler):
         """
         page = self.page()
         sessions = await self.services.identity.sessions.list(str(self.user_id))
-        items = SessionOut(many=True).dump([{"id": s.id, "ip": s.ip, "user_agent": s.user_agent, "created_at": _iso(s.created_at),
+        shown = [{"id": s.id, "ip": s.ip, "user_agent": s.user_agent, "created_at": _iso(s.created_at),
                   "last_used_at": _iso(s.last_used_at), "current": s.id == self.session_id}
-                 for s in sessions[page.offset:page.offset + page.limit]])
+                 for s in sessions[page.offset:page.offset + page.limit]]
+        items = SessionOut(many=True).dump(shown)
         self.write_json(page.envelope(items, len(sessions)))
 
 
@@ -225,7 +226,7 @@ class PasswordChangeHandler(BaseHandler):
 
 
 def _iso(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
+    return datetime.fromtimestamp(timestamp, UTC)
 
 
 default_handlers = [

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 from tornado.httputil import HTTPFile, HTTPInputError, parse_body_arguments
 
-from dispatch.domain import avatars
 from dispatch.core.errors import ApiError
 from dispatch.core.policy import authenticated
 from dispatch.core.vocabulary import AvatarStatus
+from dispatch.domain import avatars
 from handlers.base import BaseHandler
 from models.avatars import AvatarAccepted
 
@@ -58,7 +59,7 @@ class AvatarHandler(BaseHandler):
             await self.services.tasks.send("avatars.process", str(self.user_id), path,
                                               self.services.settings.mongodb_db, time.time_ns())
         except Exception:
-            Path(path).unlink(missing_ok=True)  # nobody will ever pick it up
+            await asyncio.to_thread(Path(path).unlink, missing_ok=True)  # nobody will ever pick it up
             raise
         self.write_json(AvatarAccepted().dump({"status": AvatarStatus.PROCESSING}), 202)
 

@@ -60,7 +60,7 @@ class ReadyHandler(BaseHandler):
     async def _ping(call: object) -> str:
         try:
             await asyncio.wait_for(call, PING_TIMEOUT)  # type: ignore[arg-type]
-        except Exception as exc:  # any failure means "not ready"; say which kind
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; say which kind
             return f"down: {type(exc).__name__}"
         return "ok"
 

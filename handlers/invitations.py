@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from dispatch.core.errors import NotFound
-from dispatch.domain.invitations import count_sent
 from dispatch.core.policy import authenticated, roles
 from dispatch.core.vocabulary import Category
+from dispatch.domain.invitations import count_sent
 from handlers.base import BaseHandler
 from models.common import parse_id
 from models.invitations import InvitationIn, present

@@ -8,9 +8,9 @@ from typing import Any
 import tornado.web
 
 from dispatch.core import jsonutil
-from dispatch.domain.avatars import AVATARS_DIR
 from dispatch.core.errors import default_code
 from dispatch.core.policy import public
+from dispatch.domain.avatars import AVATARS_DIR
 from dispatch.services import Services
 
 # Avatar names are random and never reused, so a file may be cached for good.

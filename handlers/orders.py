@@ -3,11 +3,12 @@ the timeline and live tracking."""
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from dispatch.domain import idempotency
 from dispatch.core.policy import authenticated, roles
 from dispatch.core.vocabulary import Category
+from dispatch.domain import idempotency
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.orders import AssignIn, OrderIn, OrderOut, OrderQuery, OrderTrack, StatusIn, TimelineEvent

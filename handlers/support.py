@@ -7,8 +7,14 @@ from dispatch.core.vocabulary import Category
 from dispatch.domain.support import is_operator
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
-from models.support import (SupportMessageIn, SupportTicketFilters, SupportTicketIn, SupportTicketPatch,
-                            show_message, show_ticket)
+from models.support import (
+    SupportMessageIn,
+    SupportTicketFilters,
+    SupportTicketIn,
+    SupportTicketPatch,
+    show_message,
+    show_ticket,
+)
 
 
 class TicketsHandler(BaseHandler):

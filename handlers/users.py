@@ -144,7 +144,8 @@ class UserHandler(BaseHandler):
             content:
               application/json: {schema: UserOut}
         """
-        self.write_json(await present_one(self.services.db, await self.services.directory.get(self.current_user, parse_id(user_id))))
+        user = await self.services.directory.get(self.current_user, parse_id(user_id))
+        self.write_json(await present_one(self.services.db, user))
 
     @roles(Category.MANAGER, Category.ADMIN)
     async def patch(self, user_id: str) -> None:

@@ -13,9 +13,21 @@ from dispatch.core.policy import authenticated, roles
 from dispatch.core.vocabulary import Category
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
-from models.vehicles import (NearbyQuery, NearbyTruck, NearbyVehicle, TrackQuery, VehicleIn, VehicleOut, VehiclePatch,
-                             VehicleQuery, VehicleTrack, VehicleTypeIn, VehicleTypeOut, VehicleTypePatch,
-                             VehicleTypeQuery)
+from models.vehicles import (
+    NearbyQuery,
+    NearbyTruck,
+    NearbyVehicle,
+    TrackQuery,
+    VehicleIn,
+    VehicleOut,
+    VehiclePatch,
+    VehicleQuery,
+    VehicleTrack,
+    VehicleTypeIn,
+    VehicleTypeOut,
+    VehicleTypePatch,
+    VehicleTypeQuery,
+)
 
 TYPE_OUT = VehicleTypeOut()
 VEHICLE_OUT = VehicleOut()

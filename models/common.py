@@ -12,7 +12,6 @@ from dispatch.core.errors import ApiError
 from dispatch.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from dispatch.core.timeutil import isoformat
 
-
 # Schemas registered by name in the OpenAPI document (others are found through docstrings).
 SCHEMAS: list[type[Schema]] = []
 

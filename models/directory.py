@@ -6,7 +6,8 @@ Writes to users still go through `models.users.Users.update` (it drops the Redis
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from bson import ObjectId
 from marshmallow import Schema, fields, validate

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from bson import ObjectId
 from marshmallow import EXCLUDE, Schema, fields
@@ -78,7 +79,7 @@ class Notifications:
         """Store new notifications."""
         if docs:
             result = await self.collection.insert_many(docs)
-            for doc, new_id in zip(docs, result.inserted_ids):
+            for doc, new_id in zip(docs, result.inserted_ids, strict=False):
                 doc["_id"] = new_id
         return docs
 

@@ -7,7 +7,7 @@ The state machine itself lives in dispatch/domain/orders.py.
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 from bson import ObjectId
@@ -97,9 +97,9 @@ class OrderQuery(Schema):
     driver = Id(metadata={"description": "Driver id"})
     organization = Id()
     client = Id(metadata={"description": "Client id"})
-    start = fields.AwareDateTime(data_key="from", default_timezone=timezone.utc,
+    start = fields.AwareDateTime(data_key="from", default_timezone=UTC,
                                  metadata={"description": "Created at or after"})
-    end = fields.AwareDateTime(data_key="to", default_timezone=timezone.utc,
+    end = fields.AwareDateTime(data_key="to", default_timezone=UTC,
                                metadata={"description": "Created at or before"})
 
 

@@ -60,7 +60,8 @@ class SupportTicketIn(Schema):
 class SupportTicketPatch(Schema):
     """What operators change on a ticket."""
 
-    assignee_id = Id(allow_none=True, metadata={"description": "A manager of the ticket's organization or an admin; null unassigns"})
+    assignee_id = Id(allow_none=True, metadata={
+        "description": "A manager of the ticket's organization or an admin; null unassigns"})
     status = fields.String(validate=validate.OneOf(choices(TicketStatus)))
 
 

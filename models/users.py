@@ -233,8 +233,8 @@ class Users:
         for holder in holders:
             await self.forget(holder)
 
-    async def update(self, user_id: ObjectId, changes: dict[str, Any], *,
-                     expect: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    async def update(self, user_id: ObjectId, changes: dict[str, Any], *, expect: dict[str, Any] | None = None,
+                     extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Apply `$set` changes (plus other operators in `extra`) and drop the cache entry.
 
         `expect` adds conditions to the filter (compare-and-set); None when nothing matched.

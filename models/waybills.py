@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -34,14 +34,14 @@ DATE_HELP = f"Working day (default: today, UTC), from {DAYS_BACK} days ago to {D
 
 def working_day(value: date) -> None:
     """A sheet's date lies from DAYS_BACK days ago to DAYS_AHEAD days ahead (UTC)."""
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     if not today - timedelta(days=DAYS_BACK) <= value <= today + timedelta(days=DAYS_AHEAD):
         raise ValidationError(f"Must be within {DAYS_BACK} days before and {DAYS_AHEAD} days after today.")
 
 
 def not_later_than_tomorrow(value: datetime | None) -> None:
     """A departure or return time is at most a day in the future."""
-    if value is not None and value > datetime.now(timezone.utc) + STAMP_SLACK:
+    if value is not None and value > datetime.now(UTC) + STAMP_SLACK:
         raise ValidationError("Must not be more than a day in the future.")
 
 
@@ -77,9 +77,9 @@ class _WaybillFields(Schema):
     odometer_end = JsonNumber(allow_none=True, validate=READING)
     fuel_start = JsonNumber(allow_none=True, validate=READING)
     fuel_end = JsonNumber(allow_none=True, validate=READING)
-    departed_at = fields.AwareDateTime(allow_none=True, default_timezone=timezone.utc, validate=not_later_than_tomorrow,
+    departed_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC, validate=not_later_than_tomorrow,
                                        metadata={"description": "From the day before `date` to a day from now"})
-    returned_at = fields.AwareDateTime(allow_none=True, default_timezone=timezone.utc, validate=not_later_than_tomorrow,
+    returned_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC, validate=not_later_than_tomorrow,
                                        metadata={"description": "Not before `departed_at`, at most a day from now"})
     route_notes = fields.String(validate=NOTES)
     order_ids = fields.List(Id(), validate=validate.Length(max=MAX_ORDERS))
@@ -93,7 +93,7 @@ class WaybillIn(_WaybillFields):
     """A new sheet: the caller is its driver; the vehicle must be theirs."""
 
     vehicle_id = Id(required=True)
-    date = fields.Date(validate=working_day, load_default=lambda: datetime.now(timezone.utc).date(),
+    date = fields.Date(validate=working_day, load_default=lambda: datetime.now(UTC).date(),
                        metadata={"description": DATE_HELP})
 
 
@@ -122,7 +122,7 @@ def _check_times_after_day(doc: dict[str, Any], changed: set[str] | None) -> Non
     if day is None:  # an edit's own payload: the stored day is checked by the edit itself
         return
     day = date.fromisoformat(day) if isinstance(day, str) else day
-    earliest = datetime.combine(day, time(), timezone.utc) - STAMP_SLACK
+    earliest = datetime.combine(day, time(), UTC) - STAMP_SLACK
     for field in ("departed_at", "returned_at"):
         relevant = changed is None or field in changed or "date" in changed
         if relevant and doc.get(field) is not None and doc[field] < earliest:

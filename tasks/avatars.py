@@ -14,9 +14,9 @@ from pymongo import MongoClient, ReturnDocument
 from pymongo.errors import ConnectionFailure
 
 from dispatch.core.files import write_atomically
+from dispatch.core.timeutil import utcnow
 from dispatch.domain import avatars
 from dispatch.settings import Settings
-from dispatch.core.timeutil import utcnow
 from tasks import settings_of
 
 log = logging.getLogger("dispatch.avatars")

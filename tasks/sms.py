@@ -12,8 +12,8 @@ from celery import shared_task
 
 from dispatch.core import jsonutil
 from dispatch.core.files import write_atomically
-from dispatch.settings import Settings
 from dispatch.core.timeutil import isoformat, utcnow
+from dispatch.settings import Settings
 from tasks import settings_of
 
 log = logging.getLogger("dispatch.sms")

@@ -12,9 +12,10 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -23,11 +24,11 @@ import tornado.httpserver
 import tornado.web
 from pymongo import MongoClient
 
-from dispatch.tools import devservices
 from dispatch.app import make_app
 from dispatch.core.storage import ensure_indexes
 from dispatch.services import Services
 from dispatch.settings import Settings
+from dispatch.tools import devservices
 from tests.support.helpers import Api
 
 # The test client's own debug lines (request URLs, some with a `?token=`) are not the server's logs,
@@ -57,19 +58,19 @@ class Running:
 
     def settings(self, **changes: Any) -> Settings:
         """Settings of one test: its own database, the app's Redis db, the shared worker folders."""
-        base = dict(
-            mongodb_url=self.mongodb_url,
-            mongodb_db=f"test_{uuid.uuid4().hex[:12]}",
-            redis_url=redis_db_url(self.redis_url, APP_DB),
-            broker_url=redis_db_url(self.redis_url, BROKER_DB),
-            email_backend="file",
-            sms_backend="file",
-            outbox_dir=str(self.outbox_dir),
-            media_dir=str(self.media_dir),
-            jwt_secret="test-secret-" + "x" * 32,
-            bcrypt_rounds=4,
-            public_url="http://dispatch.test",
-        )
+        base = {
+            "mongodb_url": self.mongodb_url,
+            "mongodb_db": f"test_{uuid.uuid4().hex[:12]}",
+            "redis_url": redis_db_url(self.redis_url, APP_DB),
+            "broker_url": redis_db_url(self.redis_url, BROKER_DB),
+            "email_backend": "file",
+            "sms_backend": "file",
+            "outbox_dir": str(self.outbox_dir),
+            "media_dir": str(self.media_dir),
+            "jwt_secret": "test-secret-" + "x" * 32,
+            "bcrypt_rounds": 4,
+            "public_url": "http://dispatch.test",
+        }
         base.update(changes)
         return Settings.from_mapping(base)
 

@@ -11,8 +11,8 @@ import pytest
 from dispatch.core.events import Event
 from dispatch.domain.queue import celery_config, make_sender
 from dispatch.services import Services
-from tests.support.factories import make_user
 from tasks import make_celery
+from tests.support.factories import make_user
 
 # What Tornado itself (and the app's own cached OpenAPI document) keeps in the application settings.
 TORNADO_KEYS = {"transforms", "default_handler_class", "log_function", "websocket_ping_interval",

@@ -29,7 +29,7 @@ def test_environment_overrides_dotenv(tmp_path: Path) -> None:
     assert settings.port == 9100 and settings.mongodb_db == "fromfile" and settings.smtp_tls is True
 
 
-@pytest.mark.parametrize("name,value,expected", [
+@pytest.mark.parametrize(("name", "value", "expected"), [
     ("DISPATCH_PORT", "eighty", "DISPATCH_PORT='eighty' is not valid: expected a whole number"),
     ("DISPATCH_PORT", "70000", "between 1 and 65535"),
     ("DISPATCH_EMAIL_BACKEND", "pigeon", "one of console, file, smtp"),

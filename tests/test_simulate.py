@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
 
-from dispatch.tools.devservices import VENV_BIN
 from dispatch.core.geo import haversine_km
+from dispatch.tools.devservices import VENV_BIN
 from dispatch.tools.simulate import Route
 from tests.support.factories import PASSWORD
 from tests.support.helpers import Api
@@ -20,7 +21,7 @@ def test_routes_move_at_town_speed() -> None:
 
     route = Route(55.75, 37.62, random.Random(7))
     positions = [route.advance(1.0) for _ in range(120)]
-    for before, after in zip(positions, positions[1:]):
+    for before, after in itertools.pairwise(positions):
         km = haversine_km(before["lat"], before["lon"], after["lat"], after["lon"])
         assert km <= 75 / 3600 + 1e-6  # never faster than 75 km/h between one-second points
         assert 10 <= after["speed"] <= 70 and 0 <= after["heading"] < 360

@@ -8,8 +8,9 @@ attached once at start-up, so no handler needs to know who listens.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger("dispatch.events")
 

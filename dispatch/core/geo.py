@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG), the usual choice for haversine
 

@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -56,7 +57,7 @@ async def positions(redis: aioredis.Redis, vehicle_ids: list[Any]) -> dict[str, 
         for vehicle_id in vehicle_ids:
             pipe.hgetall(position_key(vehicle_id))
         rows = await pipe.execute()
-    return {str(vid): _decode(row) for vid, row in zip(vehicle_ids, rows)}
+    return {str(vid): _decode(row) for vid, row in zip(vehicle_ids, rows, strict=False)}
 
 
 async def nearby(redis: aioredis.Redis, lat: float, lon: float, radius_km: float, count: int,

@@ -7,8 +7,9 @@ missing, so no handler can forget its access check.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import tornado.web
 

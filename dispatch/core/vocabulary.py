@@ -7,8 +7,8 @@ sent value, and JSON, BSON and Redis carry it unchanged. Schemas validate with
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Iterable
 
 
 class Category(StrEnum):

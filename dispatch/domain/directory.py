@@ -8,7 +8,8 @@ name, phone and email; staff change only category, activity and organizations, e
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from bson import ObjectId
 

@@ -21,11 +21,18 @@ from dispatch.core import ratelimit
 from dispatch.core.errors import ApiError, Conflict, ValidationFailed
 from dispatch.core.events import EventBus
 from dispatch.core.phones import PhoneError, looks_like_phone, normalize
+from dispatch.core.security import (
+    TokenError,
+    check_password,
+    decode_token,
+    encode_token,
+    hash_password,
+    password_fingerprint,
+    random_code,
+)
 from dispatch.core.vocabulary import Category
 from dispatch.domain.queue import TaskQueue
-from dispatch.core.security import (TokenError, check_password, decode_token, encode_token, hash_password,
-                               password_fingerprint, random_code)
-from dispatch.domain.sessions import RefreshError, SessionStore, TOUCH_EVERY
+from dispatch.domain.sessions import TOUCH_EVERY, RefreshError, SessionStore
 from dispatch.settings import Settings
 from models.users import Users, new_user, password_problems
 

@@ -300,7 +300,7 @@ class OrderDesk:
         scope = {"organization": organization} if organization else {}
         pickup = order["pickup"]
         ranked = await live.nearby(self.redis, pickup["lat"], pickup["lon"], AUTO_RADIUS_KM, AUTO_CANDIDATES, key)
-        distance = {member: km for member, km in ranked}
+        distance = dict(ranked)
         available = await self.vehicles.available(scope)
         available.sort(key=lambda doc: (distance.get(str(doc["_id"]), math.inf), str(doc["_id"])))
         return [doc["_id"] for doc in available]

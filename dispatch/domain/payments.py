@@ -17,10 +17,10 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.core.pagination import Page
 from dispatch.core.vocabulary import DRIVER_PAYMENT_METHODS, Category, OrderStatus
 from dispatch.domain import scopes
 from dispatch.domain.scopes import Resource
-from dispatch.core.pagination import Page
 from models.orders import Orders
 from models.payments import Payments, Ratings
 from models.users import Users

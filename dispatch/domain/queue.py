@@ -18,27 +18,27 @@ from dispatch.settings import Settings
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration the server and the worker share: JSON only, late acks, one task at a time."""
-    return dict(
-        task_serializer="json",
-        accept_content=["json"],
-        result_serializer="json",
-        task_ignore_result=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        worker_hijack_root_logger=False,
-        broker_connection_retry_on_startup=True,
+    return {
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "broker_connection_retry_on_startup": True,
         # Tasks a killed worker held (acked late, so still unacked) are handed out again after the
         # visibility timeout; workers look for such tasks every few seconds (kombu's default is ~100 s).
-        broker_transport_options={"visibility_timeout": settings.task_visibility_timeout,
+        "broker_transport_options": {"visibility_timeout": settings.task_visibility_timeout,
                                   "unacked_restore_interval": min(10, max(1, settings.task_visibility_timeout // 4)),
                                   "unacked_restore_throttle": 1,
                                   # A worker killed during its own sweep leaves the sweep's lock behind;
                                   # kombu holds it for 300 s by default, stalling every other worker's sweep.
                                   "unacked_mutex_expire": max(5, min(60, settings.task_visibility_timeout))},
-        timezone="UTC",
-        enable_utc=True,
-    )
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
 
 
 def make_sender(settings: Settings) -> Celery:

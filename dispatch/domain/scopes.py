@@ -10,10 +10,10 @@ a resource is refused with 403.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable
-
+from typing import Any
 
 from dispatch.core.errors import ApiError
 from dispatch.core.vocabulary import Category

@@ -14,8 +14,8 @@ from bson import ObjectId
 
 from dispatch.core import ratelimit
 from dispatch.core.errors import ApiError, Conflict
-from dispatch.domain.identity import Identity
 from dispatch.core.security import digest
+from dispatch.domain.identity import Identity
 
 CODE_TTL = 300
 CODE_DIGITS = 6

@@ -13,12 +13,13 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.core.pagination import Page
 from dispatch.domain import scopes
 from dispatch.domain.scopes import Resource, orgs_of
-from dispatch.core.pagination import Page
 from models.orders import Orders
 from models.support import SupportTickets, new_message, new_ticket
 from models.users import Users
+
 
 def is_operator(user: dict[str, Any], ticket: dict[str, Any]) -> bool:
     """Whether the user operates this ticket (and so may see and write internal notes)."""

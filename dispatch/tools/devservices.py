@@ -8,6 +8,7 @@ uses the same functions to start private instances on free ports.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,9 +16,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -71,10 +72,8 @@ class Group:
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def free_port() -> int:
@@ -97,7 +96,7 @@ def _spawn(name: str, argv: list[str], log_dir: Path, env: Mapping[str, str] | N
            quiet: bool = True) -> tuple[subprocess.Popen, Path]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    out = open(log_path, "ab") if quiet else None
+    out = open(log_path, "ab") if quiet else None  # noqa: SIM115 - the child inherits it; closed once spawned
     process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT if quiet else None,
                                env=dict(env) if env is not None else None, start_new_session=True)
     if out is not None:

@@ -19,10 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from dispatch.core import live
 from dispatch.core.pagination import Page
-from dispatch.services import Services
-from dispatch.settings import Settings
 from dispatch.core.timeutil import isoformat, utcnow
 from dispatch.core.vocabulary import Category, OrderEvent, VehicleStatus
+from dispatch.services import Services
+from dispatch.settings import Settings
 from models.orders import Orders
 from models.organizations import Organizations
 from models.users import orgs_of

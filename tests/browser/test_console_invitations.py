@@ -47,14 +47,16 @@ async def test_manager_invites_revokes_and_sees_an_accepted_invitation_leave(app
         await page.get_by_role("status").filter(has_text=f"Invited {driver['email']}").wait_for()
         await who.fill("+4915123450777")
         await who.press("Enter")
-        await page.wait_for_function("() => document.querySelectorAll('#invitation-list li[data-invitation-id]').length == 2")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#invitation-list li[data-invitation-id]').length == 2")
         assert await page.text_content("#invitation-count") == "2"
         await who.fill("12345")
         await who.press("Enter")
         await page.get_by_role("status").filter(has_text="Not invited:").wait_for()
 
         await page.get_by_role("button", name="Revoke the invitation of +4915123450777").click()
-        await page.wait_for_function("() => document.querySelectorAll('#invitation-list li[data-invitation-id]').length == 1")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#invitation-list li[data-invitation-id]').length == 1")
         assert await rows(page) == [driver["email"]]
         listed = await api.get(f"{API}/organizations/{org['_id']}/invitations", token=await login(app, manager))
         assert [i["email"] for i in listed.json["items"]] == [driver["email"]]

@@ -30,7 +30,7 @@ def documents() -> list[dict[str, Any]]:
     """One document per combination of the field values (an `_id` each; `missing`: no such field)."""
     docs = []
     for values in itertools.product(*FIELD_VALUES.values()):
-        doc = {"_id": ObjectId(), **{k: v for k, v in zip(FIELD_VALUES, values) if v != "missing"}}
+        doc = {"_id": ObjectId(), **{k: v for k, v in zip(FIELD_VALUES, values, strict=False) if v != "missing"}}
         docs.append(doc)
     docs += [{"_id": ORG_A}, {"_id": ORG_C}]  # organizations themselves
     return docs

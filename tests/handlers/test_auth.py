@@ -71,7 +71,7 @@ async def test_register_verify_login_and_read_profile(api: Api, services: Any) -
     assert me.status == 200 and me.json["id"] == user["id"] and me.json["email_verified"] is True
 
 
-@pytest.mark.parametrize("change,field", [
+@pytest.mark.parametrize(("change", "field"), [
     ({"password": "short1"}, "password"),
     ({"password": "1234567890"}, "password"),
     ({"category": "ADMIN"}, "category"),

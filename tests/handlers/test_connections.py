@@ -8,7 +8,9 @@ next, perfectly good request into a `Connection reset by peer`.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterator
+import contextlib
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -47,10 +49,8 @@ class RawConnection:
             self.writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         if chunks is not None and end:
             self.writer.write(b"0\r\n\r\n")
-        try:
+        with contextlib.suppress(ConnectionError):  # the server answered early and closed: the answer is still readable
             await self.writer.drain()
-        except ConnectionError:  # the server answered early and closed: the answer is still readable
-            pass
 
     async def answer(self) -> Response:
         """Read one whole answer."""

@@ -11,9 +11,9 @@ import pytest
 import tornado.httpserver
 import tornado.testing
 
-from dispatch.tools import devservices
 from dispatch.app import make_app
 from dispatch.services import Services
+from dispatch.tools import devservices
 from tests.support.helpers import Api
 
 

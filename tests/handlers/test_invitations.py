@@ -209,7 +209,8 @@ async def test_drivers_and_clients_who_register_with_the_organizations_code_join
     created = await api.post(f"{API}/organizations", {"name": "Delta Tow"}, token=world.tokens["manager_a"])
     assert len(created.json["invite_code"]) == 10
     fresh = await api.post(f"{API}/organizations/{a}/invite-code", token=world.tokens["manager_a"])
-    assert fresh.status == 200 and len(code := fresh.json["invite_code"]) == 10
+    code = fresh.json["invite_code"]
+    assert fresh.status == 200 and len(code) == 10
     assert (await api.get(f"{API}/organizations/{a}", token=world.tokens["admin"])).json["invite_code"] == code
     for role in ("driver_a", "client"):
         shown = await api.get(f"{API}/organizations/{a}", token=world.tokens[role])

@@ -14,8 +14,17 @@ from dispatch.core.events import Event
 from dispatch.core.geo import distance_km
 from dispatch.core.timeutil import isoformat, utcnow
 from tests.dispatch.test_state_machine import ACTIONS, STATUSES, expected
-from tests.support.fleet_fixtures import (API, CENTER, insert_order, make_vehicle_type, make_world, offset, oid,
-                                  order_body, put_position)
+from tests.support.fleet_fixtures import (
+    API,
+    CENTER,
+    insert_order,
+    make_vehicle_type,
+    make_world,
+    offset,
+    oid,
+    order_body,
+    put_position,
+)
 from tests.support.helpers import Api, Response
 
 
@@ -398,10 +407,10 @@ async def test_auto_assignment_takes_the_nearest_available_truck_of_the_organiza
     assert [a.status for a in answers] == [200, 200, 200, 409]
     assert [a.json["vehicle_id"] for a in answers[:3]] == [world.id("near"), world.id("far"), world.id("no_position")]
     assert answers[3].error_code == "no_vehicle_available"
-    assignment = [e for e in events if e.type == "assignment"][0]
+    assignment = next(e for e in events if e.type == "assignment")
     assert assignment.channels == (f"user:{world.id('d2')}",)
     assert assignment.data["order"]["vehicle_id"] == world.id("near")
-    assigned = [e for e in events if e.type == "order"][0]
+    assigned = next(e for e in events if e.type == "order")
     assert assigned.data["event"] == "assigned" and assigned.data["from"] == "new" and assigned.data["to"] == "assigned"
     assert set(assigned.data["order"]) >= {"id", "client_id", "driver_id", "organization", "status"}
 

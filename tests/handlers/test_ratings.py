@@ -63,7 +63,7 @@ async def test_concurrent_ratings_of_one_driver_all_count(app: Any, api: Api) ->
         orders.append(await insert_order(world, "completed", "a", client=name, vehicle="truck"))
     answers = await asyncio.gather(*(api.post(f"{API}/orders/{order['_id']}/rating", {"score": score},
                                               token=world.tokens[name])
-                                     for order, score, name in zip(orders, scores, clients)))
+                                     for order, score, name in zip(orders, scores, clients, strict=False)))
     assert [a.status for a in answers] == [201] * len(scores)
     profile = (await api.get(f"{API}/users/{world.id('driver')}", token=world.tokens["manager_a"])).json
     assert profile["rating_count"] == 5 and profile["rating"] == round(sum(scores) / 5, 2)

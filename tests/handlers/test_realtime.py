@@ -150,7 +150,7 @@ async def test_offline_batch_of_500_points_is_stored_in_order(app: Any, api: Api
     assert error["code"] == "batch_too_large"
 
 
-@pytest.mark.parametrize("frame,code", [
+@pytest.mark.parametrize(("frame", "code"), [
     ("{not json", "malformed_json"),
     ('{"lat": 1}', "bad_frame"),
     ('[1, 2]', "bad_frame"),

@@ -9,12 +9,14 @@ still unconfirmed, or of a later, higher one that covers it, and arrives only on
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from bson import ObjectId
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.helpers import Api
 from tests.support.realtime_client import WsClient, fleet, point, ws_url

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -82,8 +83,8 @@ async def test_types_from_before_price_lists_are_shared(app: Any, api: Api) -> N
     world = await make_world(app)
     db = app.settings["services"].db
     await db["vehicle_types"].insert_one({"name": "Old bus", "name_lower": "old bus", "base_price": 10.0,
-                                          "price_per_km": 1.0, "created_at": datetime.now(timezone.utc),
-                                          "updated_at": datetime.now(timezone.utc)})
+                                          "price_per_km": 1.0, "created_at": datetime.now(UTC),
+                                          "updated_at": datetime.now(UTC)})
     await ensure_indexes(db)
     listed = await api.get(f"{API}/vehicle-types", token=world.tokens["manager_a"])
     assert [item["organization"] for item in listed.json["items"] if item["name"] == "Old bus"] == [None]
@@ -332,7 +333,7 @@ async def test_track_replays_the_stored_route_and_its_length(app: Any, api: Api,
     world = await make_world(app)
     truck = await world.add_vehicle("a1", "a", "driver_a1")
     other = await world.add_vehicle("a2", "a", "driver_a2")
-    start = datetime(2030, 5, 1, 8, 0, tzinfo=timezone.utc)
+    start = datetime(2030, 5, 1, 8, 0, tzinfo=UTC)
     route = [offset(0, 0), offset(1, 0), offset(1, 1), offset(2, 1)]
     # Stored out of order, as batches from a phone's offline buffer may arrive.
     docs = [gps_point(truck, seq, at, start + timedelta(minutes=seq)) for seq, at in enumerate(route)]
@@ -349,7 +350,7 @@ async def test_track_replays_the_stored_route_and_its_length(app: Any, api: Api,
     assert [p["lon"] for p in body["points"]] == pytest.approx([p["lon"] for p in route])
     assert body["points"][0] == {"lat": pytest.approx(route[0]["lat"]), "lon": pytest.approx(route[0]["lon"]),
                                  "ts": "2030-05-01T08:00:00.000Z", "speed": 12.5, "heading": 270.0}
-    expected = sum(haversine_km(a["lat"], a["lon"], b["lat"], b["lon"]) for a, b in zip(route, route[1:]))
+    expected = sum(haversine_km(a["lat"], a["lon"], b["lat"], b["lon"]) for a, b in itertools.pairwise(route))
     assert body["distance_km"] == pytest.approx(expected, abs=0.001)
     assert body["distance_km"] == pytest.approx(3, abs=0.01)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from tests.support.factories import login, make_org, make_user
 from tests.support.helpers import Api
 
 URL = "/api/v1/waybills"
-TODAY = datetime.now(timezone.utc).date()
+TODAY = datetime.now(UTC).date()
 DAY = (TODAY - timedelta(days=3)).isoformat()  # a recent working day
 NEXT_DAY = (TODAY - timedelta(days=2)).isoformat()
 
@@ -262,7 +262,7 @@ async def test_waybill_dates_and_times_stay_in_a_sensible_range(app: Any, api: A
     # moving the day later than the stored departure allows is refused too
     moved = await api.patch(one, {"date": TODAY.isoformat()}, token=f["driver_token"])
     assert moved.status == 422 and list(moved.json["error"]["details"]) == ["departed_at"]
-    tomorrow_plus = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
+    tomorrow_plus = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     future = await api.patch(one, {"returned_at": tomorrow_plus}, token=f["driver_token"])
     assert future.status == 422 and list(future.json["error"]["details"]) == ["returned_at"]
     stored = (await api.get(one, token=f["driver_token"])).json

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
 import time
 import warnings
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jwt
 import pytest
@@ -21,10 +23,10 @@ from dispatch.core import jsonutil
 from dispatch.core.security import encode_token
 from tests.support.factories import PASSWORD, login, make_user
 from tests.support.fleet_fixtures import CENTER, World, gps_point, make_vehicle_type, make_world, oid, order_body
-from tests.support.sms import new_phone, request_code, wrong
 from tests.support.helpers import Api
-from tests.support.realtime_client import WsClient, fleet, point, ws_url
 from tests.support.processes import serving
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
+from tests.support.sms import new_phone, request_code, wrong
 
 API = "/api/v1"
 # Day-long windows (a fixed window cannot reset mid-test); generous where a test is not about the limit.
@@ -62,7 +64,7 @@ def world(io_loop: Any, app: Any, api: Api) -> Iterator[World]:
                                                            "order_id": order["id"]}, token=b["client"])
         notes = (await api.get(f"{API}/notifications", token=b["client"])).json["items"]
         assert payment.status == waybill.status == ticket.status == 201 and notes
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         await app.settings["services"].db["gps_points"].insert_many(
             [gps_point(world.vehicles["truck_b"], n, CENTER, now - timedelta(minutes=n)) for n in range(1, 4)])
         world.b = {"order": order["id"], "waybill": waybill.json["id"], "ticket": ticket.json["id"],  # type: ignore
@@ -71,7 +73,7 @@ def world(io_loop: Any, app: Any, api: Api) -> Iterator[World]:
                    "client": world.id("other_client")}
         return world
 
-    yield io_loop.run_sync(build)
+    return io_loop.run_sync(build)
 
 
 def b_requests(b: dict[str, str], world: World) -> list[tuple[str, str, Any]]:
@@ -339,10 +341,8 @@ def test_slow_clients_neither_block_others_nor_stay_forever(services: Any, tmp_p
         served = 0
         for n in range(12):  # ~3 s of dribbling, one byte per socket per step, with real requests between
             for sock in slow:
-                try:
+                with contextlib.suppress(OSError):
                     sock.send(request[n:n + 1])
-                except OSError:
-                    pass
             healthy = requests.get(base_url + "/healthz", timeout=5)
             wrong_login = requests.post(base_url + API + "/auth/login", timeout=5,
                                         json={"login": f"nobody{n}", "password": "x" * 8})

@@ -15,9 +15,10 @@ import asyncio
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -26,9 +27,9 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events
 
 from dispatch.app import make_app
+from dispatch.core.storage import ensure_indexes, open_stores
 from dispatch.services import Services
 from dispatch.settings import Settings
-from dispatch.core.storage import ensure_indexes, open_stores
 from tests.support.factories import PASSWORD
 from tests.support.fleet_fixtures import World, insert_order, make_vehicle_type, make_world, order_body
 from tests.support.processes import serving

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import tornado.httpclient
 
-from dispatch.tools import devservices
 from dispatch.core import jsonutil
+from dispatch.tools import devservices
 from tasks import make_celery
 from tests.support.gateways import Gateway, Sink, gateway_running, smtp_running
 from tests.support.helpers import Response, api_at, assert_error_envelope
@@ -58,7 +59,7 @@ def assert_stored_exactly_once(stack: Stack, team: dict[str, Any], drivers: list
     """Every point each driver sent is stored, once; (sent, stored) in total."""
     ids = [str(crew["user"]["_id"]) for crew in team["drivers"]]
     stored = stored_ids(stack, ids)
-    for driver_id, driver in zip(ids, drivers):
+    for driver_id, driver in zip(ids, drivers, strict=False):
         assert len(stored[driver_id]) == len(set(stored[driver_id]))
         assert {int(i.rpartition(":")[2]) for i in stored[driver_id]} == driver.sent
     return sum(len(d.sent) for d in drivers), sum(len(v) for v in stored.values())
@@ -104,7 +105,8 @@ async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, sta
         jsonutil.dumps({"type": "subscribe", "channel": f"vehicle:{watched}"}))
     drivers[1].drop()  # this one loses its connection in the outage and keeps retrying
     sent_before = [d.seq for d in drivers]
-    await until(lambda: all(d.seq >= s + 20 for d, s in zip(drivers, sent_before)), what="streaming in the outage")
+    await until(lambda: all(d.seq >= s + 20 for d, s in zip(drivers, sent_before, strict=True)),
+                what="streaming in the outage")
     await until(lambda: bool(console.errors) and 1013 in drivers[1].close_codes, what="answers in the outage")
     assert {"type": "error", "code": "service_unavailable"}.items() <= console.errors[0].items()
 
@@ -149,19 +151,19 @@ async def test_mongodb_restarted_history_is_retried_and_acked_only_once_stored(s
     sent_in_outage = [d.seq for d in drivers]
     await asyncio.sleep(1)
     assert [[seq for t, seq in d.acks if t > settled] for d in drivers] == [[], []], "acked while MongoDB was down"
-    assert all(d.acked <= s for d, s in zip(drivers, sent_at_kill))
-    assert all(d.seq > s for d, s in zip(drivers, sent_in_outage))  # the drivers kept sending all along
+    assert all(d.acked <= s for d, s in zip(drivers, sent_at_kill, strict=False))
+    assert all(d.seq > s for d, s in zip(drivers, sent_in_outage, strict=False))  # the drivers kept sending all along
 
     await in_thread(stack.start_mongo)
-    for driver, sent in zip(drivers, sent_in_outage):
-        await until(lambda: driver.acked >= sent, what="acks after MongoDB came back")
+    for driver, sent in zip(drivers, sent_in_outage, strict=False):
+        await until(lambda driver=driver, sent=sent: driver.acked >= sent, what="acks after MongoDB came back")
     again = await asyncio.gather(*(fetch(server.url + "/api/v1/vehicles", team["manager_token"]) for _ in range(20)))
     assert [r.status for r in again] == [200] * 20
     for driver in drivers:
         await driver.finish()
     sent, stored = assert_stored_exactly_once(stack, team, drivers)
     print(f"\nmongodb restart: sent={sent} stored={stored} unacked during the outage="
-          f"{sum(d.seq - s for d, s in zip(drivers, sent_at_kill))}")
+          f"{sum(d.seq - s for d, s in zip(drivers, sent_at_kill, strict=False))}")
     log = server.log()
     assert "GPS history write failed" in log  # batches were retried, not dropped
     assert_clean_log(log)
@@ -183,7 +185,8 @@ async def test_server_killed_clients_move_to_another_and_since_fills_the_gap(sta
     console.away.clear()
     await in_thread(doomed.kill)
     sent_at_kill = [d.seq for d in drivers]
-    await until(lambda: all(d.acked > s + 10 for d, s in zip(drivers, sent_at_kill)), what="drivers on the spare")
+    await until(lambda: all(d.acked > s + 10 for d, s in zip(drivers, sent_at_kill, strict=True)),
+                what="drivers on the spare")
     assert console.reconnects == 1 and not console.subscribed.is_set()
     console.away.set()
     await until(lambda: console.subscribed.is_set(), what="the console on the spare")
@@ -191,7 +194,7 @@ async def test_server_killed_clients_move_to_another_and_since_fills_the_gap(sta
     for driver in drivers:
         await driver.finish()
     vehicles = [crew["vehicle"]["id"] for crew in team["drivers"]]
-    await until(lambda: all(console.seqs(v) >= d.sent for v, d in zip(vehicles, drivers)),
+    await until(lambda: all(console.seqs(v) >= d.sent for v, d in zip(vehicles, drivers, strict=False)),
                 what="every point on the console")
     await console.stop()
     sent, stored = assert_stored_exactly_once(stack, team, drivers)
@@ -228,7 +231,7 @@ def test_worker_killed_with_messages_in_flight_and_queued_delivers_them_all(
     subjects = [f"Shift {n}" for n in range(15)]
     texts = [f"Code {n:06d}" for n in range(15)]
     try:
-        for subject, text in zip(subjects, texts):
+        for subject, text in zip(subjects, texts, strict=False):
             sender.send_task("email.send", args=["driver@example.com", subject, "Starts at 8."])
             sender.send_task("sms.send", args=["+79161234567", text])
     finally:

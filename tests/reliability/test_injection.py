@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -46,7 +47,7 @@ def world(io_loop: Any, app: Any, api: Api) -> Iterator[World]:
         world.vehicles["done"] = await insert_order(world, "completed", org="a", vehicle="truck")
         return world
 
-    yield io_loop.run_sync(build)
+    return io_loop.run_sync(build)
 
 
 def bodies(world: World) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -87,8 +88,8 @@ def field_paths(body: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, 
     """The path of every value in a body, nested ones included."""
     items = body.items() if isinstance(body, dict) else enumerate(body) if isinstance(body, list) else []
     for key, value in items:
-        yield prefix + (key,)
-        yield from field_paths(value, prefix + (key,))
+        yield (*prefix, key)
+        yield from field_paths(value, (*prefix, key))
 
 
 def replaced(body: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
@@ -146,7 +147,7 @@ def assert_refused(answer: Any, what: str) -> None:
 @pytest.mark.gen_test(timeout=60)
 async def test_operator_objects_never_log_anyone_in(api: Api, world: World, field: str) -> None:
     admin = world.users["admin"]
-    for value in OPERATORS + [None, 1, True, ["admin"]]:
+    for value in [*OPERATORS, None, 1, True, ["admin"]]:
         body = {"login": admin["username"], "password": PASSWORD, field: value}
         answer = await api.post(f"{API}/auth/login", body)
         assert_refused(answer, f"login with {field}={value!r}")
@@ -217,7 +218,7 @@ async def test_operators_in_query_parameters_never_widen_a_list(api: Api, world:
         baseline = await api.get(f"{API}{path}?limit=200", token=token)
         assert baseline.status == 200
         visible = {item["id"] for item in baseline.json["items"]}
-        for name in names + ["limit", "offset"]:
+        for name in [*names, "limit", "offset"]:
             for value in QUERY_VALUES:
                 for query in (f"{name}={quote(value)}", f"{quote(name + '[$ne]')}={quote(value)}",
                               f"{name}={quote(value)}&{name}={quote(value)}"):

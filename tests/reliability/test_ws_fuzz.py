@@ -13,12 +13,14 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import websockets
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dispatch.core import jsonutil
 from tests.support.factories import login, make_user
@@ -33,10 +35,10 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.di
 TYPES = ["location", "locations", "status", "subscribe", "unsubscribe", "auth", "ack", "error", "ready", ""]
 FIELDS = ["seq", "lat", "lon", "ts", "speed", "heading", "accuracy", "channel", "since", "order_id", "status",
           "reason", "token", "offset"]
-POINT = st.fixed_dictionaries({}, optional={name: VALUES for name in FIELDS[:7]})
+POINT = st.fixed_dictionaries({}, optional=dict.fromkeys(FIELDS[:7], VALUES))
 FRAMES = st.fixed_dictionaries(
     {"type": st.sampled_from(TYPES) | TEXT | VALUES},
-    optional={**{name: VALUES for name in FIELDS}, "points": st.lists(POINT, max_size=6) | VALUES})
+    optional={**dict.fromkeys(FIELDS, VALUES), "points": st.lists(POINT, max_size=6) | VALUES})
 PAYLOADS = st.one_of(
     FRAMES.map(lambda frame: json.dumps(frame, allow_nan=True)),  # frames with wrong types, NaN, huge numbers
     VALUES.map(lambda value: json.dumps(value, allow_nan=True)),  # JSON that is not an object
@@ -79,7 +81,7 @@ def malicious(now_ts: str) -> dict[str, tuple[str | bytes, str, str]]:
         "10,000 nested arrays": (nested(10_000), MJ, MJ),
         "10,000 nested objects": ('{"a":' * 10_000 + "1" + "}" * 10_000, MJ, MJ),
         "1,000 nested arrays as seq": (seq % nested(1000), IL, UT),
-        "1,000 nested arrays as type": ('{"type": %s}' % nested(1000), BF, BF),
+        "1,000 nested arrays as type": (f'{{"type": {nested(1000)}}}', BF, BF),
         "501 points": (jsonutil.dumps({"type": "locations", "points": [{"seq": n} for n in range(501)]}).decode(),
                        "batch_too_large", UT),
         "points as an object": ('{"type": "locations", "points": {"seq": 1}}', IL, UT),
@@ -96,8 +98,8 @@ def malicious(now_ts: str) -> dict[str, tuple[str | bytes, str, str]]:
         "truncated JSON": ('{"type": "location", "seq": 1', MJ, MJ),
         "duplicate keys (the last wins)": ('{"type": "location", "type": "subscribe"}', UT, BC),
         "operator values": ('{"type": "subscribe", "channel": {"$gt": ""}, "since": {"$where": "1"}}', UT, BC),
-        "channel of 10 KiB": ('{"type": "subscribe", "channel": "fleet:%s"}' % ("a" * 10_000), UT, BC),
-        "since 2**70": ('{"type": "subscribe", "channel": "fleet:abc", "since": %d}' % 2**70, UT, BO),
+        "channel of 10 KiB": ('{"type": "subscribe", "channel": "fleet:' + "a" * 10_000 + '"}', UT, BC),
+        "since 2**70": ('{"type": "subscribe", "channel": "fleet:abc", "since": ' + str(2**70) + "}", UT, BO),
         "since in superscript digits": ('{"type": "subscribe", "channel": "fleet:abc", "since": "\u00b2-\u00b3"}',
                                         UT, BO),
         "status with an operator as order id": ('{"type": "status", "order_id": {"$oid": "0"}, "status": "accepted"}',
@@ -167,11 +169,11 @@ class Arena:
         # large; it must come, not be fast. Which of the two waits failed says where the point was lost.
         try:
             await self.healthy_driver.recv_type("ack", timeout=STALL, seq=self.seq)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"no ack of seq {self.seq} in {STALL:.0f} s") from None
         try:  # acked means stored and published: a console subscribed before the send must get it
             await self.healthy_console.recv_type("location", timeout=STALL, lat=lat, vehicle_id=self.vehicle_id)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"seq {self.seq} was acked, but the console did not get it in {STALL:.0f} s") \
                 from None
 
@@ -210,7 +212,7 @@ def arena(app: Any, api: Api, base_url: str, io_loop: Any) -> Iterator[Arena]:
         await built.heartbeat()
         return built
 
-    yield io_loop.run_sync(build, timeout=HANG_GUARD)
+    return io_loop.run_sync(build, timeout=HANG_GUARD)
 
 
 KINDS = ("driver", "console", "order")
@@ -259,7 +261,7 @@ async def test_oversize_and_invalid_utf8_frames_close_only_their_socket(arena: A
             while jsonutil.loads(await raw.recv()).get("type") != "ready":
                 pass
             await raw.send(b'{"type": "\xff\xfe"}', text=True)  # a text frame that is not UTF-8
-            with pytest.raises(websockets.ConnectionClosed):
+            with pytest.raises(websockets.ConnectionClosed):  # noqa: PT012 - read until the server drops us
                 while True:
                     await asyncio.wait_for(raw.recv(), 10)
             assert raw.close_code in (1006, 1007), raw.close_code  # Tornado drops such a peer (1006)

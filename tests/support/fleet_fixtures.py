@@ -125,8 +125,8 @@ async def insert_order(world: World, status: str = "new", org: str | None = "a",
                        vehicle: str | None = None) -> dict[str, Any]:
     """An order stored directly in a given status; with `vehicle`, assigned to that truck and its driver
     (the truck busy with it while the order holds it)."""
-    from dispatch.domain.orders import HOLDS_VEHICLE
     from dispatch.core.timeutil import utcnow
+    from dispatch.domain.orders import HOLDS_VEHICLE
     from models.orders import Orders
 
     truck = world.vehicles[vehicle] if vehicle else None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.policy
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 

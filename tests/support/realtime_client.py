@@ -14,8 +14,7 @@ from tests.support.factories import login, make_org, make_user
 from tests.support.fleet_fixtures import make_vehicle_type, order_body
 from tests.support.helpers import Api
 
-
-OPEN: list["WsClient"] = []  # closed by the `ws_cleanup` fixture after each test
+OPEN: list[WsClient] = []  # closed by the `ws_cleanup` fixture after each test
 
 
 class WsClient:
@@ -27,7 +26,7 @@ class WsClient:
         OPEN.append(self)
 
     @classmethod
-    async def connect(cls, url: str, token: str | None = None, *, header: bool = True) -> "WsClient":
+    async def connect(cls, url: str, token: str | None = None, *, header: bool = True) -> WsClient:
         """Open a socket, with the token in the Authorization header (or nowhere)."""
         headers = {"Authorization": f"Bearer {token}"} if token and header else {}
         request = tornado.httpclient.HTTPRequest(url, headers=headers, request_timeout=10)
@@ -88,7 +87,7 @@ async def fleet(app: Any, api: Any, drivers: int = 1) -> dict[str, Any]:
     manager = await make_user(app, "MANAGER", organizations=[org["_id"]])
     manager_token = await login(app, manager)
     crew = []
-    for n in range(drivers):
+    for _n in range(drivers):
         driver = await make_user(app, "DRIVER", organizations=[org["_id"]])
         created = await api.post("/api/v1/vehicles", {
             "plate": f"T{uuid.uuid4().hex[:6].upper()}", "model": "Tow", "capacity_kg": 3500,

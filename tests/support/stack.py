@@ -8,6 +8,7 @@ Also the clients the fault tests drive: a driver app (dispatch.tools.driverapp, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,11 +21,11 @@ from typing import Any
 import tornado.websocket
 from pymongo import MongoClient
 
-from dispatch.tools import devservices
 from dispatch.core import jsonutil
+from dispatch.settings import Settings
+from dispatch.tools import devservices
 from dispatch.tools.devservices import VENV_BIN, Service
 from dispatch.tools.driverapp import CONNECT_ERRORS, DriverApp, connect
-from dispatch.settings import Settings
 from tests.support.processes import env_of, wait_ready
 
 
@@ -70,7 +71,7 @@ class Stack:
     processes: list[Service] = field(default_factory=list)
     settings: Settings | None = None
 
-    def start(self, **changes: Any) -> "Stack":
+    def start(self, **changes: Any) -> Stack:
         """Start redis-server (persistent) and secantusd-py (on disk); settings of a fresh database."""
         self.start_redis()
         self.start_mongo()
@@ -137,10 +138,8 @@ class Stack:
 
 
 def kill_group(process: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(10)
 
 
@@ -187,16 +186,14 @@ class Console:
         self._server = 0
         self._task: asyncio.Task | None = None
 
-    def start(self) -> "Console":
+    def start(self) -> Console:
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
     async def _run(self) -> None:
         while not self.done:
-            try:
+            with contextlib.suppress(CONNECT_ERRORS):
                 await self._session(self.urls[self._server % len(self.urls)])
-            except CONNECT_ERRORS:
-                pass
             if self.done:
                 return
             self.reconnects += 1

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -14,8 +15,8 @@ from PIL import Image, ImageCms, PngImagePlugin
 from pymongo.errors import ConnectionFailure
 
 from dispatch.domain import avatars
-from dispatch.tools import devservices
 from dispatch.settings import Settings
+from dispatch.tools import devservices
 from tasks import make_celery
 from tasks.avatars import _store, close_clients
 
@@ -126,7 +127,7 @@ def test_database_outage_keeps_the_upload_for_the_retry(services: Any, tmp_path:
     assert not list((Path(settings.media_dir) / "avatars").iterdir()), "no orphan avatar file"
 
 
-@pytest.mark.parametrize("source, fmt, extension, mode", [
+@pytest.mark.parametrize(("source", "fmt", "extension", "mode"), [
     (Image.new("CMYK", (400, 300), (0, 80, 80, 0)), "JPEG", "jpg", "RGB"),
     (Image.new("L", (50, 80), 128), "PNG", "jpg", "RGB"),
     (Image.new("RGB", (500, 500), (1, 2, 3)), "WEBP", "jpg", "RGB"),

@@ -8,7 +8,8 @@ import asyncio
 import os
 import re
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -65,7 +66,8 @@ async def test_activation_link_arrives_by_smtp_and_works(api: Api, sinks: tuple[
     sink = sinks[0]
     name = f"smtp{uuid.uuid4().hex[:8]}"
     email = f"{name}@example.com"
-    assert (await api.post("/api/v1/auth/register", {"username": name, "email": email, "password": PASSWORD})).status == 201
+    registered = await api.post("/api/v1/auth/register", {"username": name, "email": email, "password": PASSWORD})
+    assert registered.status == 201
     message = await until(lambda: next((m for m in sink.received if m["To"] == email), None))
     assert message["From"] == "no-reply@dispatch.test"
     link = re.search(r"http\S+/api/v1/auth/activate\?token=\S+", message.get_payload(decode=True).decode()).group(0)
