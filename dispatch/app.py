@@ -30,7 +30,7 @@ def make_app(services: Services) -> tornado.web.Application:
     routes = handlers.all_routes()
     check_handlers(handler for _, handler in routes)
     for pattern, handler in routes:
-        handler.route = pattern  # the metrics label
+        handler.route = pattern  # type: ignore[attr-defined]  # the metrics label, on any handler class
     spec = build_spec(routes, SCHEMAS)
     url_specs: list[Any] = [tornado.web.url(pattern, handler) for pattern, handler in routes]
     url_specs.append((r"/static/(.*)", AssetHandler, {"path": str(STATIC_DIR)}))

@@ -14,6 +14,7 @@ Handlers and sockets reach it as `self.services`; nothing is rebuilt per request
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
@@ -46,8 +47,8 @@ class Services:
     """Everything one process works with (thumbor's `Context`): built by `open`, released by `close`."""
 
     settings: Settings
-    mongo: AsyncMongoClient
-    db: AsyncDatabase
+    mongo: AsyncMongoClient[Any]
+    db: AsyncDatabase[Any]
     redis: aioredis.Redis  # live state: positions, sessions, rate limits, fan-out
     cache: aioredis.Redis  # the user cache
     tasks: TaskQueue

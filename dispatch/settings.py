@@ -84,7 +84,7 @@ class Settings:
     @property
     def rate_limit_table(self) -> dict[str, tuple[int, int]]:
         """Each limit's (count, seconds), defaults merged with the configured value."""
-        table = _parse_limits(Settings.__dataclass_fields__["rate_limits"].default)
+        table = _parse_limits(str(Settings.__dataclass_fields__["rate_limits"].default))
         table.update(_parse_limits(self.rate_limits))
         return table
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 import tornado.httputil
 import tornado.web
 from marshmallow import Schema, ValidationError
+from tornado.http1connection import HTTP1Connection
 
 from dispatch.core import jsonutil
 from dispatch.core.errors import ApiError, default_code, default_message
@@ -75,7 +76,7 @@ class BaseHandler(tornado.web.RequestHandler):
         return request_id(self.request)
 
     async def prepare(self) -> None:
-        self.request.connection.set_max_body_size(UNBOUNDED)
+        cast(HTTP1Connection, self.request.connection).set_max_body_size(UNBOUNDED)
         try:
             await self._admit()
         except ApiError as exc:

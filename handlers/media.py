@@ -33,7 +33,7 @@ class AvatarFileHandler(tornado.web.StaticFileHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
 
     @public
-    async def get(self, name: str, include_body: bool = True) -> None:  # type: ignore[override]
+    async def get(self, name: str, include_body: bool = True) -> None:
         """An avatar image.
         ---
         tags: [users]
@@ -48,7 +48,7 @@ class AvatarFileHandler(tornado.web.StaticFileHandler):
         await super().get(name, include_body)
 
     @public
-    async def head(self, name: str) -> None:  # type: ignore[override]
+    async def head(self, name: str) -> None:
         await self.get(name, include_body=False)
 
     def get_cache_time(self, path: str, modified: Any, mime_type: str) -> int:

@@ -35,7 +35,7 @@ class TicketsHandler(BaseHandler):
         """
         page = self.page()
         filters = self.load(SupportTicketFilters(), query_of(self))
-        docs, total = await self.services.support.list(self.current_user, filters, page)
+        docs, total = await self.services.support.page(self.current_user, filters, page)
         items = [show_ticket(doc, is_operator(self.current_user, doc)) for doc in docs]
         self.write_json(page.envelope(items, total))
 

@@ -27,7 +27,7 @@ class WaybillsHandler(BaseHandler):
         """
         page = self.page()
         filters = self.load(WaybillFilters(), query_of(self))
-        docs, total = await self.services.waybills.list(self.current_user, filters, page)
+        docs, total = await self.services.waybills.page(self.current_user, filters, page)
         self.write_json(page.envelope([show(doc) for doc in docs], total))
 
     @roles(Category.DRIVER)

@@ -99,7 +99,8 @@ class Id(fields.String):
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return None if value is None else str(value)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> ObjectId:
+    # A string on the wire (and in the OpenAPI document), an ObjectId once loaded.
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> ObjectId:  # type: ignore[override]
         if not isinstance(value, str) or not ObjectId.is_valid(value):
             raise ValidationError("Not a valid id.")
         return ObjectId(value)

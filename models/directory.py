@@ -54,7 +54,7 @@ class InviteIn(Schema):
 class UserDirectory:
     """Queries on the `users` collection that administration screens need."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[COLLECTION]
 
     async def search(self, scope: dict[str, Any], filters: dict[str, Any], offset: int,

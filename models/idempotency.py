@@ -27,7 +27,7 @@ index(COLLECTION, "created_at", expireAfterSeconds=int(LIFETIME.total_seconds())
 class IdempotencyRecords:
     """Data access of `idempotency`."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[COLLECTION]
 
     async def claim(self, user_id: ObjectId, key: str, fingerprint: str) -> dict[str, Any] | None:

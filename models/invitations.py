@@ -102,7 +102,7 @@ UPSERT_ATTEMPTS = 3
 class Invitations:
     """Data access of the `invitations` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[COLLECTION]
 
     async def invite(self, org_id: ObjectId, data: dict[str, Any], invited_by: ObjectId) -> dict[str, Any]:
@@ -168,7 +168,7 @@ class Invitations:
             return_document=ReturnDocument.AFTER)
 
 
-async def present(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def present(db: AsyncDatabase[Any], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Invitations as the API shows them: the organization as `{id, name}`, lapsed ones as `expired`."""
     org_ids = list({doc["organization"] for doc in docs})
     names = {org["_id"]: org["name"] async for org in db["organizations"].find({"_id": {"$in": org_ids}}, {"name": 1})}

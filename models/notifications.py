@@ -71,7 +71,7 @@ def new_notification(user_id: ObjectId, kind: str, event: str, title: str, body:
 class Notifications:
     """Data access of the `notifications` collection; every read and write is keyed by its owner."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[COLLECTION]
         self.users = db["users"]
 

@@ -151,7 +151,7 @@ def timeline_event(kind: str, before: str | None, after: str, actor_id: ObjectId
 class Orders:
     """Data access of `orders`; reads take the caller's scope filter."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[COLLECTION]
 
     async def insert(self, doc: dict[str, Any]) -> dict[str, Any]:

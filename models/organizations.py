@@ -78,7 +78,7 @@ def _name_taken() -> Conflict:
 class Organizations:
     """Data access of the `organizations` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[COLLECTION]
 
     async def insert(self, name: str, description: str) -> dict[str, Any]:

@@ -68,7 +68,7 @@ class RatingOut(Schema):
 class Payments:
     """Data access of `payments`."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[PAYMENTS]
 
     async def insert(self, order_id: ObjectId, data: dict[str, Any], created_by: ObjectId) -> dict[str, Any]:
@@ -94,7 +94,7 @@ class Payments:
 class Ratings:
     """Data access of `ratings`."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[RATINGS]
 
     async def insert(self, order: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def new_message(ticket_id: ObjectId, author_id: ObjectId, body: str, internal: b
 class SupportTickets:
     """Data access of `support_tickets` and `support_messages`."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.tickets = db[TICKETS]
         self.messages = db[MESSAGES]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import bson
 import redis.asyncio as aioredis
@@ -37,7 +37,7 @@ retire_index(COLLECTION, "phone_unique")  # it made every phone unique, verified
 
 
 @migration
-async def _phones_need_verification(db: AsyncDatabase) -> None:
+async def _phones_need_verification(db: AsyncDatabase[Any]) -> None:
     """Mark phones stored before verification: SMS log-in made the phone-only accounts; others never proved theirs."""
     users = db[COLLECTION]
     legacy = {"phone_verified": {"$exists": False}}
@@ -173,7 +173,7 @@ def _duplicate_field(exc: DuplicateKeyError) -> str:
 class Users:
     """Data access of the `users` collection; reads by id go through the Redis cache."""
 
-    def __init__(self, db: AsyncDatabase, cache: aioredis.Redis) -> None:
+    def __init__(self, db: AsyncDatabase[Any], cache: aioredis.Redis) -> None:
         self.collection = db[COLLECTION]
         self.cache = cache
 
@@ -198,7 +198,7 @@ class Users:
         key = f"user:{user_id}"
         cached = await self.cache.get(key)
         if cached is not None:
-            return bson.decode(cached)
+            return bson.decode(cast(bytes, cached))  # the cache client answers bytes
         if not isinstance(user_id, ObjectId):
             if not ObjectId.is_valid(user_id):
                 return None
@@ -256,7 +256,7 @@ class Users:
         await self.cache.delete(f"user:{user_id}")
 
 
-async def present(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def present(db: AsyncDatabase[Any], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Users as the API shows them: organizations expanded to `{id, name}` with one query."""
     org_ids = {oid for doc in docs for oid in orgs_of(doc)}
     names: dict[ObjectId, str] = {}
@@ -278,7 +278,7 @@ async def present(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[st
     return out
 
 
-async def present_one(db: AsyncDatabase, doc: dict[str, Any]) -> dict[str, Any]:
+async def present_one(db: AsyncDatabase[Any], doc: dict[str, Any]) -> dict[str, Any]:
     """One user as the API shows it."""
     return (await present(db, [doc]))[0]
 

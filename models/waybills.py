@@ -146,7 +146,7 @@ def new_waybill(driver_id: ObjectId, vehicle: dict[str, Any], data: dict[str, An
 class Waybills:
     """Data access of the `waybills` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[COLLECTION]
 
     async def insert(self, doc: dict[str, Any]) -> dict[str, Any]:

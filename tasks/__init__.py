@@ -28,6 +28,9 @@ def settings_of(app: Celery) -> Settings:
     return app.conf.dispatch_settings
 
 
+app: Celery  # built on first access, below
+
+
 def __getattr__(name: str) -> Celery:
     # `celery -A tasks` looks up `tasks.app` (or `tasks.celery`); build it from the environment then.
     if name in ("app", "celery"):

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -66,7 +66,7 @@ async def nearby(redis: aioredis.Redis, lat: float, lon: float, radius_km: float
     found = await redis.geosearch(key, longitude=lon, latitude=lat, radius=radius_km, unit="km",
                                   sort="ASC", count=count, withdist=True)
     return [(member.decode() if isinstance(member, bytes) else member, float(distance))
-            for member, distance in found]
+            for member, distance in cast(list[tuple[bytes | str, float]], found)]
 
 
 def _decode(row: dict[bytes, bytes]) -> dict[str, Any] | None:

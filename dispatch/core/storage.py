@@ -33,7 +33,7 @@ INDEXES: list[tuple[str, IndexModel]] = []
 # Indexes a model no longer wants (collection, name): dropped at start-up before INDEXES are created.
 RETIRED: list[tuple[str, str]] = []
 # Idempotent data upgrades (a field older documents lack): run at start-up before indexes are created.
-Migration = Callable[[AsyncDatabase], Awaitable[None]]
+Migration = Callable[[AsyncDatabase[Any]], Awaitable[None]]
 MIGRATIONS: list[Migration] = []
 
 
@@ -57,7 +57,7 @@ def migration(upgrade: Migration) -> Migration:
 class Stores:
     """The clients one process holds, created on its running event loop."""
 
-    mongo: AsyncMongoClient
+    mongo: AsyncMongoClient[Any]
     redis: aioredis.Redis
     cache: aioredis.Redis
 
@@ -70,7 +70,7 @@ class Stores:
 
 def open_stores(settings: Settings) -> Stores:
     """Create the clients; call from a coroutine running on the process's loop."""
-    mongo: AsyncMongoClient = AsyncMongoClient(
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="dispatch")
     # A pooled connection that died with a restarted Redis fails on its next use: retry such a
     # command on a fresh connection (twice, briefly apart) instead of failing the request, while a
@@ -90,7 +90,7 @@ def _pool(url: str, options: dict[str, Any]) -> aioredis.BlockingConnectionPool:
                                                     **options)
 
 
-async def ensure_indexes(db: AsyncDatabase, indexes: Iterable[tuple[str, IndexModel]] = ()) -> None:
+async def ensure_indexes(db: AsyncDatabase[Any], indexes: Iterable[tuple[str, IndexModel]] = ()) -> None:
     """Upgrade old data, drop retired indexes, create every declared index (all idempotent)."""
     for upgrade in MIGRATIONS:
         await upgrade(db)

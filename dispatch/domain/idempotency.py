@@ -56,7 +56,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 class Idempotency:
     """The remembered answers of requests sent with an `Idempotency-Key`."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.records = IdempotencyRecords(db)
 
     async def once(self, user_id: ObjectId, key: str, print_: str, operation: Operation) -> Answer:

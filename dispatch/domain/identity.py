@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import redis.asyncio as aioredis
@@ -60,7 +60,7 @@ class Caller:
 class Identity:
     """Accounts and sessions of one process."""
 
-    def __init__(self, settings: Settings, db: AsyncDatabase, redis: aioredis.Redis, cache: aioredis.Redis,
+    def __init__(self, settings: Settings, db: AsyncDatabase[Any], redis: aioredis.Redis, cache: aioredis.Redis,
                  tasks: TaskQueue, events: EventBus) -> None:
         self.settings = settings
         self.db = db
@@ -77,7 +77,7 @@ class Identity:
         `verified` (accounts made by an operator: seeds, the CLI) trusts the email and phone as given;
         a self-registered phone stays unverified until a texted code comes back.
         """
-        invited_by = await self._inviter(data.get("invite_code")) if data.get("invite_code") else None
+        invited_by = await self._inviter(str(data["invite_code"])) if data.get("invite_code") else None
         if data.get("phone") and await self.users.verified_holder(data["phone"]) is not None:
             raise Conflict("This phone is already taken.", "phone_taken", {"field": "phone"})
         password_hash = await hash_password(data["password"], self.settings.bcrypt_rounds)
@@ -107,7 +107,7 @@ class Identity:
         inviter = await self.users.collection.find_one({"invite_code": code.strip().upper()}, {"_id": 1})
         if inviter is None:
             raise ValidationFailed({"invite_code": ["No user has this invite code."]})
-        return inviter["_id"]
+        return cast(ObjectId, inviter["_id"])
 
     async def send_activation(self, user: dict[str, Any]) -> None:
         """Email a signed, expiring, single-use activation link to the user's address."""

@@ -32,7 +32,7 @@ async def count_sent(redis: aioredis.Redis, settings: Settings, inviter: ObjectI
     await ratelimit.hit(redis, {**SENT_LIMIT, **settings.rate_limit_table}, "invitations_sent", str(inviter))
 
 
-async def organization_of_code(db: AsyncDatabase, data: dict[str, Any]) -> dict[str, Any] | None:
+async def organization_of_code(db: AsyncDatabase[Any], data: dict[str, Any]) -> dict[str, Any] | None:
     """The organization a registration joins through its invite code (the code is then taken out of
     `data`); None when the code is no organization's (it may be a user's referral code)."""
     code = data.get("invite_code")
@@ -49,7 +49,7 @@ async def organization_of_code(db: AsyncDatabase, data: dict[str, Any]) -> dict[
 class Joining:
     """Accepting and declining invitations on behalf of their invitee."""
 
-    def __init__(self, db: AsyncDatabase, users: Users, events: EventBus) -> None:
+    def __init__(self, db: AsyncDatabase[Any], users: Users, events: EventBus) -> None:
         self.db = db
         self.invitations = Invitations(db)
         self.users = users

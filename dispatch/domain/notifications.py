@@ -40,7 +40,7 @@ def _oid(value: Any) -> ObjectId | None:
 class Notifier:
     """Creates the notifications of each order event and publishes each one on `user:<id>`."""
 
-    def __init__(self, db: AsyncDatabase, events: EventBus) -> None:
+    def __init__(self, db: AsyncDatabase[Any], events: EventBus) -> None:
         self.store = Notifications(db)
         self.events = events
 
@@ -55,7 +55,7 @@ class Notifier:
 
     async def compose(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """The notifications one order event gives: client and driver, and managers for a new order."""
-        order, kind = data["order"], data.get("event")
+        order, kind = data["order"], str(data.get("event") or "")
         order_id = _oid(order.get("id"))
         facts = {"status": order.get("status"), "from": data.get("from"), "to": data.get("to")}
         texts = self._texts(kind, order, data)
@@ -69,7 +69,7 @@ class Notifier:
         people.pop(None, None)
         people.pop(_actor(data), None)  # nobody is told about what they did themselves
         return [new_notification(user_id, "order", kind, title, body, order_id, facts)
-                for user_id, (title, body) in people.items()]
+                for user_id, (title, body) in people.items() if user_id is not None]
 
     @staticmethod
     def _texts(kind: Any, order: dict[str, Any], data: dict[str, Any]) -> dict[str, tuple[str, str]] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from bson import ObjectId
@@ -93,13 +93,13 @@ def invalid_transition(status: str, action: str) -> Conflict:
 
 def price_of(vehicle_type: dict[str, Any], km: float) -> float:
     """The estimate: base price plus price per km × distance, in currency units (2 decimals)."""
-    return round(vehicle_type["base_price"] + vehicle_type["price_per_km"] * km, 2)
+    return cast(float, round(vehicle_type["base_price"] + vehicle_type["price_per_km"] * km, 2))
 
 
 class OrderDesk:
     """Orders on behalf of callers; publishes an event for every change."""
 
-    def __init__(self, db: AsyncDatabase, redis: aioredis.Redis, events: EventBus, users: Users) -> None:
+    def __init__(self, db: AsyncDatabase[Any], redis: aioredis.Redis, events: EventBus, users: Users) -> None:
         self.db = db
         self.redis = redis
         self.events = events
@@ -179,7 +179,7 @@ class OrderDesk:
         if user["category"] == Category.BASE:
             if client_id not in (None, user["_id"]):
                 raise ValidationFailed({"client_id": ["Clients order for themselves."]})
-            return user["_id"]
+            return cast(ObjectId, user["_id"])
         if client_id is None:
             raise ValidationFailed({"client_id": ["Name the client you order for."]})
         client = await self.users.get(client_id)
@@ -203,7 +203,7 @@ class OrderDesk:
         if user["category"] == Category.MANAGER:
             if organization not in orgs_of(user):
                 raise ValidationFailed({"organization": ["Give one of your organizations."]})
-            return organization
+            return cast(ObjectId, organization)
         if organization is None:
             organization = type_organization
         if organization is not None:
@@ -252,7 +252,7 @@ class OrderDesk:
             raise ValidationFailed({"status": [f"One of: {', '.join(STATUS_REQUESTS)}."]})
         if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
             raise ValidationFailed({"reason": ["Text of at most 500 characters."]})
-        return ORDER_OUT.dump(await self.change_status(user, parse_id(order_id), status, reason))
+        return cast(dict[str, Any], ORDER_OUT.dump(await self.change_status(user, parse_id(order_id), status, reason)))
 
     async def assign(self, user: dict[str, Any], order_id: ObjectId, vehicle_id: ObjectId | None) -> dict[str, Any]:
         """Give an order a truck: this one, or (None) the nearest available one of its organization."""

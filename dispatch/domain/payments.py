@@ -31,7 +31,7 @@ AVERAGE_RETRIES = 50
 class Billing:
     """Payments and ratings on behalf of callers."""
 
-    def __init__(self, db: AsyncDatabase, users: Users) -> None:
+    def __init__(self, db: AsyncDatabase[Any], users: Users) -> None:
         self.orders = Orders(db)
         self.payments = Payments(db)
         self.ratings = Ratings(db)

@@ -13,7 +13,7 @@ from typing import Any
 from bson import ObjectId
 
 from dispatch.core import ratelimit
-from dispatch.core.errors import ApiError, Conflict
+from dispatch.core.errors import ApiError, Conflict, NotFound
 from dispatch.core.security import digest
 from dispatch.domain.identity import Identity
 
@@ -133,7 +133,10 @@ class PhoneVerification:
     async def verify(self, user_id: ObjectId, code: str, ip: str) -> dict[str, Any]:
         """Set the phone the code was sent to as the account's verified phone; returns the user."""
         phone = await self.codes.spend(_verify_key(user_id), code, ip)
-        return await self.identity.users.claim_phone(user_id, phone)
+        user = await self.identity.users.claim_phone(user_id, phone)
+        if user is None:  # the account was deleted meanwhile
+            raise NotFound("No such user.")
+        return user
 
 
 def _login_key(phone: str) -> str:

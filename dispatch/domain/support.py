@@ -29,7 +29,7 @@ def is_operator(user: dict[str, Any], ticket: dict[str, Any]) -> bool:
 class SupportDesk:
     """Tickets and messages on behalf of a caller."""
 
-    def __init__(self, db: AsyncDatabase, users: Users) -> None:
+    def __init__(self, db: AsyncDatabase[Any], users: Users) -> None:
         self.users = users
         self.orders = Orders(db)
         self.store = SupportTickets(db)
@@ -44,7 +44,7 @@ class SupportDesk:
             organization = order.get("organization") or organization
         return await self.store.insert(new_ticket(data, user["_id"], organization))
 
-    async def list(self, user: dict[str, Any], filters: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
+    async def page(self, user: dict[str, Any], filters: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
         """A page of the tickets the caller may read, with optional filters."""
         scope = scopes.query(Resource.TICKETS, user)
         query = {"$and": [filters, scope]} if filters and scope else filters or scope

@@ -41,7 +41,7 @@ def locked() -> Conflict:
 class WaybillDesk:
     """Creating, reading and editing trip sheets on behalf of a caller."""
 
-    def __init__(self, db: AsyncDatabase, events: EventBus) -> None:
+    def __init__(self, db: AsyncDatabase[Any], events: EventBus) -> None:
         self.events = events
         self.store = Waybills(db)
         self.vehicles = Vehicles(db)
@@ -55,7 +55,7 @@ class WaybillDesk:
         await self._check_orders(user["_id"], data.get("order_ids", []))
         return await self.store.insert(new_waybill(user["_id"], vehicle, data))
 
-    async def list(self, user: dict[str, Any], filters: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
+    async def page(self, user: dict[str, Any], filters: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
         """A page of the sheets the caller may read, with optional filters."""
         query = _both(_filter_query(filters), scopes.query(Resource.WAYBILLS, user))
         return await self.store.find(query, page.offset, page.limit)
@@ -100,7 +100,7 @@ class WaybillDesk:
         try:
             check_readings({**current, **update}, set(changes))
         except ValidationError as exc:
-            raise ValidationFailed(exc.normalized_messages()) from None
+            raise ValidationFailed(exc.normalized_messages()) from None  # type: ignore[no-untyped-call]
         if "order_ids" in update:
             await self._check_orders(current["driver_id"], update["order_ids"])
         for field in set(update) & set(PAIRS):
