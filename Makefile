@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 run: install system-packages ## Install, start what is missing (Redis, MongoDB-wire server, worker), serve on :8888
 	$(BIN)/python -m dispatch.tools.devservices run
 
-test: install system-packages ## Install, start throw-away services on free ports, run the whole suite
+test: install system-packages lint ## Install, lint, start throw-away services on free ports, run the whole suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy and the import contracts (configured in pyproject.toml); all three run, any failure fails
