@@ -228,8 +228,7 @@ class Fleet:
         start = start or end - TRACK_DEFAULT
         if start > end:
             raise ValidationFailed({"from": ["Must not be after `to`."]})
-        points = [{"speed": None, "heading": None, **point}
-                  for point in await self.history.between(vehicle["_id"], start, end, TRACK_CAP)]
+        points = await self.history.between(vehicle["_id"], start, end, TRACK_CAP)
         return {"vehicle_id": vehicle["_id"], "points": points, "distance_km": round(path_km(points), 3)}
 
 

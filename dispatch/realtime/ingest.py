@@ -17,20 +17,17 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from bson import ObjectId
 from pymongo import WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 from redis.exceptions import RedisError
 
 from dispatch.core import jsonutil, live
 from dispatch.realtime.hub import Hub
 from dispatch.core.timeutil import isoformat
-from models.vehicles import GPS_POINTS
+from models.vehicles import GpsHistory
 
 log = logging.getLogger("dispatch.realtime")
 
-DUPLICATE_KEY = 11000
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 DURABLE = WriteConcern(w="majority", j=True)
 FLUSH_TIMEOUT = 4.0  # seconds a shutdown waits for buffered points to be written
@@ -66,14 +63,12 @@ class Ingest:
 
     def __init__(self, db: AsyncDatabase, redis: Any, hub: Hub) -> None:
         # An ack promises the point survives: journaled on disk (and on a majority of a replica set).
-        self.collection = db[GPS_POINTS].with_options(write_concern=DURABLE)
+        self.history = GpsHistory(db, write_concern=DURABLE)
         self.redis = redis
         self.hub = hub
         self._pending: list[Submission] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self.stored = 0
-        self.batches = 0
         self._publish_failing = False
         self._closing = False
         self._in_flight: list[Submission] = []
@@ -116,7 +111,6 @@ class Ingest:
         except Exception as exc:  # whatever failed, the batch is kept and retried
             await self._retry_later(batch, exc)
             return
-        self.batches += 1
         for submission in batch:
             submission.stored = True
         self._settle(batch)
@@ -171,14 +165,9 @@ class Ingest:
         self._pending[:0] = batch
 
     async def _store(self, batch: list[Submission]) -> None:
-        docs = [_history_doc(s.context, point) for s in batch for point in s.points]
-        try:
-            await self.collection.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get("writeConcernErrors"):
-                raise
-        self.stored += len(docs)
+        await self.history.add([GpsHistory.document(s.context.driver_id, s.context.vehicle_id,
+                                                    s.context.order_id, point)
+                                for s in batch for point in s.points])
 
     async def _publish(self, batch: list[Submission]) -> None:
         """Live positions and location frames of the batch, in one Redis round trip."""
@@ -236,14 +225,6 @@ def _push_ack(seqs: list[int], seq: int) -> None:
     while seqs and seqs[-1] < seq:
         seqs.pop()
     seqs.append(seq)
-
-
-def _history_doc(context: DriverContext, point: dict[str, Any]) -> dict[str, Any]:
-    return {"_id": f"{context.driver_id}:{point['seq']}", "driver_id": ObjectId(context.driver_id),
-            "vehicle_id": ObjectId(context.vehicle_id) if context.vehicle_id else None,
-            "order_id": ObjectId(context.order_id) if context.order_id else None,
-            "seq": point["seq"], "lat": point["lat"], "lon": point["lon"], "ts": point["ts"],
-            "speed": point["speed"], "heading": point["heading"], "accuracy": point["accuracy"]}
 
 
 def _location_frames(context: DriverContext, point: dict[str, Any]) -> list[tuple[str, bytes]]:
