@@ -14,7 +14,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from dispatch.core import jsonutil
 from dispatch.core.security import digest
 
 TOUCH_EVERY = 60  # seconds between last-used updates made by ordinary requests
@@ -151,11 +150,10 @@ class SessionStore:
 
 def session_ended(user_id: str, sid: str) -> tuple[str, bytes]:
     """The live-only message telling the user's sockets that a session (`*`: every one) ended."""
-    from dispatch.realtime.hub import pubsub_key
+    from dispatch.realtime.hub import live_message
 
     channel = f"user:{user_id}"
-    return pubsub_key(channel), jsonutil.dumps({"offset": "0-0", "type": "session_ended", "channel": channel,
-                                                 "session_id": sid})
+    return live_message(channel, {"type": "session_ended", "channel": channel, "session_id": sid})
 
 
 def _session(sid: str, row: dict[bytes, bytes]) -> Session:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dispatch.core import jsonutil
+from dispatch.realtime.hub import live_message
 from dispatch.realtime.ingest import DriverContext
 
 CHANNEL_KINDS = ("fleet", "order", "vehicle")
@@ -54,7 +54,7 @@ async def may_track_order(db: AsyncDatabase, user: dict[str, Any], order_id: str
 def scope_changed(user_id: Any) -> tuple[str, bytes]:
     """The live-only message telling a user's sockets (on every process) to re-check their access."""
     channel = f"user:{user_id}"
-    return "ch:" + channel, jsonutil.dumps({"offset": "0-0", "type": "scope_changed", "channel": channel})
+    return live_message(channel, {"type": "scope_changed", "channel": channel})
 
 
 async def announce_scope_change(redis: Any, *user_ids: Any) -> None:

@@ -1,10 +1,14 @@
 """Fan-out across server processes through Redis.
 
 Every frame published on a channel is appended to a capped stream `stream:<channel>`
-(recent history, for `since` replay) and published on `ch:<channel>` with its stream id
-spliced in as `offset` — both in one server-side script, so the id a console sees live
-is the id it can later resume from. Each process holds one pub/sub connection and
-delivers to its local sockets; nothing is shared in process memory across processes.
+(recent history, for `since` replay) and published on `ch:<channel>` together with its
+stream id as `offset` — both in one server-side script, so the id a console sees live
+is the id it can later resume from. Each process holds one pub/sub connection, decodes
+every message once into a `Frame` and delivers that to its local sockets; nothing is
+shared in process memory across processes.
+
+On pub/sub a message is the JSON array `[offset, fields]` (`offset` null for live-only
+messages, which no stream keeps); a stream entry keeps the fields alone (`d`).
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisUnreachable, RedisError, TimeoutError as RedisTimeout
 
 from dispatch.core import jsonutil
 from dispatch.core.events import Event
+from dispatch.realtime.frames import Frame, parse_offset
 
 log = logging.getLogger("dispatch.realtime")
 
@@ -29,13 +34,14 @@ RECONNECT_FIRST = 0.25  # seconds before the first pub/sub reconnect attempt
 RECONNECT_MAX = 1.0     # longest pause between attempts, so live frames resume within a second or so
 CONFIRM_TIMEOUT = 10.0  # seconds a subscription waits for Redis to confirm it before failing (503-like)
 
-# ARGV: maxlen, then (channel, payload) pairs; payloads are JSON objects without `offset`.
+# ARGV: maxlen, then (channel, fields) pairs, each fields a JSON object. The id and the fields travel
+# as two elements of an array, so nothing here reads or edits the fields' JSON text.
 PUBLISH_MANY = """
 local ids = {}
 for i = 2, #ARGV, 2 do
-  local channel, payload = ARGV[i], ARGV[i + 1]
-  local id = redis.call('XADD', 'stream:' .. channel, 'MAXLEN', '~', ARGV[1], '*', 'd', payload)
-  redis.call('PUBLISH', 'ch:' .. channel, '{"offset":"' .. id .. '",' .. string.sub(payload, 2))
+  local channel, fields = ARGV[i], ARGV[i + 1]
+  local id = redis.call('XADD', 'stream:' .. channel, 'MAXLEN', '~', ARGV[1], '*', 'd', fields)
+  redis.call('PUBLISH', 'ch:' .. channel, '["' .. id .. '",' .. fields .. ']')
   ids[#ids + 1] = id
 end
 return ids
@@ -43,9 +49,19 @@ return ids
 
 
 class Subscriber(Protocol):
-    """A local socket that receives frames of the channels it subscribed to."""
+    """A local socket that receives the live frames of the channels it follows."""
 
-    def deliver(self, channel: str, frame: bytes) -> None: ...
+    def deliver(self, frame: Frame) -> None: ...
+
+
+class Sink(Protocol):
+    """Where a subscriber's replayed frames go, a page at a time as it drains (its outbox)."""
+
+    limit: int
+
+    def put(self, frame: Frame) -> None: ...
+
+    async def room(self, size: int) -> bool: ...
 
 
 def pubsub_key(channel: str) -> str:
@@ -53,9 +69,22 @@ def pubsub_key(channel: str) -> str:
     return "ch:" + channel
 
 
-def with_offset(offset: str, payload: bytes) -> bytes:
-    """A stored payload as the frame clients get: `offset` first."""
-    return b'{"offset":"' + offset.encode() + b'",' + payload[1:]
+def live_message(channel: str, fields: Mapping[str, Any]) -> tuple[str, bytes]:
+    """A live-only message (kept by no stream, so never replayed): the pub/sub key and message to PUBLISH."""
+    return pubsub_key(channel), jsonutil.dumps([None, fields])
+
+
+def decode(channel: str, message: bytes) -> Frame:
+    """A pub/sub message of a channel as a Frame; ValueError when it is not `[offset, fields]`."""
+    decoded = jsonutil.loads(message)
+    if not (isinstance(decoded, list) and len(decoded) == 2 and isinstance(decoded[1], dict)
+            and (decoded[0] is None or isinstance(decoded[0], str))):
+        raise ValueError("not an [offset, fields] message")
+    return Frame.carried(channel, decoded[0], decoded[1])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _driver_channel(event: Event) -> tuple[str, ...]:
@@ -72,7 +101,9 @@ class Hub:
     def __init__(self, redis: aioredis.Redis, stream_maxlen: int = STREAM_MAXLEN) -> None:
         self.redis = redis
         self.stream_maxlen = stream_maxlen
-        self.local: dict[str, set[Subscriber]] = {}
+        # Per channel, its local subscribers, each with the live frames held back while its replay
+        # runs (None once it is live).
+        self.local: dict[str, dict[Subscriber, list[Frame] | None]] = {}
         self._script = redis.register_script(PUBLISH_MANY)
         self._pubsub: Any = None
         self._reader: asyncio.Task | None = None
@@ -96,44 +127,100 @@ class Hub:
             log.warning("background %s failed: %s: %s", task.get_coro().__qualname__, type(exc).__name__, exc)
 
     # --- publishing -----------------------------------------------------
-    async def queue_publish(self, pipe: Any, items: list[tuple[str, bytes]]) -> None:
-        """Add the publication of (channel, payload) pairs to a pipeline (one script call)."""
+    async def queue_publish(self, pipe: Any, items: list[tuple[str, Mapping[str, Any]]]) -> None:
+        """Add the publication of (channel, fields) pairs to a pipeline (one script call)."""
         if items:
             # EVAL with the script text, not a registered Script: a Script in a pipeline makes the
             # pipeline ask SCRIPT EXISTS first, a second round trip on every GPS batch.
             pipe.eval(PUBLISH_MANY, 0, *self._args(items))
 
-    async def publish_many(self, items: list[tuple[str, bytes]]) -> list[str]:
-        """Publish (channel, payload) pairs in one round trip; returns their offsets."""
+    async def publish_many(self, items: list[tuple[str, Mapping[str, Any]]]) -> list[str]:
+        """Publish (channel, fields) pairs in one round trip; returns their offsets."""
         if not items:
             return []
-        ids = await self._script(args=self._args(items))
-        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+        return [_text(i) for i in await self._script(args=self._args(items))]
 
-    def _args(self, items: list[tuple[str, bytes]]) -> list[Any]:
+    def _args(self, items: list[tuple[str, Mapping[str, Any]]]) -> list[Any]:
         args: list[Any] = [self.stream_maxlen]
-        for channel, payload in items:
-            args += [channel, payload]
+        for channel, fields in items:
+            args += [channel, jsonutil.dumps(fields)]
         return args
 
     async def publish_event(self, event: Event) -> None:
         """EventBus listener: a domain event becomes one frame per channel."""
         channels = list(dict.fromkeys(event.channels + _driver_channel(event)))
-        await self.publish_many([(channel, jsonutil.dumps({"type": event.type, "channel": channel, **event.data}))
+        await self.publish_many([(channel, {"type": event.type, "channel": channel, **event.data})
                                  for channel in channels])
 
     # --- subscribing ----------------------------------------------------
+    async def follow(self, subscriber: Subscriber, channel: str, since: str | None, sink: Sink) -> None:
+        """Subscribe, say `subscribed`, replay what the channel kept after `since`, then go live.
+
+        Live frames that arrive meanwhile are held back and delivered after the replay, except those
+        the replay already sent: no gap and no duplicate between the two.
+        """
+        held: list[Frame] = []
+        await self._subscribe(subscriber, channel, held)
+        last = parse_offset(since) if since is not None else None
+        try:
+            sink.put(Frame.own({"type": "subscribed", "channel": channel}))
+            if since is not None:
+                last = await self._replay(subscriber, channel, since, sink, held) or last
+        finally:
+            live = self._holds(subscriber, channel, held)
+            if live:
+                self.local[channel][subscriber] = None
+        if live:  # not unsubscribed meanwhile
+            for frame in held:
+                if frame.newer_than(last):
+                    subscriber.deliver(frame)
+
+    async def _replay(self, subscriber: Subscriber, channel: str, since: str, sink: Sink,
+                      held: list[Frame]) -> tuple[int, int] | None:
+        """Put what the channel kept after `since` into the sink, a page at a time as it drains; the last offset.
+
+        Replay stops at the newest frame kept when it began: later frames are held as they arrive live.
+        Pages wait for room in the sink, so no replayed frame is dropped to make room for the next.
+        """
+        end = await self.last_offset(channel)
+        stop = parse_offset(end) if end is not None else None
+        position, last, offset = parse_offset(since) or (0, 0), None, since
+        while stop is not None and position < stop:
+            size = min(REPLAY_PAGE, sink.limit)
+            if not self._holds(subscriber, channel, held) or not await sink.room(size):
+                break
+            page = await self.history(channel, offset, size)
+            if not page or not self._holds(subscriber, channel, held):
+                break
+            for frame in page:
+                sink.put(frame)
+            offset = page[-1].offset or offset
+            position = last = parse_offset(offset) or position
+        return last
+
+    def _holds(self, subscriber: Subscriber, channel: str, held: list[Frame]) -> bool:
+        """Whether this subscription (not a later one of the same subscriber) is still on and held back."""
+        return self.local.get(channel, {}).get(subscriber) is held
+
+    def follows(self, subscriber: Subscriber, channel: str) -> bool:
+        """Whether the subscriber is subscribed to the channel in this process."""
+        return subscriber in self.local.get(channel, {})
+
     async def subscribe(self, subscriber: Subscriber, channel: str) -> None:
-        """Deliver the channel's live frames to the subscriber from the moment this returns.
+        """Deliver the channel's live frames to the subscriber from the moment this returns."""
+        await self._subscribe(subscriber, channel, None)
+
+    async def _subscribe(self, subscriber: Subscriber, channel: str, held: list[Frame] | None) -> None:
+        """Add a local subscriber (its frames held in `held` until further notice, if given).
 
         redis-py's SUBSCRIBE only sends the command; it returns before Redis has the subscription.
         So this waits for Redis's confirmation (read by the reader), and a later subscriber of a
         channel whose subscription is still on its way waits for the same confirmation: a frame
         published after `subscribed` went out is never missed.
         """
-        members = self.local.setdefault(channel, set())
+        members = self.local.setdefault(channel, {})
         first = not members
-        members.add(subscriber)
+        members[subscriber] = held
         key = pubsub_key(channel).encode()
         confirmation = None
         try:
@@ -147,7 +234,8 @@ class Hub:
                 await self._confirmation(pending[-1])
         except (RedisError, OSError):  # Redis unreachable: not subscribed, the caller says so
             self._forget(key, confirmation)
-            members.discard(subscriber)
+            if members.get(subscriber) is held:
+                del members[subscriber]
             if not members and self.local.get(channel) is members:
                 self.local.pop(channel, None)
             raise
@@ -189,7 +277,7 @@ class Hub:
             members = self.local.get(channel)
             if members is None:
                 continue
-            members.discard(subscriber)
+            members.pop(subscriber, None)
             if not members:
                 del self.local[channel]
                 emptied.append(pubsub_key(channel))
@@ -199,22 +287,17 @@ class Hub:
             except (RedisError, OSError):
                 log.warning("unsubscribe from %d channels failed (Redis unreachable)", len(emptied))
 
-    async def history(self, channel: str, since: str, limit: int = REPLAY_PAGE) -> list[tuple[str, bytes]]:
+    async def history(self, channel: str, since: str, limit: int = REPLAY_PAGE) -> list[Frame]:
         """Up to `limit` frames the channel carried after offset `since`, oldest first."""
         rows = await self.redis.xrange("stream:" + channel, min="(" + since, max="+", count=limit)
-        out = []
-        for entry_id, fields in rows:
-            offset = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            out.append((offset, with_offset(offset, fields[b"d"])))
-        return out
+        return [Frame.carried(channel, _text(entry_id), jsonutil.loads(fields[b"d"])) for entry_id, fields in rows]
 
     async def last_offset(self, channel: str) -> str | None:
         """The offset of the newest frame the channel keeps, or None when it keeps none."""
         rows = await self.redis.xrevrange("stream:" + channel, max="+", min="-", count=1)
         if not rows:
             return None
-        entry_id = rows[0][0]
-        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        return _text(rows[0][0])
 
     # --- the reader -----------------------------------------------------
     async def _ensure_reader(self) -> None:
@@ -268,11 +351,19 @@ class Hub:
             log.info("pub/sub reconnected (%d channels)", len(channels))
             return
 
-    def _dispatch(self, raw_channel: bytes, frame: bytes) -> None:
-        channel = raw_channel.decode()[3:]
-        for subscriber in list(self.local.get(channel, ())):
+    def _dispatch(self, raw_channel: bytes, message: bytes) -> None:
+        channel = raw_channel.decode().removeprefix("ch:")
+        try:
+            frame = decode(channel, message)
+        except ValueError as exc:  # JSONDecodeError is one: a message no publisher of ours wrote
+            log.warning("dropped a malformed message on %s: %s", channel, exc)
+            return
+        for subscriber, held in list(self.local.get(channel, {}).items()):
+            if held is not None:
+                held.append(frame)
+                continue
             try:
-                subscriber.deliver(channel, frame)
+                subscriber.deliver(frame)
             except Exception:  # one broken socket must not stop delivery to the others
                 log.exception("delivery to a subscriber of %s failed", channel)
 

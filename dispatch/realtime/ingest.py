@@ -21,7 +21,7 @@ from pymongo import WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.exceptions import RedisError
 
-from dispatch.core import jsonutil, live
+from dispatch.core import live
 from dispatch.realtime.hub import Hub
 from dispatch.core.timeutil import isoformat
 from models.vehicles import GpsHistory
@@ -174,7 +174,7 @@ class Ingest:
         if not batch:
             return
         latest: dict[str, tuple[DriverContext, dict[str, Any]]] = {}
-        frames: list[tuple[str, bytes]] = []
+        frames: list[tuple[str, dict[str, Any]]] = []
         for submission in batch:
             context = submission.context
             points = [p for p in submission.points if p["seq"] > submission.live_above]
@@ -227,11 +227,11 @@ def _push_ack(seqs: list[int], seq: int) -> None:
     seqs.append(seq)
 
 
-def _location_frames(context: DriverContext, point: dict[str, Any]) -> list[tuple[str, bytes]]:
+def _location_frames(context: DriverContext, point: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     channels = [f"fleet:{context.organization}"] if context.organization else []
     channels.append(f"vehicle:{context.vehicle_id}")
     if context.order_id:
         channels.append(f"order:{context.order_id}")
     body = {"vehicle_id": context.vehicle_id, "driver_id": context.driver_id, "lat": point["lat"],
             "lon": point["lon"], "ts": isoformat(point["ts"]), "speed": point["speed"], "heading": point["heading"]}
-    return [(channel, jsonutil.dumps({"type": "location", "channel": channel, **body})) for channel in channels]
+    return [(channel, {"type": "location", "channel": channel, **body}) for channel in channels]

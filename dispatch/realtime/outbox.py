@@ -14,6 +14,7 @@ from collections import deque
 from typing import Awaitable, Callable
 
 from dispatch.core import metrics
+from dispatch.realtime.frames import Frame
 
 log = logging.getLogger("dispatch.realtime")
 
@@ -27,11 +28,6 @@ def _consume(future: asyncio.Future) -> None:
         future.exception()
 
 
-def is_location(frame: bytes) -> bool:
-    """Whether a frame is a (droppable) location update."""
-    return b'"type":"location"' in frame[:120]
-
-
 class Outbox:
     """Frames waiting for one socket, written in order with flow control."""
 
@@ -42,14 +38,14 @@ class Outbox:
         self._on_stuck = on_stuck
         self.limit = limit
         self.stuck_after = stuck_after
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[Frame] = deque()
         self._ready = asyncio.Event()
         self._space = asyncio.Event()  # set whenever frames leave the queue (or it closes)
         self._task: asyncio.Task | None = None
         self.dropped = 0
         self.closed = False
 
-    def put(self, frame: bytes) -> None:
+    def put(self, frame: Frame) -> None:
         """Queue a frame; under pressure drop the oldest location frame instead."""
         if self.closed:
             return
@@ -65,7 +61,7 @@ class Outbox:
 
     def _drop_oldest_location(self) -> bool:
         for index, frame in enumerate(self._queue):
-            if is_location(frame):
+            if frame.droppable:
                 del self._queue[index]
                 self.dropped += 1
                 self._dropped_metric.inc()
@@ -81,8 +77,7 @@ class Outbox:
 
     def discard_channel(self, channel: str) -> None:
         """Drop the queued frames of one channel (a subscription that ended)."""
-        marker = b'"channel":"' + channel.encode() + b'"'
-        self._queue = deque(frame for frame in self._queue if marker not in frame[:200])
+        self._queue = deque(frame for frame in self._queue if frame.channel != channel)
 
     async def _write_loop(self) -> None:
         while not self.closed:
@@ -112,7 +107,7 @@ class Outbox:
         write = None
         for _ in range(min(BURST, len(self._queue))):
             try:
-                write = asyncio.ensure_future(self._send(self._queue.popleft()))
+                write = asyncio.ensure_future(self._send(self._queue.popleft().wire))
             except Exception:  # a send that fails at once: the socket is closed
                 return None
             write.add_done_callback(_consume)

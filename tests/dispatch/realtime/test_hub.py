@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from dispatch.core import jsonutil
+from dispatch.realtime.frames import Frame
 from dispatch.realtime.hub import Hub
 
 
@@ -20,8 +20,8 @@ class Recorder:
         self.seen: list[int] = []
         self.changed = asyncio.Event()
 
-    def deliver(self, channel: str, frame: bytes) -> None:
-        self.seen.append(jsonutil.loads(frame)["n"])
+    def deliver(self, frame: Frame) -> None:
+        self.seen.append(frame.data["n"])
         self.changed.set()
 
     async def until(self, n: int, timeout: float = 30) -> None:
@@ -33,8 +33,8 @@ class Recorder:
         await asyncio.wait_for(wait(), timeout)
 
 
-def frame(channel: str, n: int) -> tuple[str, bytes]:
-    return channel, jsonutil.dumps({"type": "probe", "channel": channel, "n": n})
+def frame(channel: str, n: int) -> tuple[str, dict[str, Any]]:
+    return channel, {"type": "probe", "channel": channel, "n": n}
 
 
 @pytest.mark.gen_test(timeout=60)
