@@ -8,8 +8,9 @@ repositories a scope filter.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from bson import ObjectId
 from marshmallow import EXCLUDE, Schema, fields, validate

@@ -5,9 +5,10 @@ schema library per point), and `Frame`, the decoded outgoing frame sockets and o
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from dispatch.core import jsonutil
 

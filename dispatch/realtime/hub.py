@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Iterable, Mapping, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Iterable, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisUnreachable, RedisError, TimeoutError as RedisTimeout
@@ -83,8 +84,27 @@ def decode(channel: str, message: bytes) -> Frame:
     return Frame.carried(channel, decoded[0], decoded[1])
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: Any) -> str:
+    """A stream id as Redis returned it (bytes), as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _Catchup:
+    """A subscriber of a channel whose replay runs, or ran: live frames are held back meanwhile, then
+    those the replay already sent are dropped (they may still be on their way) until a newer one comes."""
+
+    __slots__ = ("floor", "held")
+
+    def __init__(self) -> None:
+        self.held: list[Frame] | None = []
+        self.floor: tuple[int, int] | None = None  # the replay's last offset, once it ended
+
+    def take(self, frame: Frame) -> bool:
+        """Hold a live frame, or say whether it goes out (False: the replay sent it)."""
+        if self.held is not None:
+            self.held.append(frame)
+            return False
+        return frame.newer_than(self.floor)
 
 
 def _driver_channel(event: Event) -> tuple[str, ...]:
@@ -101,9 +121,8 @@ class Hub:
     def __init__(self, redis: aioredis.Redis, stream_maxlen: int = STREAM_MAXLEN) -> None:
         self.redis = redis
         self.stream_maxlen = stream_maxlen
-        # Per channel, its local subscribers, each with the live frames held back while its replay
-        # runs (None once it is live).
-        self.local: dict[str, dict[Subscriber, list[Frame] | None]] = {}
+        # Per channel, its local subscribers, each live (None) or catching up after a replay.
+        self.local: dict[str, dict[Subscriber, _Catchup | None]] = {}
         self._script = redis.register_script(PUBLISH_MANY)
         self._pubsub: Any = None
         self._reader: asyncio.Task | None = None
@@ -127,20 +146,20 @@ class Hub:
             log.warning("background %s failed: %s: %s", task.get_coro().__qualname__, type(exc).__name__, exc)
 
     # --- publishing -----------------------------------------------------
-    async def queue_publish(self, pipe: Any, items: list[tuple[str, Mapping[str, Any]]]) -> None:
+    async def queue_publish(self, pipe: Any, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
         """Add the publication of (channel, fields) pairs to a pipeline (one script call)."""
         if items:
             # EVAL with the script text, not a registered Script: a Script in a pipeline makes the
             # pipeline ask SCRIPT EXISTS first, a second round trip on every GPS batch.
             pipe.eval(PUBLISH_MANY, 0, *self._args(items))
 
-    async def publish_many(self, items: list[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    async def publish_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
         """Publish (channel, fields) pairs in one round trip; returns their offsets."""
         if not items:
             return []
         return [_text(i) for i in await self._script(args=self._args(items))]
 
-    def _args(self, items: list[tuple[str, Mapping[str, Any]]]) -> list[Any]:
+    def _args(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
         args: list[Any] = [self.stream_maxlen]
         for channel, fields in items:
             args += [channel, jsonutil.dumps(fields)]
@@ -159,24 +178,28 @@ class Hub:
         Live frames that arrive meanwhile are held back and delivered after the replay, except those
         the replay already sent: no gap and no duplicate between the two.
         """
-        held: list[Frame] = []
-        await self._subscribe(subscriber, channel, held)
+        catchup = _Catchup()
+        await self._subscribe(subscriber, channel, catchup)
         last = parse_offset(since) if since is not None else None
         try:
             sink.put(Frame.own({"type": "subscribed", "channel": channel}))
             if since is not None:
-                last = await self._replay(subscriber, channel, since, sink, held) or last
-        finally:
-            live = self._holds(subscriber, channel, held)
-            if live:
-                self.local[channel][subscriber] = None
-        if live:  # not unsubscribed meanwhile
-            for frame in held:
-                if frame.newer_than(last):
-                    subscriber.deliver(frame)
+                last = await self._replay(subscriber, channel, since, sink, catchup) or last
+        except BaseException:
+            self._live(subscriber, channel, catchup)  # what was held is dropped; the socket says why
+            raise
+        held, catchup.held, catchup.floor = catchup.held or [], None, last
+        members = self.local.get(channel, {})
+        if members.get(subscriber) is not catchup:  # unsubscribed meanwhile
+            return
+        for frame in held:
+            if self._passes(members, subscriber, catchup, frame):
+                subscriber.deliver(frame)
+        if last is None:  # nothing replayed: nothing to drop either
+            self._live(subscriber, channel, catchup)
 
     async def _replay(self, subscriber: Subscriber, channel: str, since: str, sink: Sink,
-                      held: list[Frame]) -> tuple[int, int] | None:
+                      catchup: _Catchup) -> tuple[int, int] | None:
         """Put what the channel kept after `since` into the sink, a page at a time as it drains; the last offset.
 
         Replay stops at the newest frame kept when it began: later frames are held as they arrive live.
@@ -185,12 +208,12 @@ class Hub:
         end = await self.last_offset(channel)
         stop = parse_offset(end) if end is not None else None
         position, last, offset = parse_offset(since) or (0, 0), None, since
-        while stop is not None and position < stop:
+        while end is not None and stop is not None and position < stop:
             size = min(REPLAY_PAGE, sink.limit)
-            if not self._holds(subscriber, channel, held) or not await sink.room(size):
+            if not self._catching_up(subscriber, channel, catchup) or not await sink.room(size):
                 break
-            page = await self.history(channel, offset, size)
-            if not page or not self._holds(subscriber, channel, held):
+            page = await self.history(channel, offset, size, until=end)
+            if not page or not self._catching_up(subscriber, channel, catchup):
                 break
             for frame in page:
                 sink.put(frame)
@@ -198,9 +221,24 @@ class Hub:
             position = last = parse_offset(offset) or position
         return last
 
-    def _holds(self, subscriber: Subscriber, channel: str, held: list[Frame]) -> bool:
-        """Whether this subscription (not a later one of the same subscriber) is still on and held back."""
-        return self.local.get(channel, {}).get(subscriber) is held
+    def _catching_up(self, subscriber: Subscriber, channel: str, catchup: _Catchup) -> bool:
+        """Whether this subscription (not a later one of the same subscriber) is still on and catching up."""
+        return self.local.get(channel, {}).get(subscriber) is catchup
+
+    def _live(self, subscriber: Subscriber, channel: str, catchup: _Catchup) -> None:
+        """The subscriber gets every frame of the channel from now on."""
+        if self._catching_up(subscriber, channel, catchup):
+            self.local[channel][subscriber] = None
+
+    @staticmethod
+    def _passes(members: dict[Subscriber, _Catchup | None], subscriber: Subscriber, catchup: _Catchup,
+                frame: Frame) -> bool:
+        """Whether a live frame goes to a subscriber catching up; the first one past its replay makes it live."""
+        if not catchup.take(frame):
+            return False
+        if frame.offset is not None and members.get(subscriber) is catchup:
+            members[subscriber] = None  # frames come in offset order: every later one is newer too
+        return True
 
     def follows(self, subscriber: Subscriber, channel: str) -> bool:
         """Whether the subscriber is subscribed to the channel in this process."""
@@ -210,8 +248,8 @@ class Hub:
         """Deliver the channel's live frames to the subscriber from the moment this returns."""
         await self._subscribe(subscriber, channel, None)
 
-    async def _subscribe(self, subscriber: Subscriber, channel: str, held: list[Frame] | None) -> None:
-        """Add a local subscriber (its frames held in `held` until further notice, if given).
+    async def _subscribe(self, subscriber: Subscriber, channel: str, catchup: _Catchup | None) -> None:
+        """Add a local subscriber, live or catching up.
 
         redis-py's SUBSCRIBE only sends the command; it returns before Redis has the subscription.
         So this waits for Redis's confirmation (read by the reader), and a later subscriber of a
@@ -220,7 +258,7 @@ class Hub:
         """
         members = self.local.setdefault(channel, {})
         first = not members
-        members[subscriber] = held
+        members[subscriber] = catchup
         key = pubsub_key(channel).encode()
         confirmation = None
         try:
@@ -234,7 +272,7 @@ class Hub:
                 await self._confirmation(pending[-1])
         except (RedisError, OSError):  # Redis unreachable: not subscribed, the caller says so
             self._forget(key, confirmation)
-            if members.get(subscriber) is held:
+            if members.get(subscriber) is catchup:
                 del members[subscriber]
             if not members and self.local.get(channel) is members:
                 self.local.pop(channel, None)
@@ -287,9 +325,10 @@ class Hub:
             except (RedisError, OSError):
                 log.warning("unsubscribe from %d channels failed (Redis unreachable)", len(emptied))
 
-    async def history(self, channel: str, since: str, limit: int = REPLAY_PAGE) -> list[Frame]:
-        """Up to `limit` frames the channel carried after offset `since`, oldest first."""
-        rows = await self.redis.xrange("stream:" + channel, min="(" + since, max="+", count=limit)
+    async def history(self, channel: str, since: str, limit: int = REPLAY_PAGE, until: str = "+") -> list[Frame]:
+        """Up to `limit` frames the channel carried after offset `since` (up to offset `until`), oldest first."""
+        rows: list[tuple[bytes, dict[bytes, bytes]]] = await self.redis.xrange(  # type: ignore[assignment]
+            "stream:" + channel, min="(" + since, max=until, count=limit)
         return [Frame.carried(channel, _text(entry_id), jsonutil.loads(fields[b"d"])) for entry_id, fields in rows]
 
     async def last_offset(self, channel: str) -> str | None:
@@ -358,9 +397,9 @@ class Hub:
         except ValueError as exc:  # JSONDecodeError is one: a message no publisher of ours wrote
             log.warning("dropped a malformed message on %s: %s", channel, exc)
             return
-        for subscriber, held in list(self.local.get(channel, {}).items()):
-            if held is not None:
-                held.append(frame)
+        members = self.local.get(channel, {})
+        for subscriber, catchup in list(members.items()):
+            if catchup is not None and not self._passes(members, subscriber, catchup, frame):
                 continue
             try:
                 subscriber.deliver(frame)

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from dispatch.core import jsonutil
-from dispatch.realtime.frames import (
-    MAX_BATCH, Frame, FrameError, channel_of, frame_type, parse_offset, parse_points, since_of)
+from dispatch.realtime import frames
+from dispatch.realtime.frames import Frame, FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 LOCATION = {"type": "location", "channel": "fleet:6566f0c2a1b2c3d4e5f60718", "vehicle_id": "6566f0c2a1b2c3d4e5f60719",
-            "driver_id": "6566f0c2a1b2c3d4e5f6071a", "lat": 55.7558123, "lon": 37.6173, "ts": "2026-11-30T11:59:59.125Z",
-            "speed": 12.5, "heading": None}
+            "driver_id": "6566f0c2a1b2c3d4e5f6071a", "lat": 55.7558123, "lon": 37.6173,
+            "ts": "2026-11-30T11:59:59.125Z", "speed": 12.5, "heading": None}
 
 
 def point(n: int, **changes: Any) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def test_a_bad_point_is_refused_with_its_field(bad: dict[str, Any], code: str) -
 
 def test_a_batch_must_hold_between_one_and_max_points() -> None:
     assert code_of(lambda: parse_points({"type": "locations", "points": []}, NOW)) == "invalid_location"
-    too_many = [point(n) for n in range(MAX_BATCH + 1)]
+    too_many = [point(n) for n in range(frames.MAX_BATCH + 1)]
     assert code_of(lambda: parse_points({"type": "locations", "points": too_many}, NOW)) == "batch_too_large"
 
 
@@ -105,7 +105,7 @@ def test_channels_and_offsets_of_subscribe_frames() -> None:
     assert since_of({"since": 0}) == "0-0" and since_of({"since": 1700000000000}) == "1700000000000-0"
     assert since_of({"since": "1700000000000-5"}) == "1700000000000-5"
     for bad in ("1-x", "²-0", -1, True, 2**64):
-        assert code_of(lambda: since_of({"since": bad})) == "bad_offset"
+        assert code_of(lambda bad=bad: since_of({"since": bad})) == "bad_offset"
 
 
 def test_offsets_compare_as_pairs_of_numbers() -> None:

@@ -34,20 +34,20 @@ class Recorder:
         self.frames.append(frame)
         self.changed.set()
 
-    async def until(self, n: int, timeout: float = 30) -> None:
+    async def until(self, n: int) -> None:
         """Wait until frame `n` arrived."""
-        await self._wait(lambda: n in self.seen, timeout)
+        await self._wait(lambda: n in self.seen)
 
-    async def got(self, count: int, timeout: float = 30) -> None:
+    async def got(self, count: int) -> None:
         """Wait until `count` frames arrived."""
-        await self._wait(lambda: len(self.frames) >= count, timeout)
+        await self._wait(lambda: len(self.frames) >= count)
 
-    async def _wait(self, done: Any, timeout: float) -> None:
+    async def _wait(self, done: Any) -> None:
         async def wait() -> None:
             while not done():
                 self.changed.clear()
                 await self.changed.wait()
-        await asyncio.wait_for(wait(), timeout)
+        await asyncio.wait_for(wait(), 30)
 
 
 class Console(Recorder):
@@ -63,6 +63,7 @@ class Console(Recorder):
         self.queued = 0
         self.most_queued = 0
         self.rooms: list[int] = []
+        self.asked = asyncio.Event()  # set once the hub asked for room
         self.gate: asyncio.Event | None = None  # when set up, room() waits for it
 
     def put(self, frame: Frame) -> None:
@@ -72,6 +73,7 @@ class Console(Recorder):
 
     async def room(self, size: int) -> bool:
         self.rooms.append(size)
+        self.asked.set()
         if self.gate is not None:
             await self.gate.wait()
         await asyncio.sleep(self.pause)
@@ -199,6 +201,25 @@ async def test_follow_replays_then_goes_live_without_gap_or_duplicate(stores: St
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_replayed_frame_still_on_its_way_live_is_not_sent_twice(stores: Stores) -> None:
+    hub = Hub(stores.redis)
+    channel = fleet()
+    offsets = await publish_range(hub, channel, range(5))
+    console = Console()
+    try:
+        await hub.follow(console, channel, "0-0", console)
+        assert console.seen[1:] == [0, 1, 2, 3, 4]
+        # Frame 4's pub/sub copy reaches the process only now (it was published while the replay read it).
+        late = jsonutil.dumps([offsets[4], {"type": "probe", "channel": channel, "n": 4}])
+        await stores.redis.publish(pubsub_key(channel), late)
+        await hub.publish_many([frame(channel, 5)])
+        await console.until(5)
+        assert console.seen[1:] == [0, 1, 2, 3, 4, 5]
+    finally:
+        await hub.close()
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_follow_without_since_says_subscribed_then_delivers_live_frames(stores: Stores) -> None:
     hub = Hub(stores.redis)
     channel = fleet()
@@ -223,8 +244,7 @@ async def test_a_replay_ends_when_the_subscription_does_and_nothing_follows(stor
     console.gate = asyncio.Event()
     try:
         following = asyncio.get_running_loop().create_task(hub.follow(console, channel, "0-0", console))
-        while not console.rooms:  # the replay waits for room for its first page
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(console.asked.wait(), 10)  # the replay waits for room for its first page
         await hub.publish_many([frame(channel, 999)])  # live, held back behind the replay
         await hub.unsubscribe(console, [channel])  # e.g. access revoked
         console.gate.set()

@@ -4,8 +4,9 @@ published on the driver's channels, and a failed history write kept and retried.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -80,8 +81,8 @@ def points(*seqs: int) -> list[dict[str, Any]]:
              "speed": 10.0, "heading": None, "accuracy": 5.0} for seq in seqs]
 
 
-async def until(check: Any, what: str, timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def until(check: Any, what: str, within: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
