@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from dispatch.core import jsonutil
 
@@ -18,15 +17,15 @@ MAX_AGE = timedelta(days=7)
 MAX_SEQ = 2**53  # what JavaScript clients can count to exactly
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """An outgoing frame, decoded once per process: what sockets filter on, and the bytes they send."""
+class Frame(NamedTuple):
+    """An outgoing frame, decoded once per process and shared by every local socket (immutable):
+    what sockets filter on, and the bytes they send. (A named tuple: built per message, it must be cheap.)"""
 
     type: str
     channel: str | None  # the channel that carried it (or that a socket's own frame is about)
     offset: str | None  # the stream id a channel kept it under; None for live-only and a socket's own frames
-    data: Mapping[str, Any] = field(repr=False)  # its fields, `offset` aside
-    wire: bytes = field(repr=False)  # what the peer receives
+    data: Mapping[str, Any]  # its fields, `offset` aside
+    wire: bytes  # what the peer receives
 
     @classmethod
     def own(cls, data: Mapping[str, Any]) -> Frame:
