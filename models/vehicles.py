@@ -360,7 +360,7 @@ class GpsHistory:
 
     def __init__(self, db: AsyncDatabase, write_concern: WriteConcern | None = None) -> None:
         collection = db[GPS_POINTS]
-        self.collection = collection.with_options(write_concern=write_concern) if write_concern else collection
+        self.collection = collection if write_concern is None else collection.with_options(write_concern=write_concern)
 
     @staticmethod
     def document(driver_id: str, vehicle_id: str | None, order_id: str | None,
