@@ -11,16 +11,17 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "var" / "bench" / "logs"
 sys.path.insert(0, str(ROOT))
 
-from dispatch.tools import devservices  # noqa: E402
+from dispatch.tools import devservices
 
 
 class Env(dict):
@@ -50,7 +51,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
 
 
@@ -76,10 +77,8 @@ def children(pid: int) -> list[int]:
     """Direct child processes of a process (Linux /proc)."""
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
+        with suppress(OSError):
             found += [int(p) for p in task.read_text().split()]
-        except OSError:
-            pass
     return found
 
 

@@ -72,7 +72,7 @@ def measure(count: int) -> dict[str, Any]:
         started = time.monotonic()
         fleet = asyncio.run(driving_fleet(env, count + WARM_UP, 0))
         seeded = time.monotonic() - started
-        warm, holder = hold(running.url, fleet["drivers"][:WARM_UP])
+        _warm, holder = hold(running.url, fleet["drivers"][:WARM_UP])
         holder.close()
         time.sleep(SETTLE_S)
         before = rss_kib(running.pid)

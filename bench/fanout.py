@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.common import Server, children, emit, loadgen, machine, relay_process, server_process, services
 from bench.fleet import driving_fleet
@@ -85,14 +87,13 @@ def sockets(pid: int) -> int:
     """Open sockets of a process (its listening socket and store connections included)."""
     count = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
+        with contextlib.suppress(OSError):
             count += os.readlink(fd).startswith("socket:")
-        except OSError:
-            pass
     return count
 
 
-def profile(running: Server, fleet: dict[str, Any], watch: dict[str, list[int]], args: argparse.Namespace) -> dict[str, Any]:
+def profile(running: Server, fleet: dict[str, Any], watch: dict[str, list[int]],
+            args: argparse.Namespace) -> dict[str, Any]:
     """py-spy samples the server while the generator offers one rate."""
     spec = {**spec_of(running.url, fleet, args), "rates": [args.profile_rate] * 2, "search": False}
     pid = running.pids()[-1]  # the serving child when forked

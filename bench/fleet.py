@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from bson import ObjectId
 
 from dispatch.core import live
 from dispatch.core.security import hash_password
+from dispatch.core.timeutil import isoformat, utcnow
 from dispatch.services import Services
 from dispatch.settings import Settings
-from dispatch.core.timeutil import isoformat, utcnow
 from models.organizations import Organizations
 from models.users import new_user
 from models.vehicles import Vehicles, VehicleTypes
@@ -123,7 +124,8 @@ class Seeder:
 def order_body(n: int, type_id: Any, org_id: Any | None = None) -> dict[str, Any]:
     """A plausible order (pickup and drop-off a few km apart near the centre)."""
     rng = random.Random(n)
-    pickup = {"lat": round(CENTER[0] + rng.uniform(-0.05, 0.05), 6), "lon": round(CENTER[1] + rng.uniform(-0.08, 0.08), 6),
+    pickup = {"lat": round(CENTER[0] + rng.uniform(-0.05, 0.05), 6),
+              "lon": round(CENTER[1] + rng.uniform(-0.08, 0.08), 6),
               "address": f"Bench street {n}"}
     dropoff = {"lat": round(pickup["lat"] + rng.uniform(-0.03, 0.03), 6),
                "lon": round(pickup["lon"] + rng.uniform(-0.05, 0.05), 6), "address": f"Garage {n}"}
@@ -145,5 +147,5 @@ async def driving_fleet(env: dict[str, str], drivers: int, managers: int) -> dic
         driver_tokens, manager_tokens = await seeder.tokens(crew), await seeder.tokens(bosses)
     channel = f"fleet:{org['_id']}"
     return {"channel": channel,
-            "drivers": [{"driver_id": str(u["_id"]), "token": t} for u, t in zip(crew, driver_tokens)],
+            "drivers": [{"driver_id": str(u["_id"]), "token": t} for u, t in zip(crew, driver_tokens, strict=False)],
             "consoles": [{"token": t, "channel": channel} for t in manager_tokens]}

@@ -22,7 +22,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.wire import HttpConnection, WebSocket, connect
@@ -50,7 +50,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))]
+    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -86,7 +86,7 @@ class Clock:
         ms = time.time_ns() // 1_000_000
         if ms != self._ms:
             self._ms = ms
-            moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+            moment = datetime.fromtimestamp(ms / 1000, UTC)
             self._text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return self._text
 
@@ -114,7 +114,7 @@ class Step:
 class Driver:
     """One driver socket: its pending seqs and their send times."""
 
-    def __init__(self, gen: "Generator", ident: str, token: str) -> None:
+    def __init__(self, gen: Generator, ident: str, token: str) -> None:
         self.gen, self.ident, self.token = gen, ident, token
         self.ws: WebSocket | None = None
         self.ready = asyncio.get_running_loop().create_future()
@@ -144,7 +144,7 @@ class Driver:
 class Console:
     """One console socket following a channel."""
 
-    def __init__(self, gen: "Generator", token: str, channel: str) -> None:
+    def __init__(self, gen: Generator, token: str, channel: str) -> None:
         self.gen, self.token, self.channel = gen, token, channel
         self.ws: WebSocket | None = None
         self.ready = asyncio.get_running_loop().create_future()
@@ -194,7 +194,7 @@ class Generator:
                 try:
                     driver.ws = await connect(self.ws_base + "/ws/driver", driver.on_message, driver.token)
                     await asyncio.wait_for(driver.ready, CONNECT_TIMEOUT)
-                except (OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, OSError) as exc:
                     self.failed_connects.append(f"{type(exc).__name__}: {exc}")
 
         started = time.perf_counter()

@@ -14,7 +14,8 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bench import connections, fanout, login_storm, rest
 from bench.common import ROOT, machine
@@ -40,7 +41,7 @@ def table(lines: list[dict[str, Any]]) -> str:
     for line in lines:
         rows += ROWS.get(line["scenario"], lambda _: [])(line)
     width = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, width)) for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, width, strict=False)) for row in rows)
 
 
 def _fanout_rows(line: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -57,15 +58,15 @@ def _fanout_rows(line: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 ROWS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str, str]]]] = {
-    "fanout_relay": lambda l: [("relay sustained", f"{l['sustained_rate']:.0f} points/s", "(reference)", "")],
+    "fanout_relay": lambda row: [("relay sustained", f"{row['sustained_rate']:.0f} points/s", "(reference)", "")],
     "fanout": _fanout_rows,
     "fanout_x2": _fanout_rows,
-    "connections": lambda l: [(f"memory, {l['sockets']} idle drivers", f"{l['kib_per_socket']:.1f} KiB/socket, "
-                               f"opened in {l['open_s']:.1f} s", "<= 40 KiB", _met(l["kib_per_socket"] <= 40))],
-    "rest": lambda l: [(l["name"], f"p50 {l['p50_ms']:.0f} ms, p99 {l['p99_ms']:.0f} ms, "
-                        f"{l['requests_per_s']:.0f} req/s", "", "")],
-    "login_storm": lambda l: [("/healthz p99, login storm", f"{l['healthz_p99_ms']:.1f} ms", "<= 50 ms",
-                               _met(l["healthz_p99_ms"] <= 50))],
+    "connections": lambda row: [(f"memory, {row['sockets']} idle drivers", f"{row['kib_per_socket']:.1f} KiB/socket, "
+                                 f"opened in {row['open_s']:.1f} s", "<= 40 KiB", _met(row["kib_per_socket"] <= 40))],
+    "rest": lambda row: [(row["name"], f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, "
+                          f"{row['requests_per_s']:.0f} req/s", "", "")],
+    "login_storm": lambda row: [("/healthz p99, login storm", f"{row['healthz_p99_ms']:.1f} ms", "<= 50 ms",
+                                 _met(row["healthz_p99_ms"] <= 50))],
 }
 
 

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import os
 import struct
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA

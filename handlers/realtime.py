@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable
+from collections.abc import Awaitable
+from typing import Any
 from urllib.parse import urlsplit
 
 import tornado.websocket
@@ -16,14 +17,14 @@ import tornado.websocket
 from dispatch.core import jsonutil, metrics
 from dispatch.core.errors import ApiError
 from dispatch.core.policy import public
-from dispatch.core.vocabulary import Category
-from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_order
-from dispatch.realtime.frames import FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
-from dispatch.realtime.hub import REPLAY_PAGE, Hub
-from dispatch.realtime.ingest import Submission
-from dispatch.realtime.outbox import STUCK_AFTER, Outbox
 from dispatch.core.storage import UNAVAILABLE
 from dispatch.core.timeutil import isoformat, utcnow
+from dispatch.core.vocabulary import Category
+from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_order
+from dispatch.realtime.frames import Frame, FrameError, channel_of, frame_type, parse_points, since_of
+from dispatch.realtime.hub import Hub
+from dispatch.realtime.ingest import Submission
+from dispatch.realtime.outbox import STUCK_AFTER, Outbox
 from dispatch.services import Services
 
 log = logging.getLogger("dispatch.realtime")
@@ -60,7 +61,6 @@ class Socket(tornado.websocket.WebSocketHandler):
         self.session_id: str | None = None
         self.outbox: Outbox | None = None
         self.channels: set[str] = set()
-        self._replaying: dict[str, list[bytes]] = {}
         self._auth_timer: Any = None
         self._gone = False
 
@@ -207,24 +207,19 @@ class Socket(tornado.websocket.WebSocketHandler):
     def send_json(self, data: dict[str, Any]) -> None:
         """Queue a frame for this socket."""
         if self.outbox is not None:
-            self.outbox.put(jsonutil.dumps(data))
+            self.outbox.put(Frame.own(data))
 
-    def deliver(self, channel: str, frame: bytes) -> None:
-        """A frame from the hub (held back while the channel's history is being replayed)."""
-        head = frame[:60]
-        if b'"type":"session_ended"' in head:
-            if jsonutil.loads(frame)["session_id"] in ("*", self.session_id):
+    def deliver(self, frame: Frame) -> None:
+        """A live frame from the hub (after the replay of its channel, when there was one)."""
+        if frame.type == "session_ended":
+            if frame.data.get("session_id") in ("*", self.session_id):
                 self.close(self.session_ended_code, "session ended")
             return
-        if b'"type":"scope_changed"' in head:
+        if frame.type == "scope_changed":
             self.recheck_soon()
             return
-        if channel not in self.channels:  # the subscription ended while this frame was on its way
-            return
-        held = self._replaying.get(channel)
-        if held is not None:
-            held.append(frame)
-        elif self.outbox is not None:
+        # the subscription may have ended while this frame was on its way
+        if frame.channel in self.channels and self.outbox is not None:
             self.outbox.put(frame)
 
     def _send(self, frame: bytes) -> Awaitable[None]:
@@ -253,7 +248,6 @@ class Socket(tornado.websocket.WebSocketHandler):
     async def _revoke(self, channel: str) -> None:
         """End a subscription the user lost access to: an error frame, then nothing more of it."""
         self.channels.discard(channel)
-        self._replaying.pop(channel, None)
         if self.outbox is not None:
             self.outbox.discard_channel(channel)
         self.send_json({"type": "error", "code": "forbidden", "message": f"You may no longer follow {channel}.",
@@ -267,59 +261,19 @@ class Socket(tornado.websocket.WebSocketHandler):
     # --- subscriptions ----------------------------------------------------
     async def _follow(self, channel: str, since: str | None = None) -> None:
         """Subscribe; with `since`, first replay what the channel carried after that offset."""
-        if since is not None:
-            self._replaying[channel] = []
+        assert self.outbox is not None
         self.channels.add(channel)
         try:
-            await self.hub.subscribe(self, channel)
+            await self.hub.follow(self, channel, since, self.outbox)
         except BaseException:
-            self.channels.discard(channel)
-            self._replaying.pop(channel, None)
+            if not self.hub.follows(self, channel):  # not subscribed (a replay that failed leaves it live)
+                self.channels.discard(channel)
             raise
-        self.send_json({"type": "subscribed", "channel": channel})
-        if since is None:
-            return
-        last = parse_offset(since)
-        try:
-            last = await self._replay(channel, since) or last
-        finally:
-            held = self._replaying.pop(channel, [])
-        if channel not in self.channels or self.outbox is None:  # revoked or closed meanwhile
-            return
-        for frame in held:
-            if _offset_of(frame) > (last or (0, 0)):
-                self.outbox.put(frame)
-
-    async def _replay(self, channel: str, since: str) -> tuple[int, int] | None:
-        """Queue what the channel kept after `since`, a page at a time as the socket drains; the last offset.
-
-        Replay stops at the newest frame kept when it began: later frames are held as they arrive live.
-        Pages wait for room in the outbox, so no replayed frame is dropped to make room for the next.
-        """
-        end = await self.hub.last_offset(channel)
-        stop = parse_offset(end) if end is not None else None
-        position, last, offset = parse_offset(since) or (0, 0), None, since
-        while stop is not None and position < stop and self.outbox is not None:
-            size = min(REPLAY_PAGE, self.outbox.limit)
-            if channel not in self.channels or not await self.outbox.room(size):
-                break
-            page = await self.hub.history(channel, offset, size)
-            if not page or channel not in self.channels:
-                break
-            for offset, frame in page:
-                self.outbox.put(frame)
-            position = last = parse_offset(offset) or position
-        return last
 
     async def _unfollow(self, channel: str) -> None:
         self.channels.discard(channel)
         await self.hub.unsubscribe(self, [channel])
         self.send_json({"type": "unsubscribed", "channel": channel})
-
-
-def _offset_of(frame: bytes) -> tuple[int, int]:
-    end = frame.find(b'"', 11)
-    return parse_offset(frame[11:end].decode()) or (0, 0)
 
 
 class DriverSocket(Socket):
@@ -384,10 +338,9 @@ class DriverSocket(Socket):
         if self.vehicle is not None:
             await self.vehicle.load()
 
-    def deliver(self, channel: str, frame: bytes) -> None:
-        super().deliver(channel, frame)
-        head = frame[:120]
-        if self.vehicle is not None and (b'"type":"assignment"' in head or b'"type":"order"' in head):
+    def deliver(self, frame: Frame) -> None:
+        super().deliver(frame)
+        if self.vehicle is not None and frame.type in ("assignment", "order"):
             self.hub.spawn(self.vehicle.load())
 
     async def on_scope_change(self) -> None:
@@ -404,8 +357,8 @@ class DriverSocket(Socket):
         data = {"type": "presence", "channel": f"fleet:{context.organization}", "driver_id": context.driver_id,
                 "vehicle_id": context.vehicle_id, "online": online, "at": _now_iso()}
         try:
-            await self.hub.publish_many([(f"fleet:{context.organization}", jsonutil.dumps(data))])
-        except Exception as exc:  # presence is best effort; the socket itself must not fail
+            await self.hub.publish_many([(f"fleet:{context.organization}", data)])
+        except Exception as exc:  # noqa: BLE001 - presence is best effort; the socket itself must not fail
             log.warning("presence not published: %s", type(exc).__name__)
 
 
@@ -434,6 +387,8 @@ class ConsoleSocket(Socket):
             await super().handle(kind, frame)
 
     async def on_scope_change(self) -> None:
+        if self.user is None:  # not signed in yet: nothing followed
+            return
         for channel in sorted(self.channels):
             if not channel.startswith("user:") and not await may_subscribe(self.services.db, self.user, channel):
                 await self._revoke(channel)
@@ -471,9 +426,9 @@ class OrderSocket(Socket):
         else:
             await super().handle(kind, frame)
 
-    def deliver(self, channel: str, frame: bytes) -> None:
-        super().deliver(channel, frame)
-        if channel.startswith("order:") and b'"type":"order"' in frame[:80]:
+    def deliver(self, frame: Frame) -> None:
+        super().deliver(frame)
+        if frame.type == "order" and (frame.channel or "").startswith("order:"):
             self.recheck_soon()  # a decline or another driver takes the order out of a driver's scope
 
     async def on_scope_change(self) -> None:

@@ -8,14 +8,15 @@ repositories a scope filter.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
 from marshmallow import EXCLUDE, Schema, fields, validate
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from dispatch.core import live
 from dispatch.core.errors import Conflict
@@ -29,6 +30,7 @@ TYPES = "vehicle_types"
 VEHICLES = "vehicles"
 GPS_POINTS = "gps_points"
 MAX_PRICE = 10_000_000
+DUPLICATE_KEY = 11000
 
 # Each price list (an organization's, or the shared one: organization null) names its types once.
 retire_index(TYPES, "name_unique")  # the one catalogue of before: names unique platform-wide
@@ -191,9 +193,9 @@ class TrackQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    start = fields.AwareDateTime(data_key="from", default_timezone=timezone.utc,
+    start = fields.AwareDateTime(data_key="from", default_timezone=UTC,
                                  metadata={"description": "ISO 8601 (UTC when no offset); default: 24 h before `to`"})
-    end = fields.AwareDateTime(data_key="to", default_timezone=timezone.utc,
+    end = fields.AwareDateTime(data_key="to", default_timezone=UTC,
                                metadata={"description": "ISO 8601 (UTC when no offset); default: now"})
 
 
@@ -352,18 +354,43 @@ class Vehicles:
 
 # --- GPS history -------------------------------------------------------------
 class GpsHistory:
-    """Reads of `gps_points`, which the real-time ingest writes."""
+    """The stored GPS points (`gps_points`): written by the real-time ingest, read for route replay.
 
-    def __init__(self, db: AsyncDatabase) -> None:
-        self.collection = db[GPS_POINTS]
+    One document per point, `_id` `<driver_id>:<seq>` so that a resent point is stored once;
+    read by vehicle and time (the `vehicle_ts` index).
+    """
+
+    def __init__(self, db: AsyncDatabase, write_concern: WriteConcern | None = None) -> None:
+        collection = db[GPS_POINTS]
+        self.collection = collection if write_concern is None else collection.with_options(write_concern=write_concern)
+
+    @staticmethod
+    def document(driver_id: str, vehicle_id: str | None, order_id: str | None,
+                 point: Mapping[str, Any]) -> dict[str, Any]:
+        """The stored form of one validated point (`seq`, `lat`, `lon`, `ts`, `speed`, `heading`, `accuracy`)."""
+        return {"_id": f"{driver_id}:{point['seq']}", "driver_id": ObjectId(driver_id),
+                "vehicle_id": ObjectId(vehicle_id) if vehicle_id else None,
+                "order_id": ObjectId(order_id) if order_id else None,
+                "seq": point["seq"], "lat": point["lat"], "lon": point["lon"], "ts": point["ts"],
+                "speed": point["speed"], "heading": point["heading"], "accuracy": point["accuracy"]}
+
+    async def add(self, docs: list[dict[str, Any]]) -> None:
+        """Store points (`document`s); those already stored, a resend, are skipped."""
+        try:
+            await self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get("writeConcernErrors"):
+                raise
 
     async def between(self, vehicle_id: ObjectId, start: datetime, end: datetime, cap: int) -> list[dict[str, Any]]:
-        """A vehicle's points with start ≤ ts ≤ end, in time order, at most `cap` of them."""
+        """A vehicle's points with start ≤ ts ≤ end, in time order, at most `cap` of them (`lat`, `lon`, `ts`,
+        `speed`, `heading`; the last two None when unknown)."""
         cursor = self.collection.find(
             {"vehicle_id": vehicle_id, "ts": {"$gte": start, "$lte": end}},
             {"_id": 0, "lat": 1, "lon": 1, "ts": 1, "speed": 1, "heading": 1},
         ).sort([("ts", ASCENDING), ("seq", ASCENDING)]).limit(cap)
-        return await cursor.to_list()
+        return [{"speed": None, "heading": None, **point} for point in await cursor.to_list()]
 
 
 async def organization_exists(db: AsyncDatabase, org_id: ObjectId) -> bool:

@@ -38,7 +38,7 @@ TRACK_DEFAULT = timedelta(hours=24)
 LOCKED_WHILE_BUSY = {"organization", "driver_id", "status"}
 
 
-async def check_organization(db: AsyncDatabase, user: dict[str, Any], organization: ObjectId) -> None:
+async def check_organization(db: AsyncDatabase[Any], user: dict[str, Any], organization: ObjectId) -> None:
     """422 unless the organization exists and (for a MANAGER) is one of theirs."""
     if user.get("category") == Category.MANAGER and organization not in orgs_of(user):
         raise ValidationFailed({"organization": ["Not one of your organizations."]})
@@ -49,7 +49,7 @@ async def check_organization(db: AsyncDatabase, user: dict[str, Any], organizati
 class PriceLists:
     """Vehicle types (what a tow costs) per organization, plus the shared catalogue."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.db = db
         self.types = VehicleTypes(db)
 
@@ -97,7 +97,7 @@ class PriceLists:
 class Fleet:
     """Vehicles of one database, with their live positions in Redis."""
 
-    def __init__(self, db: AsyncDatabase, redis: aioredis.Redis, users: Users) -> None:
+    def __init__(self, db: AsyncDatabase[Any], redis: aioredis.Redis, users: Users) -> None:
         self.db = db
         self.redis = redis
         self.users = users
@@ -201,8 +201,7 @@ class Fleet:
         start = start or end - TRACK_DEFAULT
         if start > end:
             raise ValidationFailed({"from": ["Must not be after `to`."]})
-        points = [{"speed": None, "heading": None, **point}
-                  for point in await self.history.between(vehicle["_id"], start, end, TRACK_CAP)]
+        points = await self.history.between(vehicle["_id"], start, end, TRACK_CAP)
         return {"vehicle_id": vehicle["_id"], "points": points, "distance_km": round(path_km(points), 3)}
 
 

@@ -91,20 +91,20 @@ class SessionStore:
                                      args=[digest(secret), digest(new_secret), str(time.time()), self.ttl])
         if outcome == -1:
             uid = await self.redis.hget(f"sess:{sid}", "uid")
-            await self.revoke(sid, uid.decode() if uid else None)
+            await self.revoke(sid, _text(uid) if uid else None)
             raise RefreshError(replayed=True)
         if outcome != 1:
             raise RefreshError()
         uid = await self.redis.hget(f"sess:{sid}", "uid")
         if uid is None:
             raise RefreshError()
-        await self.redis.expire(f"usess:{uid.decode()}", self.ttl)
-        return uid.decode(), sid, f"{sid}.{new_secret}"
+        await self.redis.expire(f"usess:{_text(uid)}", self.ttl)
+        return _text(uid), sid, f"{sid}.{new_secret}"
 
     async def owner(self, sid: str) -> tuple[str | None, float]:
         """The user id a live session belongs to (None if gone), and when it was last used."""
         uid, last_used = await self.redis.hmget(f"sess:{sid}", ["uid", "last_used"])
-        return (uid.decode() if uid else None), float(last_used or 0)
+        return (_text(uid) if uid else None), float(last_used or 0)
 
     async def touch(self, sid: str) -> None:
         """Record that the session was used now."""
@@ -112,13 +112,13 @@ class SessionStore:
 
     async def list(self, user_id: str) -> list[Session]:
         """The user's live sessions, newest first."""
-        sids = [s.decode() for s in await self.redis.smembers(f"usess:{user_id}")]
+        sids = [_text(s) for s in await self.redis.smembers(f"usess:{user_id}")]
         async with self.redis.pipeline(transaction=False) as pipe:
             for sid in sids:
                 pipe.hgetall(f"sess:{sid}")
             rows = await pipe.execute()
         sessions, gone = [], []
-        for sid, row in zip(sids, rows):
+        for sid, row in zip(sids, rows, strict=False):
             if not row:
                 gone.append(sid)
                 continue
@@ -140,7 +140,7 @@ class SessionStore:
 
     async def revoke_all(self, user_id: str) -> int:
         """End every session of a user; returns how many there were."""
-        sids = [s.decode() for s in await self.redis.smembers(f"usess:{user_id}")]
+        sids = [_text(s) for s in await self.redis.smembers(f"usess:{user_id}")]
         keys: list[Any] = [k for sid in sids for k in (f"sess:{sid}", f"sess:{sid}:used")]
         async with self.redis.pipeline(transaction=True) as pipe:
             if keys:
@@ -149,6 +149,11 @@ class SessionStore:
             await pipe.execute()
         await self.events.publish(session_ended(user_id, "*"))
         return len(sids)
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis answer as text (the client answers bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _session(sid: str, row: dict[bytes, bytes]) -> Session:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,7 +21,7 @@ def _oid(text: str) -> ObjectId | None:
     return ObjectId(text) if ObjectId.is_valid(text) and len(text) == 24 else None
 
 
-async def may_subscribe(db: AsyncDatabase, user: dict[str, Any], channel: str) -> bool:
+async def may_subscribe(db: AsyncDatabase[Any], user: dict[str, Any], channel: str) -> bool:
     """Whether a console user may follow a channel: ADMIN any; MANAGER their organizations' only."""
     kind, _, ident = channel.partition(":")
     oid = _oid(ident)
@@ -36,7 +37,7 @@ async def may_subscribe(db: AsyncDatabase, user: dict[str, Any], channel: str) -
     return doc is not None and doc.get("organization") in orgs
 
 
-async def may_track_order(db: AsyncDatabase, user: dict[str, Any], order_id: str) -> bool:
+async def may_track_order(db: AsyncDatabase[Any], user: dict[str, Any], order_id: str) -> bool:
     """Whether a user may open `/ws/orders/{id}`: its client, its driver, its org's managers, admins."""
     oid = _oid(order_id)
     if oid is None:
@@ -55,7 +56,7 @@ async def may_track_order(db: AsyncDatabase, user: dict[str, Any], order_id: str
 class DriverVehicle:
     """A driver's streaming context, reloaded when stale or when an assignment arrives."""
 
-    def __init__(self, db: AsyncDatabase, driver_id: ObjectId) -> None:
+    def __init__(self, db: AsyncDatabase[Any], driver_id: ObjectId) -> None:
         self.db = db
         self.driver_id = driver_id
         self.context = DriverContext(str(driver_id))

@@ -1,15 +1,53 @@
-"""Validation of incoming websocket frames (hand-written for the GPS hot path: no schema library per point)."""
+"""Websocket frames as data: validation of incoming frames (hand-written for the GPS hot path: no
+schema library per point), and `Frame`, the decoded outgoing frame sockets and outboxes look at.
+"""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from dispatch.core import jsonutil
 
 MAX_BATCH = 500
 MAX_FUTURE = timedelta(minutes=5)
 MAX_AGE = timedelta(days=7)
 MAX_SEQ = 2**53  # what JavaScript clients can count to exactly
+
+
+class Frame(NamedTuple):
+    """An outgoing frame, decoded once per process and shared by every local socket (immutable):
+    what sockets filter on, and the bytes they send. (A named tuple: built per message, it must be cheap.)"""
+
+    type: str
+    channel: str | None  # the channel that carried it (or that a socket's own frame is about)
+    offset: str | None  # the stream id a channel kept it under; None for live-only and a socket's own frames
+    data: Mapping[str, Any]  # its fields, `offset` aside
+    wire: bytes  # what the peer receives
+
+    @classmethod
+    def own(cls, data: Mapping[str, Any]) -> Frame:
+        """A frame a socket says itself (ready, ack, subscribed, error): sent as it is."""
+        return cls(data["type"], data.get("channel"), None, data, jsonutil.dumps(data))
+
+    @classmethod
+    def carried(cls, channel: str, offset: str | None, data: Mapping[str, Any]) -> Frame:
+        """A frame a channel carried; its offset goes first on the wire, for the client to resume from."""
+        wire = jsonutil.dumps(data if offset is None else {"offset": offset, **data})
+        return cls(str(data.get("type")), channel, offset, data, wire)
+
+    @property
+    def droppable(self) -> bool:
+        """Whether a newer frame supersedes it (a position): dropped first when an outbox is full."""
+        return self.type == "location"
+
+    def newer_than(self, position: tuple[int, int] | None) -> bool:
+        """Whether a live frame comes after a replay that ended at `position` (live-only frames always do)."""
+        if position is None or self.offset is None:
+            return True
+        return (parse_offset(self.offset) or (0, 0)) > position
 
 
 class FrameError(ValueError):
@@ -52,8 +90,8 @@ def parse_ts(value: Any, now: datetime) -> datetime:
     except ValueError:
         raise FrameError("invalid_location", "`ts` must be an ISO 8601 time.", field="ts") from None
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    ts = ts.astimezone(timezone.utc)
+        ts = ts.replace(tzinfo=UTC)
+    ts = ts.astimezone(UTC)
     if ts > now + MAX_FUTURE:
         raise FrameError("invalid_location", "`ts` is in the future.", field="ts")
     if ts < now - MAX_AGE:

@@ -1,24 +1,33 @@
 """Fan-out across server processes through Redis.
 
 Every frame published on a channel is appended to a capped stream `stream:<channel>`
-(recent history, for `since` replay) and published on `ch:<channel>` with its stream id
-spliced in as `offset` — both in one server-side script, so the id a console sees live
-is the id it can later resume from. Each process holds one pub/sub connection and
-delivers to its local sockets; nothing is shared in process memory across processes.
+(recent history, for `since` replay) and published on `ch:<channel>` together with its
+stream id as `offset` — both in one server-side script, so the id a console sees live
+is the id it can later resume from. Each process holds one pub/sub connection, decodes
+every message once into a `Frame` and delivers that to its local sockets; nothing is
+shared in process memory across processes.
+
+On pub/sub a message is the JSON array `[offset, fields]` (`offset` null for live-only
+messages, which no stream keeps); a stream entry keeps the fields alone (`d`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisUnreachable, RedisError, TimeoutError as RedisTimeout
+from redis.exceptions import ConnectionError as RedisUnreachable
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from dispatch.core import jsonutil
 from dispatch.core.events import Event
+from dispatch.realtime.frames import Frame, parse_offset
 
 log = logging.getLogger("dispatch.realtime")
 
@@ -28,15 +37,15 @@ BACKGROUND_GRACE = 1.0  # seconds close() waits for follow-up work (unsubscribes
 RECONNECT_FIRST = 0.25  # seconds before the first pub/sub reconnect attempt
 RECONNECT_MAX = 1.0     # longest pause between attempts, so live frames resume within a second or so
 CONFIRM_TIMEOUT = 10.0  # seconds a subscription waits for Redis to confirm it before failing (503-like)
-LIVE_ONLY_OFFSET = "0-0"  # the offset of frames kept in no stream: no replay ever resumes from it
 
-# ARGV: maxlen, then (channel, payload) pairs; payloads are JSON objects without `offset`.
+# ARGV: maxlen, then (channel, fields) pairs, each fields a JSON object. The id and the fields travel
+# as two elements of an array, so nothing here reads or edits the fields' JSON text.
 PUBLISH_MANY = """
 local ids = {}
 for i = 2, #ARGV, 2 do
-  local channel, payload = ARGV[i], ARGV[i + 1]
-  local id = redis.call('XADD', 'stream:' .. channel, 'MAXLEN', '~', ARGV[1], '*', 'd', payload)
-  redis.call('PUBLISH', 'ch:' .. channel, '{"offset":"' .. id .. '",' .. string.sub(payload, 2))
+  local channel, fields = ARGV[i], ARGV[i + 1]
+  local id = redis.call('XADD', 'stream:' .. channel, 'MAXLEN', '~', ARGV[1], '*', 'd', fields)
+  redis.call('PUBLISH', 'ch:' .. channel, '["' .. id .. '",' .. fields .. ']')
   ids[#ids + 1] = id
 end
 return ids
@@ -44,9 +53,19 @@ return ids
 
 
 class Subscriber(Protocol):
-    """A local socket that receives frames of the channels it subscribed to."""
+    """A local socket that receives the live frames of the channels it follows."""
 
-    def deliver(self, channel: str, frame: bytes) -> None: ...
+    def deliver(self, frame: Frame) -> None: ...
+
+
+class Sink(Protocol):
+    """Where a subscriber's replayed frames go, a page at a time as it drains (its outbox)."""
+
+    limit: int
+
+    def put(self, frame: Frame) -> None: ...
+
+    async def room(self, size: int) -> bool: ...
 
 
 def pubsub_key(channel: str) -> str:
@@ -54,9 +73,41 @@ def pubsub_key(channel: str) -> str:
     return "ch:" + channel
 
 
-def with_offset(offset: str, payload: bytes) -> bytes:
-    """A stored payload as the frame clients get: `offset` first."""
-    return b'{"offset":"' + offset.encode() + b'",' + payload[1:]
+def live_message(channel: str, fields: Mapping[str, Any]) -> tuple[str, bytes]:
+    """A live-only message (kept by no stream, so never replayed): the pub/sub key and message to PUBLISH."""
+    return pubsub_key(channel), jsonutil.dumps([None, fields])
+
+
+def decode(channel: str, message: bytes) -> Frame:
+    """A pub/sub message of a channel as a Frame; ValueError when it is not `[offset, fields]`."""
+    decoded = jsonutil.loads(message)
+    if not (isinstance(decoded, list) and len(decoded) == 2 and isinstance(decoded[1], dict)
+            and (decoded[0] is None or isinstance(decoded[0], str))):
+        raise ValueError("not an [offset, fields] message")
+    return Frame.carried(channel, decoded[0], decoded[1])
+
+
+def _text(value: Any) -> str:
+    """A stream id as Redis returned it (bytes), as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _Catchup:
+    """A subscriber of a channel whose replay runs, or ran: live frames are held back meanwhile, then
+    those the replay already sent are dropped (they may still be on their way) until a newer one comes."""
+
+    __slots__ = ("floor", "held")
+
+    def __init__(self) -> None:
+        self.held: list[Frame] | None = []
+        self.floor: tuple[int, int] | None = None  # the replay's last offset, once it ended
+
+    def take(self, frame: Frame) -> bool:
+        """Hold a live frame, or say whether it goes out (False: the replay sent it)."""
+        if self.held is not None:
+            self.held.append(frame)
+            return False
+        return frame.newer_than(self.floor)
 
 
 def _driver_channel(event: Event) -> tuple[str, ...]:
@@ -73,15 +124,16 @@ class Hub:
     def __init__(self, redis: aioredis.Redis, stream_maxlen: int = STREAM_MAXLEN) -> None:
         self.redis = redis
         self.stream_maxlen = stream_maxlen
-        self.local: dict[str, set[Subscriber]] = {}
+        # Per channel, its local subscribers, each live (None) or catching up after a replay.
+        self.local: dict[str, dict[Subscriber, _Catchup | None]] = {}
         self._script = redis.register_script(PUBLISH_MANY)
         self._pubsub: Any = None
-        self._reader: asyncio.Task | None = None
+        self._reader: asyncio.Task[None] | None = None
         # Per pub/sub channel, one future per SUBSCRIBE sent and not yet confirmed, oldest first;
         # each ends True once Redis confirms it, False when sending it failed.
-        self._unconfirmed: dict[bytes, deque[asyncio.Future]] = {}
+        self._unconfirmed: dict[bytes, deque[asyncio.Future[bool]]] = {}
         self._closed = False
-        self._background: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         self.sockets: set[Any] = set()  # every open websocket of this process, for shutdown
 
     def spawn(self, coro: Any) -> None:
@@ -90,31 +142,31 @@ class Hub:
         self._background.add(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def _finished(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:  # e.g. a store outage: say so, once
             exc = task.exception()
-            log.warning("background %s failed: %s: %s", task.get_coro().__qualname__, type(exc).__name__, exc)
+            name = getattr(task.get_coro(), "__qualname__", "task")
+            log.warning("background %s failed: %s: %s", name, type(exc).__name__, exc)
 
     # --- publishing -----------------------------------------------------
-    async def queue_publish(self, pipe: Any, items: list[tuple[str, bytes]]) -> None:
-        """Add the publication of (channel, payload) pairs to a pipeline (one script call)."""
+    async def queue_publish(self, pipe: Any, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Add the publication of (channel, fields) pairs to a pipeline (one script call)."""
         if items:
             # EVAL with the script text, not a registered Script: a Script in a pipeline makes the
             # pipeline ask SCRIPT EXISTS first, a second round trip on every GPS batch.
             pipe.eval(PUBLISH_MANY, 0, *self._args(items))
 
-    async def publish_many(self, items: list[tuple[str, bytes]]) -> list[str]:
-        """Publish (channel, payload) pairs in one round trip; returns their offsets."""
+    async def publish_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+        """Publish (channel, fields) pairs in one round trip; returns their offsets."""
         if not items:
             return []
-        ids = await self._script(args=self._args(items))
-        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+        return [_text(i) for i in await self._script(args=self._args(items))]
 
-    def _args(self, items: list[tuple[str, bytes]]) -> list[Any]:
+    def _args(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
         args: list[Any] = [self.stream_maxlen]
-        for channel, payload in items:
-            args += [channel, payload]
+        for channel, fields in items:
+            args += [channel, jsonutil.dumps(fields)]
         return args
 
     async def publish_event(self, event: Event) -> None:
@@ -123,29 +175,104 @@ class Hub:
             await self.publish_live(event)
             return
         channels = list(dict.fromkeys(event.channels + _driver_channel(event)))
-        await self.publish_many([(channel, jsonutil.dumps({"type": event.type, "channel": channel, **event.data}))
+        await self.publish_many([(channel, {"type": event.type, "channel": channel, **event.data})
                                  for channel in channels])
 
     async def publish_live(self, event: Event) -> None:
         """Publish a notice to the sockets open now, on every process, keeping it for no replay."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for channel in dict.fromkeys(event.channels):
-                pipe.publish(pubsub_key(channel), jsonutil.dumps({"offset": LIVE_ONLY_OFFSET, "type": event.type,
-                                                                  "channel": channel, **event.data}))
+                pipe.publish(*live_message(channel, {"type": event.type, "channel": channel, **event.data}))
             await pipe.execute()
 
     # --- subscribing ----------------------------------------------------
+    async def follow(self, subscriber: Subscriber, channel: str, since: str | None, sink: Sink) -> None:
+        """Subscribe, say `subscribed`, replay what the channel kept after `since`, then go live.
+
+        Live frames that arrive meanwhile are held back and delivered after the replay, except those
+        the replay already sent: no gap and no duplicate between the two.
+        """
+        catchup = _Catchup()
+        await self._subscribe(subscriber, channel, catchup)
+        last = parse_offset(since) if since is not None else None
+        try:
+            sink.put(Frame.own({"type": "subscribed", "channel": channel}))
+            if since is not None:
+                last = await self._replay(subscriber, channel, since, sink, catchup) or last
+        except BaseException:
+            self._live(subscriber, channel, catchup)  # what was held is dropped; the socket says why
+            raise
+        held, catchup.held, catchup.floor = catchup.held or [], None, last
+        members = self.local.get(channel, {})
+        if members.get(subscriber) is not catchup:  # unsubscribed meanwhile
+            return
+        for frame in held:
+            if self._passes(members, subscriber, catchup, frame):
+                subscriber.deliver(frame)
+        if last is None:  # nothing replayed: nothing to drop either
+            self._live(subscriber, channel, catchup)
+
+    async def _replay(self, subscriber: Subscriber, channel: str, since: str, sink: Sink,
+                      catchup: _Catchup) -> tuple[int, int] | None:
+        """Put what the channel kept after `since` into the sink, a page at a time as it drains; the last offset.
+
+        Replay stops at the newest frame kept when it began: later frames are held as they arrive live.
+        Pages wait for room in the sink, so no replayed frame is dropped to make room for the next.
+        """
+        end = await self.last_offset(channel)
+        stop = parse_offset(end) if end is not None else None
+        position, last, offset = parse_offset(since) or (0, 0), None, since
+        while end is not None and stop is not None and position < stop:
+            size = min(REPLAY_PAGE, sink.limit)
+            if not self._catching_up(subscriber, channel, catchup) or not await sink.room(size):
+                break
+            page = await self.history(channel, offset, size, until=end)
+            if not page or not self._catching_up(subscriber, channel, catchup):
+                break
+            for frame in page:
+                sink.put(frame)
+            offset = page[-1].offset or offset
+            position = last = parse_offset(offset) or position
+        return last
+
+    def _catching_up(self, subscriber: Subscriber, channel: str, catchup: _Catchup) -> bool:
+        """Whether this subscription (not a later one of the same subscriber) is still on and catching up."""
+        return self.local.get(channel, {}).get(subscriber) is catchup
+
+    def _live(self, subscriber: Subscriber, channel: str, catchup: _Catchup) -> None:
+        """The subscriber gets every frame of the channel from now on."""
+        if self._catching_up(subscriber, channel, catchup):
+            self.local[channel][subscriber] = None
+
+    @staticmethod
+    def _passes(members: dict[Subscriber, _Catchup | None], subscriber: Subscriber, catchup: _Catchup,
+                frame: Frame) -> bool:
+        """Whether a live frame goes to a subscriber catching up; the first one past its replay makes it live."""
+        if not catchup.take(frame):
+            return False
+        if frame.offset is not None and members.get(subscriber) is catchup:
+            members[subscriber] = None  # frames come in offset order: every later one is newer too
+        return True
+
+    def follows(self, subscriber: Subscriber, channel: str) -> bool:
+        """Whether the subscriber is subscribed to the channel in this process."""
+        return subscriber in self.local.get(channel, {})
+
     async def subscribe(self, subscriber: Subscriber, channel: str) -> None:
-        """Deliver the channel's live frames to the subscriber from the moment this returns.
+        """Deliver the channel's live frames to the subscriber from the moment this returns."""
+        await self._subscribe(subscriber, channel, None)
+
+    async def _subscribe(self, subscriber: Subscriber, channel: str, catchup: _Catchup | None) -> None:
+        """Add a local subscriber, live or catching up.
 
         redis-py's SUBSCRIBE only sends the command; it returns before Redis has the subscription.
         So this waits for Redis's confirmation (read by the reader), and a later subscriber of a
         channel whose subscription is still on its way waits for the same confirmation: a frame
         published after `subscribed` went out is never missed.
         """
-        members = self.local.setdefault(channel, set())
+        members = self.local.setdefault(channel, {})
         first = not members
-        members.add(subscriber)
+        members[subscriber] = catchup
         key = pubsub_key(channel).encode()
         confirmation = None
         try:
@@ -159,22 +286,23 @@ class Hub:
                 await self._confirmation(pending[-1])
         except (RedisError, OSError):  # Redis unreachable: not subscribed, the caller says so
             self._forget(key, confirmation)
-            members.discard(subscriber)
+            if members.get(subscriber) is catchup:
+                del members[subscriber]
             if not members and self.local.get(channel) is members:
                 self.local.pop(channel, None)
             raise
 
     @staticmethod
-    async def _confirmation(confirmation: asyncio.Future) -> None:
+    async def _confirmation(confirmation: asyncio.Future[bool]) -> None:
         """Wait until Redis confirmed a SUBSCRIBE (shared by every subscriber waiting for it)."""
         try:
             confirmed = await asyncio.wait_for(asyncio.shield(confirmation), CONFIRM_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RedisTimeout(f"no subscription confirmed by Redis in {CONFIRM_TIMEOUT:.0f} s") from None
         if not confirmed:
             raise RedisUnreachable("the subscription could not be sent to Redis")
 
-    def _forget(self, key: bytes, confirmation: asyncio.Future | None) -> None:
+    def _forget(self, key: bytes, confirmation: asyncio.Future[bool] | None) -> None:
         """A SUBSCRIBE that failed: nobody waits for its confirmation any longer."""
         pending = self._unconfirmed.get(key)
         if confirmation is not None and pending is not None and confirmation in pending:
@@ -201,7 +329,7 @@ class Hub:
             members = self.local.get(channel)
             if members is None:
                 continue
-            members.discard(subscriber)
+            members.pop(subscriber, None)
             if not members:
                 del self.local[channel]
                 emptied.append(pubsub_key(channel))
@@ -211,22 +339,18 @@ class Hub:
             except (RedisError, OSError):
                 log.warning("unsubscribe from %d channels failed (Redis unreachable)", len(emptied))
 
-    async def history(self, channel: str, since: str, limit: int = REPLAY_PAGE) -> list[tuple[str, bytes]]:
-        """Up to `limit` frames the channel carried after offset `since`, oldest first."""
-        rows = await self.redis.xrange("stream:" + channel, min="(" + since, max="+", count=limit)
-        out = []
-        for entry_id, fields in rows:
-            offset = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            out.append((offset, with_offset(offset, fields[b"d"])))
-        return out
+    async def history(self, channel: str, since: str, limit: int = REPLAY_PAGE, until: str = "+") -> list[Frame]:
+        """Up to `limit` frames the channel carried after offset `since` (up to offset `until`), oldest first."""
+        rows: list[tuple[bytes, dict[bytes, bytes]]] = await self.redis.xrange(  # type: ignore[assignment]
+            "stream:" + channel, min="(" + since, max=until, count=limit)
+        return [Frame.carried(channel, _text(entry_id), jsonutil.loads(fields[b"d"])) for entry_id, fields in rows]
 
     async def last_offset(self, channel: str) -> str | None:
         """The offset of the newest frame the channel keeps, or None when it keeps none."""
         rows = await self.redis.xrevrange("stream:" + channel, max="+", min="-", count=1)
         if not rows:
             return None
-        entry_id = rows[0][0]
-        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        return _text(rows[0][0])
 
     # --- the reader -----------------------------------------------------
     async def _ensure_reader(self) -> None:
@@ -265,10 +389,8 @@ class Hub:
         delay = RECONNECT_FIRST
         while not self._closed:
             await asyncio.sleep(delay)
-            try:
+            with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.aclose()
-            except (RedisError, OSError):
-                pass
             self._pubsub = self.redis.pubsub()
             channels = [pubsub_key(c) for c in self.local]
             try:
@@ -280,11 +402,19 @@ class Hub:
             log.info("pub/sub reconnected (%d channels)", len(channels))
             return
 
-    def _dispatch(self, raw_channel: bytes, frame: bytes) -> None:
-        channel = raw_channel.decode()[3:]
-        for subscriber in list(self.local.get(channel, ())):
+    def _dispatch(self, raw_channel: bytes, message: bytes) -> None:
+        channel = raw_channel.decode().removeprefix("ch:")
+        try:
+            frame = decode(channel, message)
+        except ValueError as exc:  # JSONDecodeError is one: a message no publisher of ours wrote
+            log.warning("dropped a malformed message on %s: %s", channel, exc)
+            return
+        members = self.local.get(channel, {})
+        for subscriber, catchup in list(members.items()):
+            if catchup is not None and not self._passes(members, subscriber, catchup, frame):
+                continue
             try:
-                subscriber.deliver(channel, frame)
+                subscriber.deliver(frame)
             except Exception:  # one broken socket must not stop delivery to the others
                 log.exception("delivery to a subscriber of %s failed", channel)
 
@@ -294,7 +424,7 @@ class Hub:
         for socket in closing:
             socket.close(code, reason)
         deadline = asyncio.get_running_loop().time() + timeout
-        while self.sockets and asyncio.get_running_loop().time() < deadline:
+        while self.sockets and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - sockets leave one by one
             await asyncio.sleep(0.02)
         return len(closing)
 
@@ -305,12 +435,8 @@ class Hub:
         self._closed = True
         if self._reader is not None:
             self._reader.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-            except (asyncio.CancelledError, Exception):
-                pass
         if self._pubsub is not None:
-            try:
+            with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.aclose()
-            except (RedisError, OSError):
-                pass

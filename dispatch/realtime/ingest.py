@@ -14,24 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
-from bson import ObjectId
 from pymongo import WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 from redis.exceptions import RedisError
 
-from dispatch.core import jsonutil, live
-from dispatch.realtime.hub import Hub
+from dispatch.core import live
 from dispatch.core.timeutil import isoformat
-from models.vehicles import GPS_POINTS
+from dispatch.realtime.hub import Hub
+from models.vehicles import GpsHistory
 
 log = logging.getLogger("dispatch.realtime")
 
-DUPLICATE_KEY = 11000
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 DURABLE = WriteConcern(w="majority", j=True)
 FLUSH_TIMEOUT = 4.0  # seconds a shutdown waits for buffered points to be written
@@ -65,22 +63,20 @@ class Submission:
 class Ingest:
     """The batching writer of one process."""
 
-    def __init__(self, db: AsyncDatabase, redis: aioredis.Redis, hub: Hub) -> None:
+    def __init__(self, db: AsyncDatabase[Any], redis: aioredis.Redis, hub: Hub) -> None:
         # An ack promises the point survives: journaled on disk (and on a majority of a replica set).
-        self.collection = db[GPS_POINTS].with_options(write_concern=DURABLE)
+        self.history = GpsHistory(db, write_concern=DURABLE)
         self.redis = redis
         self.hub = hub
         self._pending: list[Submission] = []
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self.stored = 0
-        self.batches = 0
+        self._task: asyncio.Task[None] | None = None
         self._publish_failing = False
         self._closing = False
         self._in_flight: list[Submission] = []
         self._unpublished: list[Submission] = []
         self._publish_wake = asyncio.Event()
-        self._publisher: asyncio.Task | None = None
+        self._publisher: asyncio.Task[None] | None = None
 
     def submit(self, submission: Submission) -> None:
         """Queue points for the next batch (never blocks the caller)."""
@@ -114,10 +110,9 @@ class Ingest:
     async def _write(self, batch: list[Submission]) -> None:
         try:
             await self._store(batch)
-        except Exception as exc:  # whatever failed, the batch is kept and retried
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the batch is kept and retried
             await self._retry_later(batch, exc)
             return
-        self.batches += 1
         for submission in batch:
             submission.stored = True
         self._settle(batch)
@@ -134,7 +129,7 @@ class Ingest:
             try:
                 await self._publish(batch)
                 published = True
-            except Exception:  # Redis outages are logged by _publish; the history write goes on
+            except Exception:  # noqa: BLE001 - Redis outages are logged by _publish; the history write goes on
                 published = False
             for submission in batch:
                 submission.fanned_out = published
@@ -172,21 +167,16 @@ class Ingest:
         self._pending[:0] = batch
 
     async def _store(self, batch: list[Submission]) -> None:
-        docs = [_history_doc(s.context, point) for s in batch for point in s.points]
-        try:
-            await self.collection.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get("writeConcernErrors"):
-                raise
-        self.stored += len(docs)
+        await self.history.add([GpsHistory.document(s.context.driver_id, s.context.vehicle_id,
+                                                    s.context.order_id, point)
+                                for s in batch for point in s.points])
 
     async def _publish(self, batch: list[Submission]) -> None:
         """Live positions and location frames of the batch, in one Redis round trip."""
         if not batch:
             return
         latest: dict[str, tuple[DriverContext, dict[str, Any]]] = {}
-        frames: list[tuple[str, bytes]] = []
+        frames: list[tuple[str, dict[str, Any]]] = []
         for submission in batch:
             context = submission.context
             points = [p for p in submission.points if p["seq"] > submission.live_above]
@@ -239,19 +229,11 @@ def _push_ack(seqs: list[int], seq: int) -> None:
     seqs.append(seq)
 
 
-def _history_doc(context: DriverContext, point: dict[str, Any]) -> dict[str, Any]:
-    return {"_id": f"{context.driver_id}:{point['seq']}", "driver_id": ObjectId(context.driver_id),
-            "vehicle_id": ObjectId(context.vehicle_id) if context.vehicle_id else None,
-            "order_id": ObjectId(context.order_id) if context.order_id else None,
-            "seq": point["seq"], "lat": point["lat"], "lon": point["lon"], "ts": point["ts"],
-            "speed": point["speed"], "heading": point["heading"], "accuracy": point["accuracy"]}
-
-
-def _location_frames(context: DriverContext, point: dict[str, Any]) -> list[tuple[str, bytes]]:
+def _location_frames(context: DriverContext, point: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     channels = [f"fleet:{context.organization}"] if context.organization else []
     channels.append(f"vehicle:{context.vehicle_id}")
     if context.order_id:
         channels.append(f"order:{context.order_id}")
     body = {"vehicle_id": context.vehicle_id, "driver_id": context.driver_id, "lat": point["lat"],
             "lon": point["lon"], "ts": isoformat(point["ts"]), "speed": point["speed"], "heading": point["heading"]}
-    return [(channel, jsonutil.dumps({"type": "location", "channel": channel, **body})) for channel in channels]
+    return [(channel, {"type": "location", "channel": channel, **body}) for channel in channels]

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from dispatch.core import metrics
+from dispatch.realtime.frames import Frame
 
 log = logging.getLogger("dispatch.realtime")
 
@@ -22,14 +24,9 @@ STUCK_AFTER = 15.0
 BURST = 64  # frames handed to the socket before waiting for them to be written
 
 
-def _consume(future: asyncio.Future) -> None:
+def _consume(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def is_location(frame: bytes) -> bool:
-    """Whether a frame is a (droppable) location update."""
-    return b'"type":"location"' in frame[:120]
 
 
 class Outbox:
@@ -42,22 +39,22 @@ class Outbox:
         self._on_stuck = on_stuck
         self.limit = limit
         self.stuck_after = stuck_after
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[Frame] = deque()
         self._ready = asyncio.Event()
         self._space = asyncio.Event()  # set whenever frames leave the queue (or it closes)
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.closed = False
 
-    def put(self, frame: bytes) -> None:
+    def put(self, frame: Frame) -> None:
         """Queue a frame; under pressure drop the oldest location frame instead."""
         if self.closed:
             return
-        if len(self._queue) >= self.limit and not self._drop_oldest_location():
-            if len(self._queue) >= 2 * self.limit:
-                self.close()
-                self._on_stuck("queue full of undroppable frames")
-                return
+        full = len(self._queue) >= self.limit and not self._drop_oldest_location()
+        if full and len(self._queue) >= 2 * self.limit:
+            self.close()
+            self._on_stuck("queue full of undroppable frames")
+            return
         self._queue.append(frame)
         self._ready.set()
         if self._task is None:
@@ -65,7 +62,7 @@ class Outbox:
 
     def _drop_oldest_location(self) -> bool:
         for index, frame in enumerate(self._queue):
-            if is_location(frame):
+            if frame.droppable:
                 del self._queue[index]
                 self.dropped += 1
                 self._dropped_metric.inc()
@@ -81,8 +78,7 @@ class Outbox:
 
     def discard_channel(self, channel: str) -> None:
         """Drop the queued frames of one channel (a subscription that ended)."""
-        marker = b'"channel":"' + channel.encode() + b'"'
-        self._queue = deque(frame for frame in self._queue if marker not in frame[:200])
+        self._queue = deque(frame for frame in self._queue if frame.channel != channel)
 
     async def _write_loop(self) -> None:
         while not self.closed:
@@ -103,7 +99,7 @@ class Outbox:
             elif write.exception() is not None:
                 self.close()
 
-    def _write_burst(self) -> asyncio.Future | None:
+    def _write_burst(self) -> asyncio.Future[Any] | None:
         """Hand up to BURST queued frames to the socket; the future of the last (writes finish in order).
 
         Waiting once per burst instead of once per frame keeps a busy console from needing
@@ -112,8 +108,8 @@ class Outbox:
         write = None
         for _ in range(min(BURST, len(self._queue))):
             try:
-                write = asyncio.ensure_future(self._send(self._queue.popleft()))
-            except Exception:  # a send that fails at once: the socket is closed
+                write = asyncio.ensure_future(self._send(self._queue.popleft().wire))
+            except Exception:  # noqa: BLE001 - a send that fails at once: the socket is closed
                 return None
             write.add_done_callback(_consume)
         return write
