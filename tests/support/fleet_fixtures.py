@@ -11,7 +11,7 @@ from typing import Any
 from bson import ObjectId
 
 from dispatch.core import live
-from models.vehicles import Vehicles, VehicleTypes
+from models.vehicles import GpsHistory, Vehicles, VehicleTypes
 from tests.support.factories import login, make_org, make_user
 
 API = "/api/v1"
@@ -98,9 +98,10 @@ async def make_vehicle_type(app: Any, name: str = "Sedan", base_price: float = 1
 
 
 def gps_point(vehicle: dict[str, Any], seq: int, at: dict[str, float], ts: datetime) -> dict[str, Any]:
-    """A stored GPS history document, as the real-time ingest writes it."""
-    return {"vehicle_id": vehicle["_id"], "driver_id": vehicle.get("driver_id"), "seq": seq, "lat": at["lat"],
-            "lon": at["lon"], "ts": ts, "speed": 12.5, "heading": 270.0, "accuracy": 5.0}
+    """A stored GPS history document, built as the real-time ingest builds it (`GpsHistory.document`)."""
+    driver = vehicle.get("driver_id") or ObjectId()  # every stored point was sent by some driver
+    point = {"seq": seq, "lat": at["lat"], "lon": at["lon"], "ts": ts, "speed": 12.5, "heading": 270.0, "accuracy": 5.0}
+    return GpsHistory.document(str(driver), str(vehicle["_id"]), None, point)
 
 
 def oid() -> str:
