@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -30,6 +29,7 @@ from dispatch.services import Services
 from dispatch.settings import Settings
 from dispatch.tools import devservices
 from tests.support.helpers import Api
+from tests.support.processes import redis_db_url
 
 # The test client's own debug lines (request URLs, some with a `?token=`) are not the server's logs,
 # which tests read to prove that no secret is ever logged.
@@ -38,12 +38,6 @@ logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 APP_DB = 1      # Redis logical db of the app's live state in tests (the user cache is the next one)
 BROKER_DB = 0   # Redis logical db of the Celery broker in tests
-
-
-def redis_db_url(base: str, db: int) -> str:
-    """The same Redis server, another logical db."""
-    parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
 
 
 @dataclass

@@ -13,7 +13,6 @@ from bson import ObjectId
 from dispatch.core.events import Event
 from dispatch.core.geo import distance_km
 from dispatch.core.timeutil import isoformat, utcnow
-from tests.dispatch.test_state_machine import ACTIONS, STATUSES, expected
 from tests.support.fleet_fixtures import (
     API,
     CENTER,
@@ -26,6 +25,7 @@ from tests.support.fleet_fixtures import (
     put_position,
 )
 from tests.support.helpers import Api, Response
+from tests.support.state_machine import ACTIONS, STATUSES, expected
 
 
 def ids(answer: Response) -> list[str]:

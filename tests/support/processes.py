@@ -11,9 +11,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from dispatch.tools import devservices
 from dispatch.tools.devservices import VENV_BIN
+
+
+def redis_db_url(base: str, db: int) -> str:
+    """The same Redis server, another logical db."""
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
 
 
 def env_of(settings: Any) -> dict[str, str]:

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from dispatch.tools import devservices
-from tests.conftest import redis_db_url
 from tests.support.factories import PASSWORD
 from tests.support.gateways import Gateway, Sink, gateway_running, smtp_running
 from tests.support.helpers import Api
+from tests.support.processes import redis_db_url
 
 DELIVERY_BROKER_DB = 3  # this module's worker listens here, apart from the session's worker
 
