@@ -12,9 +12,10 @@ run: install system-packages ## Install, start what is missing (Redis, MongoDB-w
 test: install system-packages lint ## Install, lint, start throw-away services on free ports, run the whole suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install ## ruff, mypy and the import contracts (configured in pyproject.toml); all three run, any failure fails
+lint: install ## ruff (lint and format check), mypy and the import contracts (configured in pyproject.toml); all run, any failure fails
 	@status=0; \
 	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
 	$(BIN)/mypy || status=1; \
 	$(BIN)/lint-imports || status=1; \
 	exit $$status

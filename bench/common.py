@@ -96,13 +96,24 @@ def services() -> Iterator[Env]:
     group = devservices.Group()
     root = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
     try:
-        mongo = os.environ.get("DISPATCH_MONGODB_URL") or group.add(
-            devservices.start_mongo(devservices.free_port(), ":memory:", root / "log")).url
-        redis = os.environ.get("DISPATCH_REDIS_URL") or group.add(
-            devservices.start_redis(devservices.free_port(), root / "redis", root / "log")).url
-        env = Env({"DISPATCH_MONGODB_URL": mongo, "DISPATCH_REDIS_URL": redis, "DISPATCH_MONGODB_DB":
-                   f"bench_{int(time.time() * 1000)}", "DISPATCH_OUTBOX_DIR": str(root / "outbox"),
-                   "DISPATCH_MEDIA_DIR": str(root / "media"), "DISPATCH_LOG_LEVEL": "WARNING"})
+        mongo = (
+            os.environ.get("DISPATCH_MONGODB_URL")
+            or group.add(devservices.start_mongo(devservices.free_port(), ":memory:", root / "log")).url
+        )
+        redis = (
+            os.environ.get("DISPATCH_REDIS_URL")
+            or group.add(devservices.start_redis(devservices.free_port(), root / "redis", root / "log")).url
+        )
+        env = Env(
+            {
+                "DISPATCH_MONGODB_URL": mongo,
+                "DISPATCH_REDIS_URL": redis,
+                "DISPATCH_MONGODB_DB": f"bench_{int(time.time() * 1000)}",
+                "DISPATCH_OUTBOX_DIR": str(root / "outbox"),
+                "DISPATCH_MEDIA_DIR": str(root / "media"),
+                "DISPATCH_LOG_LEVEL": "WARNING",
+            }
+        )
         env.pids = {"mongo" if "secantus" in s.name else "redis": s.process.pid for s in group.services}
         yield env
     finally:
@@ -133,9 +144,15 @@ def server_process(env: dict[str, str], processes: int = 1, **settings: str) -> 
     log_path = LOG_DIR / f"server-{port}.log"
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:  # the server's warnings would drown the results on the terminal
-        process = subprocess.Popen(argv, env=full_env, cwd=other or ROOT, start_new_session=True,
-                                   preexec_fn=raise_fd_limit,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            argv,
+            env=full_env,
+            cwd=other or ROOT,
+            start_new_session=True,
+            preexec_fn=raise_fd_limit,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         try:
@@ -165,8 +182,9 @@ def loadgen(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
     with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as handle:
         handle.write(jsonutil.dumps(spec))
-    process = subprocess.Popen([sys.executable, "-m", "bench.loadgen", handle.name], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.loadgen", handle.name], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         for line in process.stdout:  # type: ignore[union-attr]
             yield json.loads(line)
@@ -183,8 +201,9 @@ def loadgen(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def relay_process() -> Iterator[Server]:
     """The bare Tornado relay (bench/relay.py) as its own process."""
     port = devservices.free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.relay", "--port", str(port)], cwd=ROOT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.relay", "--port", str(port)], cwd=ROOT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 20
         while not devservices.port_open("127.0.0.1", port):

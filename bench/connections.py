@@ -35,8 +35,13 @@ class Holder:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump({"mode": "connect", "url": url, "drivers": drivers, "concurrency": 50, "timeout": 300}, handle)
         self.spec = Path(handle.name)
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(self.spec)], cwd=ROOT,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.loadgen", str(self.spec)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def opened(self) -> dict[str, Any]:
         """Block until every socket is open; the generator's report."""
@@ -83,17 +88,26 @@ def measure(count: int) -> dict[str, Any]:
         finally:
             holder.close()
     per_socket = (after - before) / count
-    return {"sockets": count, "rss_before_mib": round(before / 1024, 1), "rss_after_mib": round(after / 1024, 1),
-            "kib_per_socket": round(per_socket, 1), "open_s": opened["seconds"],
-            "opened_per_s": opened["per_second"], "errors": opened["errors"], "seed_s": round(seeded, 1)}
+    return {
+        "sockets": count,
+        "rss_before_mib": round(before / 1024, 1),
+        "rss_after_mib": round(after / 1024, 1),
+        "kib_per_socket": round(per_socket, 1),
+        "open_s": opened["seconds"],
+        "opened_per_s": opened["per_second"],
+        "errors": opened["errors"],
+        "seed_s": round(seeded, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", type=int, nargs="+", default=[1000, 5000])
     args = parser.parse_args(argv)
-    return [emit("connections", machine=machine(), **measure(count), target_kib_per_socket=TARGET_KIB)
-            for count in args.counts]
+    return [
+        emit("connections", machine=machine(), **measure(count), target_kib_per_socket=TARGET_KIB)
+        for count in args.counts
+    ]
 
 
 if __name__ == "__main__":

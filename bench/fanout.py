@@ -29,8 +29,9 @@ from dispatch.tools import devservices
 GENERATOR_TIMEOUT = 420
 
 
-def run_generator(spec: dict[str, Any], watch: dict[str, list[int]], label: str,
-                  on_open: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+def run_generator(
+    spec: dict[str, Any], watch: dict[str, list[int]], label: str, on_open: Callable[[], dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The generator's final result (with `on_open`'s answer once the sockets are open); steps go to stderr."""
     result: dict[str, Any] = {}
     opened: dict[str, Any] = {}
@@ -45,30 +46,43 @@ def run_generator(spec: dict[str, Any], watch: dict[str, list[int]], label: str,
 
 
 def _step_line(step: dict[str, Any]) -> str:
-    return (f"{step['rate']:>6.0f}/s offered {step['offered_rate']:>7.1f} acked {step['acked_ratio']:.4f} "
-            f"delivered {step['delivery_ratio']:.4f} ack p99 {step['ack_p99_ms']:>7.1f} ms "
-            f"fan-out p50 {step['fanout_p50_ms']:>6.1f} p99 {step['fanout_p99_ms']:>7.1f} ms "
-            f"cpu {' '.join(f'{k} {v:.1f}' for k, v in step['cpu_s'].items())} "
-            f"{'held' if step['held'] else 'FAILED'}")
+    return (
+        f"{step['rate']:>6.0f}/s offered {step['offered_rate']:>7.1f} acked {step['acked_ratio']:.4f} "
+        f"delivered {step['delivery_ratio']:.4f} ack p99 {step['ack_p99_ms']:>7.1f} ms "
+        f"fan-out p50 {step['fanout_p50_ms']:>6.1f} p99 {step['fanout_p99_ms']:>7.1f} ms "
+        f"cpu {' '.join(f'{k} {v:.1f}' for k, v in step['cpu_s'].items())} "
+        f"{'held' if step['held'] else 'FAILED'}"
+    )
 
 
 def spec_of(url: str, fleet: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    return {"mode": "fanout", "url": url, "drivers": fleet["drivers"], "consoles": fleet["consoles"],
-            "rates": args.rates, "search": not args.rates, "step_seconds": args.step_seconds,
-            "trace": str(Path(args.trace).resolve()) if args.trace else None, "quiet_wait_s": args.quiet_wait}
+    return {
+        "mode": "fanout",
+        "url": url,
+        "drivers": fleet["drivers"],
+        "consoles": fleet["consoles"],
+        "rates": args.rates,
+        "search": not args.rates,
+        "step_seconds": args.step_seconds,
+        "trace": str(Path(args.trace).resolve()) if args.trace else None,
+        "quiet_wait_s": args.quiet_wait,
+    }
 
 
 def relay_fleet(drivers: int, consoles: int) -> dict[str, Any]:
     """The relay takes any token as the sender's id."""
-    return {"drivers": [{"driver_id": f"driver{n}", "token": f"driver{n}"} for n in range(drivers)],
-            "consoles": [{"token": f"console{n}", "channel": "fleet:bench"} for n in range(consoles)]}
+    return {
+        "drivers": [{"driver_id": f"driver{n}", "token": f"driver{n}"} for n in range(drivers)],
+        "consoles": [{"token": f"console{n}", "channel": "fleet:bench"} for n in range(consoles)],
+    }
 
 
 def measure_relay(args: argparse.Namespace) -> dict[str, Any]:
     """The bare relay's sustained rate."""
     with relay_process() as relay:
-        return run_generator(spec_of(relay.url, relay_fleet(args.drivers, args.consoles), args),
-                             {"relay": relay.pids()}, "relay")
+        return run_generator(
+            spec_of(relay.url, relay_fleet(args.drivers, args.consoles), args), {"relay": relay.pids()}, "relay"
+        )
 
 
 def measure_project(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,9 +92,14 @@ def measure_project(args: argparse.Namespace) -> dict[str, Any]:
         watch = {"server": running.pids(), **{name: [pid] for name, pid in env.pids.items()}}
         if args.profile:
             return profile(running, fleet, watch, args)
-        return run_generator(spec_of(running.url, fleet, args), watch, f"project x{args.processes}",
-                             on_open=lambda: {"sockets_per_process": [sockets(pid) for pid in children(running.pid)]}
-                             if args.processes > 1 else {})
+        return run_generator(
+            spec_of(running.url, fleet, args),
+            watch,
+            f"project x{args.processes}",
+            on_open=lambda: (
+                {"sockets_per_process": [sockets(pid) for pid in children(running.pid)]} if args.processes > 1 else {}
+            ),
+        )
 
 
 def sockets(pid: int) -> int:
@@ -92,17 +111,34 @@ def sockets(pid: int) -> int:
     return count
 
 
-def profile(running: Server, fleet: dict[str, Any], watch: dict[str, list[int]],
-            args: argparse.Namespace) -> dict[str, Any]:
+def profile(
+    running: Server, fleet: dict[str, Any], watch: dict[str, list[int]], args: argparse.Namespace
+) -> dict[str, Any]:
     """py-spy samples the server while the generator offers one rate."""
     spec = {**spec_of(running.url, fleet, args), "rates": [args.profile_rate] * 2, "search": False}
     pid = running.pids()[-1]  # the serving child when forked
     binary = devservices.VENV_BIN / "py-spy"
     if not binary.exists():
         raise SystemExit("py-spy is missing: .venv/bin/pip install -e '.[bench]'")
-    spy = subprocess.Popen([str(binary), "record", "--pid", str(pid), "--format", "raw",
-                            "--output", args.profile, "--duration", str(int(2 * args.step_seconds + 12)),
-                            "--rate", "250", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spy = subprocess.Popen(
+        [
+            str(binary),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--output",
+            args.profile,
+            "--duration",
+            str(int(2 * args.step_seconds + 12)),
+            "--rate",
+            "250",
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         result = run_generator(spec, watch, "profiled")
     finally:
@@ -122,7 +158,7 @@ def top_frames(path: Path, count: int = 20) -> str:
         samples += int(n)
         own[frames[-1]] = own.get(frames[-1], 0) + int(n)
         if "Handle._run" in frames:  # the callback or task step the loop was running
-            top = frames[len(frames) - frames[::-1].index("Handle._run"):][:2]
+            top = frames[len(frames) - frames[::-1].index("Handle._run") :][:2]
             key = " > ".join(top) or "Handle._run"
             tasks[key] = tasks.get(key, 0) + int(n)
     lines = [f"{samples} samples; by event-loop callback:"]
@@ -137,9 +173,13 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     best = result.get("sustained") or {}
     at_1000 = next((s for s in result.get("steps", []) if s["rate"] == 1000), None)
     extra = {"sockets_per_process": result["sockets_per_process"]} if "sockets_per_process" in result else {}
-    return {"sustained_rate": result.get("sustained_rate", 0), **extra, "at_sustained": best,
-            "fanout_p99_ms_at_1000": at_1000["fanout_p99_ms"] if at_1000 else None,
-            "steps": result.get("steps", [])}
+    return {
+        "sustained_rate": result.get("sustained_rate", 0),
+        **extra,
+        "at_sustained": best,
+        "fanout_p99_ms_at_1000": at_1000["fanout_p99_ms"] if at_1000 else None,
+        "steps": result.get("steps", []),
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -150,8 +190,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--consoles", type=int, default=2)
     parser.add_argument("--rates", type=float, nargs="*", help="fixed rates instead of the search")
     parser.add_argument("--step-seconds", type=float, default=5.0)
-    parser.add_argument("--quiet-wait", type=float, default=15.0,
-                        help="seconds a step may wait for other work on the machine to calm down")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=15.0,
+        help="seconds a step may wait for other work on the machine to calm down",
+    )
     parser.add_argument("--trace", help="append `rate send-offset-s fan-out-ms` of every console frame here")
     parser.add_argument("--profile", help="write a py-spy raw profile of the server here")
     parser.add_argument("--profile-rate", type=float, default=1500.0)
@@ -166,12 +210,24 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if project is not None:
         extra: dict[str, Any] = {}
         if relay is not None and relay.get("sustained_rate"):
-            extra = {"relay_sustained_rate": relay["sustained_rate"],
-                     "ratio_to_relay": round(project.get("sustained_rate", 0) / relay["sustained_rate"], 3),
-                     "target_ratio": 0.6}
+            extra = {
+                "relay_sustained_rate": relay["sustained_rate"],
+                "ratio_to_relay": round(project.get("sustained_rate", 0) / relay["sustained_rate"], 3),
+                "target_ratio": 0.6,
+            }
         name = "fanout" if args.processes == 1 else f"fanout_x{args.processes}"
-        lines.append(emit(name, **common, processes=args.processes, **summary(project), **extra,
-                          target_rate=2000, target_p99_ms_at_1000=50, seconds=round(time.monotonic() - started)))
+        lines.append(
+            emit(
+                name,
+                **common,
+                processes=args.processes,
+                **summary(project),
+                **extra,
+                target_rate=2000,
+                target_p99_ms_at_1000=50,
+                seconds=round(time.monotonic() - started),
+            )
+        )
     return lines
 
 

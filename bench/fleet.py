@@ -73,8 +73,9 @@ class Seeder:
 
         async def one(_: int) -> dict[str, Any]:
             name = f"{category.lower()}_{uuid.uuid4().hex[:12]}"
-            doc = new_user({"username": name, "email": f"{name}@example.com"}, self.password_hash,
-                           category=category, verified=True)
+            doc = new_user(
+                {"username": name, "email": f"{name}@example.com"}, self.password_hash, category=category, verified=True
+            )
             if org_id is not None:
                 doc["organizations"] = [org_id]
             return await self.identity.users.insert(doc)
@@ -84,12 +85,23 @@ class Seeder:
     async def trucks(self, drivers: list[dict[str, Any]], org_id: ObjectId) -> list[dict[str, Any]]:
         """An available truck for each driver."""
         vehicles = Vehicles(self.db)
-        return await bounded(drivers, lambda d: vehicles.insert({
-            "plate": f"B{uuid.uuid4().hex[:9].upper()}", "model": "Bench Tow", "capacity_kg": 3500,
-            "organization": org_id, "driver_id": d["_id"], "status": "available"}))
+        return await bounded(
+            drivers,
+            lambda d: vehicles.insert(
+                {
+                    "plate": f"B{uuid.uuid4().hex[:9].upper()}",
+                    "model": "Bench Tow",
+                    "capacity_kg": 3500,
+                    "organization": org_id,
+                    "driver_id": d["_id"],
+                    "status": "available",
+                }
+            ),
+        )
 
     async def tokens(self, users: list[dict[str, Any]]) -> list[str]:
         """An access token of a new session per user."""
+
         async def one(user: dict[str, Any]) -> str:
             return (await self.identity.open_session(user, "127.0.0.1", "bench"))["access_token"]
 
@@ -101,36 +113,51 @@ class Seeder:
         redis = self.services.redis
         async with redis.pipeline(transaction=False) as pipe:
             for truck in trucks:
-                point = {"lat": round(CENTER[0] + rng.uniform(-1, 1) * spread_km / 111, 6),
-                         "lon": round(CENTER[1] + rng.uniform(-1, 1) * spread_km / 63, 6),
-                         "ts": isoformat(utcnow()), "speed": 0.0, "heading": 0.0, "accuracy": 5.0,
-                         "driver_id": str(truck["driver_id"])}
+                point = {
+                    "lat": round(CENTER[0] + rng.uniform(-1, 1) * spread_km / 111, 6),
+                    "lon": round(CENTER[1] + rng.uniform(-1, 1) * spread_km / 63, 6),
+                    "ts": isoformat(utcnow()),
+                    "speed": 0.0,
+                    "heading": 0.0,
+                    "accuracy": 5.0,
+                    "driver_id": str(truck["driver_id"]),
+                }
                 live.queue_position(pipe, str(truck["_id"]), str(truck["organization"]), point)
             await pipe.execute()
 
     async def vehicle_type(self) -> dict[str, Any]:
         """A priced kind of towed car."""
-        return await VehicleTypes(self.db).insert({"name": f"Sedan {uuid.uuid4().hex[:6]}", "base_price": 50.0,
-                                                   "price_per_km": 2.5})
+        return await VehicleTypes(self.db).insert(
+            {"name": f"Sedan {uuid.uuid4().hex[:6]}", "base_price": 50.0, "price_per_km": 2.5}
+        )
 
-    async def orders(self, clients: list[dict[str, Any]], org_id: ObjectId, type_id: ObjectId,
-                     count: int) -> None:
+    async def orders(self, clients: list[dict[str, Any]], org_id: ObjectId, type_id: ObjectId, count: int) -> None:
         """Orders placed by the clients with the organization, through the order desk."""
         desk = self.services.orders
-        await bounded(list(range(count)), lambda n: desk.create(clients[n % len(clients)], order_body(n, type_id,
-                                                                                                      org_id)))
+        await bounded(
+            list(range(count)), lambda n: desk.create(clients[n % len(clients)], order_body(n, type_id, org_id))
+        )
 
 
 def order_body(n: int, type_id: Any, org_id: Any | None = None) -> dict[str, Any]:
     """A plausible order (pickup and drop-off a few km apart near the centre)."""
     rng = random.Random(n)
-    pickup = {"lat": round(CENTER[0] + rng.uniform(-0.05, 0.05), 6),
-              "lon": round(CENTER[1] + rng.uniform(-0.08, 0.08), 6),
-              "address": f"Bench street {n}"}
-    dropoff = {"lat": round(pickup["lat"] + rng.uniform(-0.03, 0.03), 6),
-               "lon": round(pickup["lon"] + rng.uniform(-0.05, 0.05), 6), "address": f"Garage {n}"}
-    body: dict[str, Any] = {"pickup": pickup, "dropoff": dropoff, "notes": "bench",
-                            "vehicle": {"type_id": type_id, "make": "Lada", "model": "Vesta", "plate": f"A{n:05d}"}}
+    pickup = {
+        "lat": round(CENTER[0] + rng.uniform(-0.05, 0.05), 6),
+        "lon": round(CENTER[1] + rng.uniform(-0.08, 0.08), 6),
+        "address": f"Bench street {n}",
+    }
+    dropoff = {
+        "lat": round(pickup["lat"] + rng.uniform(-0.03, 0.03), 6),
+        "lon": round(pickup["lon"] + rng.uniform(-0.05, 0.05), 6),
+        "address": f"Garage {n}",
+    }
+    body: dict[str, Any] = {
+        "pickup": pickup,
+        "dropoff": dropoff,
+        "notes": "bench",
+        "vehicle": {"type_id": type_id, "make": "Lada", "model": "Vesta", "plate": f"A{n:05d}"},
+    }
     if org_id is not None:
         body["organization"] = org_id
     return body
@@ -146,6 +173,8 @@ async def driving_fleet(env: dict[str, str], drivers: int, managers: int) -> dic
         bosses = await seeder.users("MANAGER", managers, org["_id"])
         driver_tokens, manager_tokens = await seeder.tokens(crew), await seeder.tokens(bosses)
     channel = f"fleet:{org['_id']}"
-    return {"channel": channel,
-            "drivers": [{"driver_id": str(u["_id"]), "token": t} for u, t in zip(crew, driver_tokens, strict=False)],
-            "consoles": [{"token": t, "channel": channel} for t in manager_tokens]}
+    return {
+        "channel": channel,
+        "drivers": [{"driver_id": str(u["_id"]), "token": t} for u, t in zip(crew, driver_tokens, strict=False)],
+        "consoles": [{"token": t, "channel": channel} for t in manager_tokens],
+    }

@@ -34,7 +34,7 @@ DRAIN_S = 5.0
 PAUSE_S = 1.0
 CONNECT_TIMEOUT = 30.0
 QUIET_WAIT_S = 15.0  # before a step, wait this long at most for other work on the machine to calm down
-QUIET_CORES = 0.25   # "calm": everything else together uses less than this many cores
+QUIET_CORES = 0.25  # "calm": everything else together uses less than this many cores
 QUIET_BUDGET_S = 40.0  # all the waiting one run may do, so a busy machine cannot stretch it without bound
 REST_WARM_UP_S = 1.0
 
@@ -224,9 +224,20 @@ class Generator:
         driver.pending[driver.seq] = (now, step)
         self.points[(driver.ident, ts)] = (now, step)
         angle = (k % 3600) / 10
-        driver.ws.send(jsonutil.dumps({  # type: ignore[union-attr]
-            "type": "location", "seq": driver.seq, "lat": round(55.70 + (k % 1000) * 1e-4, 6),
-            "lon": round(37.55 + (k % 997) * 1e-4, 6), "ts": ts, "speed": 40.0, "heading": angle, "accuracy": 5.0}))
+        driver.ws.send(
+            jsonutil.dumps(
+                {  # type: ignore[union-attr]
+                    "type": "location",
+                    "seq": driver.seq,
+                    "lat": round(55.70 + (k % 1000) * 1e-4, 6),
+                    "lon": round(37.55 + (k % 997) * 1e-4, 6),
+                    "ts": ts,
+                    "speed": 40.0,
+                    "heading": angle,
+                    "accuracy": 5.0,
+                }
+            )
+        )
         step.sent += 1
 
     async def quiet(self) -> float:
@@ -260,8 +271,9 @@ class Generator:
                 step.late_ms.append((now - (start + k / rate)) * 1000)
                 self._send(k, step)
                 k += 1
-            if step.sent - step.acked > backlog_limit or \
-                    (step.consoles and step.sent - step.delivered / step.consoles > backlog_limit):
+            if step.sent - step.acked > backlog_limit or (
+                step.consoles and step.sent - step.delivered / step.consoles > backlog_limit
+            ):
                 aborted = True
                 break
             await asyncio.sleep(max(0.0, start + k / rate - time.perf_counter()))
@@ -274,31 +286,45 @@ class Generator:
             with open(self.spec["trace"], "a") as out:
                 out.writelines(f"fanout {rate} {sent - start:.4f} {ms:.2f}\n" for sent, ms in step.trace)
                 out.writelines(f"ack {rate} {sent - start:.4f} {ms:.2f}\n" for sent, ms in step.ack_trace)
-        return {**self._report(step, sending, aborted, cpu, _own_cpu() - own_before, start),
-                "waited_for_quiet_s": round(waited, 1)}
+        return {
+            **self._report(step, sending, aborted, cpu, _own_cpu() - own_before, start),
+            "waited_for_quiet_s": round(waited, 1),
+        }
 
     def _cpu(self) -> dict[str, float]:
         return {"machine": machine_busy_seconds(), **{name: cpu_seconds(pids) for name, pids in self.watch.items()}}
 
-    def _report(self, step: Step, sending: float, aborted: bool, cpu: dict[str, float], own_cpu: float,
-                start: float) -> dict[str, Any]:
+    def _report(
+        self, step: Step, sending: float, aborted: bool, cpu: dict[str, float], own_cpu: float, start: float
+    ) -> dict[str, Any]:
         expected = step.sent * step.consoles
         delivery = step.delivered / expected if expected else 1.0
         offered = step.sent / sending if sending else 0.0
         acked_span = max(step.last_ack - start, sending) if step.acked else sending
         fanout_p99 = pct(step.fanout_ms, 99)
-        held = (not aborted and fanout_p99 <= self.spec.get("p99_limit_ms", 100)
-                and delivery >= self.spec.get("delivery_min", 0.999) and offered >= 0.95 * step.rate)
+        held = (
+            not aborted
+            and fanout_p99 <= self.spec.get("p99_limit_ms", 100)
+            and delivery >= self.spec.get("delivery_min", 0.999)
+            and offered >= 0.95 * step.rate
+        )
         return {
-            "rate": step.rate, "seconds": round(sending, 2), "offered_rate": round(offered, 1),
+            "rate": step.rate,
+            "seconds": round(sending, 2),
+            "offered_rate": round(offered, 1),
             "acked_rate": round(step.acked / acked_span, 1) if acked_span else 0.0,
             "acked_ratio": round(step.acked / step.sent, 5) if step.sent else 0.0,
-            "delivery_ratio": round(delivery, 5), "consoles": step.consoles,
-            "ack_p50_ms": _r(pct(step.ack_ms, 50)), "ack_p99_ms": _r(pct(step.ack_ms, 99)),
+            "delivery_ratio": round(delivery, 5),
+            "consoles": step.consoles,
+            "ack_p50_ms": _r(pct(step.ack_ms, 50)),
+            "ack_p99_ms": _r(pct(step.ack_ms, 99)),
             "ack_max_ms": _r(max(step.ack_ms, default=0)),
-            "fanout_p50_ms": _r(pct(step.fanout_ms, 50)), "fanout_p99_ms": _r(fanout_p99),
+            "fanout_p50_ms": _r(pct(step.fanout_ms, 50)),
+            "fanout_p99_ms": _r(fanout_p99),
             "fanout_max_ms": _r(max(step.fanout_ms, default=0)),
-            "send_late_p99_ms": _r(pct(step.late_ms, 99)), "aborted": aborted, "held": held,
+            "send_late_p99_ms": _r(pct(step.late_ms, 99)),
+            "aborted": aborted,
+            "held": held,
             "cpu_s": _cpu_split(cpu, own_cpu),
             "errors": self.errors,
         }
@@ -339,17 +365,24 @@ class Generator:
             if middle and failed / low > 1.2 and await holds(middle):
                 low = middle
             sustained = low
-        best = max((s for s in steps if s["held"] and s["rate"] == sustained), key=lambda s: s["fanout_p99_ms"],
-                   default=None)
+        best = max(
+            (s for s in steps if s["held"] and s["rate"] == sustained), key=lambda s: s["fanout_p99_ms"], default=None
+        )
         say("result", sustained_rate=sustained, sustained=best, steps=steps)
         self.close()
 
     async def connections(self) -> None:
         """Open the drivers, report, hold them until told to close on stdin."""
         opened = await self.open_drivers(self.spec.get("concurrency", 50))
-        say("opened", drivers=len(self.drivers), seconds=round(opened, 2),
-            per_second=round(len(self.drivers) / opened, 1) if opened else 0.0, errors=self.errors,
-            failed=len(self.failed_connects), first_failure=(self.failed_connects or [None])[0])
+        say(
+            "opened",
+            drivers=len(self.drivers),
+            seconds=round(opened, 2),
+            per_second=round(len(self.drivers) / opened, 1) if opened else 0.0,
+            errors=self.errors,
+            failed=len(self.failed_connects),
+            first_failure=(self.failed_connects or [None])[0],
+        )
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         self.close()
         await asyncio.sleep(0.5)
@@ -413,11 +446,18 @@ async def hammer(url: str, endpoint: dict[str, Any], concurrency: int, seconds: 
 
     await asyncio.gather(*(client(n) for n in range(concurrency)))
     ok = sum(count for status, count in statuses.items() if 200 <= status < 300)
-    return {"name": endpoint["name"], "concurrency": concurrency, "seconds": seconds, "requests": len(latencies),
-            "requests_per_s": round(len(latencies) / seconds, 1), "p50_ms": _r(pct(latencies, 50)),
-            "p99_ms": _r(pct(latencies, 99)), "max_ms": _r(max(latencies, default=0)),
-            "ok_ratio": round(ok / len(latencies), 4) if latencies else 0.0,
-            "statuses": {str(k): v for k, v in sorted(statuses.items())}}
+    return {
+        "name": endpoint["name"],
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / seconds, 1),
+        "p50_ms": _r(pct(latencies, 50)),
+        "p99_ms": _r(pct(latencies, 99)),
+        "max_ms": _r(max(latencies, default=0)),
+        "ok_ratio": round(ok / len(latencies), 4) if latencies else 0.0,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    }
 
 
 async def main(path: str) -> None:

@@ -50,9 +50,19 @@ class RelaySocket(tornado.websocket.WebSocketHandler):
         if kind == "location":
             self.write_message(orjson.dumps({"type": "ack", "seq": frame["seq"]}))
             channel = "fleet:bench"
-            out = orjson.dumps({"type": "location", "channel": channel, "vehicle_id": self.ident,
-                                "driver_id": self.ident, "lat": frame["lat"], "lon": frame["lon"],
-                                "ts": frame["ts"], "speed": frame.get("speed"), "heading": frame.get("heading")})
+            out = orjson.dumps(
+                {
+                    "type": "location",
+                    "channel": channel,
+                    "vehicle_id": self.ident,
+                    "driver_id": self.ident,
+                    "lat": frame["lat"],
+                    "lon": frame["lon"],
+                    "ts": frame["ts"],
+                    "speed": frame.get("speed"),
+                    "heading": frame.get("heading"),
+                }
+            )
             for console in self.relay.channels.get(channel, ()):
                 console.write_message(out)
         elif kind == "subscribe":
@@ -68,8 +78,9 @@ class RelaySocket(tornado.websocket.WebSocketHandler):
 async def serve(port: int) -> None:
     """Listen on 127.0.0.1:port until cancelled."""
     relay = Relay()
-    app = tornado.web.Application([(r"/ws/(?:driver|console)", RelaySocket, {"relay": relay})],
-                                  websocket_max_message_size=64 * 1024)
+    app = tornado.web.Application(
+        [(r"/ws/(?:driver|console)", RelaySocket, {"relay": relay})], websocket_max_message_size=64 * 1024
+    )
     app.listen(port, "127.0.0.1")
     await asyncio.Event().wait()
 

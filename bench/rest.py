@@ -32,17 +32,29 @@ async def seed(env: dict[str, str]) -> dict[str, Any]:
         clients = await seeder.users("BASE", CLIENTS)
         car_type = await seeder.vehicle_type()
         await seeder.orders(clients, org["_id"], car_type["_id"], ORDERS)
-        return {"manager": (await seeder.tokens([manager]))[0], "clients": await seeder.tokens(clients),
-                "bodies": [order_body(n, str(car_type["_id"])) for n in range(200)]}
+        return {
+            "manager": (await seeder.tokens([manager]))[0],
+            "clients": await seeder.tokens(clients),
+            "bodies": [order_body(n, str(car_type["_id"])) for n in range(200)],
+        }
 
 
 def endpoints(data: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {"name": "GET /orders", "method": "GET", "path": "/api/v1/orders", "tokens": [data["manager"]]},
-        {"name": "POST /orders", "method": "POST", "path": "/api/v1/orders", "tokens": data["clients"],
-         "bodies": data["bodies"]},
-        {"name": "GET /vehicles/nearby", "method": "GET",
-         "path": "/api/v1/vehicles/nearby?lat=55.75&lon=37.62&radius_km=5", "tokens": data["clients"]},
+        {
+            "name": "POST /orders",
+            "method": "POST",
+            "path": "/api/v1/orders",
+            "tokens": data["clients"],
+            "bodies": data["bodies"],
+        },
+        {
+            "name": "GET /vehicles/nearby",
+            "method": "GET",
+            "path": "/api/v1/vehicles/nearby?lat=55.75&lon=37.62&radius_km=5",
+            "tokens": data["clients"],
+        },
     ]
 
 
@@ -50,9 +62,15 @@ def measure(seconds: float, concurrency: int) -> list[dict[str, Any]]:
     """Each endpoint's numbers, on one fresh server."""
     with services() as env, server_process(env) as running:
         data = asyncio.run(seed(env))
-        spec = {"mode": "rest", "url": running.url, "endpoints": endpoints(data), "concurrency": concurrency,
-                "seconds": seconds, "timeout": 300,
-                "watch_pids": {"server": running.pids(), **{name: [pid] for name, pid in env.pids.items()}}}
+        spec = {
+            "mode": "rest",
+            "url": running.url,
+            "endpoints": endpoints(data),
+            "concurrency": concurrency,
+            "seconds": seconds,
+            "timeout": 300,
+            "watch_pids": {"server": running.pids(), **{name: [pid] for name, pid in env.pids.items()}},
+        }
         return [event for event in loadgen(spec) if event.pop("event") == "endpoint"]
 
 

@@ -24,15 +24,21 @@ from bench.common import ROOT, machine
 def plan(quick: bool) -> list[tuple[str, Callable[[], list[dict[str, Any]]]]]:
     """The scenarios, in order, as (label, callable)."""
     if quick:
-        return [("fan-out", lambda: fanout.main(["--drivers", "20", "--rates", "200", "--step-seconds", "2",
-                                                        "--quiet-wait", "0"])),
-                ("connections", lambda: connections.main(["--counts", "50"])),
-                ("rest", lambda: rest.main(["--seconds", "1", "--concurrency", "5", "--no-storm"]))]
-    return [("fan-out, relay and 1 process", lambda: fanout.main([])),
-            ("fan-out, 2 processes", lambda: fanout.main(["--target", "project", "--processes", "2"])),
-            ("connections", lambda: connections.main([])),
-            ("rest", lambda: rest.main(["--no-storm"])),
-            ("login storm", lambda: [login_storm.run()])]
+        return [
+            (
+                "fan-out",
+                lambda: fanout.main(["--drivers", "20", "--rates", "200", "--step-seconds", "2", "--quiet-wait", "0"]),
+            ),
+            ("connections", lambda: connections.main(["--counts", "50"])),
+            ("rest", lambda: rest.main(["--seconds", "1", "--concurrency", "5", "--no-storm"])),
+        ]
+    return [
+        ("fan-out, relay and 1 process", lambda: fanout.main([])),
+        ("fan-out, 2 processes", lambda: fanout.main(["--target", "project", "--processes", "2"])),
+        ("connections", lambda: connections.main([])),
+        ("rest", lambda: rest.main(["--no-storm"])),
+        ("login storm", lambda: [login_storm.run()]),
+    ]
 
 
 def table(lines: list[dict[str, Any]]) -> str:
@@ -46,14 +52,27 @@ def table(lines: list[dict[str, Any]]) -> str:
 
 def _fanout_rows(line: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     name = f"fan-out x{line['processes']}"
-    rows = [(f"{name} sustained", f"{line['sustained_rate']:.0f} points/s", ">= 2000",
-             _met(line["sustained_rate"] >= 2000))]
+    rows = [
+        (f"{name} sustained", f"{line['sustained_rate']:.0f} points/s", ">= 2000", _met(line["sustained_rate"] >= 2000))
+    ]
     if "ratio_to_relay" in line:
-        rows.append((f"{name} / relay", f"{line['ratio_to_relay']:.2f} (relay {line['relay_sustained_rate']:.0f}/s)",
-                     ">= 0.60", _met(line["ratio_to_relay"] >= 0.6)))
+        rows.append(
+            (
+                f"{name} / relay",
+                f"{line['ratio_to_relay']:.2f} (relay {line['relay_sustained_rate']:.0f}/s)",
+                ">= 0.60",
+                _met(line["ratio_to_relay"] >= 0.6),
+            )
+        )
     if line.get("fanout_p99_ms_at_1000") is not None and line["processes"] == 1:
-        rows.append((f"{name} p99 at 1000/s", f"{line['fanout_p99_ms_at_1000']:.1f} ms", "<= 50 ms",
-                     _met(line["fanout_p99_ms_at_1000"] <= 50)))
+        rows.append(
+            (
+                f"{name} p99 at 1000/s",
+                f"{line['fanout_p99_ms_at_1000']:.1f} ms",
+                "<= 50 ms",
+                _met(line["fanout_p99_ms_at_1000"] <= 50),
+            )
+        )
     return rows
 
 
@@ -61,12 +80,25 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str, str]]]] = {
     "fanout_relay": lambda row: [("relay sustained", f"{row['sustained_rate']:.0f} points/s", "(reference)", "")],
     "fanout": _fanout_rows,
     "fanout_x2": _fanout_rows,
-    "connections": lambda row: [(f"memory, {row['sockets']} idle drivers", f"{row['kib_per_socket']:.1f} KiB/socket, "
-                                 f"opened in {row['open_s']:.1f} s", "<= 40 KiB", _met(row["kib_per_socket"] <= 40))],
-    "rest": lambda row: [(row["name"], f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, "
-                          f"{row['requests_per_s']:.0f} req/s", "", "")],
-    "login_storm": lambda row: [("/healthz p99, login storm", f"{row['healthz_p99_ms']:.1f} ms", "<= 50 ms",
-                                 _met(row["healthz_p99_ms"] <= 50))],
+    "connections": lambda row: [
+        (
+            f"memory, {row['sockets']} idle drivers",
+            f"{row['kib_per_socket']:.1f} KiB/socket, opened in {row['open_s']:.1f} s",
+            "<= 40 KiB",
+            _met(row["kib_per_socket"] <= 40),
+        )
+    ],
+    "rest": lambda row: [
+        (
+            row["name"],
+            f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, {row['requests_per_s']:.0f} req/s",
+            "",
+            "",
+        )
+    ],
+    "login_storm": lambda row: [
+        ("/healthz p99, login storm", f"{row['healthz_p99_ms']:.1f} ms", "<= 50 ms", _met(row["healthz_p99_ms"] <= 50))
+    ],
 }
 
 
@@ -88,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         lines += produced
         with open(out, "a") as handle:
             handle.writelines(json.dumps(line) + "\n" for line in produced)
-    print(f"\n{machine()}; {time.monotonic() - started:.0f} s; lines in {out.relative_to(ROOT)}\n{table(lines)}",
-          file=sys.stderr)
+    print(
+        f"\n{machine()}; {time.monotonic() - started:.0f} s; lines in {out.relative_to(ROOT)}\n{table(lines)}",
+        file=sys.stderr,
+    )
     return 0
 
 

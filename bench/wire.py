@@ -77,7 +77,7 @@ class WebSocket(asyncio.Protocol):
         if end < 0:
             return False
         head = bytes(self._buffer[:end])
-        del self._buffer[:end + 4]
+        del self._buffer[: end + 4]
         if not head.startswith(b"HTTP/1.1 101"):
             self.upgraded.set_exception(HandshakeError(head.split(b"\r\n", 1)[0].decode(errors="replace")))
             self.transport.close()  # type: ignore[union-attr]
@@ -101,7 +101,7 @@ class WebSocket(asyncio.Protocol):
                 n, start = struct.unpack_from("!Q", buf, pos + 2)[0], pos + 10
             if size < start + n:
                 break
-            payload = bytes(buf[start:start + n])
+            payload = bytes(buf[start : start + n])
             pos = start + n
             self._frame(first & 0x0F, payload)
         del buf[:pos]
@@ -131,17 +131,24 @@ class WebSocket(asyncio.Protocol):
             self.transport.close()
 
 
-async def connect(url: str, on_message: Callable[[bytes], None], token: str | None = None,
-                  timeout: float = 20) -> WebSocket:
+async def connect(
+    url: str, on_message: Callable[[bytes], None], token: str | None = None, timeout: float = 20
+) -> WebSocket:
     """Open a websocket (`ws://host:port/path`), with the token as `Authorization: Bearer`."""
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
     _, protocol = await asyncio.wait_for(
-        loop.create_connection(lambda: WebSocket(on_message), parts.hostname, parts.port), timeout)
+        loop.create_connection(lambda: WebSocket(on_message), parts.hostname, parts.port), timeout
+    )
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [f"GET {path} HTTP/1.1", f"Host: {parts.hostname}:{parts.port}", "Upgrade: websocket",
-             "Connection: Upgrade", f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
-             "Sec-WebSocket-Version: 13"]
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {parts.hostname}:{parts.port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+        "Sec-WebSocket-Version: 13",
+    ]
     if token:
         lines.append(f"Authorization: Bearer {token}")
     protocol.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())  # type: ignore[union-attr]
@@ -162,8 +169,9 @@ class HttpConnection:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, body: bytes = b"",
-                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         """Send a request and read the whole answer; reconnects when the server closed the connection."""
         if self._writer is None or self._writer.is_closing():
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)

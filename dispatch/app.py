@@ -58,10 +58,18 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     """Access log line and metrics for every answered request."""
     status = handler.get_status()
     seconds = handler.request.request_time()
-    route = getattr(handler, "route", "") or ("static" if isinstance(handler, tornado.web.StaticFileHandler)
-                                              else "unmatched")
+    route = getattr(handler, "route", "") or (
+        "static" if isinstance(handler, tornado.web.StaticFileHandler) else "unmatched"
+    )
     metrics.observe_request(handler.request.method or "", route, status, seconds)
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-    access_log.log(level, "%d %s %s %.1fms id=%s ip=%s", status, handler.request.method,
-                   redact(handler.request.uri or ""), seconds * 1000,
-                   request_id(handler.request), handler.request.remote_ip)
+    access_log.log(
+        level,
+        "%d %s %s %.1fms id=%s ip=%s",
+        status,
+        handler.request.method,
+        redact(handler.request.uri or ""),
+        seconds * 1000,
+        request_id(handler.request),
+        handler.request.remote_ip,
+    )

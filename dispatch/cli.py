@@ -17,8 +17,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Serve HTTP and websockets in the foreground."""
     from dispatch.server import serve
 
-    overrides = {k: v for k, v in (("port", args.port), ("processes", args.processes), ("bind", args.bind))
-                 if v is not None}
+    overrides = {
+        k: v for k, v in (("port", args.port), ("processes", args.processes), ("bind", args.bind)) if v is not None
+    }
     serve(settings.replace(**overrides))
     return 0
 
@@ -114,8 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, default=1.0, help="points per second per driver (default 1)")
     sim.add_argument("--duration", type=float, default=0, help="seconds to run (default: until Ctrl-C)")
     sim.add_argument("--url", help="server base URL (default: http://127.0.0.1:DISPATCH_PORT)")
-    sim.add_argument("--username-template", default="demo_driver{n}",
-                     help="driver logins, {n} = 1..N (default: the seed-demo drivers demo_driver{n})")
+    sim.add_argument(
+        "--username-template",
+        default="demo_driver{n}",
+        help="driver logins, {n} = 1..N (default: the seed-demo drivers demo_driver{n})",
+    )
     sim.add_argument("--password", help="the drivers' password (default: the seed-demo password)")
     sim.add_argument("--seed", type=int, help="random seed for repeatable routes")
     sim.set_defaults(func=cmd_simulate)

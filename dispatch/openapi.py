@@ -25,10 +25,18 @@ from dispatch.core.policy import HTTP_METHODS, is_implemented
 
 NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 DOCUMENTED_METHODS = tuple(m for m in HTTP_METHODS if m not in ("head", "options"))
-ERROR_STATUSES = {"400": "Malformed request", "401": "Not signed in", "403": "Forbidden",
-                  "404": "Not found", "409": "Conflict", "413": "Body too large",
-                  "415": "Unsupported content type", "422": "Validation failed",
-                  "429": "Rate limited", "503": "A store is unavailable"}
+ERROR_STATUSES = {
+    "400": "Malformed request",
+    "401": "Not signed in",
+    "403": "Forbidden",
+    "404": "Not found",
+    "409": "Conflict",
+    "413": "Body too large",
+    "415": "Unsupported content type",
+    "422": "Validation failed",
+    "429": "Rate limited",
+    "503": "A store is unavailable",
+}
 
 
 def openapi_path(pattern: str) -> str:
@@ -61,15 +69,17 @@ def _build(routes: Iterable[tuple[str, type]], schemas: Iterable[type]) -> dict[
         with contextlib.suppress(DuplicateComponentNameError):
             spec.components.schema(schema.__name__, schema=schema)
     for name, text in ERROR_STATUSES.items():
-        spec.components.response(name, {
-            "description": text,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        })
+        spec.components.response(
+            name,
+            {
+                "description": text,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        )
     for pattern, handler in routes:
         operations = _operations(handler, pattern)
         if operations:
-            spec.path(path=openapi_path(pattern), operations=operations,
-                      parameters=_path_parameters(pattern))
+            spec.path(path=openapi_path(pattern), operations=operations, parameters=_path_parameters(pattern))
     return spec.to_dict()
 
 
@@ -86,9 +96,12 @@ def operation_of(handler: type, method: str) -> dict[str, Any] | None:
 
 def undocumented(routes: Iterable[tuple[str, type]]) -> list[str]:
     """Every implemented handler method that declares no operation of its own, as `METHOD /path (Class)`."""
-    return [f"{method.upper()} {openapi_path(pattern)} ({handler.__module__}.{handler.__name__})"
-            for pattern, handler in routes for method in DOCUMENTED_METHODS
-            if is_implemented(handler, method) and operation_of(handler, method) is None]
+    return [
+        f"{method.upper()} {openapi_path(pattern)} ({handler.__module__}.{handler.__name__})"
+        for pattern, handler in routes
+        for method in DOCUMENTED_METHODS
+        if is_implemented(handler, method) and operation_of(handler, method) is None
+    ]
 
 
 def _operations(handler: type, pattern: str) -> dict[str, Any]:
@@ -127,5 +140,7 @@ def _yaml_only(doc: str) -> dict[str, Any]:
 
 
 def _path_parameters(pattern: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in NAMED_GROUP.findall(pattern)]
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in NAMED_GROUP.findall(pattern)
+    ]

@@ -55,10 +55,13 @@ async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
     services = Services.open(settings)
     await ensure_indexes(services.db)
     app = make_app(services)
-    server = tornado.httpserver.HTTPServer(app, xheaders=False,
-                                          max_body_size=settings.max_body_bytes,
-                                          idle_connection_timeout=settings.idle_timeout,
-                                          body_timeout=settings.idle_timeout)
+    server = tornado.httpserver.HTTPServer(
+        app,
+        xheaders=False,
+        max_body_size=settings.max_body_bytes,
+        idle_connection_timeout=settings.idle_timeout,
+        body_timeout=settings.idle_timeout,
+    )
     server.add_sockets(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

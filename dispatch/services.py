@@ -85,14 +85,32 @@ class Services:
         events.listen(notifier.on_event)
         events.listen(hub.publish_event)
         return cls(
-            settings=settings, mongo=stores.mongo, db=db, redis=redis, cache=stores.cache, tasks=tasks,
-            events=events, hub=hub, ingest=Ingest(db, redis, hub), identity=identity,
-            orders=OrderDesk(db, redis, events, users), fleet=Fleet(db, redis, users), price_lists=PriceLists(db),
-            waybills=WaybillDesk(db, events), billing=Billing(db, users), support=SupportDesk(db, users),
-            joining=Joining(db, users, events), sms_login=SmsLogin(identity),
-            phone_verification=PhoneVerification(identity), idempotency=Idempotency(db), notifier=notifier,
-            notifications=Notifications(db), invitations=Invitations(db), organizations=OrganizationDesk(db, users),
-            directory=Directory(identity))
+            settings=settings,
+            mongo=stores.mongo,
+            db=db,
+            redis=redis,
+            cache=stores.cache,
+            tasks=tasks,
+            events=events,
+            hub=hub,
+            ingest=Ingest(db, redis, hub),
+            identity=identity,
+            orders=OrderDesk(db, redis, events, users),
+            fleet=Fleet(db, redis, users),
+            price_lists=PriceLists(db),
+            waybills=WaybillDesk(db, events),
+            billing=Billing(db, users),
+            support=SupportDesk(db, users),
+            joining=Joining(db, users, events),
+            sms_login=SmsLogin(identity),
+            phone_verification=PhoneVerification(identity),
+            idempotency=Idempotency(db),
+            notifier=notifier,
+            notifications=Notifications(db),
+            invitations=Invitations(db),
+            organizations=OrganizationDesk(db, users),
+            directory=Directory(identity),
+        )
 
     async def close(self) -> None:
         """Flush GPS history, stop the fan-out reader, close the task queue and the store clients."""

@@ -43,22 +43,26 @@ class Settings:
     rate_limits: str = setting(
         "login_ip=30/60,login_account=10/300,sms_request_phone=3/600,sms_request_ip=20/600,"
         "sms_verify_ip=20/600,password_forgot_ip=10/3600,password_forgot_account=3/3600",
-        "Rate limits as `name=count/seconds`, comma-separated; names given override the defaults.")
+        "Rate limits as `name=count/seconds`, comma-separated; names given override the defaults.",
+    )
     public_url: str = setting("http://127.0.0.1:8888", "Public base URL used in links sent by email.")
     require_email_verification: bool = setting(True, "Refuse log-in until the email address is verified.")
-    email_backend: str = setting("console", "How email leaves: `console`, `file` or `smtp`.",
-                                 choices=("console", "file", "smtp"))
+    email_backend: str = setting(
+        "console", "How email leaves: `console`, `file` or `smtp`.", choices=("console", "file", "smtp")
+    )
     smtp_host: str = setting("127.0.0.1", "SMTP server host.")
     smtp_port: int = setting(25, "SMTP server port.")
     smtp_user: str = setting("", "SMTP user name (empty: no login).")
     smtp_password: str = setting("", "SMTP password.")
     smtp_tls: bool = setting(False, "Use STARTTLS with the SMTP server.")
     email_from: str = setting("dispatch@localhost", "Sender address of outgoing email.")
-    sms_backend: str = setting("console", "How SMS leave: `console`, `file` or `http`.",
-                               choices=("console", "file", "http"))
+    sms_backend: str = setting(
+        "console", "How SMS leave: `console`, `file` or `http`.", choices=("console", "file", "http")
+    )
     sms_http_url: str = setting("", "URL the `http` SMS backend POSTs `{to, text}` to.")
     task_visibility_timeout: int = setting(
-        120, "Seconds after which a task a lost (killed) worker held is handed to another worker again.")
+        120, "Seconds after which a task a lost (killed) worker held is handed to another worker again."
+    )
     outbox_dir: str = setting("var/outbox", "Folder the `file` email and SMS backends write to.")
     media_dir: str = setting("var/media", "Folder for uploaded media (avatars).")
     cors_origins: str = setting("", "Comma-separated origins allowed by CORS (`*` for any).")

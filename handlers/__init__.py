@@ -25,8 +25,20 @@ from handlers import (
 API_PREFIX = "/api/v1"
 
 # Resource modules whose routes live under the API prefix.
-API_MODULES = [auth, sms, users, organizations, invitations, avatars, vehicles, waybills, notifications, support,
-               orders, payments]
+API_MODULES = [
+    auth,
+    sms,
+    users,
+    organizations,
+    invitations,
+    avatars,
+    vehicles,
+    waybills,
+    notifications,
+    support,
+    orders,
+    payments,
+]
 # Modules whose routes are served as they are written (service, docs, pages, websockets).
 ROOT_MODULES = [health, docs, console, media, realtime]
 

@@ -21,5 +21,8 @@ class AssetHandler(tornado.web.StaticFileHandler):
             self.set_header("Allow", "GET, HEAD")
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(jsonutil.dumps({"error": {"code": default_code(status_code),
-                                              "message": default_message(status_code), "details": {}}}))
+        self.finish(
+            jsonutil.dumps(
+                {"error": {"code": default_code(status_code), "message": default_message(status_code), "details": {}}}
+            )
+        )

@@ -143,9 +143,17 @@ class SessionsHandler(BaseHandler):
         """
         page = self.page()
         sessions = await self.services.identity.sessions.list(str(self.user_id))
-        shown = [{"id": s.id, "ip": s.ip, "user_agent": s.user_agent, "created_at": _iso(s.created_at),
-                  "last_used_at": _iso(s.last_used_at), "current": s.id == self.session_id}
-                 for s in sessions[page.offset:page.offset + page.limit]]
+        shown = [
+            {
+                "id": s.id,
+                "ip": s.ip,
+                "user_agent": s.user_agent,
+                "created_at": _iso(s.created_at),
+                "last_used_at": _iso(s.last_used_at),
+                "current": s.id == self.session_id,
+            }
+            for s in sessions[page.offset : page.offset + page.limit]
+        ]
         items = SessionOut(many=True).dump(shown)
         self.write_json(page.envelope(items, len(sessions)))
 

@@ -56,8 +56,9 @@ class AvatarHandler(BaseHandler):
             raise exc.as_api_error() from None
         path = await avatars.save_incoming_async(self.services.settings.media_dir, data)
         try:
-            await self.services.tasks.send("avatars.process", str(self.user_id), path,
-                                              self.services.settings.mongodb_db, time.time_ns())
+            await self.services.tasks.send(
+                "avatars.process", str(self.user_id), path, self.services.settings.mongodb_db, time.time_ns()
+            )
         except Exception:
             await asyncio.to_thread(Path(path).unlink, missing_ok=True)  # nobody will ever pick it up
             raise
@@ -70,16 +71,23 @@ class AvatarHandler(BaseHandler):
         if kind.startswith("image/"):
             return self.body
         if kind != "multipart/form-data":
-            raise ApiError(415, "unsupported_media_type",
-                           "Send the image as multipart/form-data (field `avatar`) or as an image/* body.")
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "Send the image as multipart/form-data (field `avatar`) or as an image/* body.",
+            )
         files: dict[str, list[HTTPFile]] = {}
         try:
             parse_body_arguments(content_type, self.body, {}, files, self.request.headers)
         except HTTPInputError as exc:
             raise ApiError(400, "malformed_multipart", f"The multipart body cannot be read: {exc}.") from None
         if not files.get("avatar"):
-            raise ApiError(422, "validation_error", "Some fields are not valid.",
-                           {"avatar": ["Missing file: send the image in the form field `avatar`."]})
+            raise ApiError(
+                422,
+                "validation_error",
+                "Some fields are not valid.",
+                {"avatar": ["Missing file: send the image in the form field `avatar`."]},
+            )
         return files["avatar"][0].body
 
 

@@ -95,8 +95,9 @@ class BaseHandler(tornado.web.RequestHandler):
         await self.authenticate()
         if not rule.allows(self.current_category):
             if self.current_user is None:
-                raise self._auth_error or ApiError(401, "unauthenticated",
-                                                   "Sign in first: send a valid Bearer access token.")
+                raise self._auth_error or ApiError(
+                    401, "unauthenticated", "Sign in first: send a valid Bearer access token."
+                )
             raise ApiError(403, "forbidden", "Your account may not do this.")
 
     def _refuse(self, error: ApiError) -> None:
@@ -120,6 +121,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def _stand_in_for_method(self) -> None:
         """Tornado calls the HTTP method once the body is in: answer the refusal there, or nothing."""
+
         def after_body(*args: Any, **kwargs: Any) -> None:
             if self._refusal is not None and not self._finished:
                 raise self._refusal
@@ -232,8 +234,9 @@ class BaseHandler(tornado.web.RequestHandler):
         try:
             return schema.load(self.json_body() if data is None else data, partial=partial)
         except ValidationError as exc:
-            raise ApiError(422, "validation_error", "Some fields are not valid.",
-                           flatten_messages(exc.normalized_messages())) from None
+            raise ApiError(
+                422, "validation_error", "Some fields are not valid.", flatten_messages(exc.normalized_messages())
+            ) from None
 
     def page(self) -> Page:
         """`limit` and `offset` from the query string."""
@@ -275,11 +278,23 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
             return
         if isinstance(value, (ApiError, *UNAVAILABLE)):  # a deliberate 5xx or an outage: one line, no traceback
-            log.warning("request %s: %s %s answered %d: %s: %s", self.request_id, self.request.method,
-                        self.request.path, getattr(value, "status", 503), type(value).__name__, value)
+            log.warning(
+                "request %s: %s %s answered %d: %s: %s",
+                self.request_id,
+                self.request.method,
+                self.request.path,
+                getattr(value, "status", 503),
+                type(value).__name__,
+                value,
+            )
             return
-        log.error("request %s failed: %s %s", self.request_id, self.request.method, self.request.path,
-                  exc_info=(typ, value, tb))
+        log.error(
+            "request %s failed: %s %s",
+            self.request_id,
+            self.request.method,
+            self.request.path,
+            exc_info=(typ, value, tb),
+        )
 
     def _set_cors_headers(self) -> None:
         origin = self.request.headers.get("Origin")

@@ -9,9 +9,11 @@ from handlers.base import BaseHandler
 
 PAGE = Path(__file__).resolve().parent.parent / "dispatch" / "static" / "console" / "index.html"
 # Scripts and styles only from this origin (no inline code at all); websockets to this host.
-CONSOLE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-               "font-src 'self'; connect-src 'self' ws: wss:; object-src 'none'; frame-ancestors 'none'; "
-               "base-uri 'none'; form-action 'none'")
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self' ws: wss:; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
 # Read once at start-up: the page is a static file shipped with the package, never edited at run time.
 PAGE_HTML = PAGE.read_bytes()
 

@@ -48,8 +48,9 @@ class ReadyHandler(BaseHandler):
               application/json:
                 schema: {$ref: '#/components/schemas/Error'}
         """
-        mongo, redis = await asyncio.gather(self._ping(self.services.db.command("ping")),
-                                            self._ping(self.services.redis.ping()))
+        mongo, redis = await asyncio.gather(
+            self._ping(self.services.db.command("ping")), self._ping(self.services.redis.ping())
+        )
         checks = {"mongodb": mongo, "redis": redis}
         down = [name for name, state in checks.items() if state != "ok"]
         if down:

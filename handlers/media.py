@@ -62,8 +62,7 @@ class AvatarFileHandler(tornado.web.StaticFileHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         message = "No such avatar." if status_code == 404 else "The file cannot be served."
-        self.finish(jsonutil.dumps({"error": {"code": default_code(status_code), "message": message,
-                                              "details": {}}}))
+        self.finish(jsonutil.dumps({"error": {"code": default_code(status_code), "message": message, "details": {}}}))
 
 
 default_handlers = [

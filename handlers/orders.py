@@ -78,6 +78,7 @@ class OrdersHandler(OrdersBase):
               application/json: {schema: OrderOut}
           409: {$ref: '#/components/responses/409'}
         """
+
         async def create() -> tuple[int, Any]:
             order = await self.services.orders.create(self.current_user, self.load(OrderIn()))
             return 201, ORDER_OUT.dump(order)
@@ -124,8 +125,9 @@ class OrderStatusHandler(OrdersBase):
           409: {$ref: '#/components/responses/409'}
         """
         data = self.load(StatusIn())
-        order = await self.services.orders.change_status(self.current_user, parse_id(order_id), data["status"],
-                                                         data.get("reason"))
+        order = await self.services.orders.change_status(
+            self.current_user, parse_id(order_id), data["status"], data.get("reason")
+        )
         self.write_json(ORDER_OUT.dump(order))
 
 
@@ -167,7 +169,7 @@ class OrderEventsHandler(OrdersBase):
         """
         page = self.page()
         events = await self.services.orders.timeline(self.current_user, parse_id(order_id))
-        shown = EVENT_OUT.dump(events[page.offset:page.offset + page.limit], many=True)
+        shown = EVENT_OUT.dump(events[page.offset : page.offset + page.limit], many=True)
         self.write_json(page.envelope(shown, len(events)))
 
 

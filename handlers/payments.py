@@ -61,6 +61,7 @@ class OrderPaymentsHandler(OrdersBase):
           409: {$ref: '#/components/responses/409'}
           422: {$ref: '#/components/responses/422'}
         """
+
         async def record() -> tuple[int, Any]:
             payment = await self.services.billing.pay(self.current_user, parse_id(order_id), self.load(PaymentIn()))
             return 201, PAYMENT_OUT.dump(payment)

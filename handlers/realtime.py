@@ -104,15 +104,19 @@ class Socket(tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)  # live frames are small: no Nagle delay waiting for the peer's ACK
         metrics.WEBSOCKETS.labels(self.kind).inc()
         self.hub.sockets.add(self)  # closed with 1001 on shutdown
-        self.outbox = Outbox(self._send, self._stuck, self.kind,
-                             stuck_after=self.settings.get("ws_stuck_after", STUCK_AFTER))
+        self.outbox = Outbox(
+            self._send, self._stuck, self.kind, stuck_after=self.settings.get("ws_stuck_after", STUCK_AFTER)
+        )
         token = self._upgrade_token()
         if token:
             await self._authenticate(token)
         else:
             self._auth_timer = asyncio.get_running_loop().call_later(
-                self.settings.get("ws_auth_timeout", AUTH_TIMEOUT), self.close, CLOSE_UNAUTHENTICATED,
-                "authentication timeout")
+                self.settings.get("ws_auth_timeout", AUTH_TIMEOUT),
+                self.close,
+                CLOSE_UNAUTHENTICATED,
+                "authentication timeout",
+            )
 
     def _upgrade_token(self) -> str | None:
         scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
@@ -172,8 +176,13 @@ class Socket(tornado.websocket.WebSocketHandler):
             self.send_json({"type": "error", "code": exc.code, "message": str(exc), **exc.details})
         except UNAVAILABLE as exc:  # the frame could not be acted on now; the socket stays open
             log.warning("%s frame not handled: %s: %s", self.kind, type(exc).__name__, exc)
-            self.send_json({"type": "error", "code": "service_unavailable",
-                            "message": "A data store is unreachable; try again shortly."})
+            self.send_json(
+                {
+                    "type": "error",
+                    "code": "service_unavailable",
+                    "message": "A data store is unreachable; try again shortly.",
+                }
+            )
 
     async def _auth_frame(self, kind: str, frame: dict[str, Any]) -> None:
         token = frame.get("token")
@@ -250,8 +259,14 @@ class Socket(tornado.websocket.WebSocketHandler):
         self.channels.discard(channel)
         if self.outbox is not None:
             self.outbox.discard_channel(channel)
-        self.send_json({"type": "error", "code": "forbidden", "message": f"You may no longer follow {channel}.",
-                        "channel": channel})
+        self.send_json(
+            {
+                "type": "error",
+                "code": "forbidden",
+                "message": f"You may no longer follow {channel}.",
+                "channel": channel,
+            }
+        )
         await self.hub.unsubscribe(self, [channel])
 
     def _stuck(self, reason: str) -> None:
@@ -286,8 +301,11 @@ class DriverSocket(Socket):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await super().get(*args, **kwargs)
 
-    get.__doc__ = """The driver's live socket: location / locations / status frames in; ack, assignment, order out.
-        ---""" + WS_DOC
+    get.__doc__ = (
+        """The driver's live socket: location / locations / status frames in; ack, assignment, order out.
+        ---"""
+        + WS_DOC
+    )
 
     def initialize(self) -> None:
         super().initialize()
@@ -331,7 +349,11 @@ class DriverSocket(Socket):
             raise FrameError("bad_frame", "A status frame needs string `order_id` and `status`.")
         try:
             order = await self.services.orders.change_status_unchecked(
-                self.user, order_id, frame["status"], frame.get("reason"))  # type: ignore[arg-type]
+                self.user,  # type: ignore[arg-type]
+                order_id,
+                frame["status"],
+                frame.get("reason"),
+            )
         except ApiError as exc:
             raise FrameError(exc.code, exc.message, order_id=order_id, **exc.details) from None
         self.send_json({"type": "order", "event": "status_changed", "order": order})
@@ -354,8 +376,14 @@ class DriverSocket(Socket):
     async def _presence(self, online: bool, context: Any) -> None:
         if context.organization is None:
             return
-        data = {"type": "presence", "channel": f"fleet:{context.organization}", "driver_id": context.driver_id,
-                "vehicle_id": context.vehicle_id, "online": online, "at": _now_iso()}
+        data = {
+            "type": "presence",
+            "channel": f"fleet:{context.organization}",
+            "driver_id": context.driver_id,
+            "vehicle_id": context.vehicle_id,
+            "online": online,
+            "at": _now_iso(),
+        }
         try:
             await self.hub.publish_many([(f"fleet:{context.organization}", data)])
         except Exception as exc:  # noqa: BLE001 - presence is best effort; the socket itself must not fail
@@ -372,8 +400,11 @@ class ConsoleSocket(Socket):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await super().get(*args, **kwargs)
 
-    get.__doc__ = """The console's live socket: subscribe / unsubscribe in; location, order, waybill, presence out.
-        ---""" + WS_DOC
+    get.__doc__ = (
+        """The console's live socket: subscribe / unsubscribe in; location, order, waybill, presence out.
+        ---"""
+        + WS_DOC
+    )
 
     async def handle(self, kind: str, frame: dict[str, Any]) -> None:
         if kind == "subscribe":
@@ -405,8 +436,11 @@ class OrderSocket(Socket):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await super().get(*args, **kwargs)
 
-    get.__doc__ = """An order's live socket: the assigned truck's location and the order's status events.
-        ---""" + WS_DOC
+    get.__doc__ = (
+        """An order's live socket: the assigned truck's location and the order's status events.
+        ---"""
+        + WS_DOC
+    )
 
     async def on_authenticated(self) -> bool:
         order_id = self.path_kwargs["order_id"]

@@ -126,8 +126,14 @@ class UsersHandler(BaseHandler):
           422: {$ref: '#/components/responses/422'}
         """
         page = self.page()
-        filters = self.load(UserFilter(), {name: self.get_query_argument(name) for name in FILTERS
-                                           if self.get_query_argument(name, None) is not None})
+        filters = self.load(
+            UserFilter(),
+            {
+                name: self.get_query_argument(name)
+                for name in FILTERS
+                if self.get_query_argument(name, None) is not None
+            },
+        )
         docs, total = await self.services.directory.search(self.current_user, filters, page)
         self.write_json(page.envelope(await present(self.services.db, docs), total))
 

@@ -189,8 +189,9 @@ class NearbyHandler(FleetHandler):
         """
         query = self.load(NearbyQuery(), query_of(self))
         page = self.page()
-        docs, total = await self.services.fleet.nearby(self.current_user, query["lat"], query["lon"],
-                                                       query["radius_km"], page)
+        docs, total = await self.services.fleet.nearby(
+            self.current_user, query["lat"], query["lon"], query["radius_km"], page
+        )
         shown = NEARBY_CLIENT_OUT if self.current_user.get("category") == Category.BASE else NEARBY_OUT
         self.write_json(page.envelope(shown.dump(docs, many=True), total))
 
@@ -261,8 +262,9 @@ class VehicleTrackHandler(FleetHandler):
           422: {$ref: '#/components/responses/422'}
         """
         query = self.load(TrackQuery(), query_of(self))
-        track = await self.services.fleet.track(self.current_user, parse_id(vehicle_id), query.get("start"),
-                                                query.get("end"))
+        track = await self.services.fleet.track(
+            self.current_user, parse_id(vehicle_id), query.get("start"), query.get("end")
+        )
         self.write_json(TRACK_OUT.dump(track))
 
 

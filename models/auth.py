@@ -8,8 +8,11 @@ from models.common import UtcDateTime, list_of
 
 
 class LoginIn(Schema):
-    login = fields.String(required=True, validate=validate.Length(min=1, max=254),
-                          metadata={"description": "Email, phone (E.164) or username"})
+    login = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=254),
+        metadata={"description": "Email, phone (E.164) or username"},
+    )
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
 
 

@@ -19,8 +19,9 @@ SCHEMAS: list[type[Schema]] = []
 class ErrorBody(Schema):
     code = fields.String(required=True, metadata={"description": "snake_case machine-readable code"})
     message = fields.String(required=True, metadata={"description": "Human-readable text"})
-    details = fields.Dict(required=True, metadata={
-        "description": "Extra facts; for 422, each field name mapped to a list of messages"})
+    details = fields.Dict(
+        required=True, metadata={"description": "Extra facts; for 422, each field name mapped to a list of messages"}
+    )
 
 
 class Error(Schema):
@@ -35,18 +36,25 @@ class Health(Schema):
 
 class Ready(Schema):
     status = fields.String(required=True, metadata={"description": "`ok`"})
-    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
-                         metadata={"description": "Each store: `ok` or `down: <reason>`"})
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "Each store: `ok` or `down: <reason>`"},
+    )
 
 
 def list_of(item: type[Schema], name: str) -> type[Schema]:
     """A list-envelope schema `{items, total, limit, offset}` of the given item schema (named in the spec)."""
-    schema = Schema.from_dict({
-        "items": fields.List(fields.Nested(item), required=True),
-        "total": fields.Integer(required=True),
-        "limit": fields.Integer(required=True),
-        "offset": fields.Integer(required=True),
-    }, name=name)
+    schema = Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item), required=True),
+            "total": fields.Integer(required=True),
+            "limit": fields.Integer(required=True),
+            "offset": fields.Integer(required=True),
+        },
+        name=name,
+    )
     SCHEMAS.append(schema)
     return schema
 
@@ -57,12 +65,14 @@ class PageQuery(Schema):
     A handler docstring names it as `- {in: query, schema: PageQuery}`; apispec expands the fields.
     """
 
-    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT),
-                           metadata={"description": "Items per page"})
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET),
-                            metadata={"description": "Items to skip"})
-
-
+    limit = fields.Integer(
+        load_default=DEFAULT_LIMIT,
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": "Items per page"},
+    )
+    offset = fields.Integer(
+        load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET), metadata={"description": "Items to skip"}
+    )
 
 
 SCHEMAS += [Error, Health, Ready]

@@ -29,8 +29,10 @@ class UserFilter(Schema):
 
     category = fields.String(validate=validate.OneOf(choices(Category)))
     organization = Id(metadata={"description": "An organization id"})
-    q = fields.String(validate=validate.Length(min=1, max=100),
-                      metadata={"description": "Part of the username, email, first or last name (any case)"})
+    q = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Part of the username, email, first or last name (any case)"},
+    )
 
 
 class ReferralOut(Schema):
@@ -57,8 +59,9 @@ class UserDirectory:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[COLLECTION]
 
-    async def search(self, scope: dict[str, Any], filters: dict[str, Any], offset: int,
-                     limit: int) -> tuple[list[dict[str, Any]], int]:
+    async def search(
+        self, scope: dict[str, Any], filters: dict[str, Any], offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
         """A page of users matching the filters within the caller's scope query."""
         query = _search_query(scope, filters)
         total = await self.collection.count_documents(query)
@@ -107,5 +110,8 @@ class UserAdminPatch(Schema):
 
     category = fields.String(validate=validate.OneOf(choices(Category)))
     is_active = JsonBoolean(metadata={"description": "false ends every session of the account at once"})
-    organizations = fields.List(Id(), validate=validate.Length(max=200),
-                                metadata={"description": "The full list of the user's organization ids"})
+    organizations = fields.List(
+        Id(),
+        validate=validate.Length(max=200),
+        metadata={"description": "The full list of the user's organization ids"},
+    )

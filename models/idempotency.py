@@ -44,8 +44,9 @@ class IdempotencyRecords:
 
     async def complete(self, user_id: ObjectId, key: str, status: int, body: bytes) -> None:
         """Keep the answer of the request that claimed the key."""
-        await self.collection.update_one({"user_id": user_id, "key": key},
-                                         {"$set": {"done": True, "status": status, "body": Binary(body)}})
+        await self.collection.update_one(
+            {"user_id": user_id, "key": key}, {"$set": {"done": True, "status": status, "body": Binary(body)}}
+        )
 
     async def release(self, user_id: ObjectId, key: str, created_at: datetime | None = None) -> None:
         """Forget a key (its request failed, or the record outlived its 24 hours)."""

@@ -28,8 +28,13 @@ TTL = timedelta(days=7)
 TARGETS = ("user_id", "email", "phone")
 
 # One pending invitation per organization and invitee: a second invite returns the first one.
-index(COLLECTION, [("organization", 1), ("target", 1)], unique=True, name="pending_invitation_unique",
-      partialFilterExpression={"pending": True})
+index(
+    COLLECTION,
+    [("organization", 1), ("target", 1)],
+    unique=True,
+    name="pending_invitation_unique",
+    partialFilterExpression={"pending": True},
+)
 index(COLLECTION, [("organization", 1), ("created_at", DESCENDING)], name="organization_created")
 index(COLLECTION, "user_id", name="user_id")
 index(COLLECTION, "email_lower", name="email_lower")
@@ -42,15 +47,18 @@ class InvitationIn(Schema):
     user_id = Id(metadata={"description": "A user's id"})
     email = fields.Email(validate=validate.Length(max=254))
     phone = fields.String(validate=validate.Length(max=32), metadata={"description": "E.164, or national with region"})
-    region = fields.String(validate=validate.Length(equal=2),
-                           metadata={"description": "Region code (RU, DE, …) for a national phone number"})
+    region = fields.String(
+        validate=validate.Length(equal=2),
+        metadata={"description": "Region code (RU, DE, …) for a national phone number"},
+    )
 
     @validates_schema
     def check(self, data: dict[str, Any], **kwargs: Any) -> None:
         given = [name for name in TARGETS if data.get(name) not in (None, "")]
         if len(given) != 1:
-            raise ValidationError({name: ["Give exactly one of user_id, email or phone."]
-                                   for name in (given or TARGETS)})
+            raise ValidationError(
+                {name: ["Give exactly one of user_id, email or phone."] for name in (given or TARGETS)}
+            )
         if "phone" in given:
             data["phone"] = phone_field_value(data)
 
@@ -108,19 +116,30 @@ class Invitations:
     async def invite(self, org_id: ObjectId, data: dict[str, Any], invited_by: ObjectId) -> dict[str, Any]:
         """The open invitation of this invitee to this organization: the pending one, else a new one."""
         target, now = target_of(data), utcnow()
-        await self.collection.update_many({"organization": org_id, "target": target, "pending": True,
-                                           "expires_at": {"$lte": now}},
-                                          {"$set": {"status": InvitationStatus.EXPIRED, "pending": False}})
-        doc = {"organization": org_id, "target": target, "user_id": data.get("user_id"),
-               "email": data.get("email"), "email_lower": (data.get("email") or "").lower() or None,
-               "phone": data.get("phone"), "invited_by": invited_by,
-               "status": InvitationStatus.PENDING, "pending": True,
-               "created_at": now, "expires_at": now + TTL, "responded_at": None}
+        await self.collection.update_many(
+            {"organization": org_id, "target": target, "pending": True, "expires_at": {"$lte": now}},
+            {"$set": {"status": InvitationStatus.EXPIRED, "pending": False}},
+        )
+        doc = {
+            "organization": org_id,
+            "target": target,
+            "user_id": data.get("user_id"),
+            "email": data.get("email"),
+            "email_lower": (data.get("email") or "").lower() or None,
+            "phone": data.get("phone"),
+            "invited_by": invited_by,
+            "status": InvitationStatus.PENDING,
+            "pending": True,
+            "created_at": now,
+            "expires_at": now + TTL,
+            "responded_at": None,
+        }
         pending = {"organization": org_id, "target": target, "pending": True}
         for _ in range(UPSERT_ATTEMPTS):
             try:
-                found = await self.collection.find_one_and_update(pending, {"$setOnInsert": doc}, upsert=True,
-                                                                  return_document=ReturnDocument.AFTER)
+                found = await self.collection.find_one_and_update(
+                    pending, {"$setOnInsert": doc}, upsert=True, return_document=ReturnDocument.AFTER
+                )
             except DuplicateKeyError:  # a concurrent invite of the same person inserted it first: match it now
                 found = await self.collection.find_one(pending)
             if found is not None:
@@ -136,8 +155,7 @@ class Invitations:
 
     async def of_user(self, user: dict[str, Any], offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """A page of the open invitations meant for this user, newest first, and the total."""
-        query = {**addressed_to(user), **_open(utcnow()),
-                 "organization": {"$nin": orgs_of(user)}}
+        query = {**addressed_to(user), **_open(utcnow()), "organization": {"$nin": orgs_of(user)}}
         total = await self.collection.count_documents(query)
         cursor = self.collection.find(query).sort([("created_at", -1), ("_id", -1)]).skip(offset).limit(limit)
         return await cursor.to_list(), total
@@ -152,20 +170,23 @@ class Invitations:
         return await self.collection.find_one_and_update(
             {"_id": invitation["_id"], **_open(now)},
             {"$set": {"status": status, "pending": False, "responded_at": now}},
-            return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def settle(self, org_id: ObjectId, user: dict[str, Any]) -> None:
         """Close the user's other open invitations to an organization they have just joined."""
         await self.collection.update_many(
             {"organization": org_id, "pending": True, **addressed_to(user)},
-            {"$set": {"status": InvitationStatus.ACCEPTED, "pending": False, "responded_at": utcnow()}})
+            {"$set": {"status": InvitationStatus.ACCEPTED, "pending": False, "responded_at": utcnow()}},
+        )
 
     async def revoke(self, org_id: ObjectId, invitation_id: ObjectId) -> dict[str, Any] | None:
         """Withdraw an open invitation of the organization; None when there is no such open one."""
         return await self.collection.find_one_and_update(
             {"_id": invitation_id, "organization": org_id, **_open(utcnow())},
             {"$set": {"status": InvitationStatus.REVOKED, "pending": False, "responded_at": utcnow()}},
-            return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER,
+        )
 
 
 async def present(db: AsyncDatabase[Any], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -173,11 +194,20 @@ async def present(db: AsyncDatabase[Any], docs: list[dict[str, Any]]) -> list[di
     org_ids = list({doc["organization"] for doc in docs})
     names = {org["_id"]: org["name"] async for org in db["organizations"].find({"_id": {"$in": org_ids}}, {"name": 1})}
     now = utcnow()
-    return [INVITATION_OUT.dump({
-        **doc, "organization": {"id": doc["organization"], "name": names.get(doc["organization"], "")},
-        "status": (InvitationStatus.EXPIRED if doc["status"] == InvitationStatus.PENDING and doc["expires_at"] <= now
-                   else doc["status"]),
-    }) for doc in docs]
+    return [
+        INVITATION_OUT.dump(
+            {
+                **doc,
+                "organization": {"id": doc["organization"], "name": names.get(doc["organization"], "")},
+                "status": (
+                    InvitationStatus.EXPIRED
+                    if doc["status"] == InvitationStatus.PENDING and doc["expires_at"] <= now
+                    else doc["status"]
+                ),
+            }
+        )
+        for doc in docs
+    ]
 
 
 INVITATION_OUT = InvitationOut()

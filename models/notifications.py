@@ -26,8 +26,12 @@ class NotificationOut(Schema):
 
     id = Id(attribute="_id", required=True)
     type = fields.String(required=True, metadata={"description": "What it is about: `order` or `organization`"})
-    event = fields.String(required=True, metadata={
-        "description": "`created`, `assigned` or `status_changed`; `member_joined` (an invitation was accepted)"})
+    event = fields.String(
+        required=True,
+        metadata={
+            "description": "`created`, `assigned` or `status_changed`; `member_joined` (an invitation was accepted)"
+        },
+    )
     title = fields.String(required=True)
     body = fields.String(required=True)
     order_id = Id(allow_none=True, required=True)
@@ -61,11 +65,22 @@ class NotificationsMarked(Schema):
 SCHEMAS.append(NotificationList)
 
 
-def new_notification(user_id: ObjectId, kind: str, event: str, title: str, body: str,
-                     order_id: ObjectId | None, data: dict[str, Any]) -> dict[str, Any]:
+def new_notification(
+    user_id: ObjectId, kind: str, event: str, title: str, body: str, order_id: ObjectId | None, data: dict[str, Any]
+) -> dict[str, Any]:
     """A notification document ready to insert."""
-    return {"user_id": user_id, "type": kind, "event": event, "title": title, "body": body,
-            "order_id": order_id, "data": data, "read": False, "read_at": None, "created_at": utcnow()}
+    return {
+        "user_id": user_id,
+        "type": kind,
+        "event": event,
+        "title": title,
+        "body": body,
+        "order_id": order_id,
+        "data": data,
+        "read": False,
+        "read_at": None,
+        "created_at": utcnow(),
+    }
 
 
 class Notifications:
@@ -83,8 +98,9 @@ class Notifications:
                 doc["_id"] = new_id
         return docs
 
-    async def find(self, user_id: ObjectId, unread_only: bool, offset: int,
-                   limit: int) -> tuple[list[dict[str, Any]], int]:
+    async def find(
+        self, user_id: ObjectId, unread_only: bool, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
         """A page of the user's notifications, newest first, and the total."""
         query: dict[str, Any] = {"user_id": user_id, **({"read": False} if unread_only else {})}
         total = await self.collection.count_documents(query)
@@ -100,13 +116,16 @@ class Notifications:
         now = utcnow()
         doc = await self.collection.find_one_and_update(
             {"_id": notification_id, "user_id": user_id, "read": False},
-            {"$set": {"read": True, "read_at": now}}, return_document=ReturnDocument.AFTER)
+            {"$set": {"read": True, "read_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
         return doc or await self.collection.find_one({"_id": notification_id, "user_id": user_id})
 
     async def mark_all_read(self, user_id: ObjectId) -> int:
         """Mark every unread notification of the user read; how many were."""
-        result = await self.collection.update_many({"user_id": user_id, "read": False},
-                                                   {"$set": {"read": True, "read_at": utcnow()}})
+        result = await self.collection.update_many(
+            {"user_id": user_id, "read": False}, {"$set": {"read": True, "read_at": utcnow()}}
+        )
         return result.modified_count
 
     async def managers_of(self, org_id: ObjectId) -> list[ObjectId]:

@@ -54,10 +54,14 @@ class TowedCarOut(TowedCarIn):
 
 
 class OrderIn(Schema):
-    organization = Id(allow_none=True, metadata={
-        "description": "The fleet to serve it. Required for a MANAGER (one of theirs); for a client, when "
-                       "omitted, the organization of the nearest available truck within 50 km (else none: "
-                       "the ADMINs' pool)"})
+    organization = Id(
+        allow_none=True,
+        metadata={
+            "description": "The fleet to serve it. Required for a MANAGER (one of theirs); for a client, when "
+            "omitted, the organization of the nearest available truck within 50 km (else none: "
+            "the ADMINs' pool)"
+        },
+    )
     client_id = Id(metadata={"description": "MANAGER/ADMIN ordering on behalf of a client (a BASE user)"})
     pickup = fields.Nested(Place, required=True)
     dropoff = fields.Nested(Place, required=True)
@@ -75,8 +79,9 @@ class OrderOut(Schema):
     vehicle = fields.Nested(TowedCarOut, required=True)
     notes = fields.String(required=True)
     distance_km = fields.Float(required=True, metadata={"description": "Straight-line pickup → dropoff"})
-    price_estimate = fields.Float(required=True,
-                                  metadata={"description": "base_price + price_per_km × distance_km, currency units"})
+    price_estimate = fields.Float(
+        required=True, metadata={"description": "base_price + price_per_km × distance_km, currency units"}
+    )
     status = fields.String(required=True, validate=validate.OneOf(choices(OrderStatus)))
     vehicle_id = Id(allow_none=True, required=True, metadata={"description": "The assigned tow truck"})
     driver_id = Id(allow_none=True, required=True)
@@ -97,15 +102,16 @@ class OrderQuery(Schema):
     driver = Id(metadata={"description": "Driver id"})
     organization = Id()
     client = Id(metadata={"description": "Client id"})
-    start = fields.AwareDateTime(data_key="from", default_timezone=UTC,
-                                 metadata={"description": "Created at or after"})
-    end = fields.AwareDateTime(data_key="to", default_timezone=UTC,
-                               metadata={"description": "Created at or before"})
+    start = fields.AwareDateTime(data_key="from", default_timezone=UTC, metadata={"description": "Created at or after"})
+    end = fields.AwareDateTime(data_key="to", default_timezone=UTC, metadata={"description": "Created at or before"})
 
 
 class StatusIn(Schema):
-    status = fields.String(required=True, validate=validate.OneOf(choices(STATUS_REQUESTS)), metadata={
-        "description": "The next status; `declined` (driver) returns an assigned order to `new`"})
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(choices(STATUS_REQUESTS)),
+        metadata={"description": "The next status; `declined` (driver) returns an assigned order to `new`"},
+    )
     reason = fields.String(validate=validate.Length(max=500))
 
 
@@ -136,15 +142,25 @@ class OrderTrack(Schema):
     order_id = Id(required=True)
     status = fields.String(required=True)
     vehicle_id = Id(allow_none=True, required=True)
-    location = fields.Nested(VehicleLocation, allow_none=True, required=True,
-                             metadata={"description": "The assigned truck's live position while it serves the order"})
+    location = fields.Nested(
+        VehicleLocation,
+        allow_none=True,
+        required=True,
+        metadata={"description": "The assigned truck's live position while it serves the order"},
+    )
     distance_to_pickup_km = fields.Float(allow_none=True, required=True)
 
 
 def timeline_event(kind: str, before: str | None, after: str, actor_id: ObjectId, **extra: Any) -> dict[str, Any]:
     """One timeline entry."""
-    return {"type": kind, "from": before, "to": after, "actor_id": actor_id, "at": utcnow(),
-            **{k: v for k, v in extra.items() if v is not None}}
+    return {
+        "type": kind,
+        "from": before,
+        "to": after,
+        "actor_id": actor_id,
+        "at": utcnow(),
+        **{k: v for k, v in extra.items() if v is not None},
+    }
 
 
 # --- data access -------------------------------------------------------------------
@@ -170,14 +186,16 @@ class Orders:
 
     async def start_paid_total(self, order_id: ObjectId, cents: int) -> None:
         """Give an order from before payment totals its `paid_cents` (what its payments sum to), once."""
-        await self.collection.update_one({"_id": order_id, "paid_cents": {"$exists": False}},
-                                         {"$set": {"paid_cents": cents}})
+        await self.collection.update_one(
+            {"_id": order_id, "paid_cents": {"$exists": False}}, {"$set": {"paid_cents": cents}}
+        )
 
     async def add_paid(self, order_id: ObjectId, cents: int, status: str, cap_cents: int) -> bool:
         """Atomically add to a `status` order's `paid_cents` if the total stays within `cap_cents`."""
         result = await self.collection.update_one(
             {"_id": order_id, "status": status, "paid_cents": {"$lte": cap_cents - cents}},
-            {"$inc": {"paid_cents": cents}})
+            {"$inc": {"paid_cents": cents}},
+        )
         return result.modified_count == 1
 
     async def take_back_paid(self, order_id: ObjectId, cents: int) -> None:
@@ -191,15 +209,22 @@ class Orders:
 
     async def page(self, query: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
         """Orders matching the query, newest first, and how many there are."""
-        cursor = (self.collection.find(query, WITHOUT_TIMELINE).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-                  .skip(page.offset).limit(page.limit))
+        cursor = (
+            self.collection.find(query, WITHOUT_TIMELINE)
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .skip(page.offset)
+            .limit(page.limit)
+        )
         return await cursor.to_list(), await self.collection.count_documents(query)
 
-    async def move(self, order_id: ObjectId, expect: dict[str, Any], changes: dict[str, Any],
-                   event: dict[str, Any]) -> dict[str, Any] | None:
+    async def move(
+        self, order_id: ObjectId, expect: dict[str, Any], changes: dict[str, Any], event: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Compare-and-set: apply changes and append the timeline event in one write, if the order still
         matches `expect` (its status at least); None when it does not (someone else moved it first)."""
         return await self.collection.find_one_and_update(
             {"_id": order_id, **expect},
             {"$set": {**changes, "updated_at": event["at"]}, "$push": {"timeline": event}},
-            projection=WITHOUT_TIMELINE, return_document=ReturnDocument.AFTER)
+            projection=WITHOUT_TIMELINE,
+            return_document=ReturnDocument.AFTER,
+        )

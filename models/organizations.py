@@ -19,17 +19,28 @@ from models.common import Id, UtcDateTime, list_of, visible_text
 
 COLLECTION = "organizations"
 
-index(COLLECTION, "name_lower", unique=True, name="organization_name_unique",
-      partialFilterExpression={"name_lower": {"$type": "string"}})
-index(COLLECTION, "invite_code", unique=True, name="organization_invite_code_unique",
-      partialFilterExpression={"invite_code": {"$type": "string"}})
+index(
+    COLLECTION,
+    "name_lower",
+    unique=True,
+    name="organization_name_unique",
+    partialFilterExpression={"name_lower": {"$type": "string"}},
+)
+index(
+    COLLECTION,
+    "invite_code",
+    unique=True,
+    name="organization_invite_code_unique",
+    partialFilterExpression={"invite_code": {"$type": "string"}},
+)
 
 # An organization's invite code is longer than a user's (8), so the two kinds never collide.
 INVITE_CODE_LENGTH = 10
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes (0/O, 1/I)
 
-NAME = validate.And(validate.Length(min=1, max=120), visible_text,
-                    validate.Regexp(r"\s*\S", error="Must not be blank."))
+NAME = validate.And(
+    validate.Length(min=1, max=120), visible_text, validate.Regexp(r"\s*\S", error="Must not be blank.")
+)
 DESCRIPTION = validate.Length(max=2000)
 
 
@@ -53,8 +64,10 @@ class OrganizationOut(Schema):
     updated_at = UtcDateTime(required=True)
     members = fields.List(fields.Nested(MemberOut), metadata={"description": "Users of this organization"})
     member_count = fields.Integer(metadata={"description": "How many users belong to it"})
-    invite_code = fields.String(allow_none=True, metadata={
-        "description": "Its managers and ADMINs only: a driver or client who registers with it joins"})
+    invite_code = fields.String(
+        allow_none=True,
+        metadata={"description": "Its managers and ADMINs only: a driver or client who registers with it joins"},
+    )
 
 
 OrganizationList = list_of(OrganizationOut, "OrganizationList")
@@ -71,8 +84,7 @@ class OrganizationPatch(Schema):
 
 
 def _name_taken() -> Conflict:
-    return Conflict("An organization with this name already exists.", "organization_name_taken",
-                    {"field": "name"})
+    return Conflict("An organization with this name already exists.", "organization_name_taken", {"field": "name"})
 
 
 class Organizations:
@@ -84,8 +96,14 @@ class Organizations:
     async def insert(self, name: str, description: str) -> dict[str, Any]:
         """Create an organization; a name already used (in any letter case) → 409."""
         now = utcnow()
-        doc = {"name": name.strip(), "name_lower": name.strip().lower(), "description": description,
-               "invite_code": new_invite_code(), "created_at": now, "updated_at": now}
+        doc = {
+            "name": name.strip(),
+            "name_lower": name.strip().lower(),
+            "description": description,
+            "invite_code": new_invite_code(),
+            "created_at": now,
+            "updated_at": now,
+        }
         try:
             result = await self.collection.insert_one(doc)
         except DuplicateKeyError:
@@ -113,8 +131,10 @@ class Organizations:
     async def new_invite_code(self, org_id: ObjectId) -> dict[str, Any] | None:
         """Replace the organization's invite code (the old one stops working); None when it is gone."""
         return await self.collection.find_one_and_update(
-            {"_id": org_id}, {"$set": {"invite_code": new_invite_code(), "updated_at": utcnow()}},
-            return_document=ReturnDocument.AFTER)
+            {"_id": org_id},
+            {"$set": {"invite_code": new_invite_code(), "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def existing(self, org_ids: Iterable[ObjectId]) -> set[ObjectId]:
         """Which of these ids are organizations."""
@@ -131,8 +151,8 @@ class Organizations:
             changes["name_lower"] = changes["name"].lower()
         try:
             return await self.collection.find_one_and_update(
-                {"_id": org_id}, {"$set": {**changes, "updated_at": utcnow()}},
-                return_document=ReturnDocument.AFTER)
+                {"_id": org_id}, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER
+            )
         except DuplicateKeyError:
             raise _name_taken() from None
 

@@ -27,8 +27,11 @@ index(RATINGS, "driver_id", name="driver")
 
 
 class PaymentIn(Schema):
-    amount = JsonNumber(required=True, validate=validate.Range(min=0, max=MAX_AMOUNT, min_inclusive=False),
-                          metadata={"description": "Currency units, at most 2 decimals"})
+    amount = JsonNumber(
+        required=True,
+        validate=validate.Range(min=0, max=MAX_AMOUNT, min_inclusive=False),
+        metadata={"description": "Currency units, at most 2 decimals"},
+    )
     method = fields.String(required=True, validate=validate.OneOf(choices(PaymentMethod)))
 
     @validates("amount")
@@ -73,16 +76,24 @@ class Payments:
 
     async def insert(self, order_id: ObjectId, data: dict[str, Any], created_by: ObjectId) -> dict[str, Any]:
         """Record a payment of an order."""
-        doc = {"order_id": order_id, "amount": round(data["amount"], 2), "method": data["method"],
-               "status": "recorded", "created_by": created_by, "created_at": utcnow()}
+        doc = {
+            "order_id": order_id,
+            "amount": round(data["amount"], 2),
+            "method": data["method"],
+            "status": "recorded",
+            "created_by": created_by,
+            "created_at": utcnow(),
+        }
         result = await self.collection.insert_one(doc)
         doc["_id"] = result.inserted_id
         return doc
 
     async def total_cents(self, order_id: ObjectId) -> int:
         """What an order's recorded payments sum to, in cents."""
-        return sum(round(doc["amount"] * 100) for doc in await self.collection.find(
-            {"order_id": order_id}, {"amount": 1}).to_list())
+        return sum(
+            round(doc["amount"] * 100)
+            for doc in await self.collection.find({"order_id": order_id}, {"amount": 1}).to_list()
+        )
 
     async def of_order(self, order_id: ObjectId, page: Page) -> tuple[list[dict[str, Any]], int]:
         """An order's payments, oldest first, and how many there are."""
@@ -99,8 +110,14 @@ class Ratings:
 
     async def insert(self, order: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """Record the rating of an order; a second one → 409."""
-        doc = {"order_id": order["_id"], "driver_id": order["driver_id"], "client_id": order["client_id"],
-               "score": data["score"], "comment": data.get("comment", ""), "created_at": utcnow()}
+        doc = {
+            "order_id": order["_id"],
+            "driver_id": order["driver_id"],
+            "client_id": order["client_id"],
+            "score": data["score"],
+            "comment": data.get("comment", ""),
+            "created_at": utcnow(),
+        }
         try:
             result = await self.collection.insert_one(doc)
         except DuplicateKeyError:

@@ -13,8 +13,11 @@ CODE_DIGITS = 6
 
 
 class SmsRequestIn(Schema):
-    phone = fields.String(required=True, validate=validate.Length(min=1, max=32),
-                          metadata={"description": "E.164 (`+79161234567`) or national with `region`"})
+    phone = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "E.164 (`+79161234567`) or national with `region`"},
+    )
     region = fields.String(metadata={"description": "Region code (RU, DE, …) for a national phone number"})
 
     @validates("region")
@@ -38,5 +41,8 @@ class SmsVerifyIn(SmsRequestIn):
 
 
 class PhoneVerifyIn(Schema):
-    code = fields.String(required=True, validate=CODE,
-                         metadata={"description": "The code texted to the phone given to `PATCH /users/me`"})
+    code = fields.String(
+        required=True,
+        validate=CODE,
+        metadata={"description": "The code texted to the phone given to `PATCH /users/me`"},
+    )

@@ -60,8 +60,9 @@ class SupportTicketIn(Schema):
 class SupportTicketPatch(Schema):
     """What operators change on a ticket."""
 
-    assignee_id = Id(allow_none=True, metadata={
-        "description": "A manager of the ticket's organization or an admin; null unassigns"})
+    assignee_id = Id(
+        allow_none=True, metadata={"description": "A manager of the ticket's organization or an admin; null unassigns"}
+    )
     status = fields.String(validate=validate.OneOf(choices(TicketStatus)))
 
 
@@ -88,23 +89,35 @@ SupportMessageList = list_of(SupportMessageOut, "SupportMessageList")
 
 class SupportMessageIn(Schema):
     body = fields.String(required=True, validate=TEXT)
-    internal = JsonBoolean(load_default=False, metadata={
-        "description": "Operators only: a note other operators see and the client never does"})
+    internal = JsonBoolean(
+        load_default=False,
+        metadata={"description": "Operators only: a note other operators see and the client never does"},
+    )
 
 
 def new_ticket(data: dict[str, Any], author_id: ObjectId, organization: ObjectId | None) -> dict[str, Any]:
     """A ticket document ready to insert (its description becomes the first message)."""
     now = utcnow()
-    return {"subject": data["subject"], "description": data["description"], "order_id": data.get("order_id"),
-            "organization": organization, "created_by": author_id, "assignee_id": None, "status": TicketStatus.OPEN,
-            "message_count": 0, "public_message_count": 0, "last_message_at": now, "last_public_message_at": now,
-            "created_at": now, "updated_at": now}
+    return {
+        "subject": data["subject"],
+        "description": data["description"],
+        "order_id": data.get("order_id"),
+        "organization": organization,
+        "created_by": author_id,
+        "assignee_id": None,
+        "status": TicketStatus.OPEN,
+        "message_count": 0,
+        "public_message_count": 0,
+        "last_message_at": now,
+        "last_public_message_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def new_message(ticket_id: ObjectId, author_id: ObjectId, body: str, internal: bool) -> dict[str, Any]:
     """A message document ready to insert."""
-    return {"ticket_id": ticket_id, "author_id": author_id, "body": body, "internal": internal,
-            "created_at": utcnow()}
+    return {"ticket_id": ticket_id, "author_id": author_id, "body": body, "internal": internal, "created_at": utcnow()}
 
 
 class SupportTickets:
@@ -135,7 +148,8 @@ class SupportTickets:
     async def update(self, query: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
         """Apply operator changes to the ticket matching the query."""
         return await self.tickets.find_one_and_update(
-            query, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER)
+            query, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER
+        )
 
     async def add_message(self, ticket: dict[str, Any], message: dict[str, Any]) -> dict[str, Any] | None:
         """Count a message on its ticket unless the ticket is closed, then store it; None when closed."""
@@ -144,15 +158,18 @@ class SupportTickets:
         if not message["internal"]:
             times["last_public_message_at"] = message["created_at"]
         updated = await self.tickets.find_one_and_update(
-            {"_id": ticket["_id"], "status": {"$ne": TicketStatus.CLOSED}}, {"$inc": counters, "$set": times},
-            return_document=ReturnDocument.AFTER)
+            {"_id": ticket["_id"], "status": {"$ne": TicketStatus.CLOSED}},
+            {"$inc": counters, "$set": times},
+            return_document=ReturnDocument.AFTER,
+        )
         if updated is not None:
             result = await self.messages.insert_one(message)
             message["_id"] = result.inserted_id
         return updated
 
-    async def find_messages(self, ticket_id: ObjectId, with_internal: bool, offset: int,
-                            limit: int) -> tuple[list[dict[str, Any]], int]:
+    async def find_messages(
+        self, ticket_id: ObjectId, with_internal: bool, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
         """A page of a ticket's messages, oldest first; internal notes only when asked for."""
         query: dict[str, Any] = {"ticket_id": ticket_id, **({} if with_internal else {"internal": False})}
         total = await self.messages.count_documents(query)

@@ -25,11 +25,21 @@ INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes (0/O, 1/I
 CACHE_TTL = 3600
 
 index(COLLECTION, "username_lower", unique=True, name="username_unique")
-index(COLLECTION, "email_lower", unique=True, name="email_unique",
-      partialFilterExpression={"email_lower": {"$type": "string"}})
+index(
+    COLLECTION,
+    "email_lower",
+    unique=True,
+    name="email_unique",
+    partialFilterExpression={"email_lower": {"$type": "string"}},
+)
 # Only a verified phone is unique: a number someone typed in but never confirmed blocks nobody.
-index(COLLECTION, "phone", unique=True, name="verified_phone_unique",
-      partialFilterExpression={"phone": {"$type": "string"}, "phone_verified": True})
+index(
+    COLLECTION,
+    "phone",
+    unique=True,
+    name="verified_phone_unique",
+    partialFilterExpression={"phone": {"$type": "string"}, "phone_verified": True},
+)
 index(COLLECTION, "invite_code", unique=True, name="invite_code_unique")
 index(COLLECTION, "invited_by", name="invited_by")
 index(COLLECTION, [("organizations", 1), ("category", 1)], name="organizations_category")
@@ -45,8 +55,10 @@ async def _phones_need_verification(db: AsyncDatabase[Any]) -> None:
     await users.update_many(legacy, {"$set": {"phone_verified": False}})
 
 
-USERNAME = validate.And(visible_text, validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$",
-                                                     error="3 to 32 letters, digits, dots, dashes or underscores."))
+USERNAME = validate.And(
+    visible_text,
+    validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="3 to 32 letters, digits, dots, dashes or underscores."),
+)
 NAME = validate.And(validate.Length(max=100), visible_text)
 
 
@@ -92,8 +104,10 @@ class UserOut(Schema):
     username = fields.String(required=True)
     email = fields.String(allow_none=True, required=True, metadata={"description": "None for phone-only accounts"})
     phone = fields.String(allow_none=True, required=True)
-    phone_verified = fields.Boolean(required=True, metadata={
-        "description": "The phone came back with an SMS code; only then does it log in or stay unique"})
+    phone_verified = fields.Boolean(
+        required=True,
+        metadata={"description": "The phone came back with an SMS code; only then does it log in or stay unique"},
+    )
     first_name = fields.String(required=True)
     last_name = fields.String(required=True)
     category = fields.String(required=True, validate=validate.OneOf(choices(Category)))
@@ -115,8 +129,10 @@ class RegisterIn(Schema):
     password = fields.String(required=True, load_only=True)
     category = fields.String(load_default=Category.BASE.value, validate=validate.OneOf(choices(SELF_REGISTRATION)))
     phone = fields.String(allow_none=True, validate=validate.Length(max=32))
-    region = fields.String(validate=validate.Length(equal=2),
-                           metadata={"description": "Region code (RU, DE, …) for a national phone number"})
+    region = fields.String(
+        validate=validate.Length(equal=2),
+        metadata={"description": "Region code (RU, DE, …) for a national phone number"},
+    )
     first_name = fields.String(load_default="", validate=NAME)
     last_name = fields.String(load_default="", validate=NAME)
     invite_code = fields.String(validate=validate.Length(max=32))
@@ -144,27 +160,47 @@ class MePatch(Schema):
             data["phone"] = phone_field_value(data)
 
 
-def new_user(data: dict[str, Any], password_hash: str | None, *, category: str, verified: bool = False,
-             invited_by: ObjectId | None = None, phone_verified: bool = False) -> dict[str, Any]:
+def new_user(
+    data: dict[str, Any],
+    password_hash: str | None,
+    *,
+    category: str,
+    verified: bool = False,
+    invited_by: ObjectId | None = None,
+    phone_verified: bool = False,
+) -> dict[str, Any]:
     """A user document ready to insert."""
     now = utcnow()
     return {
-        "username": data["username"], "username_lower": data["username"].lower(),
-        "email": data.get("email"), "email_lower": data["email"].lower() if data.get("email") else None,
-        "phone": data.get("phone"), "phone_verified": bool(data.get("phone")) and phone_verified,
-        "first_name": data.get("first_name", ""), "last_name": data.get("last_name", ""),
-        "password_hash": password_hash, "category": category,
-        "is_active": True, "email_verified": verified,
-        "organizations": [], "avatar_url": None,
-        "invite_code": random_code(8, INVITE_ALPHABET), "invited_by": invited_by,
-        "created_at": now, "updated_at": now,
+        "username": data["username"],
+        "username_lower": data["username"].lower(),
+        "email": data.get("email"),
+        "email_lower": data["email"].lower() if data.get("email") else None,
+        "phone": data.get("phone"),
+        "phone_verified": bool(data.get("phone")) and phone_verified,
+        "first_name": data.get("first_name", ""),
+        "last_name": data.get("last_name", ""),
+        "password_hash": password_hash,
+        "category": category,
+        "is_active": True,
+        "email_verified": verified,
+        "organizations": [],
+        "avatar_url": None,
+        "invite_code": random_code(8, INVITE_ALPHABET),
+        "invited_by": invited_by,
+        "created_at": now,
+        "updated_at": now,
     }
 
 
 def _duplicate_field(exc: DuplicateKeyError) -> str:
     text = str(exc.details or exc)
-    for name, field in (("username", "username"), ("email", "email"), ("phone", "phone"),
-                        ("invite_code", "invite_code")):
+    for name, field in (
+        ("username", "username"),
+        ("email", "email"),
+        ("phone", "phone"),
+        ("invite_code", "invite_code"),
+    ):
         if name in text:
             return field
     return "user"
@@ -228,13 +264,21 @@ class Users:
         holders = [doc["_id"] async for doc in self.collection.find(query, {"_id": 1})]
         if not holders:
             return
-        await self.collection.update_many({**query, "_id": {"$in": holders}},
-                                          {"$set": {"phone": None, "phone_verified": False, "updated_at": utcnow()}})
+        await self.collection.update_many(
+            {**query, "_id": {"$in": holders}},
+            {"$set": {"phone": None, "phone_verified": False, "updated_at": utcnow()}},
+        )
         for holder in holders:
             await self.forget(holder)
 
-    async def update(self, user_id: ObjectId, changes: dict[str, Any], *, expect: dict[str, Any] | None = None,
-                     extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    async def update(
+        self,
+        user_id: ObjectId,
+        changes: dict[str, Any],
+        *,
+        expect: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
         """Apply `$set` changes (plus other operators in `extra`) and drop the cache entry.
 
         `expect` adds conditions to the filter (compare-and-set); None when nothing matched.
@@ -242,8 +286,11 @@ class Users:
         update: dict[str, Any] = {"$set": {**changes, "updated_at": utcnow()}, **(extra or {})}
         try:
             doc = await self.collection.find_one_and_update(
-                {"_id": user_id, **(expect or {})}, update, projection={"password_hash": 0},
-                return_document=ReturnDocument.AFTER)
+                {"_id": user_id, **(expect or {})},
+                update,
+                projection={"password_hash": 0},
+                return_document=ReturnDocument.AFTER,
+            )
         except DuplicateKeyError as exc:
             field = _duplicate_field(exc)
             raise Conflict(f"This {field} is already taken.", f"{field}_taken", {"field": field}) from None
@@ -265,8 +312,11 @@ async def present(db: AsyncDatabase[Any], docs: list[dict[str, Any]]) -> list[di
             names[org["_id"]] = org["name"]
     out = []
     for doc in docs:
-        shown = {"phone_verified": False, **doc, "organizations": [{"id": oid, "name": names[oid]}
-                                          for oid in orgs_of(doc) if oid in names]}
+        shown = {
+            "phone_verified": False,
+            **doc,
+            "organizations": [{"id": oid, "name": names[oid]} for oid in orgs_of(doc) if oid in names],
+        }
         data = USER_OUT.dump(shown)
         if doc.get("category") != Category.DRIVER:
             data.pop("rating", None)

@@ -37,8 +37,13 @@ retire_index(TYPES, "name_unique")  # the one catalogue of before: names unique 
 index(TYPES, [("organization", ASCENDING), ("name_lower", ASCENDING)], unique=True, name="organization_name_unique")
 index(VEHICLES, "plate_key", unique=True, name="plate_unique")
 # One vehicle per driver: "the driver's vehicle" is then never ambiguous.
-index(VEHICLES, "driver_id", unique=True, name="driver_unique",
-      partialFilterExpression={"driver_id": {"$type": "objectId"}})
+index(
+    VEHICLES,
+    "driver_id",
+    unique=True,
+    name="driver_unique",
+    partialFilterExpression={"driver_id": {"$type": "objectId"}},
+)
 # Driver sockets look their vehicle up by driver on connect and every 30 s. `driver_unique` is
 # partial, and a partial index serves only queries that repeat its filter (the MongoDB-wire
 # server never uses one): without this index each lookup scans every vehicle.
@@ -59,12 +64,18 @@ class VehicleTypeIn(Schema):
     """A kind of car being towed, with its pricing, in one price list."""
 
     name = fields.String(required=True, validate=NAME)
-    base_price = JsonNumber(required=True, validate=BASE_PRICE,
-                            metadata={"description": "Fixed part, currency units (more than 0)"})
+    base_price = JsonNumber(
+        required=True, validate=BASE_PRICE, metadata={"description": "Fixed part, currency units (more than 0)"}
+    )
     price_per_km = JsonNumber(required=True, validate=PRICE, metadata={"description": "Currency units per km"})
-    organization = Id(allow_none=True, load_default=None, metadata={
-        "description": "The organization whose price list it joins; null: the shared catalogue (ADMINs only). "
-                       "Required for a MANAGER (one of theirs)"})
+    organization = Id(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "The organization whose price list it joins; null: the shared catalogue (ADMINs only). "
+            "Required for a MANAGER (one of theirs)"
+        },
+    )
 
 
 class VehicleTypePatch(Schema):
@@ -77,8 +88,9 @@ class VehicleTypePatch(Schema):
 
 class VehicleTypeOut(VehicleTypeIn):
     id = Id(attribute="_id", required=True)
-    organization = Id(allow_none=True, required=True,
-                      metadata={"description": "Whose price list; null: the shared catalogue"})
+    organization = Id(
+        allow_none=True, required=True, metadata={"description": "Whose price list; null: the shared catalogue"}
+    )
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -92,8 +104,9 @@ class VehicleTypeQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    organization = Id(metadata={"description": "Only the types an order of this organization may use: "
-                                               "its own and the shared ones"})
+    organization = Id(
+        metadata={"description": "Only the types an order of this organization may use: its own and the shared ones"}
+    )
 
 
 class VehicleLocation(Schema):
@@ -114,11 +127,12 @@ class VehicleIn(Schema):
     model = fields.String(required=True, validate=NAME)
     capacity_kg = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=200_000))
     organization = Id(required=True)
-    driver_id = Id(allow_none=True, load_default=None,
-                   metadata={"description": "A DRIVER member of the organization"})
-    status = fields.String(load_default=VehicleStatus.OFFLINE.value,
-                           validate=validate.OneOf(choices(SETTABLE_VEHICLE_STATUSES)),
-                           metadata={"description": "`busy` is set by assignment only"})
+    driver_id = Id(allow_none=True, load_default=None, metadata={"description": "A DRIVER member of the organization"})
+    status = fields.String(
+        load_default=VehicleStatus.OFFLINE.value,
+        validate=validate.OneOf(choices(SETTABLE_VEHICLE_STATUSES)),
+        metadata={"description": "`busy` is set by assignment only"},
+    )
 
 
 class VehiclePatch(Schema):
@@ -139,8 +153,12 @@ class VehicleOut(Schema):
     driver_id = Id(allow_none=True, required=True)
     status = fields.String(required=True, validate=validate.OneOf(choices(VehicleStatus)))
     current_order = Id(allow_none=True, required=True, metadata={"description": "The order it is busy with"})
-    location = fields.Nested(VehicleLocation, allow_none=True, required=True,
-                             metadata={"description": "Last known position (null when it never reported)"})
+    location = fields.Nested(
+        VehicleLocation,
+        allow_none=True,
+        required=True,
+        metadata={"description": "Last known position (null when it never reported)"},
+    )
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -162,11 +180,15 @@ class NearbyQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    lat = fields.Float(required=True, validate=validate.Range(min=-live.GEO_MAX_LAT, max=live.GEO_MAX_LAT),
-                       metadata={"description": "Latitude within the range Redis GEO can search"})
+    lat = fields.Float(
+        required=True,
+        validate=validate.Range(min=-live.GEO_MAX_LAT, max=live.GEO_MAX_LAT),
+        metadata={"description": "Latitude within the range Redis GEO can search"},
+    )
     lon = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
-    radius_km = fields.Float(required=True, validate=validate.Range(min=0, max=500, min_inclusive=False),
-                             metadata={"exclusiveMinimum": True})  # apispec does not carry min_inclusive over
+    radius_km = fields.Float(
+        required=True, validate=validate.Range(min=0, max=500, min_inclusive=False), metadata={"exclusiveMinimum": True}
+    )  # apispec does not carry min_inclusive over
 
 
 class NearbyVehicle(VehicleOut):
@@ -181,8 +203,9 @@ class NearbyTruck(Schema):
 
     id = Id(attribute="_id", required=True)
     type = fields.String(attribute="model", required=True, metadata={"description": "The truck's model"})
-    location = fields.Nested(VehicleLocation, allow_none=True, required=True,
-                             metadata={"description": "Last known position"})
+    location = fields.Nested(
+        VehicleLocation, allow_none=True, required=True, metadata={"description": "Last known position"}
+    )
     distance_km = fields.Float(required=True, metadata={"description": "Straight-line distance from the point"})
 
 
@@ -193,10 +216,14 @@ class TrackQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    start = fields.AwareDateTime(data_key="from", default_timezone=UTC,
-                                 metadata={"description": "ISO 8601 (UTC when no offset); default: 24 h before `to`"})
-    end = fields.AwareDateTime(data_key="to", default_timezone=UTC,
-                               metadata={"description": "ISO 8601 (UTC when no offset); default: now"})
+    start = fields.AwareDateTime(
+        data_key="from",
+        default_timezone=UTC,
+        metadata={"description": "ISO 8601 (UTC when no offset); default: 24 h before `to`"},
+    )
+    end = fields.AwareDateTime(
+        data_key="to", default_timezone=UTC, metadata={"description": "ISO 8601 (UTC when no offset); default: now"}
+    )
 
 
 class TrackPoint(Schema):
@@ -209,8 +236,11 @@ class TrackPoint(Schema):
 
 class VehicleTrack(Schema):
     vehicle_id = Id(required=True)
-    points = fields.List(fields.Nested(TrackPoint), required=True,
-                         metadata={"description": "Stored GPS points in time order (at most 20 000)"})
+    points = fields.List(
+        fields.Nested(TrackPoint),
+        required=True,
+        metadata={"description": "Stored GPS points in time order (at most 20 000)"},
+    )
     distance_km = fields.Float(required=True, metadata={"description": "Length of the path through the points"})
 
 
@@ -237,8 +267,7 @@ class VehicleTypes:
     async def insert(self, data: dict[str, Any]) -> dict[str, Any]:
         """Add a type; a name its price list already uses (case-insensitive) → 409."""
         now = utcnow()
-        doc = {"organization": None, **data, "name_lower": data["name"].lower(), "created_at": now,
-               "updated_at": now}
+        doc = {"organization": None, **data, "name_lower": data["name"].lower(), "created_at": now, "updated_at": now}
         try:
             result = await self.collection.insert_one(doc)
         except DuplicateKeyError:
@@ -253,8 +282,10 @@ class VehicleTypes:
     async def page(self, query: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
         """Types matching the query sorted by name, and how many there are."""
         cursor = self.collection.find(query).sort([("name_lower", ASCENDING), ("_id", ASCENDING)])
-        return (await cursor.skip(page.offset).limit(page.limit).to_list(),
-                await self.collection.count_documents(query))
+        return (
+            await cursor.skip(page.offset).limit(page.limit).to_list(),
+            await self.collection.count_documents(query),
+        )
 
     async def update(self, type_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Apply changes; None when there is no such type."""
@@ -262,7 +293,8 @@ class VehicleTypes:
             changes = {**changes, "name_lower": changes["name"].lower()}
         try:
             return await self.collection.find_one_and_update(
-                {"_id": type_id}, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER)
+                {"_id": type_id}, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER
+            )
         except DuplicateKeyError:
             raise Conflict("A vehicle type with this name exists in this price list.", "name_taken") from None
 
@@ -289,8 +321,13 @@ class Vehicles:
     async def insert(self, data: dict[str, Any]) -> dict[str, Any]:
         """Add a vehicle; a taken plate or driver → 409."""
         now = utcnow()
-        doc = {**data, "plate_key": plate_key(data["plate"]), "current_order": None,
-               "created_at": now, "updated_at": now}
+        doc = {
+            **data,
+            "plate_key": plate_key(data["plate"]),
+            "current_order": None,
+            "created_at": now,
+            "updated_at": now,
+        }
         try:
             result = await self.collection.insert_one(doc)
         except DuplicateKeyError as exc:
@@ -302,22 +339,26 @@ class Vehicles:
         """A vehicle by id within the scope, or None."""
         return await self.collection.find_one({"_id": vehicle_id, **(scope or {})})
 
-    async def page(self, scope: dict[str, Any], filters: dict[str, Any],
-                   page: Page) -> tuple[list[dict[str, Any]], int]:
+    async def page(
+        self, scope: dict[str, Any], filters: dict[str, Any], page: Page
+    ) -> tuple[list[dict[str, Any]], int]:
         """Vehicles of the scope matching the filters, by plate, and how many there are."""
         query = {**filters, **scope} if not set(filters) & set(scope) else {"$and": [filters, scope]}
         cursor = self.collection.find(query).sort("plate_key", ASCENDING).skip(page.offset).limit(page.limit)
         return await cursor.to_list(), await self.collection.count_documents(query)
 
-    async def update(self, vehicle_id: ObjectId, changes: dict[str, Any],
-                     expect: dict[str, Any]) -> dict[str, Any] | None:
+    async def update(
+        self, vehicle_id: ObjectId, changes: dict[str, Any], expect: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Compare-and-set: apply changes if the document still matches `expect`; None otherwise."""
         if "plate" in changes:
             changes = {**changes, "plate_key": plate_key(changes["plate"])}
         try:
             return await self.collection.find_one_and_update(
-                {"_id": vehicle_id, **expect}, {"$set": {**changes, "updated_at": utcnow()}},
-                return_document=ReturnDocument.AFTER)
+                {"_id": vehicle_id, **expect},
+                {"$set": {**changes, "updated_at": utcnow()}},
+                return_document=ReturnDocument.AFTER,
+            )
         except DuplicateKeyError as exc:
             raise _duplicate(exc, VEHICLE_DUPLICATES) from None
 
@@ -333,22 +374,29 @@ class Vehicles:
             query["_id"] = {"$in": among}
         return await self.collection.find(query).to_list()
 
-    async def claim(self, vehicle_id: ObjectId, order_id: ObjectId,
-                    organization: ObjectId | None) -> dict[str, Any] | None:
+    async def claim(
+        self, vehicle_id: ObjectId, order_id: ObjectId, organization: ObjectId | None
+    ) -> dict[str, Any] | None:
         """Atomically make an available vehicle (with a driver) busy with an order; None if it is not available."""
-        query: dict[str, Any] = {"_id": vehicle_id, "status": VehicleStatus.AVAILABLE,
-                                 "driver_id": {"$type": "objectId"}}
+        query: dict[str, Any] = {
+            "_id": vehicle_id,
+            "status": VehicleStatus.AVAILABLE,
+            "driver_id": {"$type": "objectId"},
+        }
         if organization is not None:
             query["organization"] = organization
         return await self.collection.find_one_and_update(
-            query, {"$set": {"status": VehicleStatus.BUSY, "current_order": order_id, "updated_at": utcnow()}},
-            return_document=ReturnDocument.AFTER)
+            query,
+            {"$set": {"status": VehicleStatus.BUSY, "current_order": order_id, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def release(self, vehicle_id: ObjectId, order_id: ObjectId) -> bool:
         """Make a vehicle available again if it is still busy with this order."""
         result = await self.collection.update_one(
             {"_id": vehicle_id, "current_order": order_id},
-            {"$set": {"status": VehicleStatus.AVAILABLE, "current_order": None, "updated_at": utcnow()}})
+            {"$set": {"status": VehicleStatus.AVAILABLE, "current_order": None, "updated_at": utcnow()}},
+        )
         return result.modified_count == 1
 
 
@@ -365,14 +413,23 @@ class GpsHistory:
         self.collection = collection if write_concern is None else collection.with_options(write_concern=write_concern)
 
     @staticmethod
-    def document(driver_id: str, vehicle_id: str | None, order_id: str | None,
-                 point: Mapping[str, Any]) -> dict[str, Any]:
+    def document(
+        driver_id: str, vehicle_id: str | None, order_id: str | None, point: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The stored form of one validated point (`seq`, `lat`, `lon`, `ts`, `speed`, `heading`, `accuracy`)."""
-        return {"_id": f"{driver_id}:{point['seq']}", "driver_id": ObjectId(driver_id),
-                "vehicle_id": ObjectId(vehicle_id) if vehicle_id else None,
-                "order_id": ObjectId(order_id) if order_id else None,
-                "seq": point["seq"], "lat": point["lat"], "lon": point["lon"], "ts": point["ts"],
-                "speed": point["speed"], "heading": point["heading"], "accuracy": point["accuracy"]}
+        return {
+            "_id": f"{driver_id}:{point['seq']}",
+            "driver_id": ObjectId(driver_id),
+            "vehicle_id": ObjectId(vehicle_id) if vehicle_id else None,
+            "order_id": ObjectId(order_id) if order_id else None,
+            "seq": point["seq"],
+            "lat": point["lat"],
+            "lon": point["lon"],
+            "ts": point["ts"],
+            "speed": point["speed"],
+            "heading": point["heading"],
+            "accuracy": point["accuracy"],
+        }
 
     async def add(self, docs: list[dict[str, Any]]) -> None:
         """Store points (`document`s); those already stored, a resend, are skipped."""
@@ -386,10 +443,14 @@ class GpsHistory:
     async def between(self, vehicle_id: ObjectId, start: datetime, end: datetime, cap: int) -> list[dict[str, Any]]:
         """A vehicle's points with start ≤ ts ≤ end, in time order, at most `cap` of them (`lat`, `lon`, `ts`,
         `speed`, `heading`; the last two None when unknown)."""
-        cursor = self.collection.find(
-            {"vehicle_id": vehicle_id, "ts": {"$gte": start, "$lte": end}},
-            {"_id": 0, "lat": 1, "lon": 1, "ts": 1, "speed": 1, "heading": 1},
-        ).sort([("ts", ASCENDING), ("seq", ASCENDING)]).limit(cap)
+        cursor = (
+            self.collection.find(
+                {"vehicle_id": vehicle_id, "ts": {"$gte": start, "$lte": end}},
+                {"_id": 0, "lat": 1, "lon": 1, "ts": 1, "speed": 1, "heading": 1},
+            )
+            .sort([("ts", ASCENDING), ("seq", ASCENDING)])
+            .limit(cap)
+        )
         return [{"speed": None, "heading": None, **point} for point in await cursor.to_list()]
 
 

@@ -77,10 +77,18 @@ class _WaybillFields(Schema):
     odometer_end = JsonNumber(allow_none=True, validate=READING)
     fuel_start = JsonNumber(allow_none=True, validate=READING)
     fuel_end = JsonNumber(allow_none=True, validate=READING)
-    departed_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC, validate=not_later_than_tomorrow,
-                                       metadata={"description": "From the day before `date` to a day from now"})
-    returned_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC, validate=not_later_than_tomorrow,
-                                       metadata={"description": "Not before `departed_at`, at most a day from now"})
+    departed_at = fields.AwareDateTime(
+        allow_none=True,
+        default_timezone=UTC,
+        validate=not_later_than_tomorrow,
+        metadata={"description": "From the day before `date` to a day from now"},
+    )
+    returned_at = fields.AwareDateTime(
+        allow_none=True,
+        default_timezone=UTC,
+        validate=not_later_than_tomorrow,
+        metadata={"description": "Not before `departed_at`, at most a day from now"},
+    )
     route_notes = fields.String(validate=NOTES)
     order_ids = fields.List(Id(), validate=validate.Length(max=MAX_ORDERS))
 
@@ -93,8 +101,9 @@ class WaybillIn(_WaybillFields):
     """A new sheet: the caller is its driver; the vehicle must be theirs."""
 
     vehicle_id = Id(required=True)
-    date = fields.Date(validate=working_day, load_default=lambda: datetime.now(UTC).date(),
-                       metadata={"description": DATE_HELP})
+    date = fields.Date(
+        validate=working_day, load_default=lambda: datetime.now(UTC).date(), metadata={"description": DATE_HELP}
+    )
 
 
 class WaybillPatch(_WaybillFields):
@@ -133,13 +142,21 @@ def new_waybill(driver_id: ObjectId, vehicle: dict[str, Any], data: dict[str, An
     """A waybill document ready to insert."""
     now = utcnow()
     return {
-        "driver_id": driver_id, "vehicle_id": vehicle["_id"], "organization": vehicle.get("organization"),
-        "date": (data.get("date") or now.date()).isoformat(), "status": WaybillStatus.OPEN,
-        "odometer_start": data.get("odometer_start"), "odometer_end": data.get("odometer_end"),
-        "fuel_start": data.get("fuel_start"), "fuel_end": data.get("fuel_end"),
-        "departed_at": data.get("departed_at"), "returned_at": data.get("returned_at"),
-        "route_notes": data.get("route_notes", ""), "order_ids": data.get("order_ids", []),
-        "created_at": now, "updated_at": now,
+        "driver_id": driver_id,
+        "vehicle_id": vehicle["_id"],
+        "organization": vehicle.get("organization"),
+        "date": (data.get("date") or now.date()).isoformat(),
+        "status": WaybillStatus.OPEN,
+        "odometer_start": data.get("odometer_start"),
+        "odometer_end": data.get("odometer_end"),
+        "fuel_start": data.get("fuel_start"),
+        "fuel_end": data.get("fuel_end"),
+        "departed_at": data.get("departed_at"),
+        "returned_at": data.get("returned_at"),
+        "route_notes": data.get("route_notes", ""),
+        "order_ids": data.get("order_ids", []),
+        "created_at": now,
+        "updated_at": now,
     }
 
 
@@ -168,7 +185,8 @@ class Waybills:
     async def update(self, query: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
         """Compare-and-set: apply changes only where the query (with its expected state) still matches."""
         return await self.collection.find_one_and_update(
-            query, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER)
+            query, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER
+        )
 
 
 def show(doc: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = make_celery(settings)
     app.set_current()
-    app.worker_main(["worker", f"--loglevel={settings.log_level}", f"--concurrency={args.concurrency}",
-                     "--without-gossip", "--without-mingle"])
+    app.worker_main(
+        [
+            "worker",
+            f"--loglevel={settings.log_level}",
+            f"--concurrency={args.concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
     return 0
 
 

@@ -61,7 +61,9 @@ def point_user_at(settings: Settings, db_name: str, user_id: str, url: str, queu
     before = users.find_one_and_update(
         {"_id": ObjectId(user_id), "$nor": [newer_exists]},
         {"$set": {"avatar_url": url, "avatar_queued_at": queued_at, "updated_at": utcnow()}},
-        projection={"avatar_url": 1}, return_document=ReturnDocument.BEFORE)
+        projection={"avatar_url": 1},
+        return_document=ReturnDocument.BEFORE,
+    )
     return before is not None, (before or {}).get("avatar_url")
 
 
@@ -71,8 +73,15 @@ def remove(path: Path | None) -> None:
         path.unlink(missing_ok=True)
 
 
-@shared_task(bind=True, name="avatars.process", autoretry_for=TRANSIENT, retry_backoff=2,
-             retry_backoff_max=120, retry_jitter=True, max_retries=8)
+@shared_task(
+    bind=True,
+    name="avatars.process",
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=8,
+)
 def process(self: Any, user_id: str, incoming_path: str, db_name: str, queued_at: int = 0) -> str | None:
     """Turn an upload into the user's avatar; a bad file is logged and dropped, never retried."""
     settings = settings_of(self.app)
@@ -92,8 +101,9 @@ def process(self: Any, user_id: str, incoming_path: str, db_name: str, queued_at
     return _store(settings, user_id, incoming, db_name, queued_at, avatar)
 
 
-def _store(settings: Settings, user_id: str, incoming: Path, db_name: str, queued_at: int,
-           avatar: avatars.Avatar) -> str | None:
+def _store(
+    settings: Settings, user_id: str, incoming: Path, db_name: str, queued_at: int, avatar: avatars.Avatar
+) -> str | None:
     folder = Path(settings.media_dir) / avatars.AVATARS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / avatars.new_name(avatar.extension)

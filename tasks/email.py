@@ -48,8 +48,15 @@ def deliver(settings: Settings, message: EmailMessage) -> None:
         log.info("email to %s: %s\n%s", message["To"], message["Subject"], message.get_content())
 
 
-@shared_task(bind=True, name="email.send", autoretry_for=(OSError, smtplib.SMTPException),
-             retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=8)
+@shared_task(
+    bind=True,
+    name="email.send",
+    autoretry_for=(OSError, smtplib.SMTPException),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
 def send_email(self, to: str, subject: str, body: str) -> None:  # type: ignore[no-untyped-def]
     """Send one plain-text email; network failures retry with backoff."""
     settings = settings_of(self.app)

@@ -37,8 +37,12 @@ def deliver(settings: Settings, to: str, text: str) -> None:
 
 def post_json(url: str, payload: dict[str, str]) -> None:
     """POST a JSON document; any answer but 2xx raises SmsGatewayError."""
-    request = urllib.request.Request(url, data=jsonutil.dumps(payload), method="POST",
-                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=jsonutil.dumps(payload),
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as answer:
             status = answer.status
@@ -58,8 +62,15 @@ def write_file(folder: Path, to: str, text: str) -> Path:
 
 
 # Codes live 5 minutes, so retries stop within about that long (2 + 4 + ... + 60 s with jitter).
-@shared_task(bind=True, name="sms.send", autoretry_for=(OSError,),
-             retry_backoff=2, retry_backoff_max=60, retry_jitter=True, max_retries=6)
+@shared_task(
+    bind=True,
+    name="sms.send",
+    autoretry_for=(OSError,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=6,
+)
 def send_sms(self, to: str, text: str) -> None:  # type: ignore[no-untyped-def]
     """Send one text message; network and gateway failures retry with backoff."""
     deliver(settings_of(self.app), to, text)

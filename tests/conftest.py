@@ -36,8 +36,8 @@ from tests.support.processes import redis_db_url
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
-APP_DB = 1      # Redis logical db of the app's live state in tests (the user cache is the next one)
-BROKER_DB = 0   # Redis logical db of the Celery broker in tests
+APP_DB = 1  # Redis logical db of the app's live state in tests (the user cache is the next one)
+BROKER_DB = 0  # Redis logical db of the Celery broker in tests
 
 
 @dataclass
@@ -74,15 +74,31 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("services")
     group = devservices.Group()
     try:
-        mongodb_url = os.environ.get("DISPATCH_MONGODB_URL") or group.add(
-            devservices.start_mongo(devservices.free_port(), ":memory:", root / "log")).url
-        redis_url = os.environ.get("DISPATCH_REDIS_URL") or group.add(
-            devservices.start_redis(devservices.free_port(), root / "redis", root / "log")).url
+        mongodb_url = (
+            os.environ.get("DISPATCH_MONGODB_URL")
+            or group.add(devservices.start_mongo(devservices.free_port(), ":memory:", root / "log")).url
+        )
+        redis_url = (
+            os.environ.get("DISPATCH_REDIS_URL")
+            or group.add(devservices.start_redis(devservices.free_port(), root / "redis", root / "log")).url
+        )
         found = Running(mongodb_url, redis_url, root / "outbox", root / "media", root)
-        worker_env = {**os.environ, **{f"DISPATCH_{k.upper()}": str(v) for k, v in {
-            "mongodb_url": mongodb_url, "redis_url": redis_db_url(redis_url, APP_DB),
-            "broker_url": redis_db_url(redis_url, BROKER_DB), "email_backend": "file", "sms_backend": "file",
-            "outbox_dir": found.outbox_dir, "media_dir": found.media_dir, "log_level": "WARNING"}.items()}}
+        worker_env = {
+            **os.environ,
+            **{
+                f"DISPATCH_{k.upper()}": str(v)
+                for k, v in {
+                    "mongodb_url": mongodb_url,
+                    "redis_url": redis_db_url(redis_url, APP_DB),
+                    "broker_url": redis_db_url(redis_url, BROKER_DB),
+                    "email_backend": "file",
+                    "sms_backend": "file",
+                    "outbox_dir": found.outbox_dir,
+                    "media_dir": found.media_dir,
+                    "log_level": "WARNING",
+                }.items()
+            },
+        }
         group.add(devservices.start_worker(worker_env, root / "log", concurrency=2))
         devservices.wait_worker_ready(redis_db_url(redis_url, BROKER_DB))
         yield found
@@ -98,6 +114,7 @@ def settings(services: Running) -> Settings:
 @pytest.fixture
 def app(io_loop: Any, settings: Settings) -> Iterator[tornado.web.Application]:
     """The app on the test's own services (its database, the app's Redis dbs flushed)."""
+
     async def start() -> Services:
         opened = Services.open(settings)  # on the test's loop, which the clients then use
         await opened.redis.flushdb()
@@ -116,8 +133,9 @@ def app(io_loop: Any, settings: Settings) -> Iterator[tornado.web.Application]:
 
 
 @pytest.fixture
-def http_server(request: pytest.FixtureRequest, io_loop: Any, _unused_port: Any,
-                app: tornado.web.Application, settings: Settings) -> Iterator[tornado.httpserver.HTTPServer]:
+def http_server(
+    request: pytest.FixtureRequest, io_loop: Any, _unused_port: Any, app: tornado.web.Application, settings: Settings
+) -> Iterator[tornado.httpserver.HTTPServer]:
     """The app on a real socket, with the production server's limits."""
     server = tornado.httpserver.HTTPServer(app, max_body_size=settings.max_body_bytes)
     server.add_socket(_unused_port[0])

@@ -17,16 +17,23 @@ def test_openapi_command_prints_the_document() -> None:
     result = subprocess.run([str(VENV_BIN / "dispatch"), "openapi"], capture_output=True, text=True, check=True)
     spec = json.loads(result.stdout)
     assert spec["openapi"].startswith("3.") and "/readyz" in spec["paths"]
-    as_yaml = subprocess.run([str(VENV_BIN / "dispatch"), "openapi", "--yaml"], capture_output=True, text=True,
-                             check=True)
+    as_yaml = subprocess.run(
+        [str(VENV_BIN / "dispatch"), "openapi", "--yaml"], capture_output=True, text=True, check=True
+    )
     assert as_yaml.stdout.startswith("paths:") or "openapi: 3" in as_yaml.stdout
 
 
 def test_serve_answers_and_stops_cleanly_on_sigterm(settings: Any, tmp_path: Path) -> None:
     port = devservices.free_port()
-    with open(tmp_path / "serve.log", "wb") as log, subprocess.Popen(
-            [str(VENV_BIN / "dispatch"), "serve", "--port", str(port)], env=env_of(settings),
-            stdout=log, stderr=subprocess.STDOUT) as process:
+    with (
+        open(tmp_path / "serve.log", "wb") as log,
+        subprocess.Popen(
+            [str(VENV_BIN / "dispatch"), "serve", "--port", str(port)],
+            env=env_of(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ) as process,
+    ):
         try:
             assert wait_ready(port) == {"status": "ok", "checks": {"mongodb": "ok", "redis": "ok"}}
             process.send_signal(signal.SIGTERM)

@@ -29,8 +29,14 @@ class Run:
 async def create_admin(settings: Any, *flags: str, stdin: str = "") -> Run:
     """Run the command with the test's settings, answering prompts from `stdin` (a pipe, not a terminal)."""
     process = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "dispatch"), "create-admin", *flags, env=env_of(settings),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        str(VENV_BIN / "dispatch"),
+        "create-admin",
+        *flags,
+        env=env_of(settings),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 45)
     return Run(process.returncode or 0, out.decode(), err.decode())
 
@@ -60,8 +66,9 @@ async def test_create_admin_asks_for_missing_values(api: Api, settings: Any) -> 
     assert PASSWORD not in run.stdout + run.stderr, "the password is never echoed"
     token = await login_as(api, "boss")
     assert (await api.get(f"{API}/users/me", token=token)).json["category"] == "ADMIN"
-    only_password = await create_admin(settings, "--username", "deputy", "--email", "deputy@example.com",
-                                       stdin=f"{PASSWORD}\n")
+    only_password = await create_admin(
+        settings, "--username", "deputy", "--email", "deputy@example.com", stdin=f"{PASSWORD}\n"
+    )
     assert only_password.code == 0, only_password.stderr
     assert "Username:" not in only_password.stderr
     await login_as(api, "deputy")
@@ -71,14 +78,15 @@ async def test_create_admin_asks_for_missing_values(api: Api, settings: Any) -> 
 async def test_create_admin_refuses_duplicates_and_bad_input(api: Api, settings: Any) -> None:
     first = await create_admin(settings, "--username", "chief", "--email", "chief@example.com", "--password", PASSWORD)
     assert first.code == 0, first.stderr
-    same_name = await create_admin(settings, "--username", "CHIEF", "--email", "other@example.com",
-                                   "--password", PASSWORD)
+    same_name = await create_admin(
+        settings, "--username", "CHIEF", "--email", "other@example.com", "--password", PASSWORD
+    )
     assert same_name.code == 1 and "username is already taken" in same_name.stderr
-    same_email = await create_admin(settings, "--username", "other", "--email", "CHIEF@example.com",
-                                    "--password", PASSWORD)
+    same_email = await create_admin(
+        settings, "--username", "other", "--email", "CHIEF@example.com", "--password", PASSWORD
+    )
     assert same_email.code == 1 and "email is already taken" in same_email.stderr
-    weak = await create_admin(settings, "--username", "third", "--email", "third@example.com",
-                              "--password", "12345678")
+    weak = await create_admin(settings, "--username", "third", "--email", "third@example.com", "--password", "12345678")
     assert weak.code == 1 and "password" in weak.stderr and "Traceback" not in weak.stderr
     ended = await create_admin(settings, "--username", "fourth", "--email", "fourth@example.com")
     assert ended.code == 1 and "stdin ended" in ended.stderr
@@ -89,8 +97,14 @@ async def test_create_admin_refuses_duplicates_and_bad_input(api: Api, settings:
 def converse_on_terminal(settings: Any, answers: list[tuple[str, str]]) -> tuple[int, str]:
     """Run the command on a pseudo-terminal, typing each answer once its prompt appears; (exit code, transcript)."""
     master, slave = os.openpty()
-    process = subprocess.Popen([str(VENV_BIN / "dispatch"), "create-admin"], env=env_of(settings),
-                               stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    process = subprocess.Popen(
+        [str(VENV_BIN / "dispatch"), "create-admin"],
+        env=env_of(settings),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
     os.close(slave)
     transcript = ""
     try:
@@ -124,14 +138,22 @@ def _read(fd: int, timeout: float = 30, until_eof: bool = False) -> str:
 @pytest.mark.gen_test(timeout=120)
 async def test_create_admin_on_a_terminal_hides_and_confirms_the_password(api: Api, settings: Any) -> None:
     loop = asyncio.get_running_loop()
-    answers = [("Username: ", "tty_admin"), ("Email: ", "tty@example.com"), ("Password: ", PASSWORD),
-               ("Password (again): ", PASSWORD)]
+    answers = [
+        ("Username: ", "tty_admin"),
+        ("Email: ", "tty@example.com"),
+        ("Password: ", PASSWORD),
+        ("Password (again): ", PASSWORD),
+    ]
     code, transcript = await loop.run_in_executor(None, converse_on_terminal, settings, answers)
     assert code == 0, transcript
     assert "tty_admin" in transcript, "the username is echoed as typed"
     assert PASSWORD not in transcript, "the password is not"
     await login_as(api, "tty_admin")
-    mismatch = [("Username: ", "tty_other"), ("Email: ", "other@example.com"), ("Password: ", PASSWORD),
-                ("Password (again): ", PASSWORD + "x")]
+    mismatch = [
+        ("Username: ", "tty_other"),
+        ("Email: ", "other@example.com"),
+        ("Password: ", PASSWORD),
+        ("Password (again): ", PASSWORD + "x"),
+    ]
     code, transcript = await loop.run_in_executor(None, converse_on_terminal, settings, mismatch)
     assert code == 1 and "do not match" in transcript

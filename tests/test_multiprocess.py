@@ -18,8 +18,7 @@ HANG_GUARD = 300
 
 
 @pytest.mark.gen_test(timeout=HANG_GUARD)
-async def test_console_on_one_server_sees_driver_on_another(app: Any, api: Api, settings: Any,
-                                                           tmp_path: Path) -> None:
+async def test_console_on_one_server_sees_driver_on_another(app: Any, api: Api, settings: Any, tmp_path: Path) -> None:
     team = await fleet(app, api)
     channel = f"fleet:{team['org']['_id']}"
     with serving(settings, tmp_path / "a.log") as server_a, serving(settings, tmp_path / "b.log") as server_b:
@@ -37,7 +36,8 @@ async def test_console_on_one_server_sees_driver_on_another(app: Any, api: Api, 
 
 @pytest.mark.gen_test(timeout=HANG_GUARD)
 async def test_forked_processes_share_one_port_and_all_consoles_get_every_point(
-        app: Any, api: Api, settings: Any, tmp_path: Path) -> None:
+    app: Any, api: Api, settings: Any, tmp_path: Path
+) -> None:
     team = await fleet(app, api)
     channel = f"fleet:{team['org']['_id']}"
     with serving(settings, tmp_path / "forked.log", processes=2) as server:

@@ -14,15 +14,20 @@ from tests.support.helpers import Api
 from tests.support.processes import env_of
 
 COLLECTIONS = ("organizations", "users", "vehicles", "vehicle_types", "orders", "notifications")
-LOGIN = re.compile(r"^\s+(BASE|DRIVER|MANAGER|ADMIN)\s+login: (\S+)\s+password: (\S+)\s+\((created|already there)\)$",
-                   re.M)
+LOGIN = re.compile(
+    r"^\s+(BASE|DRIVER|MANAGER|ADMIN)\s+login: (\S+)\s+password: (\S+)\s+\((created|already there)\)$", re.M
+)
 
 
 async def seed(settings: Any) -> str:
     """Run the command once; its standard output (the progress bar, on standard error, ends full)."""
     process = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "dispatch"), "seed-demo", env=env_of(settings),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        str(VENV_BIN / "dispatch"),
+        "seed-demo",
+        env=env_of(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, err.decode()
     done, total = map(int, re.findall(r"(\d+)/(\d+)", err.decode())[-1])
@@ -35,8 +40,9 @@ def counts(sync_db: Any) -> dict[str, int]:
 
 
 @pytest.mark.gen_test(timeout=240)
-async def test_seed_demo_twice_then_log_in_with_a_printed_login(app: Any, api: Api, settings: Any,
-                                                                 sync_db: Any) -> None:
+async def test_seed_demo_twice_then_log_in_with_a_printed_login(
+    app: Any, api: Api, settings: Any, sync_db: Any
+) -> None:
     first = await seed(settings)
     logins = LOGIN.findall(first)
     assert {category for category, *_ in logins} == {"MANAGER", "DRIVER", "BASE"}

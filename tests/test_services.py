@@ -15,8 +15,15 @@ from tasks import make_celery
 from tests.support.factories import make_user
 
 # What Tornado itself (and the app's own cached OpenAPI document) keeps in the application settings.
-TORNADO_KEYS = {"transforms", "default_handler_class", "log_function", "websocket_ping_interval",
-                "websocket_ping_timeout", "websocket_max_message_size", "compress_response"}
+TORNADO_KEYS = {
+    "transforms",
+    "default_handler_class",
+    "log_function",
+    "websocket_ping_interval",
+    "websocket_ping_timeout",
+    "websocket_max_message_size",
+    "compress_response",
+}
 
 
 def test_the_app_settings_carry_the_services_and_nothing_else_loose(app: Any) -> None:
@@ -25,8 +32,10 @@ def test_the_app_settings_carry_the_services_and_nothing_else_loose(app: Any) ->
 
 
 def test_the_server_never_loads_the_worker_package() -> None:
-    probe = ("import sys, dispatch.app, dispatch.server, dispatch.cli, dispatch.tools.seed, "
-             "dispatch.tools.create_admin; print(sorted(m for m in sys.modules if m.split('.')[0] == 'tasks'))")
+    probe = (
+        "import sys, dispatch.app, dispatch.server, dispatch.cli, dispatch.tools.seed, "
+        "dispatch.tools.create_admin; print(sorted(m for m in sys.modules if m.split('.')[0] == 'tasks'))"
+    )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
 
@@ -58,5 +67,6 @@ async def test_an_ended_session_is_a_live_only_event_kept_for_no_replay(app: Any
     assert owner == str(user["_id"])
     await services.identity.sessions.revoke_all(str(user["_id"]))
     assert [(e.type, e.channels, e.data, e.live_only) for e in seen] == [
-        ("session_ended", (f"user:{user['_id']}",), {"session_id": "*"}, True)]
+        ("session_ended", (f"user:{user['_id']}",), {"session_id": "*"}, True)
+    ]
     assert await services.redis.exists(f"stream:user:{user['_id']}") == 0  # nothing a `since` could replay

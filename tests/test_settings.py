@@ -29,13 +29,16 @@ def test_environment_overrides_dotenv(tmp_path: Path) -> None:
     assert settings.port == 9100 and settings.mongodb_db == "fromfile" and settings.smtp_tls is True
 
 
-@pytest.mark.parametrize(("name", "value", "expected"), [
-    ("DISPATCH_PORT", "eighty", "DISPATCH_PORT='eighty' is not valid: expected a whole number"),
-    ("DISPATCH_PORT", "70000", "between 1 and 65535"),
-    ("DISPATCH_EMAIL_BACKEND", "pigeon", "one of console, file, smtp"),
-    ("DISPATCH_REDIS_URL", "localhost:6379", "redis://"),
-    ("DISPATCH_REQUIRE_EMAIL_VERIFICATION", "maybe", "true or false"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("DISPATCH_PORT", "eighty", "DISPATCH_PORT='eighty' is not valid: expected a whole number"),
+        ("DISPATCH_PORT", "70000", "between 1 and 65535"),
+        ("DISPATCH_EMAIL_BACKEND", "pigeon", "one of console, file, smtp"),
+        ("DISPATCH_REDIS_URL", "localhost:6379", "redis://"),
+        ("DISPATCH_REQUIRE_EMAIL_VERIFICATION", "maybe", "true or false"),
+    ],
+)
 def test_bad_values_are_refused_by_name(name: str, value: str, expected: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(expected)):
         Settings.from_env({name: value}, env_file=None)
@@ -49,8 +52,13 @@ def test_production_refuses_the_default_secret() -> None:
 
 
 def test_cli_reports_a_bad_setting_clearly() -> None:
-    result = subprocess.run([sys.executable, "-m", "dispatch.cli", "openapi"], capture_output=True, text=True,
-                            env={"DISPATCH_PORT": "x", "PATH": "/usr/bin:/bin"}, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", "openapi"],
+        capture_output=True,
+        text=True,
+        env={"DISPATCH_PORT": "x", "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+    )
     assert result.returncode == 2
     assert "configuration error: DISPATCH_PORT='x'" in result.stderr
     assert "Traceback" not in result.stderr

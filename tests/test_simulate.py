@@ -35,10 +35,29 @@ async def test_simulated_drivers_move_trucks_on_a_console(app: Any, api: Api, ba
     await console.send({"type": "subscribe", "channel": f"fleet:{team['org']['_id']}"})
     await console.recv_type("subscribed")
     names = [crew["user"]["username"] for crew in team["drivers"]]
-    procs = [await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "dispatch"), "simulate", "--drivers", "1", "--rate", "4", "--duration", "3",
-        "--url", base_url, "--username-template", name, "--password", PASSWORD, "--seed", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT) for name in names]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            str(VENV_BIN / "dispatch"),
+            "simulate",
+            "--drivers",
+            "1",
+            "--rate",
+            "4",
+            "--duration",
+            "3",
+            "--url",
+            base_url,
+            "--username-template",
+            name,
+            "--password",
+            PASSWORD,
+            "--seed",
+            "1",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for name in names
+    ]
     seen: dict[str, list[tuple[float, float]]] = {}
     while sum(len(v) for v in seen.values()) < 10:
         frame = await console.recv_type("location", timeout=20)

@@ -31,8 +31,14 @@ class ApiError(HTTPError):
     A Tornado HTTPError, so Tornado answers with its status instead of a 500.
     """
 
-    def __init__(self, status: int, code: str | None = None, message: str | None = None,
-                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str | None = None,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.status = status
         self.code = code or default_code(status)
         self.message = message or default_message(status)

@@ -60,13 +60,17 @@ async def positions(redis: aioredis.Redis, vehicle_ids: list[Any]) -> dict[str, 
     return {str(vid): _decode(row) for vid, row in zip(vehicle_ids, rows, strict=False)}
 
 
-async def nearby(redis: aioredis.Redis, lat: float, lon: float, radius_km: float, count: int,
-                 key: str = GEO_ALL) -> list[tuple[str, float]]:
+async def nearby(
+    redis: aioredis.Redis, lat: float, lon: float, radius_km: float, count: int, key: str = GEO_ALL
+) -> list[tuple[str, float]]:
     """(vehicle id, distance in km) within the radius, nearest first (Redis GEOSEARCH)."""
-    found = await redis.geosearch(key, longitude=lon, latitude=lat, radius=radius_km, unit="km",
-                                  sort="ASC", count=count, withdist=True)
-    return [(member.decode() if isinstance(member, bytes) else member, float(distance))
-            for member, distance in cast(list[tuple[bytes | str, float]], found)]
+    found = await redis.geosearch(
+        key, longitude=lon, latitude=lat, radius=radius_km, unit="km", sort="ASC", count=count, withdist=True
+    )
+    return [
+        (member.decode() if isinstance(member, bytes) else member, float(distance))
+        for member, distance in cast(list[tuple[bytes | str, float]], found)
+    ]
 
 
 def _decode(row: dict[bytes, bytes]) -> dict[str, Any] | None:

@@ -6,16 +6,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-REQUESTS = Counter("dispatch_http_requests", "HTTP requests answered.",
-                   ("method", "route", "status"), registry=REGISTRY)
-LATENCY = Histogram("dispatch_http_request_duration_seconds", "HTTP request latency.",
-                    ("method", "route"), registry=REGISTRY,
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-WEBSOCKETS = Gauge("dispatch_websockets_open", "Open websockets by channel kind.", ("kind",),
-                   registry=REGISTRY)
+REQUESTS = Counter(
+    "dispatch_http_requests", "HTTP requests answered.", ("method", "route", "status"), registry=REGISTRY
+)
+LATENCY = Histogram(
+    "dispatch_http_request_duration_seconds",
+    "HTTP request latency.",
+    ("method", "route"),
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+WEBSOCKETS = Gauge("dispatch_websockets_open", "Open websockets by channel kind.", ("kind",), registry=REGISTRY)
 
-FRAMES_DROPPED = Counter("dispatch_ws_frames_dropped", "Location frames dropped for slow sockets.", ("kind",),
-                         registry=REGISTRY)
+FRAMES_DROPPED = Counter(
+    "dispatch_ws_frames_dropped", "Location frames dropped for slow sockets.", ("kind",), registry=REGISTRY
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

@@ -32,8 +32,7 @@ def parse_page(limit: str | None, offset: str | None) -> Page:
     return Page(parsed_limit, parsed_offset)
 
 
-def _parse(text: str | None, default: int, low: int, high: int, name: str,
-           errors: dict[str, list[str]]) -> int:
+def _parse(text: str | None, default: int, low: int, high: int, name: str, errors: dict[str, list[str]]) -> int:
     if text is None:  # absent; an empty `?limit=` is a malformed number like any other
         return default
     # ASCII digits only ("²" is a digit to str.isdigit but not to int), and few of them (int's size limit)

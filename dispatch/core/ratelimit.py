@@ -34,8 +34,13 @@ def exceeded(limits: dict[str, tuple[int, int]], name: str) -> ApiError:
     """The 429 of limit `name`, with Retry-After until its window ends."""
     seconds = limits[name][1]
     retry_after = max(1, (_window(seconds) + 1) * seconds - int(time.time()))
-    return ApiError(429, "rate_limited", f"Too many attempts; try again in {retry_after} s.",
-                    {"retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
+    return ApiError(
+        429,
+        "rate_limited",
+        f"Too many attempts; try again in {retry_after} s.",
+        {"retry_after": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 async def hit(redis: aioredis.Redis, limits: dict[str, tuple[int, int]], name: str, key: str) -> None:

@@ -33,8 +33,9 @@ class RequestIdTransform(tornado.web.OutputTransform):
     def __init__(self, request: tornado.httputil.HTTPServerRequest) -> None:
         self.request_id = request_id(request)
 
-    def transform_first_chunk(self, status_code: int, headers: tornado.httputil.HTTPHeaders, chunk: bytes,
-                              finishing: bool) -> tuple[int, tornado.httputil.HTTPHeaders, bytes]:
+    def transform_first_chunk(
+        self, status_code: int, headers: tornado.httputil.HTTPHeaders, chunk: bytes, finishing: bool
+    ) -> tuple[int, tornado.httputil.HTTPHeaders, bytes]:
         headers[HEADER] = self.request_id
         return status_code, headers, chunk
 

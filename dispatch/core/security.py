@@ -30,8 +30,7 @@ class TokenError(Exception):
 async def hash_password(password: str, rounds: int) -> str:
     """bcrypt hash of a password, computed in a worker thread."""
     salt = bcrypt.gensalt(rounds)
-    digest = await asyncio.get_running_loop().run_in_executor(
-        _HASH_POOL, bcrypt.hashpw, password.encode(), salt)
+    digest = await asyncio.get_running_loop().run_in_executor(_HASH_POOL, bcrypt.hashpw, password.encode(), salt)
     return digest.decode()
 
 
@@ -41,7 +40,8 @@ async def check_password(password: str, hashed: str | None) -> bool:
     usable = hashed is not None and len(candidate) <= MAX_PASSWORD_BYTES
     target = (hashed if usable else _DUMMY_HASH).encode()  # type: ignore[union-attr]
     matched = await asyncio.get_running_loop().run_in_executor(
-        _HASH_POOL, bcrypt.checkpw, candidate[:MAX_PASSWORD_BYTES], target)
+        _HASH_POOL, bcrypt.checkpw, candidate[:MAX_PASSWORD_BYTES], target
+    )
     return bool(matched) and usable
 
 
@@ -66,16 +66,23 @@ def digest(value: str) -> str:
 def encode_token(secret: str, purpose: str, subject: str, ttl: int, **claims: Any) -> str:
     """A signed JWT with `sub`, `typ` (purpose), `jti`, `iat` and `exp`."""
     now = utcnow()
-    payload = {"sub": subject, "typ": purpose, "jti": uuid.uuid4().hex, "iat": now,
-               "exp": now + timedelta(seconds=ttl), **claims}
+    payload = {
+        "sub": subject,
+        "typ": purpose,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + timedelta(seconds=ttl),
+        **claims,
+    }
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
 def decode_token(secret: str, token: str, purpose: str) -> dict[str, Any]:
     """Verify signature, expiry and purpose; only HS256 is accepted (no `alg: none`)."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
-                            options={"require": ["sub", "typ", "jti", "iat", "exp"]})
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "typ", "jti", "iat", "exp"]}
+        )
     except jwt.ExpiredSignatureError:
         raise TokenError("expired") from None
     except jwt.PyJWTError:

@@ -71,13 +71,18 @@ class Stores:
 def open_stores(settings: Settings) -> Stores:
     """Create the clients; call from a coroutine running on the process's loop."""
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="dispatch")
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="dispatch"
+    )
     # A pooled connection that died with a restarted Redis fails on its next use: retry such a
     # command on a fresh connection (twice, briefly apart) instead of failing the request, while a
     # Redis that is really down still fails fast (503).
-    options = {"decode_responses": False, "health_check_interval": 30, "socket_connect_timeout": 2,
-               "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-               "retry_on_error": [RedisUnreachable, RedisTimeout]}
+    options = {
+        "decode_responses": False,
+        "health_check_interval": 30,
+        "socket_connect_timeout": 2,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        "retry_on_error": [RedisUnreachable, RedisTimeout],
+    }
     redis = aioredis.Redis.from_pool(_pool(settings.redis_url, options))
     cache = aioredis.Redis.from_pool(_pool(settings.effective_cache_url, options))
     return Stores(mongo=mongo, redis=redis, cache=cache)
@@ -86,8 +91,9 @@ def open_stores(settings: Settings) -> Stores:
 def _pool(url: str, options: dict[str, Any]) -> aioredis.BlockingConnectionPool:
     # A burst (hundreds of sockets opening or closing at once) waits for a free connection
     # instead of failing with "too many connections".
-    return aioredis.BlockingConnectionPool.from_url(url, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT,
-                                                    **options)
+    return aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT, **options
+    )
 
 
 async def ensure_indexes(db: AsyncDatabase[Any], indexes: Iterable[tuple[str, IndexModel]] = ()) -> None:

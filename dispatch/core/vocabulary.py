@@ -14,7 +14,7 @@ from enum import StrEnum
 class Category(StrEnum):
     """What a user is (SPEC section 4); the access rules speak in these."""
 
-    BASE = "BASE"        # a client
+    BASE = "BASE"  # a client
     DRIVER = "DRIVER"
     MANAGER = "MANAGER"
     ADMIN = "ADMIN"
@@ -115,9 +115,18 @@ class AvatarStatus(StrEnum):
 
 # Every status set and its named subsets: the only enums the OpenAPI document may contain.
 VOCABULARY: tuple[tuple[StrEnum, ...], ...] = (
-    tuple(Category), SELF_REGISTRATION, tuple(OrderStatus), tuple(OrderEvent), STATUS_REQUESTS,
-    tuple(VehicleStatus), SETTABLE_VEHICLE_STATUSES, tuple(WaybillStatus), tuple(TicketStatus),
-    tuple(InvitationStatus), tuple(PaymentMethod), tuple(AvatarStatus),
+    tuple(Category),
+    SELF_REGISTRATION,
+    tuple(OrderStatus),
+    tuple(OrderEvent),
+    STATUS_REQUESTS,
+    tuple(VehicleStatus),
+    SETTABLE_VEHICLE_STATUSES,
+    tuple(WaybillStatus),
+    tuple(TicketStatus),
+    tuple(InvitationStatus),
+    tuple(PaymentMethod),
+    tuple(AvatarStatus),
 )
 
 

@@ -22,12 +22,12 @@ from dispatch.core.errors import ApiError
 from dispatch.core.files import write_atomically
 from dispatch.core.security import random_code
 
-MAX_UPLOAD = 5 * 1024 * 1024            # bytes of the image itself
-MAX_PIXELS = 40_000_000                 # width × height, read from the header before any decoding
+MAX_UPLOAD = 5 * 1024 * 1024  # bytes of the image itself
+MAX_PIXELS = 40_000_000  # width × height, read from the header before any decoding
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 SIZE = (200, 200)
-AVATARS_DIR = "avatars"                 # served at /media/avatars/
-INCOMING_DIR = "incoming"               # uploads waiting for the worker; never served
+AVATARS_DIR = "avatars"  # served at /media/avatars/
+INCOMING_DIR = "incoming"  # uploads waiting for the worker; never served
 URL_PREFIX = "/media/avatars/"
 NAME_LENGTH = 24
 
@@ -40,8 +40,18 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 _CHECK_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-check")
 
 # What a broken or hostile file makes Pillow's decoders raise.
-DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError,
-                 TypeError, KeyError, MemoryError, Image.DecompressionBombError)
+DECODE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    TypeError,
+    KeyError,
+    MemoryError,
+    Image.DecompressionBombError,
+)
 
 
 class ImageRejected(Exception):
@@ -171,7 +181,7 @@ def file_of(media_dir: str, avatar_url: str | None) -> Path | None:
     """The file behind an avatar URL we made, or None for anything else."""
     if not avatar_url or not avatar_url.startswith(URL_PREFIX):
         return None
-    name = avatar_url[len(URL_PREFIX):]
+    name = avatar_url[len(URL_PREFIX) :]
     if not name or "/" in name or not name.replace(".", "").isalnum():
         return None
     return Path(media_dir) / AVATARS_DIR / name

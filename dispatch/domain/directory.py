@@ -37,9 +37,12 @@ def check_profile_fields(fields: Iterable[str]) -> None:
     """Refuse changes to another account's name, phone or email, whoever asks (403)."""
     locked = sorted(PROFILE_FIELDS & set(fields))
     if locked:
-        raise ApiError(403, "profile_fields_locked",
-                       f"Nobody may change another account's {', '.join(locked)}; its owner edits them "
-                       "through /users/me.", {"fields": locked})
+        raise ApiError(
+            403,
+            "profile_fields_locked",
+            f"Nobody may change another account's {', '.join(locked)}; its owner edits them through /users/me.",
+            {"fields": locked},
+        )
 
 
 def check_user_changes(caller: User, target: User, changes: dict[str, Any]) -> None:
@@ -47,8 +50,9 @@ def check_user_changes(caller: User, target: User, changes: dict[str, Any]) -> N
     allowed = ADMIN_FIELDS if is_admin(caller) else MANAGER_FIELDS
     refused = sorted(set(changes) - allowed)
     if refused:
-        raise ApiError(403, "field_forbidden", f"Your account may not change: {', '.join(refused)}.",
-                       {"fields": refused})
+        raise ApiError(
+            403, "field_forbidden", f"Your account may not change: {', '.join(refused)}.", {"fields": refused}
+        )
     if caller["_id"] == target["_id"] and {"category", "is_active"} & set(changes):
         raise ApiError(403, "own_account", "Change your own category or activity through another ADMIN.")
     if is_admin(caller):
@@ -58,9 +62,12 @@ def check_user_changes(caller: User, target: User, changes: dict[str, Any]) -> N
     moved = theirs ^ set(changes.get("organizations", theirs))
     outside = moved - mine
     if outside:
-        raise ApiError(403, "organization_out_of_scope",
-                       "You may only add or remove organizations you belong to.",
-                       {"organizations": sorted(str(o) for o in outside)})
+        raise ApiError(
+            403,
+            "organization_out_of_scope",
+            "You may only add or remove organizations you belong to.",
+            {"organizations": sorted(str(o) for o in outside)},
+        )
     if moved - theirs:
         raise invitation_required()
 
@@ -92,8 +99,12 @@ class Directory:
         unchanged = {"phone"} if data.get("phone", False) == user.get("phone") else set()  # a re-send changes nothing
         locked = LOCKED_OWN_FIELDS.get(str(user.get("category")), frozenset()) & (set(data) - unchanged)
         if locked:
-            raise ApiError(403, "field_locked", f"Your account may not change: {', '.join(sorted(locked))}.",
-                           {"fields": sorted(locked)})
+            raise ApiError(
+                403,
+                "field_locked",
+                f"Your account may not change: {', '.join(sorted(locked))}.",
+                {"fields": sorted(locked)},
+            )
         new_phone = _phone_to_verify(user, data)
         if new_phone:  # before any write: a refused number (taken, throttled) changes nothing
             await PhoneVerification(self.identity).request(user["_id"], new_phone, client_ip)

@@ -31,8 +31,8 @@ from dispatch.domain.scopes import Resource, orgs_of
 from models.users import Users
 from models.vehicles import GpsHistory, Vehicles, VehicleTypes, organization_exists
 
-NEARBY_CANDIDATES = 1000   # GEOSEARCH answers at most this many members per key
-TRACK_CAP = 20_000          # points per route replay
+NEARBY_CANDIDATES = 1000  # GEOSEARCH answers at most this many members per key
+TRACK_CAP = 20_000  # points per route replay
 TRACK_DEFAULT = timedelta(hours=24)
 # Changing these on a vehicle busy with an order would strand the order.
 LOCKED_WHILE_BUSY = {"organization", "driver_id", "status"}
@@ -60,8 +60,7 @@ class PriceLists:
             raise NotFound("No such vehicle type.")
         return doc
 
-    async def page(self, user: dict[str, Any], filters: dict[str, Any],
-                   page: Page) -> tuple[list[dict[str, Any]], int]:
+    async def page(self, user: dict[str, Any], filters: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
         """The types a user may read (`organization`: those an order of it may use), one page."""
         query = scopes.query(Resource.VEHICLE_TYPES, user)
         if "organization" in filters:
@@ -74,8 +73,9 @@ class PriceLists:
         organization = data.get("organization")
         if organization is None:
             if user.get("category") != Category.ADMIN:
-                raise ValidationFailed({"organization": ["Give one of your organizations: only ADMINs write "
-                                                         "the shared catalogue."]})
+                raise ValidationFailed(
+                    {"organization": ["Give one of your organizations: only ADMINs write the shared catalogue."]}
+                )
         else:
             await check_organization(self.db, user, organization)
         return await self.types.insert({**data, "organization": organization})
@@ -85,8 +85,11 @@ class PriceLists:
         current = await self.get(user, type_id)
         if not scopes.admits(Resource.VEHICLE_TYPES_EDIT, user, current):
             if current["organization"] is None:
-                raise ApiError(403, "shared_catalogue", "Only ADMINs edit the shared catalogue; "
-                                                        "add the type to your organization's price list.")
+                raise ApiError(
+                    403,
+                    "shared_catalogue",
+                    "Only ADMINs edit the shared catalogue; add the type to your organization's price list.",
+                )
             raise NotFound("No such vehicle type.")
         updated = await self.types.update(type_id, changes)
         if updated is None:
@@ -112,8 +115,7 @@ class Fleet:
             raise NotFound("No such vehicle.")
         return doc
 
-    async def page(self, user: dict[str, Any], filters: dict[str, Any],
-                   page: Page) -> tuple[list[dict[str, Any]], int]:
+    async def page(self, user: dict[str, Any], filters: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
         """The vehicles a user may read, filtered, one page of them."""
         return await self.vehicles.page(scopes.query(Resource.VEHICLES, user), filters, page)
 
@@ -172,8 +174,9 @@ class Fleet:
             raise ValidationFailed({"driver_id": ["Not a driver of this organization."]})
 
     # --- live search and history ----------------------------------------------
-    async def nearby(self, user: dict[str, Any], lat: float, lon: float, radius_km: float,
-                     page: Page) -> tuple[list[dict[str, Any]], int]:
+    async def nearby(
+        self, user: dict[str, Any], lat: float, lon: float, radius_km: float, page: Page
+    ) -> tuple[list[dict[str, Any]], int]:
         """Available vehicles within the radius, nearest first, each with `distance_km` and `location`.
 
         ADMIN and BASE search every fleet (`geo:vehicles`); a MANAGER searches their
@@ -190,11 +193,12 @@ class Fleet:
         ids = [ObjectId(member) for member in distances if ObjectId.is_valid(member)]
         docs = await self.vehicles.available(scope, among=ids) if ids else []
         docs.sort(key=lambda doc: (distances[str(doc["_id"])], str(doc["_id"])))
-        shown = await self.with_locations(docs[page.offset:page.offset + page.limit])
+        shown = await self.with_locations(docs[page.offset : page.offset + page.limit])
         return [{**doc, "distance_km": round(distances[str(doc["_id"])], 3)} for doc in shown], len(docs)
 
-    async def track(self, user: dict[str, Any], vehicle_id: ObjectId, start: Any = None,
-                    end: Any = None) -> dict[str, Any]:
+    async def track(
+        self, user: dict[str, Any], vehicle_id: ObjectId, start: Any = None, end: Any = None
+    ) -> dict[str, Any]:
         """The stored GPS points of a vehicle between two times, and the length of that path."""
         vehicle = await self.get(user, vehicle_id)
         end = end or utcnow()
@@ -214,6 +218,9 @@ def _busy_or_gone(doc: dict[str, Any] | None) -> ApiError:
     if doc is None:
         return NotFound("No such vehicle.")
     if doc.get("current_order") is not None:
-        return Conflict("The vehicle is busy with an order; finish or cancel it first.", "vehicle_busy",
-                        {"order_id": str(doc["current_order"])})
+        return Conflict(
+            "The vehicle is busy with an order; finish or cancel it first.",
+            "vehicle_busy",
+            {"order_id": str(doc["current_order"])},
+        )
     return Conflict("The vehicle changed meanwhile; try again.")

@@ -75,8 +75,9 @@ class Idempotency:
             if found.get("done"):
                 return Answer(found["status"], bytes(found["body"]), replayed=True)
             if waited >= WAIT_LIMIT:
-                raise Conflict("A request with this Idempotency-Key is still running; retry later.",
-                               "idempotency_key_in_use")
+                raise Conflict(
+                    "A request with this Idempotency-Key is still running; retry later.", "idempotency_key_in_use"
+                )
             await asyncio.sleep(WAIT_STEP)
             waited += WAIT_STEP
 
@@ -90,4 +91,3 @@ async def _run(records: IdempotencyRecords, user_id: ObjectId, key: str, operati
     body = jsonutil.dumps(data)
     await records.complete(user_id, key, status, body)
     return Answer(status, body)
-

@@ -60,8 +60,15 @@ class Caller:
 class Identity:
     """Accounts and sessions of one process."""
 
-    def __init__(self, settings: Settings, db: AsyncDatabase[Any], redis: aioredis.Redis, cache: aioredis.Redis,
-                 tasks: TaskQueue, events: EventBus) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: AsyncDatabase[Any],
+        redis: aioredis.Redis,
+        cache: aioredis.Redis,
+        tasks: TaskQueue,
+        events: EventBus,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.redis = redis
@@ -70,8 +77,9 @@ class Identity:
         self.tasks = tasks
 
     # --- accounts -------------------------------------------------------
-    async def register(self, data: dict[str, Any], *, category: str | None = None,
-                       verified: bool = False) -> dict[str, Any]:
+    async def register(
+        self, data: dict[str, Any], *, category: str | None = None, verified: bool = False
+    ) -> dict[str, Any]:
         """Create an account and send its activation email (unless already verified).
 
         `verified` (accounts made by an operator: seeds, the CLI) trusts the email and phone as given;
@@ -81,8 +89,14 @@ class Identity:
         if data.get("phone") and await self.users.verified_holder(data["phone"]) is not None:
             raise Conflict("This phone is already taken.", "phone_taken", {"field": "phone"})
         password_hash = await hash_password(data["password"], self.settings.bcrypt_rounds)
-        doc = new_user(data, password_hash, category=category or data["category"], verified=verified,
-                       invited_by=invited_by, phone_verified=verified)
+        doc = new_user(
+            data,
+            password_hash,
+            category=category or data["category"],
+            verified=verified,
+            invited_by=invited_by,
+            phone_verified=verified,
+        )
         doc = await self.users.insert(doc)
         doc.pop("password_hash", None)
         if not verified:
@@ -111,19 +125,23 @@ class Identity:
 
     async def send_activation(self, user: dict[str, Any]) -> None:
         """Email a signed, expiring, single-use activation link to the user's address."""
-        token = encode_token(self.settings.jwt_secret, "activate", str(user["_id"]), ACTIVATION_TTL,
-                             email=user["email_lower"])
+        token = encode_token(
+            self.settings.jwt_secret, "activate", str(user["_id"]), ACTIVATION_TTL, email=user["email_lower"]
+        )
         link = f"{self.settings.public_url.rstrip('/')}/api/v1/auth/activate?{urlencode({'token': token})}"
-        body = (f"Hello {user['username']},\n\nConfirm your email address to start using dispatch:\n\n{link}\n\n"
-                f"The link works once, for {ACTIVATION_TTL // 3600} hours.\n")
+        body = (
+            f"Hello {user['username']},\n\nConfirm your email address to start using dispatch:\n\n{link}\n\n"
+            f"The link works once, for {ACTIVATION_TTL // 3600} hours.\n"
+        )
         await self.tasks.send("email.send", user["email"], "Confirm your email address", body)
 
     async def activate(self, token: str) -> dict[str, Any]:
         """Mark the address of an activation token verified; a used, expired or forged token → 400."""
         claims = self._claims(token, "activate")
         await self._spend(claims)
-        user = await self.users.update(ObjectId(claims["sub"]), {"email_verified": True},
-                                       expect={"email_lower": claims.get("email")})
+        user = await self.users.update(
+            ObjectId(claims["sub"]), {"email_verified": True}, expect={"email_lower": claims.get("email")}
+        )
         if user is None:
             raise ApiError(400, "invalid_token", "This link is not valid for the account's current address.")
         return user
@@ -179,8 +197,12 @@ class Identity:
 
     def _token_pair(self, user_id: str, sid: str, refresh_token: str) -> dict[str, Any]:
         access = encode_token(self.settings.jwt_secret, "access", user_id, self.settings.access_ttl, sid=sid)
-        return {"access_token": access, "refresh_token": refresh_token, "token_type": "Bearer",
-                "expires_in": self.settings.access_ttl}
+        return {
+            "access_token": access,
+            "refresh_token": refresh_token,
+            "token_type": "Bearer",
+            "expires_in": self.settings.access_ttl,
+        }
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         """Rotate a refresh token; replay of a rotated one ends its whole session."""
@@ -188,8 +210,9 @@ class Identity:
             user_id, sid, new_token = await self.sessions.rotate(refresh_token)
         except RefreshError as exc:
             if exc.replayed:
-                raise ApiError(401, "refresh_token_reused",
-                               "This refresh token was already used; the session is ended.") from None
+                raise ApiError(
+                    401, "refresh_token_reused", "This refresh token was already used; the session is ended."
+                ) from None
             raise ApiError(401, "invalid_refresh_token", "The refresh token is not valid.") from None
         user = await self.users.get(user_id)
         if user is None or not user.get("is_active"):
@@ -203,8 +226,11 @@ class Identity:
             claims = decode_token(self.settings.jwt_secret, token, "access")
         except TokenError as exc:
             code = "token_expired" if str(exc) == "expired" else "invalid_token"
-            raise ApiError(401, code, "The access token has expired." if code == "token_expired"
-                           else "The access token is not valid.") from None
+            raise ApiError(
+                401,
+                code,
+                "The access token has expired." if code == "token_expired" else "The access token is not valid.",
+            ) from None
         sid = claims.get("sid")
         if not isinstance(sid, str):
             raise ApiError(401, "invalid_token", "The access token is not valid.")
@@ -227,12 +253,19 @@ class Identity:
         user = await self.users.find_for_login({"email_lower": email.lower()})
         if user is None or not user.get("is_active"):
             return
-        token = encode_token(self.settings.jwt_secret, "reset", str(user["_id"]), RESET_TTL,
-                             pwd=password_fingerprint(user.get("password_hash")))
-        body = (f"Hello {user['username']},\n\nSomeone asked to reset your dispatch password. If it was you, "
-                f"POST this token with your new password to /api/v1/auth/password/reset within an hour:\n\n"
-                f"{token}\n\nOr open {self.settings.public_url.rstrip('/')}/reset-password?"
-                f"{urlencode({'token': token})}\n\nIf it was not you, ignore this email.\n")
+        token = encode_token(
+            self.settings.jwt_secret,
+            "reset",
+            str(user["_id"]),
+            RESET_TTL,
+            pwd=password_fingerprint(user.get("password_hash")),
+        )
+        body = (
+            f"Hello {user['username']},\n\nSomeone asked to reset your dispatch password. If it was you, "
+            f"POST this token with your new password to /api/v1/auth/password/reset within an hour:\n\n"
+            f"{token}\n\nOr open {self.settings.public_url.rstrip('/')}/reset-password?"
+            f"{urlencode({'token': token})}\n\nIf it was not you, ignore this email.\n"
+        )
         await self.tasks.send("email.send", user["email"], "Reset your password", body)
 
     async def reset_password(self, token: str, new_password: str) -> None:
@@ -268,8 +301,12 @@ class Identity:
         try:
             claims = decode_token(self.settings.jwt_secret, token, purpose)
         except TokenError as exc:
-            raise ApiError(400, "invalid_token", f"This link is {'expired' if str(exc) == 'expired' else 'not valid'}.",
-                           {"reason": str(exc)}) from None
+            raise ApiError(
+                400,
+                "invalid_token",
+                f"This link is {'expired' if str(exc) == 'expired' else 'not valid'}.",
+                {"reason": str(exc)},
+            ) from None
         if not ObjectId.is_valid(claims["sub"]):
             raise ApiError(400, "invalid_token", "This link is not valid.")
         return claims

@@ -40,8 +40,9 @@ async def organization_of_code(db: AsyncDatabase[Any], data: dict[str, Any]) -> 
     if org is None:
         return None
     if data.get("category") not in JOIN_BY_CODE:
-        raise ValidationFailed({"invite_code": ["An organization's code is for drivers and clients; "
-                                                "a manager joins by invitation."]})
+        raise ValidationFailed(
+            {"invite_code": ["An organization's code is for drivers and clients; a manager joins by invitation."]}
+        )
     del data["invite_code"]
     return org
 
@@ -71,9 +72,15 @@ class Joining:
     async def _answer(self, invitation: dict[str, Any], status: str) -> dict[str, Any]:
         answered = await self.invitations.answer(invitation, status)
         if answered is None:  # answered, revoked or lapsed meanwhile: the invitee may know which
-            raise Conflict("This invitation is no longer open.", "invitation_not_open",
-                           {"status": invitation["status"] if invitation["status"] != InvitationStatus.PENDING
-                            else InvitationStatus.EXPIRED})
+            raise Conflict(
+                "This invitation is no longer open.",
+                "invitation_not_open",
+                {
+                    "status": invitation["status"]
+                    if invitation["status"] != InvitationStatus.PENDING
+                    else InvitationStatus.EXPIRED
+                },
+            )
         return answered
 
     async def tell_managers(self, org_id: Any, member: dict[str, Any]) -> None:
@@ -81,10 +88,20 @@ class Joining:
         org = await self.db["organizations"].find_one({"_id": org_id}, {"name": 1}) or {"name": ""}
         who = " ".join(filter(None, (member.get("first_name"), member.get("last_name")))) or member["username"]
         store = Notifications(self.db)
-        docs = await store.insert_many([
-            new_notification(manager, "organization", "member_joined", "A new member joined",
-                             f"{who} accepted the invitation to {org['name']}.", None,
-                             {"organization": str(org_id), "user_id": str(member["_id"])})
-            for manager in await store.managers_of(org_id) if manager != member["_id"]])
+        docs = await store.insert_many(
+            [
+                new_notification(
+                    manager,
+                    "organization",
+                    "member_joined",
+                    "A new member joined",
+                    f"{who} accepted the invitation to {org['name']}.",
+                    None,
+                    {"organization": str(org_id), "user_id": str(member["_id"])},
+                )
+                for manager in await store.managers_of(org_id)
+                if manager != member["_id"]
+            ]
+        )
         for doc in docs:
             await self.events.publish(Event("notification", (f"user:{doc['user_id']}",), {"notification": show(doc)}))

@@ -50,8 +50,7 @@ class Notifier:
             return
         docs = await self.store.insert_many(await self.compose(event.data))
         for doc in docs:
-            await self.events.publish(Event("notification", (f"user:{doc['user_id']}",),
-                                            {"notification": show(doc)}))
+            await self.events.publish(Event("notification", (f"user:{doc['user_id']}",), {"notification": show(doc)}))
 
     async def compose(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """The notifications one order event gives: client and driver, and managers for a new order."""
@@ -68,21 +67,28 @@ class Notifier:
                 people.setdefault(manager, texts["manager"])
         people.pop(None, None)
         people.pop(_actor(data), None)  # nobody is told about what they did themselves
-        return [new_notification(user_id, "order", kind, title, body, order_id, facts)
-                for user_id, (title, body) in people.items() if user_id is not None]
+        return [
+            new_notification(user_id, "order", kind, title, body, order_id, facts)
+            for user_id, (title, body) in people.items()
+            if user_id is not None
+        ]
 
     @staticmethod
     def _texts(kind: Any, order: dict[str, Any], data: dict[str, Any]) -> dict[str, tuple[str, str]] | None:
         """Title and body for each kind of recipient, or None for an event kind we do not know."""
         where = (order.get("pickup") or {}).get("address") or "the pickup point"
         if kind == "created":
-            return {"client": ("Your order is received", "We are finding a tow truck for you."),
-                    "driver": ("New order", f"An order from {where}."),
-                    "manager": ("New order", f"A new order from {where} is waiting for a truck.")}
+            return {
+                "client": ("Your order is received", "We are finding a tow truck for you."),
+                "driver": ("New order", f"An order from {where}."),
+                "manager": ("New order", f"A new order from {where} is waiting for a truck."),
+            }
         if kind == "assigned":
-            return {"client": STATUS_TEXT[OrderEvent.ASSIGNED],
-                    "driver": ("New assignment", f"You are assigned an order from {where}."),
-                    "manager": STATUS_TEXT[OrderEvent.ASSIGNED]}
+            return {
+                "client": STATUS_TEXT[OrderEvent.ASSIGNED],
+                "driver": ("New assignment", f"You are assigned an order from {where}."),
+                "manager": STATUS_TEXT[OrderEvent.ASSIGNED],
+            }
         if kind == "status_changed":
             status = str(_action(data) or order.get("status"))
             title, body = STATUS_TEXT.get(status, (f"Order status: {status}", f"The order is now {status}."))

@@ -51,21 +51,29 @@ class Move:
 # Scope narrows each role further: BASE acts on own orders, DRIVER on orders assigned to
 # them, MANAGER on their organizations' orders, ADMIN on all.
 E, S = OrderEvent, OrderStatus
-MOVES: dict[str, Move] = {move.action: move for move in (
-    Move(E.ASSIGNED, frozenset({S.NEW}), S.ASSIGNED, STAFF),
-    Move(E.ACCEPTED, frozenset({S.ASSIGNED}), S.ACCEPTED, DRIVING),
-    Move(E.EN_ROUTE, frozenset({S.ACCEPTED}), S.EN_ROUTE, DRIVING),
-    Move(E.ARRIVED, frozenset({S.EN_ROUTE}), S.ARRIVED, DRIVING),
-    Move(E.IN_PROGRESS, frozenset({S.ARRIVED}), S.IN_PROGRESS, DRIVING),
-    Move(E.COMPLETED, frozenset({S.IN_PROGRESS}), S.COMPLETED, DRIVING, frees_vehicle=True),
-    Move(E.DECLINED, frozenset({S.ASSIGNED}), S.NEW, DRIVING, frees_vehicle=True),
-    Move(E.CANCELLED, frozenset({S.NEW, S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE}), S.CANCELLED, CANCELLING,
-         frees_vehicle=True),
-)}
+MOVES: dict[str, Move] = {
+    move.action: move
+    for move in (
+        Move(E.ASSIGNED, frozenset({S.NEW}), S.ASSIGNED, STAFF),
+        Move(E.ACCEPTED, frozenset({S.ASSIGNED}), S.ACCEPTED, DRIVING),
+        Move(E.EN_ROUTE, frozenset({S.ACCEPTED}), S.EN_ROUTE, DRIVING),
+        Move(E.ARRIVED, frozenset({S.EN_ROUTE}), S.ARRIVED, DRIVING),
+        Move(E.IN_PROGRESS, frozenset({S.ARRIVED}), S.IN_PROGRESS, DRIVING),
+        Move(E.COMPLETED, frozenset({S.IN_PROGRESS}), S.COMPLETED, DRIVING, frees_vehicle=True),
+        Move(E.DECLINED, frozenset({S.ASSIGNED}), S.NEW, DRIVING, frees_vehicle=True),
+        Move(
+            E.CANCELLED,
+            frozenset({S.NEW, S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE}),
+            S.CANCELLED,
+            CANCELLING,
+            frees_vehicle=True,
+        ),
+    )
+}
 # While in these statuses an order holds its truck (its live position is the order's to show).
 HOLDS_VEHICLE = frozenset({S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ARRIVED, S.IN_PROGRESS})
 
-ROUTING_RADIUS_KM = 50.0   # a client's order goes to the fleet of the nearest available truck this close
+ROUTING_RADIUS_KM = 50.0  # a client's order goes to the fleet of the nearest available truck this close
 AUTO_RADIUS_KM = 20_000.0  # auto-assignment ranks every positioned truck of the fleet (half the Earth)
 AUTO_CANDIDATES = 200
 ORDER_OUT = OrderOut()
@@ -77,8 +85,9 @@ def decide(category: str, status: str, action: str) -> Move:
     """The move a role asks for from a status: 403 if the role never may, 409 if not from this status."""
     move = MOVES.get(action)
     if move is None or category not in move.roles:
-        raise ApiError(403, "transition_forbidden", f"Your account may not set orders to {str(action)!r}.",
-                       {"status": action})
+        raise ApiError(
+            403, "transition_forbidden", f"Your account may not set orders to {str(action)!r}.", {"status": action}
+        )
     if status not in move.sources:
         raise invalid_transition(status, action)
     return move
@@ -87,8 +96,11 @@ def decide(category: str, status: str, action: str) -> Move:
 def invalid_transition(status: str, action: str) -> Conflict:
     """409 for a move the order's current status does not allow."""
     allowed = sorted(m.action for m in MOVES.values() if status in m.sources)
-    return Conflict(f"An order that is {str(status)!r} cannot become {str(action)!r}.", "invalid_transition",
-                    {"current": status, "requested": action, "allowed": allowed})
+    return Conflict(
+        f"An order that is {str(status)!r} cannot become {str(action)!r}.",
+        "invalid_transition",
+        {"current": status, "requested": action, "allowed": allowed},
+    )
 
 
 def price_of(vehicle_type: dict[str, Any], km: float) -> float:
@@ -115,8 +127,7 @@ class OrderDesk:
             raise NotFound("No such order.")
         return order
 
-    async def page(self, user: dict[str, Any], filters: dict[str, Any],
-                   page: Page) -> tuple[list[dict[str, Any]], int]:
+    async def page(self, user: dict[str, Any], filters: dict[str, Any], page: Page) -> tuple[list[dict[str, Any]], int]:
         """The orders a user may read, filtered, newest first."""
         query = _filter_query(filters)
         scope = scopes.query(Resource.ORDERS, user)
@@ -138,8 +149,13 @@ class OrderDesk:
         if order.get("vehicle_id") is not None and order["status"] in HOLDS_VEHICLE:
             location = (await live.positions(self.redis, [order["vehicle_id"]]))[str(order["vehicle_id"])]
         distance = round(distance_km(location, order["pickup"]), 3) if location else None
-        return {"order_id": order["_id"], "status": order["status"], "vehicle_id": order.get("vehicle_id"),
-                "location": location, "distance_to_pickup_km": distance}
+        return {
+            "order_id": order["_id"],
+            "status": order["status"],
+            "vehicle_id": order.get("vehicle_id"),
+            "location": location,
+            "distance_to_pickup_km": distance,
+        }
 
     # --- creation ---------------------------------------------------------------------
     async def create(self, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -154,17 +170,27 @@ class OrderDesk:
             raise ValidationFailed({"vehicle.type_id": ["No such vehicle type."]})
         organization = await self._organization_for(user, data, vehicle_type.get("organization"))
         if vehicle_type.get("organization") not in (None, organization):
-            raise ValidationFailed({"vehicle.type_id": ["Not a type of the order's organization's price list "
-                                                        "or of the shared catalogue."]})
+            raise ValidationFailed(
+                {"vehicle.type_id": ["Not a type of the order's organization's price list or of the shared catalogue."]}
+            )
         client_id = await self._client_of(user, data.get("client_id"), organization)
         km = distance_km(data["pickup"], data["dropoff"])
         now = utcnow()
         doc = {
-            "client_id": client_id, "created_by": user["_id"], "organization": organization,
-            "pickup": data["pickup"], "dropoff": data["dropoff"],
-            "vehicle": {**data["vehicle"], "type_name": vehicle_type["name"]}, "notes": data.get("notes", ""),
-            "distance_km": round(km, 2), "price_estimate": price_of(vehicle_type, km),
-            "status": S.NEW, "vehicle_id": None, "driver_id": None, "created_at": now, "updated_at": now,
+            "client_id": client_id,
+            "created_by": user["_id"],
+            "organization": organization,
+            "pickup": data["pickup"],
+            "dropoff": data["dropoff"],
+            "vehicle": {**data["vehicle"], "type_name": vehicle_type["name"]},
+            "notes": data.get("notes", ""),
+            "distance_km": round(km, 2),
+            "price_estimate": price_of(vehicle_type, km),
+            "status": S.NEW,
+            "vehicle_id": None,
+            "driver_id": None,
+            "created_at": now,
+            "updated_at": now,
             "timeline": [timeline_event(E.CREATED, None, S.NEW, user["_id"])],
         }
         order = await self.orders.insert(doc)
@@ -172,8 +198,9 @@ class OrderDesk:
         await self._publish(order, "created", user["_id"], None, S.NEW)
         return order
 
-    async def _client_of(self, user: dict[str, Any], client_id: ObjectId | None,
-                         organization: ObjectId | None) -> ObjectId:
+    async def _client_of(
+        self, user: dict[str, Any], client_id: ObjectId | None, organization: ObjectId | None
+    ) -> ObjectId:
         """The order's client: the caller (BASE), or a client an ADMIN names, or a customer of the
         manager's organization. Every refused id gets the same answer, so none tells who is a client."""
         if user["category"] == Category.BASE:
@@ -183,8 +210,11 @@ class OrderDesk:
         if client_id is None:
             raise ValidationFailed({"client_id": ["Name the client you order for."]})
         client = await self.users.get(client_id)
-        linked = client is not None and client.get("category") == Category.BASE and (
-            user["category"] == Category.ADMIN or await self._is_customer(client, organization))
+        linked = (
+            client is not None
+            and client.get("category") == Category.BASE
+            and (user["category"] == Category.ADMIN or await self._is_customer(client, organization))
+        )
         if not linked:
             raise ValidationFailed({"client_id": [NOT_A_CUSTOMER]})
         return client_id
@@ -197,8 +227,9 @@ class OrderDesk:
             return True
         return await self.orders.exists({"client_id": client["_id"], "organization": organization})
 
-    async def _organization_for(self, user: dict[str, Any], data: dict[str, Any],
-                                type_organization: ObjectId | None) -> ObjectId | None:
+    async def _organization_for(
+        self, user: dict[str, Any], data: dict[str, Any], type_organization: ObjectId | None
+    ) -> ObjectId | None:
         organization = data.get("organization")
         if user["category"] == Category.MANAGER:
             if organization not in orgs_of(user):
@@ -221,8 +252,9 @@ class OrderDesk:
         return nearest["organization"] if nearest else None
 
     # --- transitions -------------------------------------------------------------------
-    async def change_status(self, user: dict[str, Any], order_id: ObjectId, action: str,
-                            reason: str | None = None) -> dict[str, Any]:
+    async def change_status(
+        self, user: dict[str, Any], order_id: ObjectId, action: str, reason: str | None = None
+    ) -> dict[str, Any]:
         """Move an order along the state machine (POST /orders/{id}/status)."""
         order = await self.get(user, order_id)
         move = decide(user["category"], order["status"], action)
@@ -238,14 +270,16 @@ class OrderDesk:
             raise await self._lost_race(order_id, action)
         if move.frees_vehicle and order.get("vehicle_id") is not None:
             await self.vehicles.release(order["vehicle_id"], order_id)
-        await self._publish(updated, "status_changed", user["_id"], order["status"], move.target, action=action,
-                            reason=reason)
+        await self._publish(
+            updated, "status_changed", user["_id"], order["status"], move.target, action=action, reason=reason
+        )
         if move.frees_vehicle and order.get("driver_id") is not None:  # the truck stops streaming to the order
             await self.events.publish(scope_changed(order["driver_id"]))
         return updated
 
-    async def change_status_unchecked(self, user: dict[str, Any], order_id: str, status: Any,
-                                      reason: Any = None) -> dict[str, Any]:
+    async def change_status_unchecked(
+        self, user: dict[str, Any], order_id: str, status: Any, reason: Any = None
+    ) -> dict[str, Any]:
         """The same move as POST /orders/{id}/status from unchecked input (a driver socket's `status`
         frame), checked as the REST call checks it; answered as the order's API form."""
         if status not in STATUS_REQUESTS:
@@ -263,8 +297,12 @@ class OrderDesk:
         else:
             vehicle = await self._claim(user, order, vehicle_id)
         event = timeline_event(E.ASSIGNED, order["status"], S.ASSIGNED, user["_id"], vehicle_id=vehicle["_id"])
-        changes = {"status": S.ASSIGNED, "vehicle_id": vehicle["_id"], "driver_id": vehicle["driver_id"],
-                   "organization": vehicle["organization"]}
+        changes = {
+            "status": S.ASSIGNED,
+            "vehicle_id": vehicle["_id"],
+            "driver_id": vehicle["driver_id"],
+            "organization": vehicle["organization"],
+        }
         expect = {"status": order["status"], "organization": order.get("organization")}
         updated = await self.orders.move(order_id, expect, changes, event)
         if updated is None:
@@ -281,8 +319,11 @@ class OrderDesk:
             raise ValidationFailed({"vehicle_id": ["Not a vehicle of the order's organization."]})
         claimed = await self.vehicles.claim(vehicle_id, order["_id"], order.get("organization"))
         if claimed is None:
-            raise Conflict("This vehicle is not available (busy, offline or without a driver).",
-                           "vehicle_not_available", {"vehicle_id": str(vehicle_id)})
+            raise Conflict(
+                "This vehicle is not available (busy, offline or without a driver).",
+                "vehicle_not_available",
+                {"vehicle_id": str(vehicle_id)},
+            )
         return claimed
 
     async def _claim_nearest(self, order: dict[str, Any]) -> dict[str, Any]:
@@ -313,15 +354,22 @@ class OrderDesk:
         return invalid_transition(now["status"], action)
 
     # --- events --------------------------------------------------------------------------
-    async def _publish(self, order: dict[str, Any], kind: str, actor_id: ObjectId, before: str | None,
-                       after: str, **extra: Any) -> None:
+    async def _publish(
+        self, order: dict[str, Any], kind: str, actor_id: ObjectId, before: str | None, after: str, **extra: Any
+    ) -> None:
         """The one place order events are published (and assignments pushed to the driver)."""
         shown = ORDER_OUT.dump(order)
         channels = [f"order:{order['_id']}"]
         if order.get("organization") is not None:
             channels.append(f"fleet:{order['organization']}")
-        data = {"event": kind, "order": shown, "actor_id": str(actor_id), "from": before, "to": after,
-                **{k: v for k, v in extra.items() if v is not None}}
+        data = {
+            "event": kind,
+            "order": shown,
+            "actor_id": str(actor_id),
+            "from": before,
+            "to": after,
+            **{k: v for k, v in extra.items() if v is not None},
+        }
         await self.events.publish(Event("order", tuple(channels), data))
         if kind == "assigned":
             await self.events.publish(Event("assignment", (f"user:{order['driver_id']}",), {"order": shown}))
@@ -330,8 +378,12 @@ class OrderDesk:
 def _filter_query(filters: dict[str, Any]) -> dict[str, Any]:
     """The Mongo query of the list filters (status, driver, organization, client, from/to)."""
     query: dict[str, Any] = {}
-    for name, field in (("status", "status"), ("driver", "driver_id"), ("organization", "organization"),
-                        ("client", "client_id")):
+    for name, field in (
+        ("status", "status"),
+        ("driver", "driver_id"),
+        ("organization", "organization"),
+        ("client", "client_id"),
+    ):
         if name in filters:
             query[field] = filters[name]
     created: dict[str, Any] = {}

@@ -25,9 +25,12 @@ from models.users import Users
 
 def invitation_required() -> ApiError:
     """The refusal of a MANAGER's direct add: nobody is pulled into an organization."""
-    return ApiError(403, "invitation_required",
-                    "A MANAGER adds a member by invitation: POST /organizations/{id}/invitations; "
-                    "the user joins when they accept it.")
+    return ApiError(
+        403,
+        "invitation_required",
+        "A MANAGER adds a member by invitation: POST /organizations/{id}/invitations; "
+        "the user joins when they accept it.",
+    )
 
 
 def check_reach(caller: User, target: User) -> None:
@@ -68,8 +71,10 @@ class OrganizationDesk:
         """Organizations as this caller may see them: with members where allowed."""
         with_members = [doc["_id"] for doc in docs if scopes.admits(Resource.ORGANIZATION_MEMBERS, caller, doc)]
         members = await self.directory.members(with_members)
-        return [show(doc, members.get(doc["_id"]), manages=scopes.admits(Resource.ORGANIZATIONS_EDIT, caller, doc))
-                for doc in docs]
+        return [
+            show(doc, members.get(doc["_id"]), manages=scopes.admits(Resource.ORGANIZATIONS_EDIT, caller, doc))
+            for doc in docs
+        ]
 
     async def shown_one(self, caller: User, doc: dict[str, Any]) -> dict[str, Any]:
         """One organization as this caller may see it."""
@@ -80,8 +85,9 @@ class OrganizationDesk:
         """A new organization; a MANAGER who creates one becomes its member (and sees it so)."""
         org = await self.orgs.insert(data["name"], data["description"])
         if caller.get("category") == Category.MANAGER:
-            caller = await self.users.update(caller["_id"], {}, extra={"$addToSet": {"organizations": org["_id"]}}) \
-                or caller
+            caller = (
+                await self.users.update(caller["_id"], {}, extra={"$addToSet": {"organizations": org["_id"]}}) or caller
+            )
         return await self.shown_one(caller, org)
 
     async def edit(self, caller: User, org: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

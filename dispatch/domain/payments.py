@@ -47,8 +47,9 @@ class Billing:
         """Record a payment of a completed order the caller serves; never above the order's price (422)."""
         order = await self._order(user, order_id)
         if user.get("category") == Category.DRIVER and data["method"] not in DRIVER_PAYMENT_METHODS:
-            raise ApiError(403, "method_forbidden", "Drivers record cash or card taken on the spot.",
-                           {"method": data["method"]})
+            raise ApiError(
+                403, "method_forbidden", "Drivers record cash or card taken on the spot.", {"method": data["method"]}
+            )
         _check_completed(order)
         if "paid_cents" not in order:
             await self.orders.start_paid_total(order_id, await self.payments.total_cents(order_id))
@@ -68,11 +69,18 @@ class Billing:
             return NotFound("No such order.")
         _check_completed(order)
         left = max(price - int(order.get("paid_cents") or 0), 0) / 100
-        return ValidationFailed({"amount": [f"The payments would exceed the order's price ({price / 100:.2f}); "
-                                            f"at most {left:.2f} is left to pay."]})
+        return ValidationFailed(
+            {
+                "amount": [
+                    f"The payments would exceed the order's price ({price / 100:.2f}); "
+                    f"at most {left:.2f} is left to pay."
+                ]
+            }
+        )
 
-    async def payments_of(self, user: dict[str, Any], order_id: ObjectId,
-                          page: Page) -> tuple[list[dict[str, Any]], int]:
+    async def payments_of(
+        self, user: dict[str, Any], order_id: ObjectId, page: Page
+    ) -> tuple[list[dict[str, Any]], int]:
         """The payments of an order the caller may read."""
         await self._order(user, order_id)
         return await self.payments.of_order(order_id, page)
@@ -83,8 +91,7 @@ class Billing:
         if order["client_id"] != user["_id"]:
             raise NotFound("No such order.")
         if order["status"] != OrderStatus.COMPLETED or order.get("driver_id") is None:
-            raise Conflict("Only a completed order can be rated.", "order_not_completed",
-                           {"status": order["status"]})
+            raise Conflict("Only a completed order can be rated.", "order_not_completed", {"status": order["status"]})
         rating = await self.ratings.insert(order, data)
         await self._add_to_average(order["driver_id"], data["score"])
         return rating
@@ -96,8 +103,11 @@ class Billing:
             if driver is None:
                 return
             count, total = int(driver.get("rating_count") or 0), float(driver.get("rating_sum") or 0)
-            changes = {"rating_sum": total + score, "rating_count": count + 1,
-                       "rating": round((total + score) / (count + 1), 2)}
+            changes = {
+                "rating_sum": total + score,
+                "rating_count": count + 1,
+                "rating": round((total + score) / (count + 1), 2),
+            }
             expect = {"rating_count": count if count else {"$in": [None, 0]}}
             if await self.users.update(driver_id, changes, expect=expect) is not None:
                 return

@@ -30,12 +30,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         # Tasks a killed worker held (acked late, so still unacked) are handed out again after the
         # visibility timeout; workers look for such tasks every few seconds (kombu's default is ~100 s).
-        "broker_transport_options": {"visibility_timeout": settings.task_visibility_timeout,
-                                  "unacked_restore_interval": min(10, max(1, settings.task_visibility_timeout // 4)),
-                                  "unacked_restore_throttle": 1,
-                                  # A worker killed during its own sweep leaves the sweep's lock behind;
-                                  # kombu holds it for 300 s by default, stalling every other worker's sweep.
-                                  "unacked_mutex_expire": max(5, min(60, settings.task_visibility_timeout))},
+        "broker_transport_options": {
+            "visibility_timeout": settings.task_visibility_timeout,
+            "unacked_restore_interval": min(10, max(1, settings.task_visibility_timeout // 4)),
+            "unacked_restore_throttle": 1,
+            # A worker killed during its own sweep leaves the sweep's lock behind;
+            # kombu holds it for 300 s by default, stalling every other worker's sweep.
+            "unacked_mutex_expire": max(5, min(60, settings.task_visibility_timeout)),
+        },
         "timezone": "UTC",
         "enable_utc": True,
     }

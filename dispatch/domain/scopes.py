@@ -23,6 +23,7 @@ __all__ = ["SCOPES", "Reach", "Resource", "admits", "is_admin", "orgs_of", "quer
 
 User = dict[str, Any]
 
+
 def is_admin(user: User) -> bool:
     """Whether the user is an ADMIN."""
     return user.get("category") == Category.ADMIN
@@ -58,13 +59,13 @@ def _me(user: User) -> list[Any]:
 
 
 EVERYTHING = Reach()
-IN_THEIR_ORGS = Reach("organization", orgs_of)          # documents of the caller's organizations
-DRIVEN = Reach("driver_id", _me)                         # the caller is its driver
-ORDERED = Reach("client_id", _me)                        # the caller is its client
-CREATED = Reach("created_by", _me)                       # the caller wrote it
+IN_THEIR_ORGS = Reach("organization", orgs_of)  # documents of the caller's organizations
+DRIVEN = Reach("driver_id", _me)  # the caller is its driver
+ORDERED = Reach("client_id", _me)  # the caller is its client
+CREATED = Reach("created_by", _me)  # the caller wrote it
 SHARED_OR_THEIRS = Reach("organization", lambda user: [None, *orgs_of(user)])  # the shared catalogue too
-THEIR_MEMBERS = Reach("organizations", orgs_of)          # users sharing an organization with the caller
-THEIR_ORGS = Reach("_id", orgs_of)                       # the caller's organizations themselves
+THEIR_MEMBERS = Reach("organizations", orgs_of)  # users sharing an organization with the caller
+THEIR_ORGS = Reach("_id", orgs_of)  # the caller's organizations themselves
 
 
 class Resource(StrEnum):

@@ -70,8 +70,17 @@ class SessionStore:
         secret = secrets.token_urlsafe(32)
         now = str(time.time())
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(f"sess:{sid}", mapping={"uid": user_id, "rt": digest(secret), "ip": ip,
-                                              "ua": user_agent[:300], "created": now, "last_used": now})
+            pipe.hset(
+                f"sess:{sid}",
+                mapping={
+                    "uid": user_id,
+                    "rt": digest(secret),
+                    "ip": ip,
+                    "ua": user_agent[:300],
+                    "created": now,
+                    "last_used": now,
+                },
+            )
             pipe.expire(f"sess:{sid}", self.ttl)
             pipe.sadd(f"usess:{user_id}", sid)
             pipe.expire(f"usess:{user_id}", self.ttl)
@@ -87,8 +96,10 @@ class SessionStore:
         if not sid or not secret or len(refresh_token) > 200:
             raise RefreshError()
         new_secret = secrets.token_urlsafe(32)
-        outcome = await self._rotate(keys=[f"sess:{sid}", f"sess:{sid}:used"],
-                                     args=[digest(secret), digest(new_secret), str(time.time()), self.ttl])
+        outcome = await self._rotate(
+            keys=[f"sess:{sid}", f"sess:{sid}:used"],
+            args=[digest(secret), digest(new_secret), str(time.time()), self.ttl],
+        )
         if outcome == -1:
             uid = await self.redis.hget(f"sess:{sid}", "uid")
             await self.revoke(sid, _text(uid) if uid else None)
@@ -158,5 +169,11 @@ def _text(value: bytes | str) -> str:
 
 def _session(sid: str, row: dict[bytes, bytes]) -> Session:
     text = {k.decode(): v.decode() for k, v in row.items()}
-    return Session(sid, text["uid"], text.get("ip", ""), text.get("ua", ""),
-                   float(text.get("created", 0)), float(text.get("last_used", 0)))
+    return Session(
+        sid,
+        text["uid"],
+        text.get("ip", ""),
+        text.get("ua", ""),
+        float(text.get("created", 0)),
+        float(text.get("last_used", 0)),
+    )

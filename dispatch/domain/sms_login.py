@@ -53,7 +53,7 @@ class SmsCodes:
         """Text a fresh code for `key` to an E.164 phone (replacing any earlier one); throttled per phone and IP."""
         await ratelimit.hit(self.redis, self.limits, "sms_request_ip", ip)
         await ratelimit.hit(self.redis, self.limits, "sms_request_phone", phone)
-        code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+        code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             pipe.hset(key, mapping={"digest": self._digest(key, phone, code), "attempts": 0, "phone": phone})

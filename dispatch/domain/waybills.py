@@ -25,11 +25,17 @@ from models.waybills import Waybills, check_readings, new_waybill, show
 
 LOCKED = WaybillStatus.RETURNED
 NEXT: dict[str, WaybillStatus] = {  # the only moves: one step forward
-    WaybillStatus.OPEN: WaybillStatus.ON_ROUTE, WaybillStatus.ON_ROUTE: WaybillStatus.RETURNED}
+    WaybillStatus.OPEN: WaybillStatus.ON_ROUTE,
+    WaybillStatus.ON_ROUTE: WaybillStatus.RETURNED,
+}
 STAMPS: dict[str, str] = {WaybillStatus.ON_ROUTE: "departed_at", WaybillStatus.RETURNED: "returned_at"}
 # A change to one of these is checked against the other, so the other's value is part of the write's filter.
-PAIRS = {"odometer_start": "odometer_end", "odometer_end": "odometer_start",
-         "departed_at": "returned_at", "returned_at": "departed_at"}
+PAIRS = {
+    "odometer_start": "odometer_end",
+    "odometer_end": "odometer_start",
+    "departed_at": "returned_at",
+    "returned_at": "departed_at",
+}
 ATTEMPTS = 3
 
 
@@ -112,8 +118,11 @@ class WaybillDesk:
     def _transition(current: str, target: str) -> str:
         """The status the sheet must be in to move to `target`; 409 for any move but one step forward."""
         if NEXT.get(current) != target:
-            raise Conflict(f"A waybill cannot move from {current} to {target}.", "invalid_transition",
-                           {"from": current, "to": target, "allowed": [NEXT[current]] if current in NEXT else []})
+            raise Conflict(
+                f"A waybill cannot move from {current} to {target}.",
+                "invalid_transition",
+                {"from": current, "to": target, "allowed": [NEXT[current]] if current in NEXT else []},
+            )
         return current
 
     async def _check_orders(self, driver_id: ObjectId, order_ids: list[ObjectId]) -> None:
@@ -127,15 +136,15 @@ class WaybillDesk:
 
     async def _publish(self, doc: dict[str, Any], previous: str) -> None:
         channels = (f"fleet:{doc['organization']}",) if doc.get("organization") else ()
-        await self.events.publish(Event("waybill", channels, {"waybill": show(doc), "from": previous,
-                                                              "to": doc["status"]}))
+        await self.events.publish(
+            Event("waybill", channels, {"waybill": show(doc), "from": previous, "to": doc["status"]})
+        )
 
 
 def _filter_query(filters: dict[str, Any]) -> dict[str, Any]:
     """List filters (status, driver_id, vehicle_id, date_from, date_to) as a query."""
     query: dict[str, Any] = {k: filters[k] for k in ("status", "driver_id", "vehicle_id") if k in filters}
-    dates = {op: filters[key].isoformat() for op, key in (("$gte", "date_from"), ("$lte", "date_to"))
-             if key in filters}
+    dates = {op: filters[key].isoformat() for op, key in (("$gte", "date_from"), ("$lte", "date_to")) if key in filters}
     if dates:
         query["date"] = dates
     return query

@@ -82,12 +82,14 @@ class DriverVehicle:
 
     async def load(self) -> DriverContext:
         """Read the driver's vehicle (one per driver), its organization and current order."""
-        vehicle = await self.db["vehicles"].find_one({"driver_id": self.driver_id},
-                                                     {"organization": 1, "current_order": 1})
+        vehicle = await self.db["vehicles"].find_one(
+            {"driver_id": self.driver_id}, {"organization": 1, "current_order": 1}
+        )
         self.context = DriverContext(
             str(self.driver_id),
             vehicle_id=str(vehicle["_id"]) if vehicle else None,
             organization=str(vehicle["organization"]) if vehicle and vehicle.get("organization") else None,
-            order_id=str(vehicle["current_order"]) if vehicle and vehicle.get("current_order") else None)
+            order_id=str(vehicle["current_order"]) if vehicle and vehicle.get("current_order") else None,
+        )
         self.loaded_at = time.monotonic()
         return self.context

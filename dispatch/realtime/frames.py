@@ -75,8 +75,12 @@ def _number(point: dict[str, Any], name: str, low: float, high: float, required:
         if required:
             raise FrameError("invalid_location", f"`{name}` is required.", field=name)
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
         raise FrameError("invalid_location", f"`{name}` must be a number from {low} to {high}.", field=name)
     return float(value)
 

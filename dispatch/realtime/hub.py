@@ -35,7 +35,7 @@ STREAM_MAXLEN = 5000
 REPLAY_PAGE = 250  # frames read from a stream at a time while replaying (half a socket's outbox)
 BACKGROUND_GRACE = 1.0  # seconds close() waits for follow-up work (unsubscribes, presence) at shutdown
 RECONNECT_FIRST = 0.25  # seconds before the first pub/sub reconnect attempt
-RECONNECT_MAX = 1.0     # longest pause between attempts, so live frames resume within a second or so
+RECONNECT_MAX = 1.0  # longest pause between attempts, so live frames resume within a second or so
 CONFIRM_TIMEOUT = 10.0  # seconds a subscription waits for Redis to confirm it before failing (503-like)
 
 # ARGV: maxlen, then (channel, fields) pairs, each fields a JSON object. The id and the fields travel
@@ -81,8 +81,12 @@ def live_message(channel: str, fields: Mapping[str, Any]) -> tuple[str, bytes]:
 def decode(channel: str, message: bytes) -> Frame:
     """A pub/sub message of a channel as a Frame; ValueError when it is not `[offset, fields]`."""
     decoded = jsonutil.loads(message)
-    if not (isinstance(decoded, list) and len(decoded) == 2 and isinstance(decoded[1], dict)
-            and (decoded[0] is None or isinstance(decoded[0], str))):
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and isinstance(decoded[1], dict)
+        and (decoded[0] is None or isinstance(decoded[0], str))
+    ):
         raise ValueError("not an [offset, fields] message")
     return Frame.carried(channel, decoded[0], decoded[1])
 
@@ -175,8 +179,9 @@ class Hub:
             await self.publish_live(event)
             return
         channels = list(dict.fromkeys(event.channels + _driver_channel(event)))
-        await self.publish_many([(channel, {"type": event.type, "channel": channel, **event.data})
-                                 for channel in channels])
+        await self.publish_many(
+            [(channel, {"type": event.type, "channel": channel, **event.data}) for channel in channels]
+        )
 
     async def publish_live(self, event: Event) -> None:
         """Publish a notice to the sockets open now, on every process, keeping it for no replay."""
@@ -212,8 +217,9 @@ class Hub:
         if last is None:  # nothing replayed: nothing to drop either
             self._live(subscriber, channel, catchup)
 
-    async def _replay(self, subscriber: Subscriber, channel: str, since: str, sink: Sink,
-                      catchup: _Catchup) -> tuple[int, int] | None:
+    async def _replay(
+        self, subscriber: Subscriber, channel: str, since: str, sink: Sink, catchup: _Catchup
+    ) -> tuple[int, int] | None:
         """Put what the channel kept after `since` into the sink, a page at a time as it drains; the last offset.
 
         Replay stops at the newest frame kept when it began: later frames are held as they arrive live.
@@ -245,8 +251,9 @@ class Hub:
             self.local[channel][subscriber] = None
 
     @staticmethod
-    def _passes(members: dict[Subscriber, _Catchup | None], subscriber: Subscriber, catchup: _Catchup,
-                frame: Frame) -> bool:
+    def _passes(
+        members: dict[Subscriber, _Catchup | None], subscriber: Subscriber, catchup: _Catchup, frame: Frame
+    ) -> bool:
         """Whether a live frame goes to a subscriber catching up; the first one past its replay makes it live."""
         if not catchup.take(frame):
             return False
@@ -342,7 +349,8 @@ class Hub:
     async def history(self, channel: str, since: str, limit: int = REPLAY_PAGE, until: str = "+") -> list[Frame]:
         """Up to `limit` frames the channel carried after offset `since` (up to offset `until`), oldest first."""
         rows: list[tuple[bytes, dict[bytes, bytes]]] = await self.redis.xrange(  # type: ignore[assignment]
-            "stream:" + channel, min="(" + since, max=until, count=limit)
+            "stream:" + channel, min="(" + since, max=until, count=limit
+        )
         return [Frame.carried(channel, _text(entry_id), jsonutil.loads(fields[b"d"])) for entry_id, fields in rows]
 
     async def last_offset(self, channel: str) -> str | None:

@@ -158,8 +158,12 @@ class Ingest:
         """Keep the batch (no acks yet) and try again after a pause."""
         attempt = batch[0].attempt
         delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-        log.warning("GPS history write failed (%s); retrying %d points in %.2f s",
-                    type(error).__name__, sum(len(s.points) for s in batch), delay)
+        log.warning(
+            "GPS history write failed (%s); retrying %d points in %.2f s",
+            type(error).__name__,
+            sum(len(s.points) for s in batch),
+            delay,
+        )
         for submission in batch:
             submission.attempt = attempt + 1
         await asyncio.sleep(delay)
@@ -167,9 +171,13 @@ class Ingest:
         self._pending[:0] = batch
 
     async def _store(self, batch: list[Submission]) -> None:
-        await self.history.add([GpsHistory.document(s.context.driver_id, s.context.vehicle_id,
-                                                    s.context.order_id, point)
-                                for s in batch for point in s.points])
+        await self.history.add(
+            [
+                GpsHistory.document(s.context.driver_id, s.context.vehicle_id, s.context.order_id, point)
+                for s in batch
+                for point in s.points
+            ]
+        )
 
     async def _publish(self, batch: list[Submission]) -> None:
         """Live positions and location frames of the batch, in one Redis round trip."""
@@ -190,8 +198,12 @@ class Ingest:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for vehicle_id, (context, point) in latest.items():
-                    live.queue_position(pipe, vehicle_id, context.organization,
-                                        {**point, "ts": isoformat(point["ts"]), "driver_id": context.driver_id})
+                    live.queue_position(
+                        pipe,
+                        vehicle_id,
+                        context.organization,
+                        {**point, "ts": isoformat(point["ts"]), "driver_id": context.driver_id},
+                    )
                 await self.hub.queue_publish(pipe, frames)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
@@ -234,6 +246,13 @@ def _location_frames(context: DriverContext, point: dict[str, Any]) -> list[tupl
     channels.append(f"vehicle:{context.vehicle_id}")
     if context.order_id:
         channels.append(f"order:{context.order_id}")
-    body = {"vehicle_id": context.vehicle_id, "driver_id": context.driver_id, "lat": point["lat"],
-            "lon": point["lon"], "ts": isoformat(point["ts"]), "speed": point["speed"], "heading": point["heading"]}
+    body = {
+        "vehicle_id": context.vehicle_id,
+        "driver_id": context.driver_id,
+        "lat": point["lat"],
+        "lon": point["lon"],
+        "ts": isoformat(point["ts"]),
+        "speed": point["speed"],
+        "heading": point["heading"],
+    }
     return [(channel, {"type": "location", "channel": channel, **body}) for channel in channels]

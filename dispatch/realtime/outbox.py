@@ -32,8 +32,14 @@ def _consume(future: asyncio.Future[Any]) -> None:
 class Outbox:
     """Frames waiting for one socket, written in order with flow control."""
 
-    def __init__(self, send: Callable[[bytes], Awaitable[None]], on_stuck: Callable[[str], None], kind: str = "",
-                 limit: int = QUEUE_LIMIT, stuck_after: float = STUCK_AFTER) -> None:
+    def __init__(
+        self,
+        send: Callable[[bytes], Awaitable[None]],
+        on_stuck: Callable[[str], None],
+        kind: str = "",
+        limit: int = QUEUE_LIMIT,
+        stuck_after: float = STUCK_AFTER,
+    ) -> None:
         self._send = send
         self._dropped_metric = metrics.FRAMES_DROPPED.labels(kind)
         self._on_stuck = on_stuck

@@ -47,14 +47,18 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     """Username, email and password from the flags, asking for the missing ones; validated."""
     from models.users import RegisterIn
 
-    raw = {"username": args.username if args.username is not None else ask("Username"),
-           "email": args.email if args.email is not None else ask("Email"),
-           "password": args.password if args.password is not None else ask("Password", secret=True)}
+    raw = {
+        "username": args.username if args.username is not None else ask("Username"),
+        "email": args.email if args.email is not None else ask("Email"),
+        "password": args.password if args.password is not None else ask("Password", secret=True),
+    }
     try:
         return RegisterIn().load(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                             for field, msgs in exc.normalized_messages().items())
+        problems = "; ".join(
+            f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+            for field, msgs in exc.normalized_messages().items()
+        )
         raise Abort(f"Not valid: {problems}") from None
 
 

@@ -92,13 +92,19 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-def _spawn(name: str, argv: list[str], log_dir: Path, env: Mapping[str, str] | None = None,
-           quiet: bool = True) -> tuple[subprocess.Popen, Path]:
+def _spawn(
+    name: str, argv: list[str], log_dir: Path, env: Mapping[str, str] | None = None, quiet: bool = True
+) -> tuple[subprocess.Popen, Path]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     out = open(log_path, "ab") if quiet else None  # noqa: SIM115 - the child inherits it; closed once spawned
-    process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT if quiet else None,
-                               env=dict(env) if env is not None else None, start_new_session=True)
+    process = subprocess.Popen(
+        argv,
+        stdout=out,
+        stderr=subprocess.STDOUT if quiet else None,
+        env=dict(env) if env is not None else None,
+        start_new_session=True,
+    )
     if out is not None:
         out.close()
     return process, log_path
@@ -122,8 +128,21 @@ def start_redis(port: int, data_dir: Path, log_dir: Path, *, persist: bool = Fal
     if binary is None:
         raise ServiceError("redis-server is not installed (Debian package `redis-server`)")
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir.resolve()),
-            "--daemonize", "no", "--protected-mode", "yes", "--databases", "32"]
+    argv = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir.resolve()),
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--databases",
+        "32",
+    ]
     argv += ["--appendonly", "yes", "--appendfsync", "everysec"] if persist else ["--save", "", "--appendonly", "no"]
     process, log_path = _spawn(f"redis-{port}", argv, log_dir)
     service = Service("redis-server", process, f"redis://127.0.0.1:{port}", log_path)
@@ -140,8 +159,17 @@ def start_mongo(port: int, storage: str, log_dir: Path) -> Service:
         binary = Path(found)
     if storage != ":memory:":
         Path(storage).mkdir(parents=True, exist_ok=True)
-    argv = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage,
-            "--log-level", "WARNING"]
+    argv = [
+        str(binary),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        storage,
+        "--log-level",
+        "WARNING",
+    ]
     process, log_path = _spawn(f"secantusd-{port}", argv, log_dir)
     service = Service("secantusd-py", process, f"mongodb://127.0.0.1:{port}/?directConnection=true", log_path)
     return _wait_port(service, "127.0.0.1", port, 60)
@@ -202,8 +230,11 @@ def run(root: Path = Path(".")) -> int:
         env.setdefault("DISPATCH_OUTBOX_DIR", str((var / "outbox").resolve()))
         group.add(start_worker(env, var / "log", quiet=False))
         print("dispatch: started one Celery worker")
-        server = group.add(Service("server", subprocess.Popen(
-            [str(VENV_BIN / "dispatch"), "serve"], env=env, start_new_session=True), ""))
+        server = group.add(
+            Service(
+                "server", subprocess.Popen([str(VENV_BIN / "dispatch"), "serve"], env=env, start_new_session=True), ""
+            )
+        )
         return server.process.wait()
     except KeyboardInterrupt:
         return 0 if stopping else 130

@@ -22,8 +22,13 @@ import tornado.websocket
 from dispatch.core import jsonutil
 from dispatch.core.timeutil import isoformat, utcnow
 
-CONNECT_ERRORS = (OSError, tornado.websocket.WebSocketClosedError, tornado.httpclient.HTTPClientError,
-                  tornado.iostream.StreamClosedError, TimeoutError)
+CONNECT_ERRORS = (
+    OSError,
+    tornado.websocket.WebSocketClosedError,
+    tornado.httpclient.HTTPClientError,
+    tornado.iostream.StreamClosedError,
+    TimeoutError,
+)
 RESEND_BATCH = 500
 READY_TIMEOUT = 10.0
 
@@ -31,7 +36,7 @@ READY_TIMEOUT = 10.0
 async def connect(url: str, token: str) -> tornado.websocket.WebSocketClientConnection:
     """A websocket (`http(s)://` or `ws(s)://` URL) with the token in the Authorization header."""
     if url.startswith("http"):
-        url = "ws" + url[len("http"):]
+        url = "ws" + url[len("http") :]
     request = tornado.httpclient.HTTPRequest(url, headers={"Authorization": f"Bearer {token}"}, request_timeout=5)
     return await tornado.websocket.websocket_connect(request)
 
@@ -145,9 +150,10 @@ class DriverApp:
                 self._fresh.clear()
                 pending = [self.unacked[s] for s in sorted(self.unacked) if s > sent_here]
                 for start in range(0, len(pending), RESEND_BATCH):
-                    chunk = pending[start:start + RESEND_BATCH]
-                    frame = {"type": "location", **chunk[0]} if len(chunk) == 1 else {"type": "locations",
-                                                                                      "points": chunk}
+                    chunk = pending[start : start + RESEND_BATCH]
+                    frame = (
+                        {"type": "location", **chunk[0]} if len(chunk) == 1 else {"type": "locations", "points": chunk}
+                    )
                     await conn.write_message(jsonutil.dumps(frame))
                     sent_here = chunk[-1]["seq"]
                 with contextlib.suppress(TimeoutError):

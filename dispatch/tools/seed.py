@@ -31,7 +31,7 @@ from models.vehicles import Vehicles, VehicleTypes, plate_key
 ORG_NAME = "Demo Towing Moscow"
 ORG_DESCRIPTION = "Tow trucks around Moscow (demo data of `dispatch seed-demo`)."
 CENTER = (55.75, 37.62)  # Moscow, by the Kremlin
-SPREAD = (0.05, 0.08)    # degrees of latitude / longitude: trucks within about 5 km of the center
+SPREAD = (0.05, 0.08)  # degrees of latitude / longitude: trucks within about 5 km of the center
 PASSWORD = "demo-tow-2025"  # every demo account's password (printed; demo data only)
 
 
@@ -56,18 +56,27 @@ CLIENTS = (
     Person("demo_client2", Category.BASE, "Alexey", "Smirnov"),
     Person("demo_client3", Category.BASE, "Elena", "Kuznetsova"),
 )
-TRUCK_MODELS = ("GAZelle Next platform", "Isuzu Elf slide-bed", "Hino 300 wheel-lift", "KAMAZ 43253 tow",
-                "Mercedes Atego platform")
-VEHICLE_TYPES = (("Passenger car", 2500.0, 80.0), ("SUV", 3500.0, 100.0), ("Motorcycle", 1800.0, 60.0),
-                 ("Minibus", 5000.0, 140.0))
+TRUCK_MODELS = (
+    "GAZelle Next platform",
+    "Isuzu Elf slide-bed",
+    "Hino 300 wheel-lift",
+    "KAMAZ 43253 tow",
+    "Mercedes Atego platform",
+)
+VEHICLE_TYPES = (
+    ("Passenger car", 2500.0, 80.0),
+    ("SUV", 3500.0, 100.0),
+    ("Motorcycle", 1800.0, 60.0),
+    ("Minibus", 5000.0, 140.0),
+)
 
 
 @dataclass(frozen=True)
 class DemoOrder:
     """An order of a demo client; `moves` are the statuses its driver takes it through after assignment."""
 
-    client: int          # index in CLIENTS
-    driver: int | None   # index in DRIVERS whose truck is assigned (None: left waiting)
+    client: int  # index in CLIENTS
+    driver: int | None  # index in DRIVERS whose truck is assigned (None: left waiting)
     moves: tuple[OrderEvent, ...]
     pickup: tuple[float, float, str]
     dropoff: tuple[float, float, str]
@@ -80,14 +89,30 @@ class DemoOrder:
 
 
 DEMO_ORDERS = (
-    DemoOrder(0, None, (), (55.7558, 37.6173, "Red Square, 1"), (55.7963, 37.5382, "Leningradsky Ave, 39"),
-              ("Lada", "Vesta", "A123BC77")),
-    DemoOrder(1, 0, (OrderEvent.ACCEPTED, OrderEvent.EN_ROUTE), (55.7339, 37.5880, "Komsomolsky Ave, 24"),
-              (55.6900, 37.5600, "Profsoyuznaya St, 56"), ("Toyota", "Camry", "M456OP99")),
-    DemoOrder(2, 1, (OrderEvent.ACCEPTED, OrderEvent.EN_ROUTE, OrderEvent.ARRIVED,
-                     OrderEvent.IN_PROGRESS, OrderEvent.COMPLETED),
-              (55.7700, 37.6500, "Sadovaya-Spasskaya St, 21"), (55.8200, 37.6400, "Prospekt Mira, 119"),
-              ("Kia", "Rio", "K789TX177")),
+    DemoOrder(
+        0,
+        None,
+        (),
+        (55.7558, 37.6173, "Red Square, 1"),
+        (55.7963, 37.5382, "Leningradsky Ave, 39"),
+        ("Lada", "Vesta", "A123BC77"),
+    ),
+    DemoOrder(
+        1,
+        0,
+        (OrderEvent.ACCEPTED, OrderEvent.EN_ROUTE),
+        (55.7339, 37.5880, "Komsomolsky Ave, 24"),
+        (55.6900, 37.5600, "Profsoyuznaya St, 56"),
+        ("Toyota", "Camry", "M456OP99"),
+    ),
+    DemoOrder(
+        2,
+        1,
+        (OrderEvent.ACCEPTED, OrderEvent.EN_ROUTE, OrderEvent.ARRIVED, OrderEvent.IN_PROGRESS, OrderEvent.COMPLETED),
+        (55.7700, 37.6500, "Sadovaya-Spasskaya St, 21"),
+        (55.8200, 37.6400, "Prospekt Mira, 119"),
+        ("Kia", "Rio", "K789TX177"),
+    ),
 )
 
 
@@ -111,10 +136,15 @@ def plate(number: int) -> str:
 def truck_point(number: int, driver_id: Any) -> dict[str, Any]:
     """A reproducible live position near the center for demo truck `number`."""
     rng = random.Random(number)
-    return {"lat": round(CENTER[0] + rng.uniform(-SPREAD[0], SPREAD[0]), 6),
-            "lon": round(CENTER[1] + rng.uniform(-SPREAD[1], SPREAD[1]), 6),
-            "ts": isoformat(utcnow()), "speed": 0.0, "heading": float(rng.randrange(360)), "accuracy": 5.0,
-            "driver_id": str(driver_id)}
+    return {
+        "lat": round(CENTER[0] + rng.uniform(-SPREAD[0], SPREAD[0]), 6),
+        "lon": round(CENTER[1] + rng.uniform(-SPREAD[1], SPREAD[1]), 6),
+        "ts": isoformat(utcnow()),
+        "speed": 0.0,
+        "heading": float(rng.randrange(360)),
+        "accuracy": 5.0,
+        "driver_id": str(driver_id),
+    }
 
 
 class DemoSeeder:
@@ -134,8 +164,7 @@ class DemoSeeder:
         """How many things a run makes or finds (the progress bar's length): one `done` call each."""
         organization, manager = 1, 1
         per_driver = 3  # the account, the truck, its live position
-        return (organization + manager + per_driver * len(DRIVERS)
-                + len(CLIENTS) + len(VEHICLE_TYPES) + len(DEMO_ORDERS))
+        return organization + manager + per_driver * len(DRIVERS) + len(CLIENTS) + len(VEHICLE_TYPES) + len(DEMO_ORDERS)
 
     def done(self, kind: str, made: bool) -> None:
         """One thing made or found: count it and move the bar."""
@@ -171,8 +200,16 @@ class DemoSeeder:
         made = user is None
         if user is None:
             user = await self.identity.register(
-                {"username": who.username, "email": f"{who.username}@example.com", "password": PASSWORD,
-                 "first_name": who.first_name, "last_name": who.last_name}, category=who.category, verified=True)
+                {
+                    "username": who.username,
+                    "email": f"{who.username}@example.com",
+                    "password": PASSWORD,
+                    "first_name": who.first_name,
+                    "last_name": who.last_name,
+                },
+                category=who.category,
+                verified=True,
+            )
         if org_id is not None and org_id not in orgs_of(user):
             user = await users.update(user["_id"], {}, extra={"$addToSet": {"organizations": org_id}}) or user
         self.report.logins.append((who.category, who.username, made))
@@ -185,10 +222,16 @@ class DemoSeeder:
         found = await vehicles.collection.find_one({"plate_key": plate_key(plate(number))})
         made = found is None
         if found is None:
-            found = await vehicles.insert({
-                "plate": plate(number), "model": TRUCK_MODELS[(number - 1) % len(TRUCK_MODELS)],
-                "capacity_kg": 3500, "organization": org_id, "driver_id": driver["_id"],
-                "status": VehicleStatus.AVAILABLE})
+            found = await vehicles.insert(
+                {
+                    "plate": plate(number),
+                    "model": TRUCK_MODELS[(number - 1) % len(TRUCK_MODELS)],
+                    "capacity_kg": 3500,
+                    "organization": org_id,
+                    "driver_id": driver["_id"],
+                    "status": VehicleStatus.AVAILABLE,
+                }
+            )
         self.done("vehicles", made)
         async with self.redis.pipeline(transaction=False) as pipe:
             live.queue_position(pipe, str(found["_id"]), str(org_id), truck_point(number, driver["_id"]))
@@ -202,14 +245,22 @@ class DemoSeeder:
         found = await types.collection.find_one({"name_lower": name.lower(), "organization": None})
         made = found is None
         if found is None:
-            found = await types.insert({"name": name, "base_price": base_price, "price_per_km": price_per_km,
-                                        "organization": None})
+            found = await types.insert(
+                {"name": name, "base_price": base_price, "price_per_km": price_per_km, "organization": None}
+            )
         self.done("vehicle_types", made)
         return found
 
-    async def order(self, spec: DemoOrder, org: dict[str, Any], manager: dict[str, Any],
-                    clients: list[dict[str, Any]], drivers: list[dict[str, Any]], trucks: list[dict[str, Any]],
-                    car_type: dict[str, Any]) -> None:
+    async def order(
+        self,
+        spec: DemoOrder,
+        org: dict[str, Any],
+        manager: dict[str, Any],
+        clients: list[dict[str, Any]],
+        drivers: list[dict[str, Any]],
+        trucks: list[dict[str, Any]],
+        car_type: dict[str, Any],
+    ) -> None:
         """A demo order by its client and notes: placed by the client, assigned by the manager, driven along."""
         client = clients[spec.client]
         found, _ = await Orders(self.db).page({"client_id": client["_id"], "notes": spec.notes}, Page(1, 0))
@@ -217,14 +268,33 @@ class DemoSeeder:
             await self._place(spec, org, manager, client, drivers, trucks, car_type)
         self.done("orders", not found)
 
-    async def _place(self, spec: DemoOrder, org: dict[str, Any], manager: dict[str, Any], client: dict[str, Any],
-                     drivers: list[dict[str, Any]], trucks: list[dict[str, Any]], car_type: dict[str, Any]) -> None:
+    async def _place(
+        self,
+        spec: DemoOrder,
+        org: dict[str, Any],
+        manager: dict[str, Any],
+        client: dict[str, Any],
+        drivers: list[dict[str, Any]],
+        trucks: list[dict[str, Any]],
+        car_type: dict[str, Any],
+    ) -> None:
         make, model, car_plate = spec.car
-        order = await self.desk.create(client, {
-            "organization": org["_id"], "notes": spec.notes,
-            "pickup": {"lat": spec.pickup[0], "lon": spec.pickup[1], "address": spec.pickup[2]},
-            "dropoff": {"lat": spec.dropoff[0], "lon": spec.dropoff[1], "address": spec.dropoff[2]},
-            "vehicle": {"type_id": car_type["_id"], "make": make, "model": model, "plate": car_plate, "color": None}})
+        order = await self.desk.create(
+            client,
+            {
+                "organization": org["_id"],
+                "notes": spec.notes,
+                "pickup": {"lat": spec.pickup[0], "lon": spec.pickup[1], "address": spec.pickup[2]},
+                "dropoff": {"lat": spec.dropoff[0], "lon": spec.dropoff[1], "address": spec.dropoff[2]},
+                "vehicle": {
+                    "type_id": car_type["_id"],
+                    "make": make,
+                    "model": model,
+                    "plate": car_plate,
+                    "color": None,
+                },
+            },
+        )
         if spec.driver is None:
             return
         await self.desk.assign(manager, order["_id"], trucks[spec.driver]["_id"])
@@ -236,11 +306,14 @@ def print_logins(report: Report, out: Console) -> None:
     """The demo accounts, one per line: category, login, password, and whether this run made it."""
     out.print(f"Demo accounts (password for all: {PASSWORD}):", highlight=False)
     for category, username, made in report.logins:
-        out.print(f"  {category:<8} login: {username:<14} password: {PASSWORD}  "
-                  f"({'created' if made else 'already there'})", highlight=False)
+        out.print(
+            f"  {category:<8} login: {username:<14} password: {PASSWORD}  ({'created' if made else 'already there'})",
+            highlight=False,
+        )
     summary = ", ".join(f"{kind} {count}" for kind, count in report.made.items() if kind != "positions")
-    out.print(f"Created now: {summary}. Live positions written for {report.made.get('positions', 0)} trucks.",
-              highlight=False)
+    out.print(
+        f"Created now: {summary}. Live positions written for {report.made.get('positions', 0)} trucks.", highlight=False
+    )
 
 
 async def seed_demo(settings: Settings, stdout: TextIO, stderr: TextIO) -> Report:

@@ -78,8 +78,12 @@ class Route:
             self.speed_kmh = min(70.0, max(10.0, self.speed_kmh + self.rng.uniform(-10, 10)))
         else:
             self.lat, self.lon = step(self.lat, self.lon, heading, km)
-        return {"lat": round(self.lat, 6), "lon": round(self.lon, 6), "speed": round(self.speed_kmh, 1),
-                "heading": round(heading, 1)}
+        return {
+            "lat": round(self.lat, 6),
+            "lon": round(self.lon, 6),
+            "speed": round(self.speed_kmh, 1),
+            "heading": round(heading, 1),
+        }
 
 
 class VirtualDriver(DriverApp):
@@ -94,20 +98,25 @@ class VirtualDriver(DriverApp):
 
     async def begin(self) -> Self:
         """Log in, start where the truck was last seen (or near the city centre), and stream."""
-        request = tornado.httpclient.HTTPRequest(self.urls[0] + "/api/v1/vehicles",
-                                                 headers={"Authorization": f"Bearer {await self.token()}"})
+        request = tornado.httpclient.HTTPRequest(
+            self.urls[0] + "/api/v1/vehicles", headers={"Authorization": f"Bearer {await self.token()}"}
+        )
         items = jsonutil.loads((await self.http.fetch(request)).body).get("items", [])
         where = items[0].get("location") if items else None
-        lat, lon = (where["lat"], where["lon"]) if where else step(*CENTER, self.rng.uniform(0, 360),
-                                                                   self.rng.uniform(0, 4))
+        lat, lon = (
+            (where["lat"], where["lon"]) if where else step(*CENTER, self.rng.uniform(0, 360), self.rng.uniform(0, 4))
+        )
         self.route = Route(lat, lon, self.rng)
         return self.start()
 
     async def token(self) -> str:
         """A fresh access token for every connection."""
         request = tornado.httpclient.HTTPRequest(
-            self.urls[0] + "/api/v1/auth/login", method="POST", headers={"Content-Type": "application/json"},
-            body=jsonutil.dumps({"login": self.username, "password": self.password}))
+            self.urls[0] + "/api/v1/auth/login",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            body=jsonutil.dumps({"login": self.username, "password": self.password}),
+        )
         return str(jsonutil.loads((await self.http.fetch(request)).body)["access_token"])
 
     def fix(self, seq: int) -> dict[str, float]:
@@ -121,13 +130,25 @@ class VirtualDriver(DriverApp):
 
 def stats_of(drivers: list[VirtualDriver], started: float) -> Stats:
     """The drivers' counters added up."""
-    return Stats(sent=sum(len(d.sent) for d in drivers), acked=sum(d.acked_points for d in drivers),
-                 reconnects=sum(d.reconnects for d in drivers), errors=sum(len(d.errors) for d in drivers),
-                 started=started)
+    return Stats(
+        sent=sum(len(d.sent) for d in drivers),
+        acked=sum(d.acked_points for d in drivers),
+        reconnects=sum(d.reconnects for d in drivers),
+        errors=sum(len(d.errors) for d in drivers),
+        started=started,
+    )
 
 
-async def simulate(base_url: str, usernames: list[str], password: str, rate: float, duration: float,
-                   out: TextIO = sys.stdout, report_every: float = 5.0, seed: int | None = None) -> Stats:
+async def simulate(
+    base_url: str,
+    usernames: list[str],
+    password: str,
+    rate: float,
+    duration: float,
+    out: TextIO = sys.stdout,
+    report_every: float = 5.0,
+    seed: int | None = None,
+) -> Stats:
     """Run the virtual drivers; print a progress line every few seconds; return the counters."""
     started = time.monotonic()
     stop = asyncio.Event()
@@ -154,6 +175,8 @@ async def simulate(base_url: str, usernames: list[str], password: str, rate: flo
 
 def _report(stats: Stats, drivers: int, out: TextIO) -> None:
     elapsed = max(time.monotonic() - stats.started, 1e-9)
-    out.write(f"t={elapsed:5.1f}s drivers={drivers} sent={stats.sent} acked={stats.acked} "
-              f"rate={stats.sent / elapsed:.1f}/s reconnects={stats.reconnects} errors={stats.errors}\n")
+    out.write(
+        f"t={elapsed:5.1f}s drivers={drivers} sent={stats.sent} acked={stats.acked} "
+        f"rate={stats.sent / elapsed:.1f}/s reconnects={stats.reconnects} errors={stats.errors}\n"
+    )
     out.flush()

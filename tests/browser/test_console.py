@@ -19,14 +19,18 @@ from tests.support.realtime_client import WsClient, fleet, point, ws_url
 
 # Network failures the drop test causes on purpose are logged by Chromium as console errors.
 EXPECTED_NETWORK_ERRORS = re.compile(
-    r"WebSocket connection to .* failed|Failed to load resource|ERR_INTERNET_DISCONNECTED")
+    r"WebSocket connection to .* failed|Failed to load resource|ERR_INTERNET_DISCONNECTED"
+)
 
 
 def order_body(type_id: str, org_id: str, address: str, lat: float, lon: float) -> dict[str, Any]:
     """A client's tow order picked up at (lat, lon)."""
-    return {"organization": org_id, "pickup": {"lat": lat, "lon": lon, "address": address},
-            "dropoff": {"lat": lat + 0.05, "lon": lon, "address": "Garage 7"},
-            "vehicle": {"type_id": type_id, "make": "Lada", "model": "Vesta", "plate": "X001XX77"}}
+    return {
+        "organization": org_id,
+        "pickup": {"lat": lat, "lon": lon, "address": address},
+        "dropoff": {"lat": lat + 0.05, "lon": lon, "address": "Garage 7"},
+        "vehicle": {"type_id": type_id, "make": "Lada", "model": "Vesta", "plate": "X001XX77"},
+    }
 
 
 async def stream(driver: WsClient, seq: int, lat: float, lon: float) -> None:
@@ -37,9 +41,12 @@ async def stream(driver: WsClient, seq: int, lat: float, lon: float) -> None:
 
 async def marker(page: Any, vehicle_id: str) -> dict[str, Any]:
     """What the map shows of a truck: its data attributes, transform and label."""
-    return await page.eval_on_selector(f'.vehicle[data-vehicle-id="{vehicle_id}"]', """el => ({
+    return await page.eval_on_selector(
+        f'.vehicle[data-vehicle-id="{vehicle_id}"]',
+        """el => ({
         lat: Number(el.dataset.lat), lon: Number(el.dataset.lon), status: el.dataset.status,
-        online: el.dataset.online, transform: el.getAttribute('transform'), label: el.textContent})""")
+        online: el.dataset.online, transform: el.getAttribute('transform'), label: el.textContent})""",
+    )
 
 
 async def wait_marker(page: Any, vehicle_id: str, **expected: Any) -> None:
@@ -51,8 +58,9 @@ async def wait_marker(page: Any, vehicle_id: str, **expected: Any) -> None:
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_console_follows_the_fleet_and_assigns_orders(app: Any, api: Api, base_url: str, chromium: str,
-                                                            artifacts_dir: Path) -> None:
+async def test_console_follows_the_fleet_and_assigns_orders(
+    app: Any, api: Api, base_url: str, chromium: str, artifacts_dir: Path
+) -> None:
     team = await fleet(app, api, drivers=2)
     org_id = str(team["org"]["_id"])
     first, second = team["drivers"]
@@ -87,8 +95,9 @@ async def test_console_follows_the_fleet_and_assigns_orders(app: Any, api: Api, 
         assert moved["transform"] != start["transform"] and moved["online"] == "true"
 
         # an order made through the API appears on the board (and as an unread notification)
-        created = await api.post("/api/v1/orders", order_body(type_id, org_id, "Tverskaya 7", 55.764, 37.649),
-                                 token=client_token)
+        created = await api.post(
+            "/api/v1/orders", order_body(type_id, org_id, "Tverskaya 7", 55.764, 37.649), token=client_token
+        )
         assert created.status == 201, created.json
         order_id = created.json["id"]
         card = page.locator(f'[data-column=new] .order-card[data-order-id="{order_id}"]')
@@ -110,8 +119,9 @@ async def test_console_follows_the_fleet_and_assigns_orders(app: Any, api: Api, 
         assert pushed["order"]["id"] == order_id
 
         # "assign nearest" gives the next order to the only truck left available
-        other = await api.post("/api/v1/orders", order_body(type_id, org_id, "Arbat 12", 55.751, 37.595),
-                               token=client_token)
+        other = await api.post(
+            "/api/v1/orders", order_body(type_id, org_id, "Arbat 12", 55.751, 37.595), token=client_token
+        )
         await page.locator(f'.order-card[data-order-id="{other.json["id"]}"]').click()
         await page.get_by_role("button", name="Assign nearest").click()
         await page.locator(f'[data-column=assigned] .order-card[data-order-id="{other.json["id"]}"]').wait_for()
@@ -135,8 +145,9 @@ async def test_console_follows_the_fleet_and_assigns_orders(app: Any, api: Api, 
         await page.wait_for_selector("#connection[data-state=reconnecting]")
         assert (await page.inner_text("#connection")).startswith("Reconnecting…")
         await stream(drivers[0], 5, 55.755, 37.620)
-        missed = await api.post("/api/v1/orders", order_body(type_id, org_id, "Petrovka 38", 55.767, 37.615),
-                                token=client_token)
+        missed = await api.post(
+            "/api/v1/orders", order_body(type_id, org_id, "Petrovka 38", 55.767, 37.615), token=client_token
+        )
         await asyncio.sleep(0.3)
         assert await page.locator(f'.order-card[data-order-id="{missed.json["id"]}"]').count() == 0
         await context.set_offline(False)
@@ -192,15 +203,15 @@ async def test_refused_sign_ins_say_why(app: Any, api: Api, base_url: str, chrom
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_on_a_tablet_a_stale_access_token_is_refreshed(app: Any, api: Api, base_url: str,
-                                                              chromium: str) -> None:
+async def test_on_a_tablet_a_stale_access_token_is_refreshed(app: Any, api: Api, base_url: str, chromium: str) -> None:
     team = await fleet(app, api)
     pair = await api.post("/api/v1/auth/login", {"login": team["manager"]["username"], "password": PASSWORD})
     # the tab kept a pair whose access token the server no longer accepts, as after a long sleep
     kept = {"access": "expired.access.token", "refresh": pair.json["refresh_token"], "expiresAt": 4102444800000}
     async with browser_context(chromium, viewport={"width": 820, "height": 1180}) as context:
         await context.add_init_script(
-            f"sessionStorage.setItem('dispatch.console.tokens', JSON.stringify({jsonutil.dumps(kept).decode()}))")
+            f"sessionStorage.setItem('dispatch.console.tokens', JSON.stringify({jsonutil.dumps(kept).decode()}))"
+        )
         page = await context.new_page()
         await page.goto(base_url + "/console")
         await page.wait_for_selector("#console-view[data-loaded=true]")

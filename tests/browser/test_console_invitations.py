@@ -15,13 +15,15 @@ API = "/api/v1"
 
 
 async def rows(page: Any) -> list[str]:
-    return await page.eval_on_selector_all("#invitation-list li[data-invitation-id] .name",
-                                           "els => els.map(el => el.textContent)")
+    return await page.eval_on_selector_all(
+        "#invitation-list li[data-invitation-id] .name", "els => els.map(el => el.textContent)"
+    )
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_manager_invites_revokes_and_sees_an_accepted_invitation_leave(app: Any, api: Api, base_url: str,
-                                                                             chromium: str) -> None:
+async def test_manager_invites_revokes_and_sees_an_accepted_invitation_leave(
+    app: Any, api: Api, base_url: str, chromium: str
+) -> None:
     org = await make_org(app, "Alpha Towing")
     manager = await make_user(app, "MANAGER", organizations=[org["_id"]])
     driver = await make_user(app, "DRIVER", first_name="Ivan", last_name="Petrov")
@@ -48,7 +50,8 @@ async def test_manager_invites_revokes_and_sees_an_accepted_invitation_leave(app
         await who.fill("+4915123450777")
         await who.press("Enter")
         await page.wait_for_function(
-            "() => document.querySelectorAll('#invitation-list li[data-invitation-id]').length == 2")
+            "() => document.querySelectorAll('#invitation-list li[data-invitation-id]').length == 2"
+        )
         assert await page.text_content("#invitation-count") == "2"
         await who.fill("12345")
         await who.press("Enter")
@@ -56,7 +59,8 @@ async def test_manager_invites_revokes_and_sees_an_accepted_invitation_leave(app
 
         await page.get_by_role("button", name="Revoke the invitation of +4915123450777").click()
         await page.wait_for_function(
-            "() => document.querySelectorAll('#invitation-list li[data-invitation-id]').length == 1")
+            "() => document.querySelectorAll('#invitation-list li[data-invitation-id]').length == 1"
+        )
         assert await rows(page) == [driver["email"]]
         listed = await api.get(f"{API}/organizations/{org['_id']}/invitations", token=await login(app, manager))
         assert [i["email"] for i in listed.json["items"]] == [driver["email"]]

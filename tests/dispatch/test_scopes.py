@@ -74,10 +74,13 @@ def test_the_filters_are_those_the_resources_always_used() -> None:
     assert scopes.query(Resource.VEHICLE_TYPES, client) == {}
     assert scopes.query(Resource.VEHICLE_TYPES, driver) == {"organization": {"$in": [None, ORG_A, ORG_B]}}
     assert scopes.query(Resource.TICKETS, manager) == {
-        "$or": [{"created_by": {"$in": [ME]}}, {"organization": {"$in": [ORG_A, ORG_B]}}]}
-    for resource, category, message in ((Resource.VEHICLES, Category.BASE, "may not read vehicles"),
-                                        (Resource.WAYBILLS_EDIT, Category.MANAGER, "may only read waybills"),
-                                        (Resource.USERS, Category.DRIVER, "may not read other users")):
+        "$or": [{"created_by": {"$in": [ME]}}, {"organization": {"$in": [ORG_A, ORG_B]}}]
+    }
+    for resource, category, message in (
+        (Resource.VEHICLES, Category.BASE, "may not read vehicles"),
+        (Resource.WAYBILLS_EDIT, Category.MANAGER, "may only read waybills"),
+        (Resource.USERS, Category.DRIVER, "may not read other users"),
+    ):
         with pytest.raises(ApiError) as refused:
             scopes.query(resource, caller(category))
         assert refused.value.status == 403 and message in refused.value.message

@@ -35,8 +35,11 @@ def test_the_table_has_exactly_the_spec_moves() -> None:
 def test_refusals_name_what_is_allowed() -> None:
     with pytest.raises(ApiError) as raised:
         decide("MANAGER", "assigned", "completed")
-    assert raised.value.details == {"current": "assigned", "requested": "completed",
-                                    "allowed": ["accepted", "cancelled", "declined"]}
+    assert raised.value.details == {
+        "current": "assigned",
+        "requested": "completed",
+        "allowed": ["accepted", "cancelled", "declined"],
+    }
 
 
 def test_terminal_statuses_allow_nothing() -> None:

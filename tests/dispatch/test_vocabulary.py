@@ -21,8 +21,10 @@ def test_the_state_machine_speaks_the_vocabulary() -> None:
 
 
 def test_members_travel_as_their_plain_values() -> None:
-    assert json.dumps({"category": Category.ADMIN, "status": OrderStatus.EN_ROUTE}) == \
-        '{"category": "ADMIN", "status": "en_route"}'
+    assert (
+        json.dumps({"category": Category.ADMIN, "status": OrderStatus.EN_ROUTE})
+        == '{"category": "ADMIN", "status": "en_route"}'
+    )
     assert f"{OrderEvent.DECLINED}" == "declined" and Category("MANAGER") is Category.MANAGER
 
 

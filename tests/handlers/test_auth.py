@@ -71,15 +71,18 @@ async def test_register_verify_login_and_read_profile(api: Api, services: Any) -
     assert me.status == 200 and me.json["id"] == user["id"] and me.json["email_verified"] is True
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"password": "short1"}, "password"),
-    ({"password": "1234567890"}, "password"),
-    ({"category": "ADMIN"}, "category"),
-    ({"email": "not-an-email"}, "email"),
-    ({"username": "a b"}, "username"),
-    ({"phone": "12345"}, "phone"),
-    ({"phone": "8 916 123-45-67", "region": "XX"}, "phone"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"password": "short1"}, "password"),
+        ({"password": "1234567890"}, "password"),
+        ({"category": "ADMIN"}, "category"),
+        ({"email": "not-an-email"}, "email"),
+        ({"username": "a b"}, "username"),
+        ({"phone": "12345"}, "phone"),
+        ({"phone": "8 916 123-45-67", "region": "XX"}, "phone"),
+    ],
+)
 @pytest.mark.gen_test
 async def test_register_refuses_bad_fields(api: Api, change: dict[str, Any], field: str) -> None:
     answer = await api.post("/api/v1/auth/register", new_account(**change))
@@ -143,8 +146,14 @@ def forged(settings: Any, **changes: Any) -> str:
     """An access token with chosen claims, signed with the server's secret unless told otherwise."""
     import time
 
-    claims = {"sub": "0" * 24, "typ": "access", "jti": "x", "iat": int(time.time()),
-              "exp": int(time.time()) + 60, "sid": "nosuchsession"}
+    claims = {
+        "sub": "0" * 24,
+        "typ": "access",
+        "jti": "x",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 60,
+        "sid": "nosuchsession",
+    }
     secret = changes.pop("secret", settings.jwt_secret)
     claims.update(changes)
     return jwt.encode(claims, secret, algorithm="HS256")
@@ -160,10 +169,14 @@ async def test_token_edge_cases_are_401(api: Api, app: Any, settings: Any) -> No
 
     none_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
     cases = {
-        "expired": (forged(settings, sub=str(user["_id"]), sid=sid, exp=int(__import__("time").time()) - 5),
-                    "token_expired"),
-        "wrong signature": (forged(settings, sub=str(user["_id"]), sid=sid, secret="another-secret-" + "y" * 30),
-                            "invalid_token"),
+        "expired": (
+            forged(settings, sub=str(user["_id"]), sid=sid, exp=int(__import__("time").time()) - 5),
+            "token_expired",
+        ),
+        "wrong signature": (
+            forged(settings, sub=str(user["_id"]), sid=sid, secret="another-secret-" + "y" * 30),
+            "invalid_token",
+        ),
         "alg none": (f"{none_header}.{payload}.", "invalid_token"),
         "tampered payload": (f"{header}.{payload[:-2]}AA.{good.split('.')[2]}", "invalid_token"),
         "unknown session": (forged(settings, sub=str(user["_id"])), "session_ended"),
@@ -215,8 +228,9 @@ async def test_logout_ends_only_the_calling_session(api: Api, app: Any) -> None:
 async def test_sessions_are_listed_and_can_be_ended(api: Api, app: Any) -> None:
     user = await make_user(app)
     phone = await login_pair(api, user["username"])
-    laptop_answer = await api.post("/api/v1/auth/login", {"login": user["username"], "password": PASSWORD},
-                                   headers={"User-Agent": "Laptop/1.0"})
+    laptop_answer = await api.post(
+        "/api/v1/auth/login", {"login": user["username"], "password": PASSWORD}, headers={"User-Agent": "Laptop/1.0"}
+    )
     laptop = laptop_answer.json
     listed = await api.get("/api/v1/auth/sessions", token=phone["access_token"])
     assert listed.status == 200 and listed.json["total"] == 2
@@ -248,8 +262,9 @@ async def test_password_reset_by_email_revokes_every_session(api: Api, app: Any,
     done = await api.post("/api/v1/auth/password/reset", {"token": token, "new_password": "a-brand-new-secret"})
     assert done.status == 204
     assert (await api.get("/api/v1/users/me", token=old["access_token"])).status == 401
-    assert (await api.post("/api/v1/auth/password/reset",
-                           {"token": token, "new_password": "another-new-secret"})).status == 400
+    assert (
+        await api.post("/api/v1/auth/password/reset", {"token": token, "new_password": "another-new-secret"})
+    ).status == 400
     await login_pair(api, user["username"], "a-brand-new-secret")
     assert (await api.post("/api/v1/auth/login", {"login": user["username"], "password": PASSWORD})).status == 401
     forged_reset = await api.post("/api/v1/auth/password/reset", {"token": "x.y.z", "new_password": "whatever-123"})
@@ -260,11 +275,17 @@ async def test_password_reset_by_email_revokes_every_session(api: Api, app: Any,
 async def test_password_change_needs_the_old_one_and_ends_sessions(api: Api, app: Any) -> None:
     user = await make_user(app)
     pair = await login_pair(api, user["username"])
-    wrong = await api.post("/api/v1/auth/password/change", {"old_password": "not-it-at-all", "new_password":
-                           "new-password-1"}, token=pair["access_token"])
+    wrong = await api.post(
+        "/api/v1/auth/password/change",
+        {"old_password": "not-it-at-all", "new_password": "new-password-1"},
+        token=pair["access_token"],
+    )
     assert wrong.status == 422 and "old_password" in wrong.json["error"]["details"]
-    ok = await api.post("/api/v1/auth/password/change", {"old_password": PASSWORD, "new_password":
-                        "new-password-1"}, token=pair["access_token"])
+    ok = await api.post(
+        "/api/v1/auth/password/change",
+        {"old_password": PASSWORD, "new_password": "new-password-1"},
+        token=pair["access_token"],
+    )
     assert ok.status == 204
     assert (await api.get("/api/v1/users/me", token=pair["access_token"])).status == 401
     await login_pair(api, user["username"], "new-password-1")

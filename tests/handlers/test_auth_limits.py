@@ -13,8 +13,7 @@ from tests.support.helpers import Api
 @pytest.fixture
 def settings(services: Any, request: pytest.FixtureRequest) -> Any:
     changes = getattr(request, "param", {})  # a test may add settings (indirect parametrization)
-    return services.settings(rate_limits="login_account=3/600,login_ip=5/600,password_forgot_account=1/3600",
-                             **changes)
+    return services.settings(rate_limits="login_account=3/600,login_ip=5/600,password_forgot_account=1/3600", **changes)
 
 
 @pytest.mark.gen_test
@@ -37,8 +36,11 @@ async def test_forwarded_for_is_ignored_without_trusted_proxies(api: Api, app: A
     user = await make_user(app)
     statuses = []
     for n in range(6):
-        answer = await api.post("/api/v1/auth/login", {"login": f"nobody{n}", "password": "x-x-x-x-x"},
-                                headers={"X-Forwarded-For": f"10.0.0.{n}"})
+        answer = await api.post(
+            "/api/v1/auth/login",
+            {"login": f"nobody{n}", "password": "x-x-x-x-x"},
+            headers={"X-Forwarded-For": f"10.0.0.{n}"},
+        )
         statuses.append(answer.status)
     assert statuses[:5] == [401] * 5 and statuses[5] == 429
     del user
@@ -59,8 +61,11 @@ async def test_an_attacker_cannot_lock_the_owner_out(api: Api, app: Any) -> None
     user = await make_user(app)
 
     async def attempt(address: str, password: str) -> Any:
-        return await api.post("/api/v1/auth/login", {"login": user["username"], "password": password},
-                              headers={"X-Forwarded-For": address})
+        return await api.post(
+            "/api/v1/auth/login",
+            {"login": user["username"], "password": password},
+            headers={"X-Forwarded-For": address},
+        )
 
     assert [(await attempt("203.0.113.7", "guess-guess")).status for _ in range(4)] == [401, 401, 401, 429]
     owner = await attempt("198.51.100.2", PASSWORD)

@@ -32,9 +32,9 @@ def camera_jpeg() -> bytes:
     image = Image.new("RGB", (1200, 800), BLUE)
     image.paste(RED, (0, 0, 600, 800))
     exif = Image.Exif()
-    exif[0x0112] = 6                     # Orientation: rotate 90° clockwise to display
-    exif[0x010F] = "PhoneMaker"          # Make
-    exif[0x0110] = "Model X"             # Model
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x0110] = "Model X"  # Model
     exif[0x8825] = {1: "N", 2: (55.0, 45.0, 21.0), 3: "E", 4: (37.0, 37.0, 4.0)}  # GPS position
     return encode(image, "JPEG", exif=exif, quality=92)
 
@@ -51,12 +51,19 @@ def bomb_png(width: int, height: int) -> bytes:
     return encode(Image.new("1", (width, height)), "PNG", optimize=True)
 
 
-def multipart(data: bytes, filename: str = "avatar.jpg", content_type: str = "image/jpeg",
-              field: str = "avatar") -> tuple[bytes, dict[str, str]]:
+def multipart(
+    data: bytes, filename: str = "avatar.jpg", content_type: str = "image/jpeg", field: str = "avatar"
+) -> tuple[bytes, dict[str, str]]:
     """A multipart/form-data body with one file part."""
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: {content_type}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
@@ -157,8 +164,9 @@ async def test_a_second_upload_replaces_the_first(api: Api, signed_in: Any, serv
 @pytest.mark.gen_test
 async def test_text_file_named_png_is_422(api: Api, signed_in: Any, services: Any) -> None:
     before = incoming_files(services)
-    answer = await upload_multipart(api, b"just some text, not a picture\n" * 20,
-                                    filename="avatar.png", content_type="image/png")
+    answer = await upload_multipart(
+        api, b"just some text, not a picture\n" * 20, filename="avatar.png", content_type="image/png"
+    )
     assert answer.status == 422
     assert answer.error_code == "invalid_image"
     assert answer.json["error"]["details"]["avatar"]
@@ -175,8 +183,9 @@ async def test_truncated_jpeg_is_422(api: Api, signed_in: Any) -> None:
 
 @pytest.mark.parametrize("size", [(10000, 10000), (8000, 6000)], ids=["100mp", "48mp"])
 @pytest.mark.gen_test
-async def test_decompression_bomb_is_refused_before_the_worker(api: Api, signed_in: Any, services: Any,
-                                                               size: tuple[int, int]) -> None:
+async def test_decompression_bomb_is_refused_before_the_worker(
+    api: Api, signed_in: Any, services: Any, size: tuple[int, int]
+) -> None:
     data = bomb_png(*size)
     assert len(data) < 64 * 1024, "a tiny file claiming a huge picture"
     before = incoming_files(services)
@@ -238,8 +247,13 @@ async def test_media_serves_only_avatars(api: Api, services: Any) -> None:
     incoming.mkdir(parents=True, exist_ok=True)
     private = incoming / f"{uuid.uuid4().hex}.upload"
     private.write_bytes(transparent_png())
-    for path in (f"/media/incoming/{private.name}", f"/media/avatars/../incoming/{private.name}",
-                 "/media/avatars/NoSuchFile1.jpg", "/media/avatars", "/media/avatars/"):
+    for path in (
+        f"/media/incoming/{private.name}",
+        f"/media/avatars/../incoming/{private.name}",
+        "/media/avatars/NoSuchFile1.jpg",
+        "/media/avatars",
+        "/media/avatars/",
+    ):
         answer = await api.get(path)
         assert answer.status == 404, path
         assert answer.error_code == "not_found"

@@ -79,8 +79,9 @@ async def test_validation_is_422_with_each_field(api: Api) -> None:
 
 @pytest.mark.gen_test
 async def test_oversize_body_is_413_before_it_is_read(api: Api) -> None:
-    answer = await api.post("/api/v1/probe", body=b"x" * (2 * 1024 * 1024),
-                            headers={"Content-Type": "application/json"})
+    answer = await api.post(
+        "/api/v1/probe", body=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/json"}
+    )
     assert answer.status == 413
     assert answer.json["error"]["details"]["limit"] == 1024 * 1024
 

@@ -35,8 +35,15 @@ class RawConnection:
         parts = urlsplit(base_url)
         return cls(*await asyncio.open_connection(parts.hostname, parts.port))
 
-    async def send(self, method: str, path: str, headers: dict[str, str] | None = None,
-                   body: bytes | None = None, chunks: list[bytes] | None = None, end: bool = True) -> None:
+    async def send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        chunks: list[bytes] | None = None,
+        end: bool = True,
+    ) -> None:
         """Write one request; `chunks` sends the body with chunked transfer coding (`end`: and its last chunk)."""
         lines = [f"{method} {path} HTTP/1.1", "Host: localhost"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
@@ -90,8 +97,12 @@ def error_requests(token: str) -> list[tuple[int, str, str, dict[str, Any]]]:
         (401, "GET", "/api/v1/users/me", {"headers": {"Authorization": "Bearer garbage"}}),
         (401, "GET", "/api/v1/users/me", {}),
         (401, "POST", "/api/v1/orders", {"headers": {"Authorization": "Bearer garbage", **json}, "body": b"{}"}),
-        (401, "POST", "/api/v1/orders", {"headers": {"Authorization": "Bearer garbage", **json},
-                                         "chunks": [b'{"notes": ', b'"chunked"}']}),
+        (
+            401,
+            "POST",
+            "/api/v1/orders",
+            {"headers": {"Authorization": "Bearer garbage", **json}, "chunks": [b'{"notes": ', b'"chunked"}']},
+        ),
         (403, "GET", "/api/v1/users", {"headers": {"Authorization": f"Bearer {token}"}}),
         (404, "GET", "/nowhere", {}),
         (404, "POST", "/api/v1/nowhere", {"headers": json, "body": b'{"a": 1}'}),
@@ -134,11 +145,11 @@ async def test_a_pooled_client_reuses_its_connection_after_errors(app: Any, http
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_declared_body_over_the_limit_is_read_and_answered_413_on_a_kept_connection(
-        raw: RawConnection) -> None:
+async def test_a_declared_body_over_the_limit_is_read_and_answered_413_on_a_kept_connection(raw: RawConnection) -> None:
     """A client that sends its oversize upload anyway reads the 413 instead of a connection reset."""
-    answer = await raw.request("POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
-                               body=b"x" * (JSON_LIMIT + 1))
+    answer = await raw.request(
+        "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"}, body=b"x" * (JSON_LIMIT + 1)
+    )
     assert answer.status == 413 and answer.error_code == "body_too_large"
     assert answer.headers.get("Connection", "").lower() != "close"
     assert (await raw.request("GET", "/healthz")).status == 200
@@ -146,9 +157,11 @@ async def test_a_declared_body_over_the_limit_is_read_and_answered_413_on_a_kept
 
 @pytest.mark.gen_test(timeout=60)
 async def test_an_oversize_body_awaiting_100_continue_is_refused_before_it_is_sent(raw: RawConnection) -> None:
-    await raw.send("POST", "/api/v1/auth/login", headers={"Content-Type": "application/json",
-                                                         "Content-Length": str(JSON_LIMIT + 1),
-                                                         "Expect": "100-continue"})
+    await raw.send(
+        "POST",
+        "/api/v1/auth/login",
+        headers={"Content-Type": "application/json", "Content-Length": str(JSON_LIMIT + 1), "Expect": "100-continue"},
+    )
     answer = await raw.answer()
     assert answer.status == 413 and answer.error_code == "body_too_large"
     assert answer.headers["Connection"] == "close"
@@ -156,11 +169,13 @@ async def test_an_oversize_body_awaiting_100_continue_is_refused_before_it_is_se
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_declared_body_far_over_the_limit_is_refused_at_once_saying_so(raw: RawConnection,
-                                                                               settings: Any) -> None:
+async def test_a_declared_body_far_over_the_limit_is_refused_at_once_saying_so(
+    raw: RawConnection, settings: Any
+) -> None:
     too_long = OVERSIZE_READ_FACTOR * settings.max_body_bytes + 1
-    await raw.send("POST", "/api/v1/auth/login", headers={"Content-Type": "application/json",
-                                                         "Content-Length": str(too_long)})
+    await raw.send(
+        "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json", "Content-Length": str(too_long)}
+    )
     answer = await raw.answer()
     assert answer.status == 413 and answer.error_code == "body_too_large"
     assert answer.headers["Connection"] == "close"
@@ -169,10 +184,15 @@ async def test_a_declared_body_far_over_the_limit_is_refused_at_once_saying_so(r
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_chunked_body_over_the_handler_limit_is_read_and_answered_413_on_a_kept_connection(
-        raw: RawConnection) -> None:
+    raw: RawConnection,
+) -> None:
     piece = b"x" * (128 * 1024)
-    answer = await raw.request("POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
-                               chunks=[piece] * (JSON_LIMIT // len(piece) + 1))
+    answer = await raw.request(
+        "POST",
+        "/api/v1/auth/login",
+        headers={"Content-Type": "application/json"},
+        chunks=[piece] * (JSON_LIMIT // len(piece) + 1),
+    )
     assert answer.status == 413 and answer.json["error"]["details"] == {"limit": JSON_LIMIT}
     assert answer.headers.get("Connection", "").lower() != "close"
     assert (await raw.request("GET", "/healthz")).status == 200
@@ -182,8 +202,9 @@ async def test_a_chunked_body_over_the_handler_limit_is_read_and_answered_413_on
 async def test_a_chunked_body_over_the_server_limit_is_the_json_413(raw: RawConnection, settings: Any) -> None:
     piece = b"x" * (256 * 1024)
     count = settings.max_body_bytes // len(piece) + 1  # past DISPATCH_MAX_BODY_BYTES, not only the handler's limit
-    answer = await raw.request("POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
-                               chunks=[piece] * count)
+    answer = await raw.request(
+        "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"}, chunks=[piece] * count
+    )
     assert answer.status == 413, answer.body
     assert_error_envelope(answer)
     assert answer.json["error"]["details"] == {"limit": JSON_LIMIT}
@@ -191,11 +212,17 @@ async def test_a_chunked_body_over_the_server_limit_is_the_json_413(raw: RawConn
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_an_endless_chunked_body_is_cut_short_with_the_json_413_and_a_close(raw: RawConnection,
-                                                                                   settings: Any) -> None:
+async def test_an_endless_chunked_body_is_cut_short_with_the_json_413_and_a_close(
+    raw: RawConnection, settings: Any
+) -> None:
     piece = b"x" * (512 * 1024)
-    await raw.send("POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
-                   chunks=[piece] * (OVERSIZE_READ_FACTOR * settings.max_body_bytes // len(piece)), end=False)
+    await raw.send(
+        "POST",
+        "/api/v1/auth/login",
+        headers={"Content-Type": "application/json"},
+        chunks=[piece] * (OVERSIZE_READ_FACTOR * settings.max_body_bytes // len(piece)),
+        end=False,
+    )
     # One byte past what the server reads, of a chunk announced longer, then nothing: the server has read
     # every byte when it closes (an unread byte would turn its close into a reset, which may destroy the
     # answer before this client reads it; that is why it reads oversize bodies up to a point).
@@ -211,8 +238,12 @@ async def test_an_endless_chunked_body_is_cut_short_with_the_json_413_and_a_clos
 async def test_a_refused_request_with_a_large_body_is_answered_on_a_kept_connection(raw: RawConnection) -> None:
     """An upload with an expired token gets its 401 (not a reset), and the app can refresh and retry."""
     body = jsonutil.dumps({"notes": "x" * (JSON_LIMIT - 100)})
-    answer = await raw.request("POST", "/api/v1/orders", headers={"Authorization": "Bearer garbage",
-                                                                  "Content-Type": "application/json"}, body=body)
+    answer = await raw.request(
+        "POST",
+        "/api/v1/orders",
+        headers={"Authorization": "Bearer garbage", "Content-Type": "application/json"},
+        body=body,
+    )
     assert answer.status == 401 and answer.error_code == "invalid_token"
     assert answer.headers.get("Connection", "").lower() != "close"
     assert (await raw.request("GET", "/healthz")).status == 200
@@ -224,12 +255,17 @@ async def test_request_id_on_every_error_answer(app: Any, api: Api) -> None:
     for status, method, path, kw in error_requests(token):
         if "chunks" in kw:
             continue
-        given = await api.raw(method, path, body=kw.get("body"),
-                              headers={**kw.get("headers", {}), "X-Request-ID": "ticket-4711.a"})
+        given = await api.raw(
+            method, path, body=kw.get("body"), headers={**kw.get("headers", {}), "X-Request-ID": "ticket-4711.a"}
+        )
         assert given.status == status, (method, path)
         assert given.headers["X-Request-ID"] == "ticket-4711.a", (method, path)
-        made = await api.raw(method, path, body=kw.get("body"),
-                             headers={**kw.get("headers", {}), "X-Request-ID": "no spaces or\tcontrols"})
+        made = await api.raw(
+            method,
+            path,
+            body=kw.get("body"),
+            headers={**kw.get("headers", {}), "X-Request-ID": "no spaces or\tcontrols"},
+        )
         assert len(made.headers["X-Request-ID"]) == 32, (method, path)
 
 
@@ -245,5 +281,7 @@ async def test_401_says_bearer_and_whether_the_token_was_the_problem(app: Any, a
     await api.post("/api/v1/auth/logout", token=token)
     ended = await api.get("/api/v1/users/me", token=token)
     assert ended.status == 401 and 'error="invalid_token"' in ended.headers["WWW-Authenticate"]
-    assert "WWW-Authenticate" not in (await api.get("/api/v1/users", token=await login(
-        app, await make_user(app, "BASE")))).headers  # 403: signed in, not allowed
+    assert (
+        "WWW-Authenticate"
+        not in (await api.get("/api/v1/users", token=await login(app, await make_user(app, "BASE")))).headers
+    )  # 403: signed in, not allowed

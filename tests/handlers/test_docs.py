@@ -108,11 +108,20 @@ def test_a_hand_typed_enum_is_caught() -> None:
 
 def test_list_endpoints_share_the_pagination_schema() -> None:
     paths = build_spec(all_routes(), SCHEMAS)["paths"]
-    pages = [parameter for item in paths.values() for operation in item.values() if isinstance(operation, dict)
-             for parameter in operation.get("parameters", []) if parameter["name"] in ("limit", "offset")]
+    pages = [
+        parameter
+        for item in paths.values()
+        for operation in item.values()
+        if isinstance(operation, dict)
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] in ("limit", "offset")
+    ]
     assert len(pages) >= 28
-    assert all(p["schema"] == {"type": "integer", "minimum": 1, "maximum": 200, "default": 50} for p in pages
-               if p["name"] == "limit")
+    assert all(
+        p["schema"] == {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}
+        for p in pages
+        if p["name"] == "limit"
+    )
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

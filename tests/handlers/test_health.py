@@ -41,7 +41,8 @@ def own_redis(tmp_path: Path) -> Any:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_readyz_is_503_while_redis_is_down_and_200_when_back(
-        own_redis: Any, settings: Any, tmp_path: Path) -> None:
+    own_redis: Any, settings: Any, tmp_path: Path
+) -> None:
     port, service = own_redis
     settings = settings.replace(redis_url=f"redis://127.0.0.1:{port}/0")
     services = Services.open(settings)

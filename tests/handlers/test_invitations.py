@@ -32,13 +32,15 @@ async def my_invitations(api: Api, token: str) -> list[dict[str, Any]]:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_manager_cannot_pull_another_fleets_driver_in_and_reads_nothing_until_they_accept(
-        app: Any, api: Api) -> None:
+    app: Any, api: Api
+) -> None:
     world = await make_world(app)
     a, victim, manager = str(world.org_a["_id"]), world.id("driver_b"), world.tokens["manager_a"]
     pulled = await api.post(f"{API}/organizations/{a}/members/{victim}", token=manager)
     assert pulled.status == 403 and pulled.error_code == "invitation_required"
-    patched = await api.patch(f"{API}/users/{world.id('driver_a')}", {"organizations": [a, str(world.org_b["_id"])]},
-                              token=manager)
+    patched = await api.patch(
+        f"{API}/users/{world.id('driver_a')}", {"organizations": [a, str(world.org_b["_id"])]}, token=manager
+    )
     assert patched.status == 403
     assert (await api.get(f"{API}/users/{victim}", token=manager)).status == 404
 
@@ -78,15 +80,22 @@ async def test_a_manager_cannot_pull_another_fleets_driver_in_and_reads_nothing_
 async def test_the_answer_is_the_same_whoever_the_id_email_or_phone_belongs_to(app: Any, api: Api) -> None:
     world = await make_world(app)
     known = world.users["client"]
-    answers = [await invite(api, world, who) for who in (
-        {"user_id": str(known["_id"])}, {"user_id": str(ObjectId())},
-        {"email": known["email"]}, {"email": f"nobody_{uuid.uuid4().hex[:6]}@example.com"},
-        {"phone": "+4915123450001"}, {"phone": "015123450002", "region": "DE"})]
+    answers = [
+        await invite(api, world, who)
+        for who in (
+            {"user_id": str(known["_id"])},
+            {"user_id": str(ObjectId())},
+            {"email": known["email"]},
+            {"email": f"nobody_{uuid.uuid4().hex[:6]}@example.com"},
+            {"phone": "+4915123450001"},
+            {"phone": "015123450002", "region": "DE"},
+        )
+    ]
     assert [a.status for a in answers] == [201] * 6
     assert all(set(a.json) == SHAPE and a.json["status"] == "pending" for a in answers)
     assert answers[5].json["phone"] == "+4915123450002", "phones are stored as E.164"
     assert answers[2].json["email"] == known["email"]
-    listed = (await api.get(f"{API}/organizations/{world.org_a['_id']}/invitations", token=world.tokens["manager_a"]))
+    listed = await api.get(f"{API}/organizations/{world.org_a['_id']}/invitations", token=world.tokens["manager_a"])
     assert listed.json["total"] == 6
 
 
@@ -110,8 +119,7 @@ async def test_a_second_invitation_returns_the_pending_one(app: Any, api: Api) -
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_email_and_phone_invitations_reach_the_verified_owner_also_after_registration(
-        app: Any, api: Api) -> None:
+async def test_email_and_phone_invitations_reach_the_verified_owner_also_after_registration(app: Any, api: Api) -> None:
     world = await make_world(app)
     email = f"later_{uuid.uuid4().hex[:6]}@example.com"
     by_email = await invite(api, world, {"email": email.upper()})
@@ -121,8 +129,9 @@ async def test_email_and_phone_invitations_reach_the_verified_owner_also_after_r
     unverified = await make_user(app, "DRIVER", verified=False)
     unverified_invite = await invite(api, world, {"email": unverified["email"]})
     assert await my_invitations(api, await login(app, unverified)) == [], "an address counts once verified"
-    refused = await api.post(f"{API}/users/me/invitations/{unverified_invite.json['id']}/accept",
-                             token=await login(app, unverified))
+    refused = await api.post(
+        f"{API}/users/me/invitations/{unverified_invite.json['id']}/accept", token=await login(app, unverified)
+    )
     assert refused.status == 404
 
     phone = "+4915123459876"
@@ -156,8 +165,9 @@ async def test_revoked_declined_and_lapsed_invitations_cannot_be_accepted(app: A
     assert late.status == 409 and late.json["error"]["details"] == {"status": "revoked"}
 
     lapsed = (await invite(api, world, {"user_id": world.id("loner")})).json
-    sync_db["invitations"].update_one({"_id": ObjectId(lapsed["id"])},
-                                      {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+    sync_db["invitations"].update_one(
+        {"_id": ObjectId(lapsed["id"])}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}}
+    )
     assert await my_invitations(api, loner) == []
     expired = await api.post(f"{API}/users/me/invitations/{lapsed['id']}/accept", token=loner)
     assert expired.status == 409 and expired.json["error"]["details"] == {"status": "expired"}
@@ -171,18 +181,28 @@ async def test_revoked_declined_and_lapsed_invitations_cannot_be_accepted(app: A
 async def test_invitation_requests_are_checked(app: Any, api: Api) -> None:
     world = await make_world(app)
     a, b = world.org_a["_id"], world.org_b["_id"]
-    for body in ({}, {"user_id": world.id("loner"), "email": "x@example.com"}, {"email": ""},
-                 {"user_id": "nope"}, {"phone": "12345"}, {"email": "not-an-address"}):
+    for body in (
+        {},
+        {"user_id": world.id("loner"), "email": "x@example.com"},
+        {"email": ""},
+        {"user_id": "nope"},
+        {"phone": "12345"},
+        {"email": "not-an-address"},
+    ):
         answer = await invite(api, world, body)
         assert answer.status == 422, body
     for role in ("client", "driver_a"):
-        for method, path in (("GET", f"{API}/organizations/{a}/invitations"),
-                             ("POST", f"{API}/organizations/{a}/invitations")):
-            denied = await api.request(method, path, {"user_id": world.id("loner")} if method == "POST" else None,
-                                       token=world.tokens[role])
+        for method, path in (
+            ("GET", f"{API}/organizations/{a}/invitations"),
+            ("POST", f"{API}/organizations/{a}/invitations"),
+        ):
+            denied = await api.request(
+                method, path, {"user_id": world.id("loner")} if method == "POST" else None, token=world.tokens[role]
+            )
             assert denied.status == 403, (role, method)
-    foreign = await api.post(f"{API}/organizations/{b}/invitations", {"user_id": world.id("loner")},
-                             token=world.tokens["manager_a"])
+    foreign = await api.post(
+        f"{API}/organizations/{b}/invitations", {"user_id": world.id("loner")}, token=world.tokens["manager_a"]
+    )
     assert foreign.status == 404
     assert (await api.get(f"{API}/organizations/{b}/invitations", token=world.tokens["manager_a"])).status == 404
     assert (await api.get(f"{API}/users/me/invitations")).status == 401
@@ -190,8 +210,9 @@ async def test_invitation_requests_are_checked(app: Any, api: Api) -> None:
     assert bad.status == 400 and bad.error_code == "invalid_id"
     nothing = await api.post(f"{API}/users/me/invitations/{ObjectId()}/decline", token=world.tokens["loner"])
     assert nothing.status == 404
-    by_admin = await api.post(f"{API}/organizations/{b}/invitations", {"user_id": world.id("loner")},
-                              token=world.tokens["admin"])
+    by_admin = await api.post(
+        f"{API}/organizations/{b}/invitations", {"user_id": world.id("loner")}, token=world.tokens["admin"]
+    )
     assert by_admin.status == 201
     direct = await api.post(f"{API}/organizations/{b}/members/{world.id('client')}", token=world.tokens["admin"])
     assert direct.status == 200 and world.id("client") in member_ids(direct.json), "ADMINs still add directly"

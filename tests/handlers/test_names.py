@@ -13,8 +13,17 @@ from tests.support.helpers import Api
 API = "/api/v1"
 
 # Each one makes a name look like another or breaks the line it is shown on.
-HIDDEN = ["\u202eadmin\u200b", "Ann\u200d", "\u2066Bob\u2069", "Eve\x00", "Tab\there", "Line\nbreak",
-          "para\u2029graph", "\ufeffBOM", "soft\u00adhyphen"]
+HIDDEN = [
+    "\u202eadmin\u200b",
+    "Ann\u200d",
+    "\u2066Bob\u2069",
+    "Eve\x00",
+    "Tab\there",
+    "Line\nbreak",
+    "para\u2029graph",
+    "\ufeffBOM",
+    "soft\u00adhyphen",
+]
 
 
 def account(**extra: Any) -> dict[str, Any]:
@@ -69,10 +78,14 @@ async def test_organization_names_refuse_hidden_characters(api: Api, app: Any) -
 @pytest.mark.gen_test(timeout=60)
 async def test_vehicle_type_and_truck_names_refuse_hidden_characters(api: Api, app: Any) -> None:
     admin = await login(app, await make_user(app, "ADMIN"))
-    spoofed = await api.post(f"{API}/vehicle-types", {"name": "\u202eSedan", "base_price": 10, "price_per_km": 1},
-                             token=admin)
+    spoofed = await api.post(
+        f"{API}/vehicle-types", {"name": "\u202eSedan", "base_price": 10, "price_per_km": 1}, token=admin
+    )
     assert spoofed.status == 422 and "name" in spoofed.json["error"]["details"]
     org = await make_org(app)
-    truck = await api.post(f"{API}/vehicles", {"plate": "A\u200b123BC", "model": "MAN", "capacity_kg": 3000,
-                                               "organization": str(org["_id"])}, token=admin)
+    truck = await api.post(
+        f"{API}/vehicles",
+        {"plate": "A\u200b123BC", "model": "MAN", "capacity_kg": 3000, "organization": str(org["_id"])},
+        token=admin,
+    )
     assert truck.status == 422 and "plate" in truck.json["error"]["details"]

@@ -17,12 +17,19 @@ URL = "/api/v1/notifications"
 
 def order_event(kind: str, order: dict[str, Any], actor: Any, **extra: Any) -> Event:
     """An order event shaped as the order code publishes it."""
-    body = {"id": str(order["id"]), "client_id": str(order["client_id"]),
-            "driver_id": str(order["driver_id"]) if order.get("driver_id") else None,
-            "organization": str(order["organization"]), "status": order["status"],
-            "pickup": {"lat": 55.75, "lon": 37.62, "address": "Tverskaya 1"}}
-    return Event("order", (f"order:{order['id']}", f"fleet:{order['organization']}"),
-                 {"event": kind, "order": body, "actor_id": str(actor["_id"]) if actor else None, **extra})
+    body = {
+        "id": str(order["id"]),
+        "client_id": str(order["client_id"]),
+        "driver_id": str(order["driver_id"]) if order.get("driver_id") else None,
+        "organization": str(order["organization"]),
+        "status": order["status"],
+        "pickup": {"lat": 55.75, "lon": 37.62, "address": "Tverskaya 1"},
+    }
+    return Event(
+        "order",
+        (f"order:{order['id']}", f"fleet:{order['organization']}"),
+        {"event": kind, "order": body, "actor_id": str(actor["_id"]) if actor else None, **extra},
+    )
 
 
 def collect(app: Any) -> list[Event]:
@@ -37,14 +44,17 @@ def collect(app: Any) -> list[Event]:
 
 async def people(app: Any) -> dict[str, Any]:
     org, elsewhere = await make_org(app), await make_org(app)
-    found = {"org": org,
-             "client": await make_user(app, "BASE"),
-             "driver": await make_user(app, "DRIVER", organizations=[org["_id"]]),
-             "manager": await make_user(app, "MANAGER", organizations=[org["_id"]]),
-             "manager2": await make_user(app, "MANAGER", organizations=[org["_id"]]),
-             "stranger": await make_user(app, "MANAGER", organizations=[elsewhere["_id"]])}
-    found["tokens"] = {name: await login(app, found[name])
-                       for name in ("client", "driver", "manager", "manager2", "stranger")}
+    found = {
+        "org": org,
+        "client": await make_user(app, "BASE"),
+        "driver": await make_user(app, "DRIVER", organizations=[org["_id"]]),
+        "manager": await make_user(app, "MANAGER", organizations=[org["_id"]]),
+        "manager2": await make_user(app, "MANAGER", organizations=[org["_id"]]),
+        "stranger": await make_user(app, "MANAGER", organizations=[elsewhere["_id"]]),
+    }
+    found["tokens"] = {
+        name: await login(app, found[name]) for name in ("client", "driver", "manager", "manager2", "stranger")
+    }
     return found
 
 
@@ -58,8 +68,13 @@ async def inbox(api: Api, token: str, query: str = "") -> dict[str, Any]:
 async def test_order_events_notify_the_people_concerned_and_not_the_actor(app: Any, api: Api) -> None:
     p = await people(app)
     bus, seen = app.settings["services"].events, collect(app)
-    order = {"id": ObjectId(), "client_id": p["client"]["_id"], "driver_id": None,
-             "organization": p["org"]["_id"], "status": "new"}
+    order = {
+        "id": ObjectId(),
+        "client_id": p["client"]["_id"],
+        "driver_id": None,
+        "organization": p["org"]["_id"],
+        "status": "new",
+    }
     await bus.publish(order_event("created", order, p["client"]))
     for name in ("manager", "manager2"):
         box = await inbox(api, p["tokens"][name])
@@ -71,15 +86,27 @@ async def test_order_events_notify_the_people_concerned_and_not_the_actor(app: A
     for name in ("client", "driver", "stranger"):  # the client created it; the others have nothing to do with it
         assert (await inbox(api, p["tokens"][name]))["total"] == 0
 
-    await bus.publish(order_event("assigned", {**order, "driver_id": p["driver"]["_id"], "status": "assigned"},
-                                  p["manager"], **{"from": "new", "to": "assigned"}))
+    await bus.publish(
+        order_event(
+            "assigned",
+            {**order, "driver_id": p["driver"]["_id"], "status": "assigned"},
+            p["manager"],
+            **{"from": "new", "to": "assigned"},
+        )
+    )
     assert [n["event"] for n in (await inbox(api, p["tokens"]["client"]))["items"]] == ["assigned"]
     driver_box = await inbox(api, p["tokens"]["driver"])
     assert driver_box["items"][0]["title"] == "New assignment"
     assert (await inbox(api, p["tokens"]["manager"]))["total"] == 1  # the actor is not told about their own act
 
-    await bus.publish(order_event("status_changed", {**order, "driver_id": p["driver"]["_id"], "status": "en_route"},
-                                  p["driver"], **{"from": "accepted", "to": "en_route"}))
+    await bus.publish(
+        order_event(
+            "status_changed",
+            {**order, "driver_id": p["driver"]["_id"], "status": "en_route"},
+            p["driver"],
+            **{"from": "accepted", "to": "en_route"},
+        )
+    )
     client_box = await inbox(api, p["tokens"]["client"])
     assert [n["event"] for n in client_box["items"]] == ["status_changed", "assigned"]  # newest first
     assert client_box["items"][0]["data"] == {"status": "en_route", "from": "accepted", "to": "en_route"}
@@ -89,8 +116,9 @@ async def test_order_events_notify_the_people_concerned_and_not_the_actor(app: A
 
     pushed = [e for e in seen if e.type == "notification"]
     assert len(pushed) == 5
-    assert {e.channels[0] for e in pushed} == {f"user:{p[n]['_id']}" for n in ("manager", "manager2", "client",
-                                                                                 "driver")}
+    assert {e.channels[0] for e in pushed} == {
+        f"user:{p[n]['_id']}" for n in ("manager", "manager2", "client", "driver")
+    }
     assert all(e.data["notification"]["id"] for e in pushed)
     assert [e.type for e in seen].count("order") == 3  # notifying never publishes order events
 
@@ -98,10 +126,16 @@ async def test_order_events_notify_the_people_concerned_and_not_the_actor(app: A
 @pytest.mark.gen_test(timeout=60)
 async def test_a_declined_order_tells_the_client_and_its_managers(app: Any, api: Api) -> None:
     p = await people(app)
-    order = {"id": ObjectId(), "client_id": p["client"]["_id"], "driver_id": None,
-             "organization": p["org"]["_id"], "status": "new"}
-    await app.settings["services"].events.publish(order_event("status_changed", order, p["driver"],
-                                                     **{"from": "assigned", "to": "declined"}))
+    order = {
+        "id": ObjectId(),
+        "client_id": p["client"]["_id"],
+        "driver_id": None,
+        "organization": p["org"]["_id"],
+        "status": "new",
+    }
+    await app.settings["services"].events.publish(
+        order_event("status_changed", order, p["driver"], **{"from": "assigned", "to": "declined"})
+    )
     assert (await inbox(api, p["tokens"]["client"]))["items"][0]["title"] == "Your order is waiting for a truck again"
     assert (await inbox(api, p["tokens"]["manager"]))["items"][0]["title"] == "A driver declined an order"
     assert (await inbox(api, p["tokens"]["driver"]))["total"] == 0
@@ -111,8 +145,9 @@ async def test_a_declined_order_tells_the_client_and_its_managers(app: Any, api:
 async def test_other_events_create_no_notifications(app: Any, api: Api, sync_db: Any) -> None:
     p = await people(app)
     bus = app.settings["services"].events
-    await bus.publish(Event("waybill", (f"fleet:{p['org']['_id']}",), {"waybill": {}, "from": "open",
-                                                                         "to": "on_route"}))
+    await bus.publish(
+        Event("waybill", (f"fleet:{p['org']['_id']}",), {"waybill": {}, "from": "open", "to": "on_route"})
+    )
     await bus.publish(Event("order", (), {"event": "created"}))  # malformed: no order body
     await bus.publish(Event("order", (), {"event": "weird", "order": {"client_id": str(p["client"]["_id"])}}))
     assert sync_db["notifications"].count_documents({}) == 0
@@ -123,8 +158,13 @@ async def test_reading_and_marking_are_scoped_to_the_owner(app: Any, api: Api) -
     p = await people(app)
     bus = app.settings["services"].events
     for status in ("accepted", "en_route", "arrived"):
-        order = {"id": ObjectId(), "client_id": p["client"]["_id"], "driver_id": p["driver"]["_id"],
-                 "organization": p["org"]["_id"], "status": status}
+        order = {
+            "id": ObjectId(),
+            "client_id": p["client"]["_id"],
+            "driver_id": p["driver"]["_id"],
+            "organization": p["org"]["_id"],
+            "status": status,
+        }
         await bus.publish(order_event("status_changed", order, None, to=status))
     client, driver = p["tokens"]["client"], p["tokens"]["driver"]
     box = await inbox(api, client)
@@ -159,16 +199,27 @@ async def test_reading_and_marking_are_scoped_to_the_owner(app: Any, api: Api) -
 async def test_the_order_api_notifies_client_driver_and_managers(app: Any, api: Api) -> None:
     p = await people(app)
     db = app.settings["services"].db
-    truck = await Vehicles(db).insert({"plate": f"N{ObjectId()}"[-8:], "model": "Isuzu Elf", "capacity_kg": 3500,
-                                       "organization": p["org"]["_id"], "driver_id": p["driver"]["_id"],
-                                       "status": "available"})
+    truck = await Vehicles(db).insert(
+        {
+            "plate": f"N{ObjectId()}"[-8:],
+            "model": "Isuzu Elf",
+            "capacity_kg": 3500,
+            "organization": p["org"]["_id"],
+            "driver_id": p["driver"]["_id"],
+            "status": "available",
+        }
+    )
     car = await VehicleTypes(db).insert({"name": "Sedan", "base_price": 2000.0, "price_per_km": 50.0})
-    created = await api.post("/api/v1/orders", {
-        "organization": str(p["org"]["_id"]),
-        "pickup": {"lat": 55.75, "lon": 37.62, "address": "Red Square"},
-        "dropoff": {"lat": 55.80, "lon": 37.70, "address": "Service station"},
-        "vehicle": {"type_id": str(car["_id"]), "make": "Lada", "model": "Vesta", "plate": "A123BC77"},
-    }, token=p["tokens"]["client"])
+    created = await api.post(
+        "/api/v1/orders",
+        {
+            "organization": str(p["org"]["_id"]),
+            "pickup": {"lat": 55.75, "lon": 37.62, "address": "Red Square"},
+            "dropoff": {"lat": 55.80, "lon": 37.70, "address": "Service station"},
+            "vehicle": {"type_id": str(car["_id"]), "make": "Lada", "model": "Vesta", "plate": "A123BC77"},
+        },
+        token=p["tokens"]["client"],
+    )
     assert created.status == 201, created.json
     order = created.json["id"]
     for name in ("manager", "manager2"):
@@ -177,8 +228,9 @@ async def test_the_order_api_notifies_client_driver_and_managers(app: Any, api: 
         assert "Red Square" in note["body"]
     assert (await inbox(api, p["tokens"]["client"]))["total"] == 0  # the client placed it themselves
 
-    assigned = await api.post(f"/api/v1/orders/{order}/assign", {"vehicle_id": str(truck["_id"])},
-                              token=p["tokens"]["manager"])
+    assigned = await api.post(
+        f"/api/v1/orders/{order}/assign", {"vehicle_id": str(truck["_id"])}, token=p["tokens"]["manager"]
+    )
     assert assigned.status == 200, assigned.json
     assert (await inbox(api, p["tokens"]["driver"]))["items"][0]["title"] == "New assignment"
     assert (await inbox(api, p["tokens"]["client"]))["items"][0]["title"] == "A truck is assigned"

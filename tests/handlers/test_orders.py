@@ -70,7 +70,11 @@ async def test_client_orders_a_tow_and_gets_the_estimate(app: Any, api: Api) -> 
     timeline = (await api.get(f"{API}/orders/{order['id']}/events", token=world.tokens["client"])).json
     assert timeline["total"] == 1
     assert {k: timeline["items"][0][k] for k in ("type", "from", "to", "actor_id")} == {
-        "type": "created", "from": None, "to": "new", "actor_id": world.id("client")}
+        "type": "created",
+        "from": None,
+        "to": "new",
+        "actor_id": world.id("client"),
+    }
     [event] = [e for e in events if e.type == "order"]
     assert event.channels == (f"order:{order['id']}", f"fleet:{world.org('b')}")
     assert event.data["event"] == "created" and event.data["order"] == order
@@ -84,11 +88,14 @@ async def test_organization_and_client_rules_on_creation(app: Any, api: Api) -> 
     await world.add_user("driver", "DRIVER", "a")
     lonely = await api.post(f"{API}/orders", order_body(sedan, pickup=offset(0, 0)), token=world.tokens["client"])
     assert lonely.status == 201 and lonely.json["organization"] is None, "no truck nearby: the ADMINs' pool"
-    chosen = await api.post(f"{API}/orders", order_body(sedan, organization=world.org("a")),
-                            token=world.tokens["client"])
+    chosen = await api.post(
+        f"{API}/orders", order_body(sedan, organization=world.org("a")), token=world.tokens["client"]
+    )
     assert chosen.json["organization"] == world.org("a")
-    for body, field in ((order_body(sedan, organization=oid()), "organization"),
-                        (order_body(sedan, client_id=world.id("other_client")), "client_id")):
+    for body, field in (
+        (order_body(sedan, organization=oid()), "organization"),
+        (order_body(sedan, client_id=world.id("other_client")), "client_id"),
+    ):
         refused = await api.post(f"{API}/orders", body, token=world.tokens["client"])
         assert refused.status == 422 and field in refused.json["error"]["details"]
 
@@ -97,15 +104,18 @@ async def test_organization_and_client_rules_on_creation(app: Any, api: Api) -> 
     created = await api.post(f"{API}/orders", on_behalf, token=manager)
     assert created.status == 201 and created.json["client_id"] == world.id("client")
     assert created.json["created_by"] == world.id("manager_a")
-    for body, field in ((order_body(sedan, client_id=world.id("client")), "organization"),
-                        ({**on_behalf, "organization": world.org("b")}, "organization"),
-                        (order_body(sedan, organization=world.org("a")), "client_id"),
-                        ({**on_behalf, "client_id": world.id("driver")}, "client_id"),
-                        ({**on_behalf, "vehicle": {**on_behalf["vehicle"], "type_id": oid()}}, "vehicle.type_id")):
+    for body, field in (
+        (order_body(sedan, client_id=world.id("client")), "organization"),
+        ({**on_behalf, "organization": world.org("b")}, "organization"),
+        (order_body(sedan, organization=world.org("a")), "client_id"),
+        ({**on_behalf, "client_id": world.id("driver")}, "client_id"),
+        ({**on_behalf, "vehicle": {**on_behalf["vehicle"], "type_id": oid()}}, "vehicle.type_id"),
+    ):
         refused = await api.post(f"{API}/orders", body, token=manager)
         assert refused.status == 422 and field in refused.json["error"]["details"], body
-    admin = await api.post(f"{API}/orders", order_body(sedan, client_id=world.id("client")),
-                           token=world.tokens["admin"])
+    admin = await api.post(
+        f"{API}/orders", order_body(sedan, client_id=world.id("client")), token=world.tokens["admin"]
+    )
     assert admin.status == 201 and admin.json["organization"] is None
     driver = await api.post(f"{API}/orders", order_body(sedan), token=world.tokens["driver"])
     assert driver.status == 403
@@ -118,51 +128,67 @@ async def test_orders_are_priced_from_their_organizations_list_or_the_shared_one
     list_a = await make_vehicle_type(app, base_price=3000, price_per_km=10, organization=world.orgs["a"]["_id"])
     list_b = await make_vehicle_type(app, base_price=100, price_per_km=1, organization=world.orgs["b"]["_id"])
     km = distance_km(CENTER, offset(10, 0))
-    own = await api.post(f"{API}/orders", order_body(list_a, organization=world.org("a")),
-                         token=world.tokens["client"])
+    own = await api.post(f"{API}/orders", order_body(list_a, organization=world.org("a")), token=world.tokens["client"])
     assert own.status == 201 and own.json["price_estimate"] == round(3000 + 10 * km, 2)
-    common = await api.post(f"{API}/orders", order_body(shared, organization=world.org("a")),
-                            token=world.tokens["client"])
+    common = await api.post(
+        f"{API}/orders", order_body(shared, organization=world.org("a")), token=world.tokens["client"]
+    )
     assert common.status == 201 and common.json["price_estimate"] == round(1000 + 50 * km, 2)
     by_type = await api.post(f"{API}/orders", order_body(list_b), token=world.tokens["client"])
     assert by_type.status == 201 and by_type.json["organization"] == world.org("b"), "a list's type orders from it"
-    for name, body in (("client", order_body(list_b, organization=world.org("a"))),
-                       ("manager_a", order_body(list_b, organization=world.org("a"), client_id=world.id("client"))),
-                       ("admin", order_body(list_b, organization=world.org("a"), client_id=world.id("client")))):
+    for name, body in (
+        ("client", order_body(list_b, organization=world.org("a"))),
+        ("manager_a", order_body(list_b, organization=world.org("a"), client_id=world.id("client"))),
+        ("admin", order_body(list_b, organization=world.org("a"), client_id=world.id("client"))),
+    ):
         refused = await api.post(f"{API}/orders", body, token=world.tokens[name])
         assert refused.status == 422 and "vehicle.type_id" in refused.json["error"]["details"], name
-    priced = await api.post(f"{API}/orders", order_body(list_a, organization=world.org("a"),
-                                                        client_id=world.id("client")), token=world.tokens["manager_a"])
+    priced = await api.post(
+        f"{API}/orders",
+        order_body(list_a, organization=world.org("a"), client_id=world.id("client")),
+        token=world.tokens["manager_a"],
+    )
     assert priced.status == 201 and priced.json["price_estimate"] == round(3000 + 10 * km, 2)
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_managers_order_only_for_their_customers_and_refuse_every_other_id_alike(app: Any,
-                                                                                         api: Api) -> None:
+async def test_managers_order_only_for_their_customers_and_refuse_every_other_id_alike(app: Any, api: Api) -> None:
     world = await make_world(app)
     sedan = await make_vehicle_type(app)
     await world.add_user("driver", "DRIVER", "a")
     await world.add_user("member", "BASE", "a")
     body = order_body(sedan, organization=world.org("a"))
     refusals = []
-    for client_id in (oid(), world.id("driver"), world.id("manager_b"), world.id("admin"),
-                      world.id("other_client"), world.id("client")):
+    for client_id in (
+        oid(),
+        world.id("driver"),
+        world.id("manager_b"),
+        world.id("admin"),
+        world.id("other_client"),
+        world.id("client"),
+    ):
         answer = await api.post(f"{API}/orders", {**body, "client_id": client_id}, token=world.tokens["manager_a"])
         refusals.append((answer.status, answer.body))
     assert len(set(refusals)) == 1 and refusals[0][0] == 422, "no refused id tells what it is"
-    assert (await api.post(f"{API}/orders", {**body, "client_id": world.id("member")},
-                           token=world.tokens["manager_a"])).status == 201, "a client of the organization"
-    assert (await api.post(f"{API}/orders", order_body(sedan, organization=world.org("b")),
-                           token=world.tokens["client"])).status == 201
-    elsewhere = await api.post(f"{API}/orders", {**body, "client_id": world.id("client")},
-                               token=world.tokens["manager_a"])
+    assert (
+        await api.post(f"{API}/orders", {**body, "client_id": world.id("member")}, token=world.tokens["manager_a"])
+    ).status == 201, "a client of the organization"
+    assert (
+        await api.post(f"{API}/orders", order_body(sedan, organization=world.org("b")), token=world.tokens["client"])
+    ).status == 201
+    elsewhere = await api.post(
+        f"{API}/orders", {**body, "client_id": world.id("client")}, token=world.tokens["manager_a"]
+    )
     assert (elsewhere.status, elsewhere.body) == refusals[0], "an order with another organization links to it only"
-    assert (await api.post(f"{API}/orders", order_body(sedan, organization=world.org("a")),
-                           token=world.tokens["client"])).status == 201
-    assert (await api.post(f"{API}/orders", {**body, "client_id": world.id("client")},
-                           token=world.tokens["manager_a"])).status == 201, "now a customer of the organization"
-    admin = await api.post(f"{API}/orders", {**body, "client_id": world.id("other_client")},
-                           token=world.tokens["admin"])
+    assert (
+        await api.post(f"{API}/orders", order_body(sedan, organization=world.org("a")), token=world.tokens["client"])
+    ).status == 201
+    assert (
+        await api.post(f"{API}/orders", {**body, "client_id": world.id("client")}, token=world.tokens["manager_a"])
+    ).status == 201, "now a customer of the organization"
+    admin = await api.post(
+        f"{API}/orders", {**body, "client_id": world.id("other_client")}, token=world.tokens["admin"]
+    )
     assert admin.status == 201, "ADMINs order for any client"
 
 
@@ -201,8 +227,9 @@ async def test_idempotent_create_returns_the_first_answer(app: Any, api: Api, sy
     fresh = await api.post(f"{API}/orders", body, headers={"Idempotency-Key": "another"}, token=world.tokens["client"])
     assert fresh.json["id"] != first.json["id"]
     assert sync_db["orders"].count_documents({}) == 3
-    bad_key = await api.post(f"{API}/orders", body, headers={"Idempotency-Key": "has spaces"},
-                             token=world.tokens["client"])
+    bad_key = await api.post(
+        f"{API}/orders", body, headers={"Idempotency-Key": "has spaces"}, token=world.tokens["client"]
+    )
     assert bad_key.status == 422 and "Idempotency-Key" in bad_key.json["error"]["details"]
 
 
@@ -211,8 +238,9 @@ async def test_concurrent_identical_requests_create_one_order(app: Any, api: Api
     world = await make_world(app)
     sedan = await make_vehicle_type(app)
     key = {"Idempotency-Key": "tap-tap-tap"}
-    answers = await asyncio.gather(*(api.post(f"{API}/orders", order_body(sedan), headers=key,
-                                              token=world.tokens["client"]) for _ in range(5)))
+    answers = await asyncio.gather(
+        *(api.post(f"{API}/orders", order_body(sedan), headers=key, token=world.tokens["client"]) for _ in range(5))
+    )
     assert {a.status for a in answers} == {201}
     assert len({a.json["id"] for a in answers}) == 1
     assert sync_db["orders"].count_documents({}) == 1
@@ -238,8 +266,9 @@ async def test_a_key_older_than_a_day_is_forgotten(app: Any, api: Api, sync_db: 
     key = {"Idempotency-Key": "yesterday"}
     first = await api.post(f"{API}/orders", order_body(sedan), headers=key, token=world.tokens["client"])
     sync_db["idempotency"].update_many({}, {"$set": {"created_at": utcnow() - timedelta(hours=25)}})
-    later = await api.post(f"{API}/orders", order_body(sedan, notes="new day"), headers=key,
-                           token=world.tokens["client"])
+    later = await api.post(
+        f"{API}/orders", order_body(sedan, notes="new day"), headers=key, token=world.tokens["client"]
+    )
     assert later.status == 201 and later.json["id"] != first.json["id"]
     assert "created_at" in sync_db["idempotency"].index_information()["expire_after_24h"]["key"][0]
 
@@ -257,8 +286,10 @@ async def test_lists_and_reads_are_scoped_by_role_and_organization(app: Any, api
     pool = await insert_order(world, "new", None, client="other_client")
     every = {str(o["_id"]) for o in (a_new, a_driving, b_mine, b_other, pool)}
 
-    seen = {name: set(ids(await api.get(f"{API}/orders", token=world.tokens[name])))
-            for name in ("client", "other_client", "driver_a", "driver_b", "manager_a", "manager_b", "admin")}
+    seen = {
+        name: set(ids(await api.get(f"{API}/orders", token=world.tokens[name])))
+        for name in ("client", "other_client", "driver_a", "driver_b", "manager_a", "manager_b", "admin")
+    }
     assert seen["client"] == {str(a_new["_id"]), str(a_driving["_id"]), str(b_mine["_id"])}
     assert seen["other_client"] == {str(b_other["_id"]), str(pool["_id"])}
     assert seen["driver_a"] == {str(a_driving["_id"])} and seen["driver_b"] == {str(b_mine["_id"])}
@@ -269,9 +300,13 @@ async def test_lists_and_reads_are_scoped_by_role_and_organization(app: Any, api
     manager_a = world.tokens["manager_a"]
     for order in (b_mine, b_other, pool):
         base = f"{API}/orders/{order['_id']}"
-        for method, path, body in (("GET", base, None), ("GET", f"{base}/events", None), ("GET", f"{base}/track", None),
-                                   ("POST", f"{base}/status", {"status": "cancelled"}),
-                                   ("POST", f"{base}/assign", {"auto": True})):
+        for method, path, body in (
+            ("GET", base, None),
+            ("GET", f"{base}/events", None),
+            ("GET", f"{base}/track", None),
+            ("POST", f"{base}/status", {"status": "cancelled"}),
+            ("POST", f"{base}/assign", {"auto": True}),
+        ):
             answer = await api.request(method, path, body, token=manager_a)
             assert answer.status == 404, (method, path)
     assert (await api.get(f"{API}/orders/{a_new['_id']}", token=world.tokens["other_client"])).status == 404
@@ -328,11 +363,13 @@ async def test_every_move_per_role(app: Any, api: Api, role: str, status: str) -
         order = await insert_order(world, status, "a", vehicle=None if status == "new" else "truck")
         spare = await world.add_vehicle(f"spare_{action}", "a", f"spare_driver_{action}")
         if action == "assigned":
-            answer = await api.post(f"{API}/orders/{order['_id']}/assign", {"vehicle_id": str(spare["_id"])},
-                                    token=token)
+            answer = await api.post(
+                f"{API}/orders/{order['_id']}/assign", {"vehicle_id": str(spare["_id"])}, token=token
+            )
         else:
-            answer = await api.post(f"{API}/orders/{order['_id']}/status", {"status": action, "reason": "test"},
-                                    token=token)
+            answer = await api.post(
+                f"{API}/orders/{order['_id']}/status", {"status": action, "reason": "test"}, token=token
+            )
         if isinstance(want, int):
             assert answer.status == want, (role, status, action, answer.json)
             stored = await app.settings["services"].db["orders"].find_one({"_id": order["_id"]})
@@ -342,7 +379,8 @@ async def test_every_move_per_role(app: Any, api: Api, role: str, status: str) -
         assert answer.json["status"] == want
         timeline = (await api.get(f"{API}/orders/{order['_id']}/events", token=world.tokens["admin"])).json["items"]
         assert [(e["type"], e["from"], e["to"], e["actor_id"]) for e in timeline] == [
-            (action, status, want, world.id(ROLE_USERS[role]))]
+            (action, status, want, world.id(ROLE_USERS[role]))
+        ]
         if action == "assigned":
             assert answer.json["vehicle_id"] == str(spare["_id"])
             assert (await vehicle_doc(app, spare))["current_order"] == order["_id"]
@@ -360,8 +398,10 @@ async def test_two_managers_assigning_at_once_exactly_one_wins(app: Any, api: Ap
     two = await world.add_vehicle("two", "a", "driver_two")
     order = await insert_order(world, "new", "a")
     path = f"{API}/orders/{order['_id']}/assign"
-    answers = await asyncio.gather(api.post(path, {"vehicle_id": str(one["_id"])}, token=world.tokens["manager_a"]),
-                                   api.post(path, {"vehicle_id": str(two["_id"])}, token=world.tokens["manager_a2"]))
+    answers = await asyncio.gather(
+        api.post(path, {"vehicle_id": str(one["_id"])}, token=world.tokens["manager_a"]),
+        api.post(path, {"vehicle_id": str(two["_id"])}, token=world.tokens["manager_a2"]),
+    )
     assert sorted(a.status for a in answers) == [200, 409]
     [winner] = [a for a in answers if a.status == 200]
     [loser] = [a for a in answers if a.status == 409]
@@ -382,10 +422,13 @@ async def test_two_managers_racing_for_the_same_truck(app: Any, api: Api) -> Non
     truck = await world.add_vehicle("one", "a", "driver_one")
     first, second = await insert_order(world, "new", "a"), await insert_order(world, "new", "a")
     answers = await asyncio.gather(
-        api.post(f"{API}/orders/{first['_id']}/assign", {"vehicle_id": str(truck["_id"])},
-                 token=world.tokens["manager_a"]),
-        api.post(f"{API}/orders/{second['_id']}/assign", {"vehicle_id": str(truck["_id"])},
-                 token=world.tokens["manager_a2"]))
+        api.post(
+            f"{API}/orders/{first['_id']}/assign", {"vehicle_id": str(truck["_id"])}, token=world.tokens["manager_a"]
+        ),
+        api.post(
+            f"{API}/orders/{second['_id']}/assign", {"vehicle_id": str(truck["_id"])}, token=world.tokens["manager_a2"]
+        ),
+    )
     assert sorted(a.status for a in answers) == [200, 409]
     assert {a.error_code for a in answers if a.status == 409} == {"vehicle_not_available"}
 
@@ -402,8 +445,9 @@ async def test_auto_assignment_takes_the_nearest_available_truck_of_the_organiza
     answers = []
     for _ in range(4):
         order = await insert_order(world, "new", "a")
-        answers.append(await api.post(f"{API}/orders/{order['_id']}/assign", {"auto": True},
-                                      token=world.tokens["manager_a"]))
+        answers.append(
+            await api.post(f"{API}/orders/{order['_id']}/assign", {"auto": True}, token=world.tokens["manager_a"])
+        )
     assert [a.status for a in answers] == [200, 200, 200, 409]
     assert [a.json["vehicle_id"] for a in answers[:3]] == [world.id("near"), world.id("far"), world.id("no_position")]
     assert answers[3].error_code == "no_vehicle_available"
@@ -421,8 +465,9 @@ async def test_orders_auto_assigned_at_once_never_share_a_truck(app: Any, api: A
     for n in range(3):
         await world.add_vehicle(f"t{n}", "a", f"d{n}", at=offset(n + 1, 0))
     orders = [await insert_order(world, "new", "a") for _ in range(5)]
-    answers = await asyncio.gather(*(api.post(f"{API}/orders/{o['_id']}/assign", {"auto": True},
-                                              token=world.tokens["manager_a"]) for o in orders))
+    answers = await asyncio.gather(
+        *(api.post(f"{API}/orders/{o['_id']}/assign", {"auto": True}, token=world.tokens["manager_a"]) for o in orders)
+    )
     won = [a.json["vehicle_id"] for a in answers if a.status == 200]
     assert len(won) == 3 and len(set(won)) == 3
     assert sorted(a.error_code for a in answers if a.status != 200) == ["no_vehicle_available"] * 2
@@ -470,8 +515,9 @@ async def test_a_whole_trip_frees_the_truck_and_keeps_the_timeline(app: Any, api
     sedan = await make_vehicle_type(app)
     truck = await world.add_vehicle("truck", "a", "driver", at=offset(3, 0))
     events = capture_events(app)
-    order = (await api.post(f"{API}/orders", order_body(sedan, organization=world.org("a")),
-                            token=world.tokens["client"])).json
+    order = (
+        await api.post(f"{API}/orders", order_body(sedan, organization=world.org("a")), token=world.tokens["client"])
+    ).json
     base = f"{API}/orders/{order['id']}"
     assert (await api.post(f"{base}/assign", {"auto": True}, token=world.tokens["manager_a"])).status == 200
     track = (await api.get(f"{base}/track", token=world.tokens["client"])).json
@@ -495,9 +541,14 @@ async def test_a_whole_trip_frees_the_truck_and_keeps_the_timeline(app: Any, api
 
     timeline = (await api.get(f"{base}/events", token=world.tokens["client"])).json
     assert [(e["type"], e["from"], e["to"]) for e in timeline["items"]] == [
-        ("created", None, "new"), ("assigned", "new", "assigned"), ("accepted", "assigned", "accepted"),
-        ("en_route", "accepted", "en_route"), ("arrived", "en_route", "arrived"),
-        ("in_progress", "arrived", "in_progress"), ("completed", "in_progress", "completed")]
+        ("created", None, "new"),
+        ("assigned", "new", "assigned"),
+        ("accepted", "assigned", "accepted"),
+        ("en_route", "accepted", "en_route"),
+        ("arrived", "en_route", "arrived"),
+        ("in_progress", "arrived", "in_progress"),
+        ("completed", "in_progress", "completed"),
+    ]
     assert timeline["items"][1]["actor_id"] == world.id("manager_a")
     assert timeline["items"][1]["vehicle_id"] == world.id("truck")
     assert all(e["actor_id"] == world.id("driver") for e in timeline["items"][2:])
@@ -519,8 +570,9 @@ async def test_decline_returns_the_order_to_new_and_frees_the_truck(app: Any, ap
     base = f"{API}/orders/{order['_id']}"
     assigned = await api.post(f"{base}/assign", {"vehicle_id": str(truck["_id"])}, token=world.tokens["manager_a"])
     assert assigned.status == 200
-    declined = await api.post(f"{base}/status", {"status": "declined", "reason": "Flat tyre"},
-                              token=world.tokens["driver"])
+    declined = await api.post(
+        f"{base}/status", {"status": "declined", "reason": "Flat tyre"}, token=world.tokens["driver"]
+    )
     assert declined.status == 200 and declined.json["status"] == "new"
     assert declined.json["vehicle_id"] is None and declined.json["driver_id"] is None
     assert (await vehicle_doc(app, truck))["status"] == "available"
@@ -536,14 +588,18 @@ async def test_client_cancels_before_arrival_and_the_truck_is_freed(app: Any, ap
     world = await make_world(app)
     truck = await world.add_vehicle("truck", "a", "driver")
     order = await insert_order(world, "en_route", "a", vehicle="truck")
-    answer = await api.post(f"{API}/orders/{order['_id']}/status", {"status": "cancelled", "reason": "Fixed it myself"},
-                            token=world.tokens["client"])
+    answer = await api.post(
+        f"{API}/orders/{order['_id']}/status",
+        {"status": "cancelled", "reason": "Fixed it myself"},
+        token=world.tokens["client"],
+    )
     assert answer.status == 200 and answer.json["status"] == "cancelled"
     freed = await vehicle_doc(app, truck)
     assert freed["status"] == "available" and freed["current_order"] is None
     arrived = await insert_order(world, "arrived", "a", vehicle="truck")
-    late = await api.post(f"{API}/orders/{arrived['_id']}/status", {"status": "cancelled"},
-                          token=world.tokens["client"])
+    late = await api.post(
+        f"{API}/orders/{arrived['_id']}/status", {"status": "cancelled"}, token=world.tokens["client"]
+    )
     assert late.status == 409 and late.error_code == "invalid_transition"
     assert late.json["error"]["details"]["allowed"] == ["in_progress"]
 
@@ -554,9 +610,11 @@ async def test_concurrent_status_changes_apply_once(app: Any, api: Api) -> None:
     await world.add_vehicle("truck", "a", "driver")
     order = await insert_order(world, "assigned", "a", vehicle="truck")
     path = f"{API}/orders/{order['_id']}/status"
-    answers = await asyncio.gather(api.post(path, {"status": "accepted"}, token=world.tokens["driver"]),
-                                   api.post(path, {"status": "accepted"}, token=world.tokens["manager_a"]),
-                                   api.post(path, {"status": "accepted"}, token=world.tokens["admin"]))
+    answers = await asyncio.gather(
+        api.post(path, {"status": "accepted"}, token=world.tokens["driver"]),
+        api.post(path, {"status": "accepted"}, token=world.tokens["manager_a"]),
+        api.post(path, {"status": "accepted"}, token=world.tokens["admin"]),
+    )
     assert sorted(a.status for a in answers) == [200, 409, 409]
     assert {a.error_code for a in answers if a.status == 409} == {"invalid_transition"}
     timeline = (await api.get(f"{API}/orders/{order['_id']}/events", token=world.tokens["admin"])).json
@@ -571,5 +629,6 @@ async def test_status_body_is_validated(app: Any, api: Api) -> None:
     for body in ({}, {"status": "assigned"}, {"status": "new"}, {"status": "accepted", "reason": "x" * 501}):
         answer = await api.post(path, body, token=world.tokens["admin"])
         assert answer.status == 422, body
-    assert (await api.post(f"{API}/orders/{ObjectId()}/status", {"status": "cancelled"},
-                           token=world.tokens["admin"])).status == 404
+    assert (
+        await api.post(f"{API}/orders/{ObjectId()}/status", {"status": "cancelled"}, token=world.tokens["admin"])
+    ).status == 404

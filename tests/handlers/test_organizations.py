@@ -23,8 +23,12 @@ async def test_list_is_scoped_by_role(app: Any, api: Api) -> None:
     client = await api.get(f"{API}/organizations", token=world.tokens["client"])
     assert client.status == 200 and names(client) == ["Alpha Towing", "Bravo Recovery"]
     assert all("members" not in item for item in client.json["items"]), "clients see public cards only"
-    for role, seen in (("driver_a", ["Alpha Towing"]), ("manager_b", ["Bravo Recovery"]),
-                       ("loner", []), ("admin", ["Alpha Towing", "Bravo Recovery"])):
+    for role, seen in (
+        ("driver_a", ["Alpha Towing"]),
+        ("manager_b", ["Bravo Recovery"]),
+        ("loner", []),
+        ("admin", ["Alpha Towing", "Bravo Recovery"]),
+    ):
         answer = await api.get(f"{API}/organizations", token=world.tokens[role])
         assert answer.status == 200 and names(answer) == seen, role
         assert answer.json["total"] == len(seen)
@@ -72,8 +76,9 @@ async def test_create_by_role_and_unique_names(app: Any, api: Api) -> None:
     for role in ("client", "driver_a"):
         denied = await api.post(f"{API}/organizations", {"name": "Mine"}, token=world.tokens[role])
         assert denied.status == 403 and denied.error_code == "forbidden", role
-    created = await api.post(f"{API}/organizations", {"name": "Delta Tow", "description": "Night shifts"},
-                             token=world.tokens["manager_a"])
+    created = await api.post(
+        f"{API}/organizations", {"name": "Delta Tow", "description": "Night shifts"}, token=world.tokens["manager_a"]
+    )
     assert created.status == 201
     org = created.json
     assert org["name"] == "Delta Tow" and org["description"] == "Night shifts"
@@ -122,8 +127,7 @@ async def test_manager_invites_and_removes_members_of_own_org_only(app: Any, api
     direct = await api.post(f"{API}/organizations/{a}/members/{world.id('loner')}", token=manager)
     assert direct.status == 403 and direct.error_code == "invitation_required"
     invitation = await api.post(f"{API}/organizations/{a}/invitations", {"user_id": world.id("loner")}, token=manager)
-    accepted = await api.post(f"{API}/users/me/invitations/{invitation.json['id']}/accept",
-                              token=world.tokens["loner"])
+    accepted = await api.post(f"{API}/users/me/invitations/{invitation.json['id']}/accept", token=world.tokens["loner"])
     assert accepted.status == 200
     seen = await api.get(f"{API}/organizations/{a}", token=world.tokens["loner"])
     assert seen.status == 200 and world.id("loner") in member_ids(seen.json)
@@ -151,8 +155,7 @@ async def test_members_endpoints_refused_to_clients_and_drivers(app: Any, api: A
     a = str(world.org_a["_id"])
     for role in ("client", "driver_a"):
         add = await api.post(f"{API}/organizations/{a}/members/{world.id('loner')}", token=world.tokens[role])
-        remove = await api.delete(f"{API}/organizations/{a}/members/{world.id('driver_a')}",
-                                  token=world.tokens[role])
+        remove = await api.delete(f"{API}/organizations/{a}/members/{world.id('driver_a')}", token=world.tokens[role])
         assert add.status == 403 and remove.status == 403, role
     members = (await api.get(f"{API}/organizations/{a}", token=world.tokens["admin"])).json["members"]
     assert {m["id"] for m in members} == {world.id("manager_a"), world.id("driver_a")}

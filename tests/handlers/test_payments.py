@@ -24,8 +24,12 @@ async def test_the_fleet_records_payments_and_clients_read_them(app: Any, api: A
     paid = await api.post(path, {"amount": 2000.5, "method": "card"}, token=world.tokens["driver"])
     assert paid.status == 201
     assert {k: paid.json[k] for k in ("order_id", "amount", "method", "status", "created_by")} == {
-        "order_id": str(order["_id"]), "amount": 2000.5, "method": "card", "status": "recorded",
-        "created_by": world.id("driver")}
+        "order_id": str(order["_id"]),
+        "amount": 2000.5,
+        "method": "card",
+        "status": "recorded",
+        "created_by": world.id("driver"),
+    }
     assert paid.json["created_at"].endswith("Z")
     invoice = await api.post(path, {"amount": 10, "method": "invoice"}, token=world.tokens["driver"])
     assert invoice.status == 403 and invoice.error_code == "method_forbidden", "drivers take cash or card"
@@ -93,18 +97,41 @@ async def test_concurrent_payments_together_over_the_price_are_not_all_recorded(
 async def test_payments_recorded_before_the_running_total_count(app: Any, api: Api) -> None:
     world = await make_world(app)
     order = await insert_order(world, "completed", "a")
-    await app.settings["services"].db["payments"].insert_many([
-        {"order_id": order["_id"], "amount": amount, "method": "card", "status": "recorded",
-         "created_by": ObjectId(), "created_at": utcnow()} for amount in (2000.0, 400.0)])
+    await (
+        app.settings["services"]
+        .db["payments"]
+        .insert_many(
+            [
+                {
+                    "order_id": order["_id"],
+                    "amount": amount,
+                    "method": "card",
+                    "status": "recorded",
+                    "created_by": ObjectId(),
+                    "created_at": utcnow(),
+                }
+                for amount in (2000.0, 400.0)
+            ]
+        )
+    )
     path = f"{API}/orders/{order['_id']}/payments"
     assert (await api.post(path, {"amount": 100.01, "method": "cash"}, token=world.tokens["admin"])).status == 422
     assert (await api.post(path, {"amount": 100, "method": "cash"}, token=world.tokens["admin"])).status == 201
 
 
-@pytest.mark.parametrize("body", [{"amount": 0, "method": "cash"}, {"amount": -5, "method": "card"},
-                                  {"amount": 10.005, "method": "card"}, {"amount": "ten", "method": "card"},
-                                  {"amount": 10, "method": "bitcoin"}, {"method": "cash"}, {"amount": 10},
-                                  {"amount": 1e12, "method": "cash"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"amount": 0, "method": "cash"},
+        {"amount": -5, "method": "card"},
+        {"amount": 10.005, "method": "card"},
+        {"amount": "ten", "method": "card"},
+        {"amount": 10, "method": "bitcoin"},
+        {"method": "cash"},
+        {"amount": 10},
+        {"amount": 1e12, "method": "cash"},
+    ],
+)
 @pytest.mark.gen_test(timeout=60)
 async def test_payment_input_is_validated(app: Any, api: Api, body: dict[str, Any]) -> None:
     world = await make_world(app)
@@ -125,8 +152,9 @@ async def test_a_retried_payment_is_recorded_once(app: Any, api: Api, sync_db: A
     first = await api.post(path, body, headers=key, token=token)
     again = await api.post(path, body, headers=key, token=token)
     assert first.status == again.status == 201 and again.json == first.json
-    racing = await asyncio.gather(*(api.post(path, body, headers={"Idempotency-Key": "pay-double-click"},
-                                             token=token) for _ in range(4)))
+    racing = await asyncio.gather(
+        *(api.post(path, body, headers={"Idempotency-Key": "pay-double-click"}, token=token) for _ in range(4))
+    )
     assert {a.status for a in racing} == {201} and len({a.json["id"] for a in racing}) == 1
     assert sync_db["payments"].count_documents({}) == 2
     other = await api.post(path, {"amount": 130, "method": "card"}, headers=key, token=token)

@@ -20,8 +20,12 @@ async def test_client_rates_a_completed_order_once(app: Any, api: Api) -> None:
     rated = await api.post(path, {"score": 4, "comment": "Fast and careful"}, token=world.tokens["client"])
     assert rated.status == 201
     assert {k: rated.json[k] for k in ("order_id", "driver_id", "client_id", "score", "comment")} == {
-        "order_id": str(order["_id"]), "driver_id": world.id("driver"), "client_id": world.id("client"),
-        "score": 4, "comment": "Fast and careful"}
+        "order_id": str(order["_id"]),
+        "driver_id": world.id("driver"),
+        "client_id": world.id("client"),
+        "score": 4,
+        "comment": "Fast and careful",
+    }
     twice = await api.post(path, {"score": 5}, token=world.tokens["client"])
     assert twice.status == 409 and twice.error_code == "already_rated"
 
@@ -61,9 +65,12 @@ async def test_concurrent_ratings_of_one_driver_all_count(app: Any, api: Api) ->
     for name in clients:
         await world.add_user(name, "BASE")
         orders.append(await insert_order(world, "completed", "a", client=name, vehicle="truck"))
-    answers = await asyncio.gather(*(api.post(f"{API}/orders/{order['_id']}/rating", {"score": score},
-                                              token=world.tokens[name])
-                                     for order, score, name in zip(orders, scores, clients, strict=False)))
+    answers = await asyncio.gather(
+        *(
+            api.post(f"{API}/orders/{order['_id']}/rating", {"score": score}, token=world.tokens[name])
+            for order, score, name in zip(orders, scores, clients, strict=False)
+        )
+    )
     assert [a.status for a in answers] == [201] * len(scores)
     profile = (await api.get(f"{API}/users/{world.id('driver')}", token=world.tokens["manager_a"])).json
     assert profile["rating_count"] == 5 and profile["rating"] == round(sum(scores) / 5, 2)

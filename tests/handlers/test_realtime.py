@@ -150,24 +150,28 @@ async def test_offline_batch_of_500_points_is_stored_in_order(app: Any, api: Api
     assert error["code"] == "batch_too_large"
 
 
-@pytest.mark.parametrize(("frame", "code"), [
-    ("{not json", "malformed_json"),
-    ('{"lat": 1}', "bad_frame"),
-    ('[1, 2]', "bad_frame"),
-    ('{"type": "teleport"}', "unknown_type"),
-    ('{"type": "location", "seq": 1, "lat": 91, "lon": 0, "ts": "2026-01-01T00:00:00Z"}', "invalid_location"),
-    ('{"type": "location", "seq": 1, "lat": "55", "lon": 0, "ts": "2026-01-01T00:00:00Z"}', "invalid_location"),
-    ('{"type": "location", "seq": -1, "lat": 5, "lon": 0, "ts": "2026-01-01T00:00:00Z"}', "invalid_location"),
-    ('{"type": "location", "seq": 1, "lat": 5, "lon": 0, "ts": "2999-01-01T00:00:00Z"}', "invalid_location"),
-    ('{"type": "location", "seq": 1, "lat": 5, "lon": 0, "ts": "yesterday"}', "invalid_location"),
-    ('{"type": "location", "seq": 1, "lat": NaN, "lon": 0, "ts": "2026-01-01T00:00:00Z"}', "malformed_json"),
-    ('{"type": "location", "seq": 1, "lat": 1e300, "lon": 0, "ts": "2026-01-01T00:00:00Z"}', "invalid_location"),
-    ('{"type": "locations", "points": "all"}', "invalid_location"),
-    (b"\x00\x01binary", "bad_frame"),
-])
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "malformed_json"),
+        ('{"lat": 1}', "bad_frame"),
+        ("[1, 2]", "bad_frame"),
+        ('{"type": "teleport"}', "unknown_type"),
+        ('{"type": "location", "seq": 1, "lat": 91, "lon": 0, "ts": "2026-01-01T00:00:00Z"}', "invalid_location"),
+        ('{"type": "location", "seq": 1, "lat": "55", "lon": 0, "ts": "2026-01-01T00:00:00Z"}', "invalid_location"),
+        ('{"type": "location", "seq": -1, "lat": 5, "lon": 0, "ts": "2026-01-01T00:00:00Z"}', "invalid_location"),
+        ('{"type": "location", "seq": 1, "lat": 5, "lon": 0, "ts": "2999-01-01T00:00:00Z"}', "invalid_location"),
+        ('{"type": "location", "seq": 1, "lat": 5, "lon": 0, "ts": "yesterday"}', "invalid_location"),
+        ('{"type": "location", "seq": 1, "lat": NaN, "lon": 0, "ts": "2026-01-01T00:00:00Z"}', "malformed_json"),
+        ('{"type": "location", "seq": 1, "lat": 1e300, "lon": 0, "ts": "2026-01-01T00:00:00Z"}', "invalid_location"),
+        ('{"type": "locations", "points": "all"}', "invalid_location"),
+        (b"\x00\x01binary", "bad_frame"),
+    ],
+)
 @pytest.mark.gen_test(timeout=60)
-async def test_bad_frames_get_an_error_and_the_socket_stays_open(app: Any, api: Api, base_url: str,
-                                                                 frame: Any, code: str) -> None:
+async def test_bad_frames_get_an_error_and_the_socket_stays_open(
+    app: Any, api: Api, base_url: str, frame: Any, code: str
+) -> None:
     crew = (await fleet(app, api))["drivers"][0]
     driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), crew["token"])
     await driver.recv_type("ready")
@@ -236,8 +240,9 @@ async def test_replay_from_an_old_offset_delivers_every_kept_frame(app: Any, api
     console.close()
     total = 5000  # what a channel keeps: ten times the socket's live outbox
     for start in range(1, total + 1, 500):
-        await driver.send({"type": "locations",
-                           "points": [point(n, lat=50 + n / 10_000) for n in range(start, start + 500)]})
+        await driver.send(
+            {"type": "locations", "points": [point(n, lat=50 + n / 10_000) for n in range(start, start + 500)]}
+        )
         await driver.recv_type("ack", seq=start + 499)
     back = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
     await back.send({"type": "subscribe", "channel": channel, "since": old})
@@ -273,9 +278,13 @@ def raw_upgrade(base_url: str, path: str, token: str) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect, so the window stays small
     sock.connect((host.replace("localhost", "127.0.0.1"), int(port)))
-    sock.sendall((f"GET {path}?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"GET {path}?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
     return sock
 
 
@@ -289,8 +298,9 @@ def send_masked(sock: socket.socket, text: str) -> None:
 
 
 @pytest.mark.gen_test(timeout=600)  # a hang guard: every wait inside has its own stall limit
-async def test_a_console_that_never_reads_does_not_delay_another(app: Any, api: Api, base_url: str,
-                                                                 raw_sockets: list[socket.socket]) -> None:
+async def test_a_console_that_never_reads_does_not_delay_another(
+    app: Any, api: Api, base_url: str, raw_sockets: list[socket.socket]
+) -> None:
     from dispatch.core import metrics
 
     # The stuck console must overflow (two batches of 500 reach it) before it is closed as stuck, also
@@ -341,8 +351,10 @@ async def test_ending_a_session_closes_its_sockets(app: Any, api: Api, base_url:
     assert await phone.closed() == 4401
     await tablet.send({"type": "location", **point(1)})
     await tablet.recv_type("ack", seq=1)  # the other session's socket is untouched
-    changed = await api.post("/api/v1/auth/password/change",
-                             {"old_password": "correct-horse-battery", "new_password": "another-horse-2"},
-                             token=other_token)
+    changed = await api.post(
+        "/api/v1/auth/password/change",
+        {"old_password": "correct-horse-battery", "new_password": "another-horse-2"},
+        token=other_token,
+    )
     assert changed.status == 204
     assert await tablet.closed() == 4401  # a password change ends every session

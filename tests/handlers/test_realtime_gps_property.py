@@ -42,8 +42,9 @@ class Driver:
 
     async def stored(self, low: int, high: int) -> list[int]:
         """The seqs of this driver's stored points in [low, high], one entry per stored document."""
-        cursor = self.db["gps_points"].find({"driver_id": self.driver_id, "seq": {"$gte": low, "$lte": high}},
-                                            {"seq": 1})
+        cursor = self.db["gps_points"].find(
+            {"driver_id": self.driver_id, "seq": {"$gte": low, "$lte": high}}, {"seq": 1}
+        )
         return [doc["seq"] async for doc in cursor]
 
 
@@ -63,13 +64,12 @@ def confirm(outstanding: list[tuple[int, set[int]]], seq: int) -> set[int]:
     assert seq in highest, f"ack {seq} matches no outstanding frame: {highest}"
     last = highest.index(seq)
     assert all(h < seq for h in highest[:last]), f"ack {seq} overtook a higher frame: {highest}"
-    confirmed = set().union(*(points for _, points in outstanding[:last + 1]))
-    del outstanding[:last + 1]
+    confirmed = set().union(*(points for _, points in outstanding[: last + 1]))
+    del outstanding[: last + 1]
     return confirmed
 
 
-async def run_connection(driver: Driver, frames: list[tuple[str, Any]], base: int,
-                         sent: list[list[int]]) -> set[int]:
+async def run_connection(driver: Driver, frames: list[tuple[str, Any]], base: int, sent: list[list[int]]) -> set[int]:
     """Send the frames on a fresh connection without waiting; check every ack; the seqs acked."""
     socket = await WsClient.connect(ws_url(driver.base_url, "/ws/driver"), driver.token)
     await socket.recv_type("ready")
@@ -96,11 +96,16 @@ async def run_connection(driver: Driver, frames: list[tuple[str, Any]], base: in
     return acked
 
 
-@settings(max_examples=25, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(connections=CONNECTIONS)
-def test_every_acked_point_is_stored_exactly_once(driver: Driver, io_loop: Any,
-                                                  connections: list[list[tuple[str, Any]]]) -> None:
+def test_every_acked_point_is_stored_exactly_once(
+    driver: Driver, io_loop: Any, connections: list[list[tuple[str, Any]]]
+) -> None:
     base = next(driver.bases)
 
     async def scenario() -> None:

@@ -21,8 +21,9 @@ async def test_assignment_reaches_the_driver_who_then_moves_the_order(app: Any, 
     tracker = await WsClient.connect(ws_url(base_url, f"/ws/orders/{order['id']}"), client_token)
     await tracker.recv_type("subscribed", channel=f"order:{order['id']}")
 
-    assigned = await api.post(f"/api/v1/orders/{order['id']}/assign", {"vehicle_id": crew["vehicle"]["id"]},
-                              token=team["manager_token"])
+    assigned = await api.post(
+        f"/api/v1/orders/{order['id']}/assign", {"vehicle_id": crew["vehicle"]["id"]}, token=team["manager_token"]
+    )
     assert assigned.status == 200, assigned.json
     push = await driver.recv_type("assignment")
     assert push["order"]["id"] == order["id"] and push["order"]["status"] == "assigned"

@@ -17,8 +17,9 @@ async def test_a_driver_who_declines_loses_the_order_socket(app: Any, api: Api, 
     team = await fleet(app, api, drivers=2)
     first, second = team["drivers"]
     order, client_token = await ordered(app, api, team)
-    assigned = await api.post(f"/api/v1/orders/{order['id']}/assign", {"vehicle_id": first["vehicle"]["id"]},
-                              token=team["manager_token"])
+    assigned = await api.post(
+        f"/api/v1/orders/{order['id']}/assign", {"vehicle_id": first["vehicle"]["id"]}, token=team["manager_token"]
+    )
     assert assigned.status == 200, assigned.json
     declining = await WsClient.connect(ws_url(base_url, f"/ws/orders/{order['id']}"), first["token"])
     await declining.recv_type("subscribed")
@@ -29,8 +30,9 @@ async def test_a_driver_who_declines_loses_the_order_socket(app: Any, api: Api, 
     assert declined.status == 200, declined.json
     assert await declining.closed() == 4403
     # the next truck is the client's business, not the declining driver's
-    again = await api.post(f"/api/v1/orders/{order['id']}/assign", {"vehicle_id": second["vehicle"]["id"]},
-                           token=team["manager_token"])
+    again = await api.post(
+        f"/api/v1/orders/{order['id']}/assign", {"vehicle_id": second["vehicle"]["id"]}, token=team["manager_token"]
+    )
     assert again.status == 200, again.json
     assert (await client.recv_type("order", event="assigned"))["order"]["vehicle_id"] == second["vehicle"]["id"]
     assert client.close_code is None  # the client keeps following its order
@@ -39,8 +41,7 @@ async def test_a_driver_who_declines_loses_the_order_socket(app: Any, api: Api, 
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_manager_removed_from_an_organization_stops_following_it(app: Any, api: Api,
-                                                                         base_url: str) -> None:
+async def test_a_manager_removed_from_an_organization_stops_following_it(app: Any, api: Api, base_url: str) -> None:
     kept, lost = await fleet(app, api), await fleet(app, api)
     manager = await make_user(app, "MANAGER", organizations=[kept["org"]["_id"], lost["org"]["_id"]])
     token = await login(app, manager)
@@ -56,12 +57,14 @@ async def test_a_manager_removed_from_an_organization_stops_following_it(app: An
     await order_socket.recv_type("subscribed")
     drivers = {}
     for team in (lost, kept):
-        drivers[team["org"]["_id"]] = socket = await WsClient.connect(ws_url(base_url, "/ws/driver"),
-                                                                      team["drivers"][0]["token"])
+        drivers[team["org"]["_id"]] = socket = await WsClient.connect(
+            ws_url(base_url, "/ws/driver"), team["drivers"][0]["token"]
+        )
         await socket.recv_type("ready")
 
-    removed = await api.delete(f"/api/v1/organizations/{lost['org']['_id']}/members/{manager['_id']}",
-                               token=admin_token)
+    removed = await api.delete(
+        f"/api/v1/organizations/{lost['org']['_id']}/members/{manager['_id']}", token=admin_token
+    )
     assert removed.status == 200, removed.json
     ended = {(await console.recv_type("error", code="forbidden"))["channel"] for _ in lost_channels}
     assert ended == set(lost_channels)

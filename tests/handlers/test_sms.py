@@ -68,13 +68,16 @@ async def test_inactive_account_is_refused(api: Api, app: Any, services: Any) ->
     assert answer.status == 403 and answer.error_code == "account_inactive"
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"phone": "12345"}, "phone"),
-    ({"phone": "8 916 123-45-67"}, "phone"),              # national without a region
-    ({"phone": "+7 000 000-00-00"}, "phone"),             # parses, but no such number
-    ({"phone": "8 916 123-45-67", "region": "XX"}, "region"),
-    ({}, "phone"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"phone": "12345"}, "phone"),
+        ({"phone": "8 916 123-45-67"}, "phone"),  # national without a region
+        ({"phone": "+7 000 000-00-00"}, "phone"),  # parses, but no such number
+        ({"phone": "8 916 123-45-67", "region": "XX"}, "region"),
+        ({}, "phone"),
+    ],
+)
 @pytest.mark.gen_test(timeout=30)
 async def test_invalid_phone_or_region_is_422(api: Api, body: dict[str, Any], field: str) -> None:
     answer = await api.post(REQUEST, body)
@@ -170,9 +173,23 @@ async def test_verify_attempts_are_throttled_per_ip(api: Api) -> None:
 ME = "/api/v1/users/me"
 PHONE_VERIFY = "/api/v1/users/me/phone/verify"
 # Every field SPEC section 8 pins on a user answer, plus `phone_verified` (section 13).
-USER_FIELDS = {"id", "username", "email", "phone", "phone_verified", "first_name", "last_name", "category",
-               "is_active", "email_verified", "organizations", "avatar_url", "invite_code", "created_at",
-               "updated_at"}
+USER_FIELDS = {
+    "id",
+    "username",
+    "email",
+    "phone",
+    "phone_verified",
+    "first_name",
+    "last_name",
+    "category",
+    "is_active",
+    "email_verified",
+    "organizations",
+    "avatar_url",
+    "invite_code",
+    "created_at",
+    "updated_at",
+}
 ROOMY = "sms_request_phone=5/86400,sms_request_ip=50/86400,sms_verify_ip=50/86400"  # a few codes per phone
 
 
@@ -186,8 +203,7 @@ async def sms_login(api: Api, services: Any, e164: str, seen: set[Path]) -> dict
 
 @pytest.mark.parametrize("settings", [ROOMY], indirect=True)
 @pytest.mark.gen_test(timeout=90)
-async def test_a_phone_someone_else_typed_in_never_reaches_their_account(api: Api, app: Any,
-                                                                         services: Any) -> None:
+async def test_a_phone_someone_else_typed_in_never_reaches_their_account(api: Api, app: Any, services: Any) -> None:
     """The review's steps: an attacker binds the victim's number; the victim's SMS log-in must not land there."""
     _, victim_phone = new_phone()
     seen: set[Path] = set()
@@ -201,8 +217,12 @@ async def test_a_phone_someone_else_typed_in_never_reaches_their_account(api: Ap
     refused = await api.post("/api/v1/auth/login", {"login": victim_phone, "password": PASSWORD})
     assert refused.status == 401
     # a registration may give the number too (unverified): it blocks nobody and logs nobody in
-    squatter = {"username": f"sq{uuid.uuid4().hex[:8]}", "email": f"sq{uuid.uuid4().hex[:8]}@example.com",
-                "password": PASSWORD, "phone": victim_phone}
+    squatter = {
+        "username": f"sq{uuid.uuid4().hex[:8]}",
+        "email": f"sq{uuid.uuid4().hex[:8]}@example.com",
+        "password": PASSWORD,
+        "phone": victim_phone,
+    }
     registered = await api.post("/api/v1/auth/register", squatter)
     assert registered.status == 201 and registered.json["phone_verified"] is False
 
@@ -253,19 +273,31 @@ async def test_a_new_phone_is_set_by_the_texted_code(api: Api, app: Any, service
 
 def legacy_user(name: str, email: str | None, phone: str | None) -> dict[str, Any]:
     """A user document as stored before phones were verified (no `phone_verified`)."""
-    return {"username": name, "username_lower": name, "email": email, "email_lower": email, "phone": phone,
-            "invite_code": name.upper()}
+    return {
+        "username": name,
+        "username_lower": name,
+        "email": email,
+        "email_lower": email,
+        "phone": phone,
+        "invite_code": name.upper(),
+    }
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_phones_stored_before_verification_are_upgraded_at_start(app: Any) -> None:
     """SMS-made (phone-only) accounts keep their number; a phone typed into a profile must be proven again."""
     db = app.settings["services"].db.client[f"legacy_{uuid.uuid4().hex[:8]}"]
-    await db.users.create_index("phone", unique=True, name="phone_unique",
-                                partialFilterExpression={"phone": {"$type": "string"}})
+    await db.users.create_index(
+        "phone", unique=True, name="phone_unique", partialFilterExpression={"phone": {"$type": "string"}}
+    )
     by_sms, typed_in = new_phone()[1], new_phone()[1]
-    await db.users.insert_many([legacy_user("by_sms", None, by_sms), legacy_user("typed", "t@example.com", typed_in),
-                                legacy_user("none", "n@example.com", None)])
+    await db.users.insert_many(
+        [
+            legacy_user("by_sms", None, by_sms),
+            legacy_user("typed", "t@example.com", typed_in),
+            legacy_user("none", "n@example.com", None),
+        ]
+    )
     await ensure_indexes(db)
     await ensure_indexes(db)  # idempotent
     stored = {doc["username"]: doc["phone_verified"] async for doc in db.users.find()}
@@ -287,8 +319,9 @@ async def test_two_accounts_verifying_one_number_at_once_one_wins(api: Api, app:
         assert (await api.patch(ME, {"phone": phone}, token=token)).status == 202
         tokens.append(token)
         codes.append(await wait_for_code(services.outbox_dir, phone, seen))
-    answers = await asyncio.gather(*(api.post(PHONE_VERIFY, {"code": code}, token=token)
-                                     for token, code in zip(tokens, codes, strict=False)))
+    answers = await asyncio.gather(
+        *(api.post(PHONE_VERIFY, {"code": code}, token=token) for token, code in zip(tokens, codes, strict=False))
+    )
     assert sorted(answer.status for answer in answers) == [200, 409]
     loser = next(answer for answer in answers if answer.status == 409)
     assert loser.error_code == "phone_taken"

@@ -25,11 +25,22 @@ async def desk(app: Any) -> dict[str, Any]:
         "stranger": await make_user(app, "MANAGER", organizations=[elsewhere["_id"]]),
         "admin": await make_user(app, "ADMIN"),
     }
-    found["order_id"] = (await app.settings["services"].db["orders"].insert_one(
-        {"client_id": found["client"]["_id"], "driver_id": found["driver"]["_id"], "organization": org["_id"],
-         "status": "completed"})).inserted_id
-    found["t"] = {name: await login(app, found[name])
-                  for name in ("client", "other_client", "driver", "manager", "stranger", "admin")}
+    found["order_id"] = (
+        await app.settings["services"]
+        .db["orders"]
+        .insert_one(
+            {
+                "client_id": found["client"]["_id"],
+                "driver_id": found["driver"]["_id"],
+                "organization": org["_id"],
+                "status": "completed",
+            }
+        )
+    ).inserted_id
+    found["t"] = {
+        name: await login(app, found[name])
+        for name in ("client", "other_client", "driver", "manager", "stranger", "admin")
+    }
     return found
 
 
@@ -54,8 +65,9 @@ async def test_internal_notes_never_reach_the_client(app: Any, api: Api) -> None
     assert first["items"][0]["internal"] is False and first["items"][0]["author_id"] == str(d["client"]["_id"])
     client_view = (await api.get(one, token=client)).json
 
-    note = await api.post(f"{one}/messages", {"body": "Driver denies it; check dashcam.", "internal": True},
-                          token=manager)
+    note = await api.post(
+        f"{one}/messages", {"body": "Driver denies it; check dashcam.", "internal": True}, token=manager
+    )
     assert note.status == 201 and note.json["internal"] is True
     # nothing the client can read changed: detail, list and messages are as before the note
     assert (await api.get(one, token=client)).json == client_view
@@ -68,8 +80,13 @@ async def test_internal_notes_never_reach_the_client(app: Any, api: Api) -> None
     assert [m["body"] for m in seen["items"]] == ["Left rear door, see photo.", "We are looking into it."]
     assert seen["total"] == 2 and all(m["internal"] is False for m in seen["items"])
     assert (await api.get(one, token=client)).json["message_count"] == 2
-    raw = b"".join([(await api.get(one, token=client)).body, (await api.get(URL, token=client)).body,
-                    (await api.get(f"{one}/messages", token=client)).body])
+    raw = b"".join(
+        [
+            (await api.get(one, token=client)).body,
+            (await api.get(URL, token=client)).body,
+            (await api.get(f"{one}/messages", token=client)).body,
+        ]
+    )
     assert b"dashcam" not in raw
 
     operator = (await api.get(f"{one}/messages", token=manager)).json
@@ -90,8 +107,9 @@ async def test_operators_assign_and_move_tickets_of_their_organizations(app: Any
     d = await desk(app)
     ticket = await open_ticket(api, d["t"]["client"], order_id=str(d["order_id"]))
     one = f"{URL}/{ticket['id']}"
-    taken = await api.patch(one, {"assignee_id": str(d["manager"]["_id"]), "status": "in_progress"},
-                            token=d["t"]["manager"])
+    taken = await api.patch(
+        one, {"assignee_id": str(d["manager"]["_id"]), "status": "in_progress"}, token=d["t"]["manager"]
+    )
     assert taken.status == 200
     assert taken.json["assignee_id"] == str(d["manager"]["_id"]) and taken.json["status"] == "in_progress"
     seen = (await api.get(one, token=d["t"]["client"])).json
@@ -136,8 +154,12 @@ async def test_each_caller_sees_only_the_tickets_in_their_scope(app: Any, api: A
     assert ids(await api.get(URL, token=d["t"]["stranger"])) == set()
     assert ids(await api.get(URL, token=d["t"]["admin"])) == {with_order["id"], no_org["id"], by_driver["id"]}
 
-    for name, hidden in (("client", by_driver), ("other_client", with_order), ("stranger", with_order),
-                         ("manager", no_org)):
+    for name, hidden in (
+        ("client", by_driver),
+        ("other_client", with_order),
+        ("stranger", with_order),
+        ("manager", no_org),
+    ):
         token = d["t"][name]
         assert (await api.get(f"{URL}/{hidden['id']}", token=token)).status == 404, name
         assert (await api.get(f"{URL}/{hidden['id']}/messages", token=token)).status == 404, name
@@ -151,8 +173,9 @@ async def test_each_caller_sees_only_the_tickets_in_their_scope(app: Any, api: A
 async def test_a_ticket_refers_only_to_an_order_the_caller_may_read(app: Any, api: Api) -> None:
     d = await desk(app)
     for name in ("other_client", "stranger"):
-        refused = await api.post(URL, {"subject": "x", "description": "y", "order_id": str(d["order_id"])},
-                                 token=d["t"][name])
+        refused = await api.post(
+            URL, {"subject": "x", "description": "y", "order_id": str(d["order_id"])}, token=d["t"][name]
+        )
         assert refused.status == 422 and "order_id" in refused.json["error"]["details"], name
     for name in ("client", "driver", "manager", "admin"):
         made = await open_ticket(api, d["t"][name], order_id=str(d["order_id"]))

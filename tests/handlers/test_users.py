@@ -78,8 +78,15 @@ async def test_admin_sees_everyone(app: Any, api: Api) -> None:
 async def test_filters(app: Any, api: Api) -> None:
     world = await make_world(app)
     org = world.org_a["_id"]
-    await make_user(app, "DRIVER", username="ivan_petrov", email="IVAN.P@Tow.example",
-                           first_name="Иван", last_name="Petrov", organizations=[org])
+    await make_user(
+        app,
+        "DRIVER",
+        username="ivan_petrov",
+        email="IVAN.P@Tow.example",
+        first_name="Иван",
+        last_name="Petrov",
+        organizations=[org],
+    )
     await make_user(app, "DRIVER", username="a_dot_star", first_name="a.b", organizations=[org])
     admin = world.tokens["admin"]
 
@@ -126,8 +133,13 @@ async def test_nobody_changes_another_users_name_phone_or_email(app: Any, api: A
     world = await make_world(app)
     target = world.id("driver_a")
     for role in ("admin", "manager_a"):
-        for change in ({"first_name": "X"}, {"last_name": "Y"}, {"phone": "+79161234567"},
-                       {"email": "new@example.com"}, {"category": "DRIVER", "email": "new@example.com"}):
+        for change in (
+            {"first_name": "X"},
+            {"last_name": "Y"},
+            {"phone": "+79161234567"},
+            {"email": "new@example.com"},
+            {"category": "DRIVER", "email": "new@example.com"},
+        ):
             refused = await api.patch(f"{API}/users/{target}", change, token=world.tokens[role])
             assert refused.status == 403 and refused.error_code == "profile_fields_locked", (role, change)
     for role in ("client", "driver_b"):
@@ -173,8 +185,7 @@ async def test_deactivation_ends_the_targets_access_at_once(app: Any, api: Api) 
     assert on.json["is_active"] is True
     again = await api.post(f"{API}/auth/login", {"login": victim["username"], "password": PASSWORD})
     assert again.status == 200
-    self_off = await api.patch(f"{API}/users/{world.id('admin')}", {"is_active": False},
-                               token=world.tokens["admin"])
+    self_off = await api.patch(f"{API}/users/{world.id('admin')}", {"is_active": False}, token=world.tokens["admin"])
     assert self_off.status == 403 and self_off.error_code == "own_account"
 
 
@@ -182,19 +193,23 @@ async def test_deactivation_ends_the_targets_access_at_once(app: Any, api: Api) 
 async def test_admin_sets_organizations(app: Any, api: Api) -> None:
     world = await make_world(app)
     a, b = str(world.org_a["_id"]), str(world.org_b["_id"])
-    moved = await api.patch(f"{API}/users/{world.id('loner')}", {"organizations": [b, a, b]},
-                            token=world.tokens["admin"])
+    moved = await api.patch(
+        f"{API}/users/{world.id('loner')}", {"organizations": [b, a, b]}, token=world.tokens["admin"]
+    )
     assert moved.status == 200
     assert moved.json["organizations"] == [{"id": b, "name": "Bravo Recovery"}, {"id": a, "name": "Alpha Towing"}]
     assert world.id("loner") in ids(await api.get(f"{API}/users", token=world.tokens["manager_b"]))
-    unknown = await api.patch(f"{API}/users/{world.id('loner')}", {"organizations": ["0" * 24]},
-                              token=world.tokens["admin"])
+    unknown = await api.patch(
+        f"{API}/users/{world.id('loner')}", {"organizations": ["0" * 24]}, token=world.tokens["admin"]
+    )
     assert unknown.status == 422 and "organizations" in unknown.json["error"]["details"]
-    malformed = await api.patch(f"{API}/users/{world.id('loner')}", {"organizations": ["x"]},
-                                token=world.tokens["admin"])
+    malformed = await api.patch(
+        f"{API}/users/{world.id('loner')}", {"organizations": ["x"]}, token=world.tokens["admin"]
+    )
     assert malformed.status == 422
-    password = await api.patch(f"{API}/users/{world.id('loner')}", {"password": "whatever-123"},
-                               token=world.tokens["admin"])
+    password = await api.patch(
+        f"{API}/users/{world.id('loner')}", {"password": "whatever-123"}, token=world.tokens["admin"]
+    )
     assert password.status == 422 and "password" in password.json["error"]["details"]
 
 
@@ -211,8 +226,9 @@ async def test_manager_changes_only_own_organizations_of_non_admins(app: Any, ap
     assert added.status == 403 and added.error_code == "invitation_required", "adding is by invitation only"
     # the driver joins C by accepting an invitation instead
     invitation = await api.post(f"{API}/organizations/{c}/invitations", {"user_id": driver}, token=token)
-    await api.post(f"{API}/users/me/invitations/{invitation.json['id']}/accept",
-                   token=await login(app, world.users["driver_a"]))
+    await api.post(
+        f"{API}/users/me/invitations/{invitation.json['id']}/accept", token=await login(app, world.users["driver_a"])
+    )
     outside = await api.patch(f"{API}/users/{driver}", {"organizations": [str(a), str(b)]}, token=token)
     assert outside.status == 403 and outside.error_code == "organization_out_of_scope"
     for change in ({"category": "MANAGER"}, {"is_active": False}):
@@ -225,12 +241,10 @@ async def test_manager_changes_only_own_organizations_of_non_admins(app: Any, ap
     kept = await api.patch(f"{API}/users/{both['_id']}", {"organizations": [str(b)]}, token=token)
     assert kept.status == 200 and [o["name"] for o in kept.json["organizations"]] == ["Bravo Recovery"]
     admin_in_a = await make_user(app, "ADMIN", organizations=[a, c])
-    refused = await api.patch(f"{API}/users/{admin_in_a['_id']}", {"organizations": [str(a)]},
-                              token=token)
+    refused = await api.patch(f"{API}/users/{admin_in_a['_id']}", {"organizations": [str(a)]}, token=token)
     assert refused.status == 403 and refused.error_code == "admin_out_of_reach"
     for role in ("client", "driver_a"):
-        assert (await api.patch(f"{API}/users/{driver}", {"organizations": []},
-                                token=world.tokens[role])).status == 403
+        assert (await api.patch(f"{API}/users/{driver}", {"organizations": []}, token=world.tokens[role])).status == 403
 
 
 # --- invite codes ----------------------------------------------------------------
@@ -238,11 +252,13 @@ async def test_manager_changes_only_own_organizations_of_non_admins(app: Any, ap
 async def test_apply_invite_code_once_and_list_referrals(app: Any, api: Api) -> None:
     world = await make_world(app)
     inviter = world.users["manager_a"]
-    applied = await api.post(f"{API}/users/me/invite", {"code": inviter["invite_code"].lower()},
-                             token=world.tokens["client"])
+    applied = await api.post(
+        f"{API}/users/me/invite", {"code": inviter["invite_code"].lower()}, token=world.tokens["client"]
+    )
     assert applied.status == 200 and applied.json["invited_by"] == str(inviter["_id"])
-    twice = await api.post(f"{API}/users/me/invite", {"code": world.users["admin"]["invite_code"]},
-                           token=world.tokens["client"])
+    twice = await api.post(
+        f"{API}/users/me/invite", {"code": world.users["admin"]["invite_code"]}, token=world.tokens["client"]
+    )
     assert twice.status == 409 and twice.error_code == "invite_already_applied"
     me = await api.get(f"{API}/users/me", token=world.tokens["client"])
     assert me.json["invited_by"] == str(inviter["_id"]), "the first code stays"
@@ -250,8 +266,9 @@ async def test_apply_invite_code_once_and_list_referrals(app: Any, api: Api) -> 
     referrals = await api.get(f"{API}/users/me/referrals", token=world.tokens["manager_a"])
     assert referrals.status == 200
     assert referrals.json["total"] == 2 and referrals.json["limit"] == 50 and referrals.json["offset"] == 0
-    assert [r["id"] for r in referrals.json["items"]] == [world.id("client"), world.id("driver_b")], \
+    assert [r["id"] for r in referrals.json["items"]] == [world.id("client"), world.id("driver_b")], (
         "newest account first"
+    )
     assert set(referrals.json["items"][0]) == {"id", "username", "first_name", "last_name", "created_at"}
     one = await api.get(f"{API}/users/me/referrals?limit=1&offset=1", token=world.tokens["manager_a"])
     assert [r["id"] for r in one.json["items"]] == [world.id("driver_b")] and one.json["total"] == 2
@@ -272,8 +289,9 @@ async def test_invite_code_refusals(app: Any, api: Api) -> None:
     assert (await api.post(f"{API}/users/me/invite", {"code": inviter["invite_code"]})).status == 401
     # a code given at registration counts as the one applied
     invited = await make_user(app, "BASE", invite_code=inviter["invite_code"])
-    later = await api.post(f"{API}/users/me/invite", {"code": world.users["admin"]["invite_code"]},
-                           token=await login(app, invited))
+    later = await api.post(
+        f"{API}/users/me/invite", {"code": world.users["admin"]["invite_code"]}, token=await login(app, invited)
+    )
     assert later.status == 409 and later.error_code == "invite_already_applied"
 
 
@@ -281,6 +299,7 @@ async def test_invite_code_refusals(app: Any, api: Api) -> None:
 async def test_concurrent_invite_applies_succeed_once(app: Any, api: Api) -> None:
     world = await make_world(app)
     codes = [world.users[name]["invite_code"] for name in ("manager_a", "manager_b", "admin", "driver_b")]
-    answers = await asyncio.gather(*(api.post(f"{API}/users/me/invite", {"code": code},
-                                              token=world.tokens["client"]) for code in codes))
+    answers = await asyncio.gather(
+        *(api.post(f"{API}/users/me/invite", {"code": code}, token=world.tokens["client"]) for code in codes)
+    )
     assert sorted(a.status for a in answers) == [200, 409, 409, 409]

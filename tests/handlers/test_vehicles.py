@@ -51,27 +51,40 @@ async def test_the_shared_catalogue_is_written_by_admins_only(app: Any, api: Api
 async def test_managers_write_their_organizations_price_lists(app: Any, api: Api) -> None:
     world = await make_world(app)
     await world.add_user("driver_a", "DRIVER", "a")
-    shared = (await api.post(f"{API}/vehicle-types", {"name": "Sedan", "base_price": 1500, "price_per_km": 90},
-                             token=world.tokens["admin"])).json
+    shared = (
+        await api.post(
+            f"{API}/vehicle-types",
+            {"name": "Sedan", "base_price": 1500, "price_per_km": 90},
+            token=world.tokens["admin"],
+        )
+    ).json
     body = {"name": "Sedan", "base_price": 1800, "price_per_km": 100}  # a name of another list is free
-    own_a = await api.post(f"{API}/vehicle-types", {**body, "organization": world.org("a")},
-                           token=world.tokens["manager_a"])
+    own_a = await api.post(
+        f"{API}/vehicle-types", {**body, "organization": world.org("a")}, token=world.tokens["manager_a"]
+    )
     assert own_a.status == 201 and own_a.json["organization"] == world.org("a")
-    refused = await api.post(f"{API}/vehicle-types", {**body, "organization": world.org("b")},
-                             token=world.tokens["manager_a"])
+    refused = await api.post(
+        f"{API}/vehicle-types", {**body, "organization": world.org("b")}, token=world.tokens["manager_a"]
+    )
     assert refused.status == 422 and "organization" in refused.json["error"]["details"]
-    own_b = (await api.post(f"{API}/vehicle-types", {**body, "name": "Van", "organization": world.org("b")},
-                            token=world.tokens["manager_b"])).json
+    own_b = (
+        await api.post(
+            f"{API}/vehicle-types",
+            {**body, "name": "Van", "organization": world.org("b")},
+            token=world.tokens["manager_b"],
+        )
+    ).json
     path_a = f"{API}/vehicle-types/{own_a.json['id']}"
     assert (await api.patch(path_a, {"base_price": 1900}, token=world.tokens["manager_a"])).json["base_price"] == 1900
     assert (await api.patch(path_a, {"base_price": 1}, token=world.tokens["manager_b"])).status == 404
     assert (await api.get(path_a, token=world.tokens["manager_b"])).status == 404
-    listed = {name: ids(await api.get(f"{API}/vehicle-types", token=world.tokens[name]))
-              for name in ("manager_a", "manager_b", "driver_a", "client", "admin")}
+    listed = {
+        name: ids(await api.get(f"{API}/vehicle-types", token=world.tokens[name]))
+        for name in ("manager_a", "manager_b", "driver_a", "client", "admin")
+    }
     assert sorted(listed["manager_a"]) == sorted(listed["driver_a"]) == sorted([shared["id"], own_a.json["id"]])
     assert sorted(listed["manager_b"]) == sorted([shared["id"], own_b["id"]])
-    assert sorted(listed["client"]) == sorted(listed["admin"]) == sorted([shared["id"], own_a.json["id"],
-                                                                          own_b["id"]])
+    assert sorted(listed["client"]) == sorted(listed["admin"]) == sorted([shared["id"], own_a.json["id"], own_b["id"]])
     usable = await api.get(f"{API}/vehicle-types?organization={world.org('b')}", token=world.tokens["client"])
     assert sorted(ids(usable)) == sorted([shared["id"], own_b["id"]]) and usable.json["total"] == 2
 
@@ -82,22 +95,31 @@ async def test_types_from_before_price_lists_are_shared(app: Any, api: Api) -> N
 
     world = await make_world(app)
     db = app.settings["services"].db
-    await db["vehicle_types"].insert_one({"name": "Old bus", "name_lower": "old bus", "base_price": 10.0,
-                                          "price_per_km": 1.0, "created_at": datetime.now(UTC),
-                                          "updated_at": datetime.now(UTC)})
+    await db["vehicle_types"].insert_one(
+        {
+            "name": "Old bus",
+            "name_lower": "old bus",
+            "base_price": 10.0,
+            "price_per_km": 1.0,
+            "created_at": datetime.now(UTC),
+            "updated_at": datetime.now(UTC),
+        }
+    )
     await ensure_indexes(db)
     listed = await api.get(f"{API}/vehicle-types", token=world.tokens["manager_a"])
     assert [item["organization"] for item in listed.json["items"] if item["name"] == "Old bus"] == [None]
     old = next(item for item in listed.json["items"] if item["name"] == "Old bus")
-    assert (await api.patch(f"{API}/vehicle-types/{old['id']}", {"base_price": 0.5},
-                            token=world.tokens["manager_a"])).status == 403
+    assert (
+        await api.patch(f"{API}/vehicle-types/{old['id']}", {"base_price": 0.5}, token=world.tokens["manager_a"])
+    ).status == 403
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_vehicle_type_validation(app: Any, api: Api) -> None:
     world = await make_world(app)
-    answer = await api.post(f"{API}/vehicle-types", {"name": "", "base_price": -1, "price_per_km": "x"},
-                            token=world.tokens["admin"])
+    answer = await api.post(
+        f"{API}/vehicle-types", {"name": "", "base_price": -1, "price_per_km": "x"}, token=world.tokens["admin"]
+    )
     assert answer.status == 422
     assert set(answer.json["error"]["details"]) == {"name", "base_price", "price_per_km"}
     assert (await api.get(f"{API}/vehicle-types/{oid()}", token=world.tokens["client"])).status == 404
@@ -110,46 +132,68 @@ async def test_manager_creates_a_truck_with_a_driver_of_their_organization(app: 
     world = await make_world(app)
     await world.add_user("driver_a", "DRIVER", "a")
     await world.add_user("driver_b", "DRIVER", "b")
-    body = {"plate": "A 123 BC 77", "model": "MAN TGL", "capacity_kg": 4000, "organization": world.org("a"),
-            "driver_id": world.id("driver_a"), "status": "available"}
+    body = {
+        "plate": "A 123 BC 77",
+        "model": "MAN TGL",
+        "capacity_kg": 4000,
+        "organization": world.org("a"),
+        "driver_id": world.id("driver_a"),
+        "status": "available",
+    }
     created = await api.post(f"{API}/vehicles", body, token=world.tokens["manager_a"])
     assert created.status == 201, created.json
     assert created.json["organization"] == world.org("a") and created.json["driver_id"] == world.id("driver_a")
     assert created.json["status"] == "available" and created.json["location"] is None
     assert created.json["current_order"] is None
 
-    same_plate = await api.post(f"{API}/vehicles", {**body, "plate": "a123-bc77", "driver_id": None,
-                                                          "status": "offline"},
-                                token=world.tokens["manager_a"])
+    same_plate = await api.post(
+        f"{API}/vehicles",
+        {**body, "plate": "a123-bc77", "driver_id": None, "status": "offline"},
+        token=world.tokens["manager_a"],
+    )
     assert same_plate.status == 409 and same_plate.error_code == "plate_taken"
     second_truck = await api.post(f"{API}/vehicles", {**body, "plate": "B 1"}, token=world.tokens["manager_a"])
     assert second_truck.status == 409 and second_truck.error_code == "driver_taken"
-    stranger = await api.post(f"{API}/vehicles", {**body, "plate": "C 1", "driver_id": world.id("driver_b")},
-                              token=world.tokens["manager_a"])
+    stranger = await api.post(
+        f"{API}/vehicles", {**body, "plate": "C 1", "driver_id": world.id("driver_b")}, token=world.tokens["manager_a"]
+    )
     assert stranger.status == 422 and "driver_id" in stranger.json["error"]["details"]
-    not_a_driver = await api.post(f"{API}/vehicles", {**body, "plate": "C 2", "driver_id": world.id("manager_a")},
-                                  token=world.tokens["manager_a"])
+    not_a_driver = await api.post(
+        f"{API}/vehicles", {**body, "plate": "C 2", "driver_id": world.id("manager_a")}, token=world.tokens["manager_a"]
+    )
     assert not_a_driver.status == 422
-    other_org = await api.post(f"{API}/vehicles", {**body, "plate": "C 3", "organization": world.org("b"),
-                                                   "driver_id": None, "status": "offline"},
-                              token=world.tokens["manager_a"])
+    other_org = await api.post(
+        f"{API}/vehicles",
+        {**body, "plate": "C 3", "organization": world.org("b"), "driver_id": None, "status": "offline"},
+        token=world.tokens["manager_a"],
+    )
     assert other_org.status == 422 and "organization" in other_org.json["error"]["details"]
-    no_driver = await api.post(f"{API}/vehicles", {**body, "plate": "C 4", "driver_id": None},
-                               token=world.tokens["manager_a"])
+    no_driver = await api.post(
+        f"{API}/vehicles", {**body, "plate": "C 4", "driver_id": None}, token=world.tokens["manager_a"]
+    )
     assert no_driver.status == 422 and "status" in no_driver.json["error"]["details"]
-    admin = await api.post(f"{API}/vehicles", {**body, "plate": "C 5", "organization": world.org("b"),
-                                               "driver_id": world.id("driver_b")}, token=world.tokens["admin"])
+    admin = await api.post(
+        f"{API}/vehicles",
+        {**body, "plate": "C 5", "organization": world.org("b"), "driver_id": world.id("driver_b")},
+        token=world.tokens["admin"],
+    )
     assert admin.status == 201
-    unknown_org = await api.post(f"{API}/vehicles", {**body, "plate": "C 6", "organization": oid(), "driver_id": None,
-                                                     "status": "offline"}, token=world.tokens["admin"])
+    unknown_org = await api.post(
+        f"{API}/vehicles",
+        {**body, "plate": "C 6", "organization": oid(), "driver_id": None, "status": "offline"},
+        token=world.tokens["admin"],
+    )
     assert unknown_org.status == 422
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_vehicle_input_is_validated(app: Any, api: Api) -> None:
     world = await make_world(app)
-    answer = await api.post(f"{API}/vehicles", {"plate": "", "model": "M", "capacity_kg": 1.5, "organization": "x",
-                                                "status": "busy"}, token=world.tokens["manager_a"])
+    answer = await api.post(
+        f"{API}/vehicles",
+        {"plate": "", "model": "M", "capacity_kg": 1.5, "organization": "x", "status": "busy"},
+        token=world.tokens["manager_a"],
+    )
     assert answer.status == 422
     assert {"plate", "capacity_kg", "organization", "status"} <= set(answer.json["error"]["details"])
 
@@ -193,8 +237,10 @@ async def test_each_vehicle_answer_carries_its_live_location(app: Any, api: Api)
     location = one.json["location"]
     assert location["lat"] == pytest.approx(offset(1, 1)["lat"]) and location["speed"] == 10.0
     assert location["ts"] == "2030-01-01T00:00:00.000Z"
-    listed = {item["id"]: item["location"] for item in
-              (await api.get(f"{API}/vehicles", token=world.tokens["manager_a"])).json["items"]}
+    listed = {
+        item["id"]: item["location"]
+        for item in (await api.get(f"{API}/vehicles", token=world.tokens["manager_a"])).json["items"]
+    }
     assert listed[world.id("a2")] is None and listed[world.id("a1")]["lon"] == pytest.approx(offset(1, 1)["lon"])
 
 
@@ -204,7 +250,8 @@ async def test_edit_and_delete_and_the_live_position_goes_with_it(app: Any, api:
     world = await make_world(app)
     await world.add_user("manager_ab", "MANAGER", "a")
     world.users["manager_ab"] = await app.settings["services"].identity.users.update(
-        world.users["manager_ab"]["_id"], {"organizations": [world.orgs["a"]["_id"], world.orgs["b"]["_id"]]})
+        world.users["manager_ab"]["_id"], {"organizations": [world.orgs["a"]["_id"], world.orgs["b"]["_id"]]}
+    )
     token = world.tokens["manager_ab"]
     truck = await world.add_vehicle("a1", "a", "driver_a1", at=CENTER)
     path = f"{API}/vehicles/{truck['_id']}"
@@ -234,8 +281,11 @@ async def test_edit_and_delete_and_the_live_position_goes_with_it(app: Any, api:
 async def test_a_busy_vehicle_keeps_its_organization_driver_and_status(app: Any, api: Api) -> None:
     world = await make_world(app)
     truck = await world.add_vehicle("a1", "a", "driver_a1")
-    await app.settings["services"].db["vehicles"].update_one({"_id": truck["_id"]},
-                                                    {"$set": {"status": "busy", "current_order": truck["_id"]}})
+    await (
+        app.settings["services"]
+        .db["vehicles"]
+        .update_one({"_id": truck["_id"]}, {"$set": {"status": "busy", "current_order": truck["_id"]}})
+    )
     path = f"{API}/vehicles/{truck['_id']}"
     for change in ({"status": "offline"}, {"driver_id": None}):
         answer = await api.patch(path, change, token=world.tokens["manager_a"])
@@ -298,19 +348,32 @@ async def test_manager_of_two_organizations_gets_one_merged_nearby_list(app: Any
     world = await make_world(app)
     await world.add_user("manager_ab", "MANAGER", "a")
     world.users["manager_ab"] = await app.settings["services"].identity.users.update(
-        world.users["manager_ab"]["_id"], {"organizations": [world.orgs["a"]["_id"], world.orgs["b"]["_id"]]})
+        world.users["manager_ab"]["_id"], {"organizations": [world.orgs["a"]["_id"], world.orgs["b"]["_id"]]}
+    )
     await world.add_vehicle("a_far", "a", "d1", at=offset(3, 0))
     await world.add_vehicle("b_near", "b", "d2", at=offset(1, 0))
     await world.add_vehicle("a_near", "a", "d3", at=offset(2, 0))
-    answer = await api.get(f"{API}/vehicles/nearby?lat={CENTER['lat']}&lon={CENTER['lon']}&radius_km=10",
-                           token=world.tokens["manager_ab"])
+    answer = await api.get(
+        f"{API}/vehicles/nearby?lat={CENTER['lat']}&lon={CENTER['lon']}&radius_km=10", token=world.tokens["manager_ab"]
+    )
     assert ids(answer) == [world.id("b_near"), world.id("a_near"), world.id("a_far")]
 
 
-@pytest.mark.parametrize("query", ["lat=91&lon=0&radius_km=5", "lat=0&lon=181&radius_km=5", "lat=x&lon=0&radius_km=5",
-                                   "lon=0&radius_km=5", "lat=0&lon=0", "lat=0&lon=0&radius_km=0",
-                                   "lat=0&lon=0&radius_km=-3", "lat=nan&lon=0&radius_km=5",
-                                   "lat=0&lon=0&radius_km=501", "lat=0&lon=0&radius_km=5&limit=0"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "lat=91&lon=0&radius_km=5",
+        "lat=0&lon=181&radius_km=5",
+        "lat=x&lon=0&radius_km=5",
+        "lon=0&radius_km=5",
+        "lat=0&lon=0",
+        "lat=0&lon=0&radius_km=0",
+        "lat=0&lon=0&radius_km=-3",
+        "lat=nan&lon=0&radius_km=5",
+        "lat=0&lon=0&radius_km=501",
+        "lat=0&lon=0&radius_km=5&limit=0",
+    ],
+)
 @pytest.mark.gen_test(timeout=60)
 async def test_nearby_refuses_bad_coordinates_and_radius(app: Any, api: Api, query: str) -> None:
     world = await make_world(app)
@@ -348,14 +411,21 @@ async def test_track_replays_the_stored_route_and_its_length(app: Any, api: Api,
     assert set(body) == {"vehicle_id", "points", "distance_km"} and body["vehicle_id"] == world.id("a1")
     assert [p["lat"] for p in body["points"]] == pytest.approx([p["lat"] for p in route])
     assert [p["lon"] for p in body["points"]] == pytest.approx([p["lon"] for p in route])
-    assert body["points"][0] == {"lat": pytest.approx(route[0]["lat"]), "lon": pytest.approx(route[0]["lon"]),
-                                 "ts": "2030-05-01T08:00:00.000Z", "speed": 12.5, "heading": 270.0}
+    assert body["points"][0] == {
+        "lat": pytest.approx(route[0]["lat"]),
+        "lon": pytest.approx(route[0]["lon"]),
+        "ts": "2030-05-01T08:00:00.000Z",
+        "speed": 12.5,
+        "heading": 270.0,
+    }
     expected = sum(haversine_km(a["lat"], a["lon"], b["lat"], b["lon"]) for a, b in itertools.pairwise(route))
     assert body["distance_km"] == pytest.approx(expected, abs=0.001)
     assert body["distance_km"] == pytest.approx(3, abs=0.01)
 
-    window = await api.get(f"{API}/vehicles/{truck['_id']}/track?from=2030-05-01T08:01:00Z&to=2030-05-01T08:02:00",
-                           token=world.tokens["driver_a1"])
+    window = await api.get(
+        f"{API}/vehicles/{truck['_id']}/track?from=2030-05-01T08:01:00Z&to=2030-05-01T08:02:00",
+        token=world.tokens["driver_a1"],
+    )
     assert len(window.json["points"]) == 2 and window.json["distance_km"] == pytest.approx(1, abs=0.01)
     recent = await api.get(f"{API}/vehicles/{truck['_id']}/track", token=world.tokens["admin"])
     assert recent.json == {"vehicle_id": world.id("a1"), "points": [], "distance_km": 0}, "default: the last 24 h"

@@ -22,9 +22,16 @@ NEXT_DAY = (TODAY - timedelta(days=2)).isoformat()
 
 
 async def make_vehicle(app: Any, org: dict[str, Any], driver: dict[str, Any] | None) -> dict[str, Any]:
-    return await Vehicles(app.settings["services"].db).insert({
-        "plate": f"A{uuid.uuid4().hex[:6].upper()}", "model": "GAZelle Next", "capacity_kg": 3500,
-        "organization": org["_id"], "driver_id": driver["_id"] if driver else None, "status": "available"})
+    return await Vehicles(app.settings["services"].db).insert(
+        {
+            "plate": f"A{uuid.uuid4().hex[:6].upper()}",
+            "model": "GAZelle Next",
+            "capacity_kg": 3500,
+            "organization": org["_id"],
+            "driver_id": driver["_id"] if driver else None,
+            "status": "available",
+        }
+    )
 
 
 async def fleet(app: Any) -> dict[str, Any]:
@@ -33,8 +40,14 @@ async def fleet(app: Any) -> dict[str, Any]:
     driver = await make_user(app, "DRIVER", organizations=[org["_id"]])
     manager = await make_user(app, "MANAGER", organizations=[org["_id"]])
     vehicle = await make_vehicle(app, org, driver)
-    return {"org": org, "driver": driver, "manager": manager, "vehicle": vehicle,
-            "driver_token": await login(app, driver), "manager_token": await login(app, manager)}
+    return {
+        "org": org,
+        "driver": driver,
+        "manager": manager,
+        "vehicle": vehicle,
+        "driver_token": await login(app, driver),
+        "manager_token": await login(app, manager),
+    }
 
 
 async def open_waybill(api: Api, f: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -69,19 +82,30 @@ async def test_driver_fills_a_waybill_through_its_day_and_it_locks_on_return(app
     departed = await api.patch(one, {"status": "on_route"}, token=f["driver_token"])
     assert departed.status == 200 and departed.json["status"] == "on_route"
     assert departed.json["departed_at"].endswith("Z") and departed.json["returned_at"] is None
-    back = await api.patch(one, {"status": "returned", "odometer_end": 120731.5, "fuel_end": 31},
-                           token=f["driver_token"])
+    back = await api.patch(
+        one, {"status": "returned", "odometer_end": 120731.5, "fuel_end": 31}, token=f["driver_token"]
+    )
     assert back.status == 200, back.json
     assert back.json["status"] == "returned" and back.json["returned_at"] >= back.json["departed_at"]
     assert back.json["odometer_end"] == 120731.5
 
     assert [(e.channels, e.data["from"], e.data["to"]) for e in events] == [
-        ((f"fleet:{f['org']['_id']}",), "open", "on_route"), ((f"fleet:{f['org']['_id']}",), "on_route", "returned")]
+        ((f"fleet:{f['org']['_id']}",), "open", "on_route"),
+        ((f"fleet:{f['org']['_id']}",), "on_route", "returned"),
+    ]
     assert events[-1].data["waybill"]["id"] == sheet["id"] and events[-1].data["waybill"]["status"] == "returned"
 
     admin_token = await login(app, await make_user(app, "ADMIN"))
-    edits = [{"route_notes": "rewritten"}, {"odometer_end": 999999}, {"fuel_end": 0}, {"status": "open"},
-             {"status": "on_route"}, {"status": "returned"}, {"date": NEXT_DAY}, {}]
+    edits = [
+        {"route_notes": "rewritten"},
+        {"odometer_end": 999999},
+        {"fuel_end": 0},
+        {"status": "open"},
+        {"status": "on_route"},
+        {"status": "returned"},
+        {"date": NEXT_DAY},
+        {},
+    ]
     for token in (f["driver_token"], admin_token):
         for edit in edits:
             refused = await api.patch(one, edit, token=token)
@@ -100,8 +124,9 @@ async def test_status_moves_only_one_step_forward(app: Any, api: Api) -> None:
     unknown = await api.patch(one, {"status": "parked"}, token=f["driver_token"])
     assert unknown.status == 422 and "status" in unknown.json["error"]["details"]
     today = TODAY.isoformat()
-    assert (await api.patch(one, {"status": "on_route", "departed_at": f"{today}T06:30:00+03:00"},
-                            token=f["driver_token"])).json["departed_at"] == f"{today}T03:30:00.000Z"
+    assert (
+        await api.patch(one, {"status": "on_route", "departed_at": f"{today}T06:30:00+03:00"}, token=f["driver_token"])
+    ).json["departed_at"] == f"{today}T03:30:00.000Z"
     back = await api.patch(one, {"status": "open"}, token=f["driver_token"])
     assert back.status == 409 and back.error_code == "invalid_transition"
     assert (await api.get(one, token=f["driver_token"])).json["status"] == "on_route"
@@ -110,22 +135,27 @@ async def test_status_moves_only_one_step_forward(app: Any, api: Api) -> None:
 @pytest.mark.gen_test(timeout=60)
 async def test_readings_must_not_run_backwards(app: Any, api: Api) -> None:
     f = await fleet(app)
-    bad = await api.post(URL, {"vehicle_id": str(f["vehicle"]["_id"]), "odometer_start": 100, "odometer_end": 90},
-                         token=f["driver_token"])
+    bad = await api.post(
+        URL,
+        {"vehicle_id": str(f["vehicle"]["_id"]), "odometer_start": 100, "odometer_end": 90},
+        token=f["driver_token"],
+    )
     assert bad.status == 422 and "odometer_end" in bad.json["error"]["details"]
     one = f"{URL}/{(await open_waybill(api, f, odometer_start=100))['id']}"
     # checked against the stored start, not only within one request
     below = await api.patch(one, {"odometer_end": 99.9}, token=f["driver_token"])
     assert below.status == 422 and below.json["error"]["details"] == {
-        "odometer_end": ["Must not be less than odometer_start."]}
+        "odometer_end": ["Must not be less than odometer_start."]
+    }
     raised = await api.patch(one, {"odometer_start": 150}, token=f["driver_token"])
     assert raised.status == 200
     assert (await api.patch(one, {"odometer_end": 120}, token=f["driver_token"])).status == 422
     assert (await api.patch(one, {"odometer_end": 150}, token=f["driver_token"])).json["odometer_end"] == 150
     negative = await api.patch(one, {"fuel_start": -1}, token=f["driver_token"])
     assert negative.status == 422 and "fuel_start" in negative.json["error"]["details"]
-    times = await api.patch(one, {"departed_at": f"{TODAY}T10:00:00Z", "returned_at": f"{TODAY}T09:00:00Z"},
-                            token=f["driver_token"])
+    times = await api.patch(
+        one, {"departed_at": f"{TODAY}T10:00:00Z", "returned_at": f"{TODAY}T09:00:00Z"}, token=f["driver_token"]
+    )
     assert times.status == 422 and "returned_at" in times.json["error"]["details"]
 
 
@@ -137,7 +167,8 @@ async def test_driver_opens_waybills_only_for_their_own_vehicle(app: Any, api: A
     for vehicle_id in (other["_id"], spare["_id"], ObjectId()):
         refused = await api.post(URL, {"vehicle_id": str(vehicle_id)}, token=f["driver_token"])
         assert refused.status == 422 and refused.json["error"]["details"] == {
-            "vehicle_id": ["Not a vehicle assigned to you."]}
+            "vehicle_id": ["Not a vehicle assigned to you."]
+        }
     for category in ("BASE", "MANAGER", "ADMIN"):
         token = await login(app, await make_user(app, category, organizations=[f["org"]["_id"]]))
         answer = await api.post(URL, {"vehicle_id": str(f["vehicle"]["_id"])}, token=token)
@@ -208,8 +239,7 @@ async def test_concurrent_moves_and_edits_never_slip_past_the_lock(app: Any, api
     f = await fleet(app)
     events = collect_events(app, "waybill")
     one = f"{URL}/{(await open_waybill(api, f))['id']}"
-    racing = await asyncio.gather(*(api.patch(one, {"status": "on_route"}, token=f["driver_token"])
-                                    for _ in range(4)))
+    racing = await asyncio.gather(*(api.patch(one, {"status": "on_route"}, token=f["driver_token"]) for _ in range(4)))
     assert sorted(r.status for r in racing) == [200, 409, 409, 409]
     assert {r.error_code for r in racing if r.status == 409} == {"invalid_transition"}
     notes = [api.patch(one, {"route_notes": f"note {i}"}, token=f["driver_token"]) for i in range(6)]
@@ -226,25 +256,35 @@ async def test_concurrent_moves_and_edits_never_slip_past_the_lock(app: Any, api
 async def test_linked_orders_must_be_the_drivers_own(app: Any, api: Api) -> None:
     f = await fleet(app)
     orders = app.settings["services"].db["orders"]
-    mine = (await orders.insert_one({"driver_id": f["driver"]["_id"], "status": "completed",
-                                     "organization": f["org"]["_id"]})).inserted_id
-    theirs = (await orders.insert_one({"driver_id": ObjectId(), "status": "completed",
-                                       "organization": f["org"]["_id"]})).inserted_id
+    mine = (
+        await orders.insert_one(
+            {"driver_id": f["driver"]["_id"], "status": "completed", "organization": f["org"]["_id"]}
+        )
+    ).inserted_id
+    theirs = (
+        await orders.insert_one({"driver_id": ObjectId(), "status": "completed", "organization": f["org"]["_id"]})
+    ).inserted_id
     sheet = await open_waybill(api, f, order_ids=[str(mine)])
     assert sheet["order_ids"] == [str(mine)]
-    refused = await api.patch(f"{URL}/{sheet['id']}", {"order_ids": [str(mine), str(theirs)]},
-                              token=f["driver_token"])
+    refused = await api.patch(f"{URL}/{sheet['id']}", {"order_ids": [str(mine), str(theirs)]}, token=f["driver_token"])
     assert refused.status == 422 and "order_ids" in refused.json["error"]["details"]
-    assert (await api.post(URL, {"vehicle_id": str(f["vehicle"]["_id"]), "order_ids": [str(ObjectId())]},
-                           token=f["driver_token"])).status == 422
+    assert (
+        await api.post(
+            URL, {"vehicle_id": str(f["vehicle"]["_id"]), "order_ids": [str(ObjectId())]}, token=f["driver_token"]
+        )
+    ).status == 422
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_waybill_dates_and_times_stay_in_a_sensible_range(app: Any, api: Api) -> None:
     f = await fleet(app)
     body = {"vehicle_id": str(f["vehicle"]["_id"])}
-    for date in ("0001-01-01", "9999-12-31", (TODAY - timedelta(days=400)).isoformat(),
-                 (TODAY + timedelta(days=40)).isoformat()):
+    for date in (
+        "0001-01-01",
+        "9999-12-31",
+        (TODAY - timedelta(days=400)).isoformat(),
+        (TODAY + timedelta(days=40)).isoformat(),
+    ):
         refused = await api.post(URL, {**body, "date": date}, token=f["driver_token"])
         assert refused.status == 422 and list(refused.json["error"]["details"]) == ["date"], date
     far = await api.post(URL, {**body, "departed_at": "9999-12-31T23:59:59Z"}, token=f["driver_token"])
@@ -256,8 +296,7 @@ async def test_waybill_dates_and_times_stay_in_a_sensible_range(app: Any, api: A
     # held against the stored day: a night shift may start the evening before, not two days before
     evening_before = f"{TODAY - timedelta(days=4)}T21:00:00Z"
     assert (await api.patch(one, {"departed_at": evening_before}, token=f["driver_token"])).status == 200
-    too_early = await api.patch(one, {"departed_at": f"{TODAY - timedelta(days=5)}T21:00:00Z"},
-                                token=f["driver_token"])
+    too_early = await api.patch(one, {"departed_at": f"{TODAY - timedelta(days=5)}T21:00:00Z"}, token=f["driver_token"])
     assert too_early.status == 422 and list(too_early.json["error"]["details"]) == ["departed_at"]
     # moving the day later than the stored departure allows is refused too
     moved = await api.patch(one, {"date": TODAY.isoformat()}, token=f["driver_token"])

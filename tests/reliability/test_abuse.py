@@ -30,8 +30,10 @@ from tests.support.sms import new_phone, request_code, wrong
 
 API = "/api/v1"
 # Day-long windows (a fixed window cannot reset mid-test); generous where a test is not about the limit.
-LIMITS = ("login_account=3/86400,login_ip=1000/86400,sms_request_phone=5/86400,sms_request_ip=1000/86400,"
-          "sms_verify_ip=1000/86400")
+LIMITS = (
+    "login_account=3/86400,login_ip=1000/86400,sms_request_phone=5/86400,sms_request_ip=1000/86400,"
+    "sms_verify_ip=1000/86400"
+)
 
 
 @pytest.fixture
@@ -43,34 +45,57 @@ def settings(services: Any) -> Any:
 @pytest.fixture
 def world(io_loop: Any, app: Any, api: Api) -> Iterator[World]:
     """Organization b's objects of every kind, made through the API by b's own people."""
+
     async def build() -> World:
         world = await make_world(app)
         await world.add_vehicle("truck", "a", driver="driver", at=CENTER)
         await world.add_vehicle("truck_b", "b", driver="driver_b", at=CENTER)
         vtype = await make_vehicle_type(app)
-        b = {"client": world.tokens["other_client"], "manager": world.tokens["manager_b"],
-             "driver": world.tokens["driver_b"]}
-        order = (await api.post(f"{API}/orders", order_body(vtype, organization=world.org("b")),
-                                token=b["client"])).json
-        assert (await api.post(f"{API}/orders/{order['id']}/assign", {"vehicle_id": world.id("truck_b")},
-                               token=b["manager"])).status == 200
+        b = {
+            "client": world.tokens["other_client"],
+            "manager": world.tokens["manager_b"],
+            "driver": world.tokens["driver_b"],
+        }
+        order = (
+            await api.post(f"{API}/orders", order_body(vtype, organization=world.org("b")), token=b["client"])
+        ).json
+        assert (
+            await api.post(
+                f"{API}/orders/{order['id']}/assign", {"vehicle_id": world.id("truck_b")}, token=b["manager"]
+            )
+        ).status == 200
         for status in ("accepted", "en_route", "arrived", "in_progress", "completed"):
-            assert (await api.post(f"{API}/orders/{order['id']}/status", {"status": status},
-                                   token=b["driver"])).status == 200
-        payment = await api.post(f"{API}/orders/{order['id']}/payments", {"amount": 100, "method": "cash"},
-                                 token=b["driver"])
+            assert (
+                await api.post(f"{API}/orders/{order['id']}/status", {"status": status}, token=b["driver"])
+            ).status == 200
+        payment = await api.post(
+            f"{API}/orders/{order['id']}/payments", {"amount": 100, "method": "cash"}, token=b["driver"]
+        )
         waybill = await api.post(f"{API}/waybills", {"vehicle_id": world.id("truck_b")}, token=b["driver"])
-        ticket = await api.post(f"{API}/support/tickets", {"subject": "s", "description": "d",
-                                                           "order_id": order["id"]}, token=b["client"])
+        ticket = await api.post(
+            f"{API}/support/tickets", {"subject": "s", "description": "d", "order_id": order["id"]}, token=b["client"]
+        )
         notes = (await api.get(f"{API}/notifications", token=b["client"])).json["items"]
         assert payment.status == waybill.status == ticket.status == 201 and notes
         now = datetime.now(UTC)
-        await app.settings["services"].db["gps_points"].insert_many(
-            [gps_point(world.vehicles["truck_b"], n, CENTER, now - timedelta(minutes=n)) for n in range(1, 4)])
-        world.b = {"order": order["id"], "waybill": waybill.json["id"], "ticket": ticket.json["id"],  # type: ignore
-                   "notification": notes[0]["id"], "vehicle": world.id("truck_b"), "org": world.org("b"),
-                   "manager": world.id("manager_b"), "driver": world.id("driver_b"),
-                   "client": world.id("other_client")}
+        await (
+            app.settings["services"]
+            .db["gps_points"]
+            .insert_many(
+                [gps_point(world.vehicles["truck_b"], n, CENTER, now - timedelta(minutes=n)) for n in range(1, 4)]
+            )
+        )
+        world.b = {
+            "order": order["id"],
+            "waybill": waybill.json["id"],
+            "ticket": ticket.json["id"],  # type: ignore
+            "notification": notes[0]["id"],
+            "vehicle": world.id("truck_b"),
+            "org": world.org("b"),
+            "manager": world.id("manager_b"),
+            "driver": world.id("driver_b"),
+            "client": world.id("other_client"),
+        }
         return world
 
     return io_loop.run_sync(build)
@@ -80,19 +105,29 @@ def b_requests(b: dict[str, str], world: World) -> list[tuple[str, str, Any]]:
     """Every operation on one of organization b's objects, by id."""
     order = f"/orders/{b['order']}"
     return [
-        ("GET", f"/users/{b['manager']}", None), ("GET", f"/users/{b['driver']}", None),
+        ("GET", f"/users/{b['manager']}", None),
+        ("GET", f"/users/{b['driver']}", None),
         ("GET", f"/users/{b['client']}", None),
         ("PATCH", f"/users/{b['driver']}", {"organizations": [world.org("a")]}),
-        ("GET", f"/organizations/{b['org']}", None), ("PATCH", f"/organizations/{b['org']}", {"name": "Mine now"}),
+        ("GET", f"/organizations/{b['org']}", None),
+        ("PATCH", f"/organizations/{b['org']}", {"name": "Mine now"}),
         ("POST", f"/organizations/{b['org']}/members/{world.id('client')}", None),
         ("DELETE", f"/organizations/{b['org']}/members/{b['driver']}", None),
-        ("GET", f"/vehicles/{b['vehicle']}", None), ("PATCH", f"/vehicles/{b['vehicle']}", {"model": "Stolen"}),
-        ("DELETE", f"/vehicles/{b['vehicle']}", None), ("GET", f"/vehicles/{b['vehicle']}/track", None),
-        ("GET", order, None), ("GET", f"{order}/events", None), ("GET", f"{order}/track", None),
-        ("GET", f"{order}/payments", None), ("POST", f"{order}/payments", {"amount": 1, "method": "cash"}),
-        ("POST", f"{order}/status", {"status": "cancelled"}), ("POST", f"{order}/status", {"status": "declined"}),
-        ("POST", f"{order}/assign", {"vehicle_id": world.id("truck")}), ("POST", f"{order}/rating", {"score": 1}),
-        ("GET", f"/waybills/{b['waybill']}", None), ("PATCH", f"/waybills/{b['waybill']}", {"route_notes": "x"}),
+        ("GET", f"/vehicles/{b['vehicle']}", None),
+        ("PATCH", f"/vehicles/{b['vehicle']}", {"model": "Stolen"}),
+        ("DELETE", f"/vehicles/{b['vehicle']}", None),
+        ("GET", f"/vehicles/{b['vehicle']}/track", None),
+        ("GET", order, None),
+        ("GET", f"{order}/events", None),
+        ("GET", f"{order}/track", None),
+        ("GET", f"{order}/payments", None),
+        ("POST", f"{order}/payments", {"amount": 1, "method": "cash"}),
+        ("POST", f"{order}/status", {"status": "cancelled"}),
+        ("POST", f"{order}/status", {"status": "declined"}),
+        ("POST", f"{order}/assign", {"vehicle_id": world.id("truck")}),
+        ("POST", f"{order}/rating", {"score": 1}),
+        ("GET", f"/waybills/{b['waybill']}", None),
+        ("PATCH", f"/waybills/{b['waybill']}", {"route_notes": "x"}),
         ("POST", f"/notifications/{b['notification']}/read", None),
         ("GET", f"/support/tickets/{b['ticket']}", None),
         ("PATCH", f"/support/tickets/{b['ticket']}", {"status": "closed"}),
@@ -103,11 +138,18 @@ def b_requests(b: dict[str, str], world: World) -> list[tuple[str, str, Any]]:
 
 def snapshot(db: Any, b: dict[str, str]) -> dict[str, Any]:
     """Organization b's stored objects, and counts of what hangs off them."""
-    by_id = {"users": ["manager", "driver", "client"], "organizations": ["org"], "vehicles": ["vehicle"],
-             "orders": ["order"], "waybills": ["waybill"], "support_tickets": ["ticket"],
-             "notifications": ["notification"]}
-    state: dict[str, Any] = {f"{name}:{key}": db[name].find_one({"_id": ObjectId(b[key])})
-                             for name, keys in by_id.items() for key in keys}
+    by_id = {
+        "users": ["manager", "driver", "client"],
+        "organizations": ["org"],
+        "vehicles": ["vehicle"],
+        "orders": ["order"],
+        "waybills": ["waybill"],
+        "support_tickets": ["ticket"],
+        "notifications": ["notification"],
+    }
+    state: dict[str, Any] = {
+        f"{name}:{key}": db[name].find_one({"_id": ObjectId(b[key])}) for name, keys in by_id.items() for key in keys
+    }
     for name, field in (("payments", "order_id"), ("ratings", "order_id"), ("support_messages", "ticket_id")):
         target = b["ticket"] if name == "support_messages" else b["order"]
         state[f"{name} count"] = db[name].count_documents({field: ObjectId(target)})
@@ -116,8 +158,9 @@ def snapshot(db: Any, b: dict[str, str]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("attacker", ["manager_a", "driver", "client"])
 @pytest.mark.gen_test(timeout=60)
-async def test_other_organizations_objects_answer_like_missing_ones(api: Api, world: World, sync_db: Any,
-                                                                     attacker: str) -> None:
+async def test_other_organizations_objects_answer_like_missing_ones(
+    api: Api, world: World, sync_db: Any, attacker: str
+) -> None:
     b = world.b  # type: ignore[attr-defined]
     before = snapshot(sync_db, b)
     token = world.tokens[attacker]
@@ -138,8 +181,16 @@ async def test_other_organizations_objects_answer_like_missing_ones(api: Api, wo
     assert snapshot(sync_db, b) == before
 
 
-LISTS = ["/users", "/organizations", "/vehicles", "/orders", "/waybills", "/notifications", "/support/tickets",
-         f"/vehicles/nearby?lat={CENTER['lat']}&lon={CENTER['lon']}&radius_km=5"]
+LISTS = [
+    "/users",
+    "/organizations",
+    "/vehicles",
+    "/orders",
+    "/waybills",
+    "/notifications",
+    "/support/tickets",
+    f"/vehicles/nearby?lat={CENTER['lat']}&lon={CENTER['lon']}&radius_km=5",
+]
 
 
 @pytest.mark.parametrize("attacker", ["manager_a", "driver"])
@@ -150,8 +201,15 @@ async def test_lists_never_show_another_organizations_objects(api: Api, world: W
     token = world.tokens[attacker]
     seen = 0
     for path in LISTS:
-        for query in ("", f"organization={b['org']}", f"driver_id={b['driver']}", f"driver={b['driver']}",
-                      f"client={b['client']}", f"order_id={b['order']}", f"vehicle_id={b['vehicle']}"):
+        for query in (
+            "",
+            f"organization={b['org']}",
+            f"driver_id={b['driver']}",
+            f"driver={b['driver']}",
+            f"client={b['client']}",
+            f"order_id={b['order']}",
+            f"vehicle_id={b['vehicle']}",
+        ):
             joined = API + path + ("&" if "?" in path else "?") + query + "&limit=200"
             answer = await api.get(joined, token=token)
             if answer.status == 403:  # a list this role may not read at all
@@ -226,8 +284,9 @@ async def test_tampered_and_dead_tokens_are_401(api: Api, app: Any, settings: An
 @pytest.mark.gen_test(timeout=60)
 async def test_parallel_password_guessing_is_stopped_at_the_limit(api: Api, app: Any) -> None:
     user = await make_user(app, phone="+79161234599")
-    guesses = [api.post(f"{API}/auth/login", {"login": user["username"], "password": f"guess-{n}-guess"})
-               for n in range(20)]
+    guesses = [
+        api.post(f"{API}/auth/login", {"login": user["username"], "password": f"guess-{n}-guess"}) for n in range(20)
+    ]
     statuses = sorted(answer.status for answer in await asyncio.gather(*guesses))
     assert statuses == [401] * 3 + [429] * 17  # login_account=3: counted atomically, never more
     # the right password, under any name of the account, is refused until the window ends
@@ -240,8 +299,9 @@ async def test_parallel_password_guessing_is_stopped_at_the_limit(api: Api, app:
 async def test_parallel_sms_code_guessing_burns_the_code(api: Api, services: Any) -> None:
     _, e164 = new_phone()
     code = await request_code(api, services, e164, e164, set())
-    guesses = [api.post(f"{API}/auth/sms/verify", {"phone": e164, "code": f"{n:06d}"})
-               for n in range(30) if f"{n:06d}" != code]
+    guesses = [
+        api.post(f"{API}/auth/sms/verify", {"phone": e164, "code": f"{n:06d}"}) for n in range(30) if f"{n:06d}" != code
+    ]
     answers = await asyncio.gather(*guesses)
     assert all(answer.status == 400 and answer.error_code == "invalid_code" for answer in answers)
     assert all(answer.json["error"]["details"].get("attempts_left", 0) >= 0 for answer in answers)
@@ -271,8 +331,9 @@ async def test_hostile_json_is_a_4xx(api: Api, app: Any) -> None:
         "empty": "",
     }
     for name, body in cases.items():
-        answer = await api.post(f"{API}/vehicle-types", body=body, token=token,
-                                headers={"Content-Type": "application/json"})
+        answer = await api.post(
+            f"{API}/vehicle-types", body=body, token=token, headers={"Content-Type": "application/json"}
+        )
         assert answer.status in (400, 413, 422), (name, answer.status, answer.body[:200])
     assert (await api.get(f"{API}/vehicle-types", token=token)).json["total"] == 0
 
@@ -308,8 +369,10 @@ def _length(data: bytes) -> int:
 @pytest.mark.gen_test(timeout=60)
 async def test_oversize_chunked_bodies_without_a_length_are_413(http_server: Any, base_url: str, app: Any) -> None:
     token = await login(app, await make_user(app, "ADMIN"))
-    head = (f"POST {API}/vehicle-types HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    head = (
+        f"POST {API}/vehicle-types HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
     piece = b"x" * 65536
     chunks = [b"%x\r\n%s\r\n" % (len(piece), piece)] * 40 + [b"0\r\n\r\n"]  # 2.5 MiB, over the 1 MiB limit
     loop = asyncio.get_running_loop()
@@ -324,8 +387,11 @@ async def test_oversize_chunked_bodies_without_a_length_are_413(http_server: Any
 async def test_bodies_over_the_server_limit_are_refused_everywhere(api: Api, app: Any, settings: Any) -> None:
     token = await login(app, await make_user(app))
     big = b"\xff" * (settings.max_body_bytes + 1024)
-    for method, path, kind in (("PUT", "/users/me/avatar", "image/jpeg"), ("POST", "/orders", "application/json"),
-                               ("PATCH", "/users/me", "application/json")):
+    for method, path, kind in (
+        ("PUT", "/users/me/avatar", "image/jpeg"),
+        ("POST", "/orders", "application/json"),
+        ("PATCH", "/users/me", "application/json"),
+    ):
         answer = await api.request(method, API + path, body=big, token=token, headers={"Content-Type": kind})
         assert answer.status == 413, path
 
@@ -342,10 +408,11 @@ def test_slow_clients_neither_block_others_nor_stay_forever(services: Any, tmp_p
         for n in range(12):  # ~3 s of dribbling, one byte per socket per step, with real requests between
             for sock in slow:
                 with contextlib.suppress(OSError):
-                    sock.send(request[n:n + 1])
+                    sock.send(request[n : n + 1])
             healthy = requests.get(base_url + "/healthz", timeout=5)
-            wrong_login = requests.post(base_url + API + "/auth/login", timeout=5,
-                                        json={"login": f"nobody{n}", "password": "x" * 8})
+            wrong_login = requests.post(
+                base_url + API + "/auth/login", timeout=5, json={"login": f"nobody{n}", "password": "x" * 8}
+            )
             served += healthy.status_code == 200 and wrong_login.status_code == 401
             time.sleep(0.25)
         assert served == 12
@@ -372,8 +439,9 @@ def test_slow_clients_neither_block_others_nor_stay_forever(services: Any, tmp_p
 
 # --- inputs at the edge of what the stores take -------------------------------------------------------
 @pytest.mark.gen_test(timeout=60)
-async def test_a_polar_gps_point_is_stored_and_acked_but_not_searched(app: Any, api: Api, base_url: str,
-                                                                       sync_db: Any) -> None:
+async def test_a_polar_gps_point_is_stored_and_acked_but_not_searched(
+    app: Any, api: Api, base_url: str, sync_db: Any
+) -> None:
     """Redis GEO refuses latitudes beyond ±85.05°: such a point must not fail the batch it is in."""
     team = await fleet(app, api)
     driver = team["drivers"][0]

@@ -39,15 +39,39 @@ ROLES = ("BASE", "DRIVER", "MANAGER", "ADMIN")
 EXAMPLES = int(os.environ.get("DISPATCH_FUZZ_EXAMPLES", "10"))
 SEED = int(os.environ.get("DISPATCH_FUZZ_SEED", "8"))
 # Rate limits far above what the fuzzer sends: limits have their own tests (tests/handlers/test_auth_limits.py).
-GENEROUS_LIMITS = ",".join(f"{name}=1000000/60" for name in (
-    "login_ip", "login_account", "sms_request_phone", "sms_request_ip", "sms_verify_ip", "password_forgot_ip",
-    "password_forgot_account"))
-CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
-          "negative_data_rejection", "ignored_auth", "response_headers_conformance", "unsupported_method")
+GENEROUS_LIMITS = ",".join(
+    f"{name}=1000000/60"
+    for name in (
+        "login_ip",
+        "login_account",
+        "sms_request_phone",
+        "sms_request_ip",
+        "sms_verify_ip",
+        "password_forgot_ip",
+        "password_forgot_account",
+    )
+)
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "ignored_auth",
+    "response_headers_conformance",
+    "unsupported_method",
+)
 # Path parameters that name stored objects, and the kind of object each names.
-ID_PARAMETERS = {"user_id": "users", "org_id": "orgs", "vehicle_id": "vehicles", "type_id": "types",
-                 "order_id": "orders", "waybill_id": "waybills", "ticket_id": "tickets",
-                 "notification_id": "notifications"}
+ID_PARAMETERS = {
+    "user_id": "users",
+    "org_id": "orgs",
+    "vehicle_id": "vehicles",
+    "type_id": "types",
+    "order_id": "orders",
+    "waybill_id": "waybills",
+    "ticket_id": "tickets",
+    "notification_id": "notifications",
+}
 
 
 @dataclass
@@ -71,8 +95,9 @@ class Target:
         with self.lock:
             if self.tokens[role] != stale:
                 return
-            answer = requests.post(self.base_url + API + "/auth/login", timeout=30,
-                                   json={"login": self.logins[role], "password": PASSWORD})
+            answer = requests.post(
+                self.base_url + API + "/auth/login", timeout=30, json={"login": self.logins[role], "password": PASSWORD}
+            )
             assert answer.status_code == 200, answer.text
             self.tokens[role] = answer.json()["access_token"]
 
@@ -103,9 +128,15 @@ async def seed_directly(settings: Settings) -> tuple[World, dict[str, Any]]:
 
 def seed_through_api(base_url: str, world: World, extra: dict[str, Any]) -> dict[str, list[str]]:
     """Orders, an assignment, a waybill, tickets and notifications made through the REST API."""
+
     def call(method: str, path: str, who: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        answer = requests.request(method, base_url + API + path, json=body, timeout=30,
-                                  headers={"Authorization": f"Bearer {world.tokens[who]}"})
+        answer = requests.request(
+            method,
+            base_url + API + path,
+            json=body,
+            timeout=30,
+            headers={"Authorization": f"Bearer {world.tokens[who]}"},
+        )
         assert answer.status_code in (200, 201), (path, answer.text)
         return answer.json()
 
@@ -116,8 +147,9 @@ def seed_through_api(base_url: str, world: World, extra: dict[str, Any]) -> dict
     other = call("POST", "/orders", "client2", order_body(vtype, organization=world.org("b")))
     waybill = call("POST", "/waybills", "driver", {"vehicle_id": world.id("truck")})
     waybill_b = call("POST", "/waybills", "driver_b", {"vehicle_id": world.id("truck_b")})
-    ticket = call("POST", "/support/tickets", "client", {"subject": "Late", "description": "Where is it?",
-                                                         "order_id": new["id"]})
+    ticket = call(
+        "POST", "/support/tickets", "client", {"subject": "Late", "description": "Where is it?", "order_id": new["id"]}
+    )
     ticket_b = call("POST", "/support/tickets", "client2", {"subject": "Bill", "description": "Twice?"})
     notes = call("GET", "/notifications", "client")["items"] + call("GET", "/notifications", "driver_a2")["items"]
     return {
@@ -143,8 +175,12 @@ def target(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         with serving(settings, log) as base_url:
             ids = seed_through_api(base_url, world, extra)
             people = {"BASE": "client", "DRIVER": "driver", "MANAGER": "manager_a", "ADMIN": "admin"}
-            yield Target(base_url, {role: world.users[name]["username"] for role, name in people.items()},
-                         {role: world.tokens[name] for role, name in people.items()}, ids)
+            yield Target(
+                base_url,
+                {role: world.users[name]["username"] for role, name in people.items()},
+                {role: world.tokens[name] for role, name in people.items()},
+                ids,
+            )
     finally:
         run_async(lambda: drop(settings))
     text = log.read_text(errors="replace")
@@ -154,8 +190,11 @@ def target(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def tracebacks(log: str) -> list[str]:
     """Each error logged with its traceback: the log line before it and the traceback's last line."""
     lines = log.splitlines()
-    return [f"{lines[n - 1]}\n  ... {next((t for t in lines[n + 1:] if t and not t.startswith(' ')), '')}"
-            for n, line in enumerate(lines) if line.startswith("Traceback") and n]
+    return [
+        f"{lines[n - 1]}\n  ... {next((t for t in lines[n + 1 :] if t and not t.startswith(' ')), '')}"
+        for n, line in enumerate(lines)
+        if line.startswith("Traceback") and n
+    ]
 
 
 async def drop(settings: Settings) -> None:
@@ -180,12 +219,17 @@ def with_known_ids(document: dict[str, Any], ids: dict[str, list[str]]) -> dict[
 def load_schema(target: Target, role: str) -> Any:
     """The published document as a schemathesis schema that signs in as `role` and checks every answer."""
     document = requests.get(target.base_url + "/api/openapi.json", timeout=30).json()
-    config = SchemathesisConfig.from_dict({
-        "seed": SEED, "workers": 1, "base-url": target.base_url, "continue-on-failure": True,
-        "generation": {"max-examples": EXAMPLES, "database": "none"},
-        "phases": {"stateful": {"enabled": False}},
-        "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
-    })
+    config = SchemathesisConfig.from_dict(
+        {
+            "seed": SEED,
+            "workers": 1,
+            "base-url": target.base_url,
+            "continue-on-failure": True,
+            "generation": {"max-examples": EXAMPLES, "database": "none"},
+            "phases": {"stateful": {"enabled": False}},
+            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+        }
+    )
     schema = schemathesis.openapi.from_dict(with_known_ids(document, target.ids), config=config)
 
     @schema.auth(refresh_interval=None)
@@ -235,8 +279,12 @@ def test_every_operation_answers_as_documented(target: Target, role: str) -> Non
     failures, tested = run_engine(schema)
     unique = list(dict.fromkeys(failures))
     assert not unique, f"{len(unique)} failures:\n\n" + "\n\n".join(unique)
-    operations = {f"{method.upper()} {path}" for path, item in schema.raw_schema["paths"].items()
-                  for method in item if method != "parameters"}
+    operations = {
+        f"{method.upper()} {path}"
+        for path, item in schema.raw_schema["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
     assert operations <= tested, sorted(operations - tested)
     assert target.sent[role] >= len(operations)
     print(f"{role}: {target.sent[role]} requests over {len(tested)} operations")

@@ -40,8 +40,9 @@ async def until(condition: Callable[[], bool], timeout: float = 30, what: str = 
 
 async def fetch(url: str, token: str | None = None) -> Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    answer = await tornado.httpclient.AsyncHTTPClient().fetch(url, headers=headers, raise_error=False,
-                                                              request_timeout=30)
+    answer = await tornado.httpclient.AsyncHTTPClient().fetch(
+        url, headers=headers, raise_error=False, request_timeout=30
+    )
     return Response(answer.code, answer.headers, answer.body or b"")
 
 
@@ -49,8 +50,10 @@ def stored_ids(stack: Stack, driver_ids: list[str]) -> dict[str, list[str]]:
     """Each driver's stored GPS point ids (`<driver_id>:<seq>`)."""
     db = stack.sync_db()
     try:
-        return {d: [doc["_id"] for doc in db["gps_points"].find({"_id": {"$regex": f"^{d}:"}}, {"_id": 1})]
-                for d in driver_ids}
+        return {
+            d: [doc["_id"] for doc in db["gps_points"].find({"_id": {"$regex": f"^{d}:"}}, {"_id": 1})]
+            for d in driver_ids
+        }
     finally:
         db.client.close()
 
@@ -102,11 +105,13 @@ async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, sta
     newcomer = await WsClient.connect(ws_url(server.url, "/ws/console"), team["manager_token"])
     assert await newcomer.closed() == 1013
     await console.conn.write_message(  # type: ignore[union-attr]
-        jsonutil.dumps({"type": "subscribe", "channel": f"vehicle:{watched}"}))
+        jsonutil.dumps({"type": "subscribe", "channel": f"vehicle:{watched}"})
+    )
     drivers[1].drop()  # this one loses its connection in the outage and keeps retrying
     sent_before = [d.seq for d in drivers]
-    await until(lambda: all(d.seq >= s + 20 for d, s in zip(drivers, sent_before, strict=True)),
-                what="streaming in the outage")
+    await until(
+        lambda: all(d.seq >= s + 20 for d, s in zip(drivers, sent_before, strict=True)), what="streaming in the outage"
+    )
     await until(lambda: bool(console.errors) and 1013 in drivers[1].close_codes, what="answers in the outage")
     assert {"type": "error", "code": "service_unavailable"}.items() <= console.errors[0].items()
 
@@ -126,9 +131,11 @@ async def test_redis_killed_and_restarted_while_drivers_stream(stack: Stack, sta
     await console.stop()
     sent, stored = assert_stored_exactly_once(stack, team, drivers)
     assert drivers[1].reconnects >= 2  # refused while Redis was down, then back
-    print(f"\nredis restart: sent={sent} stored={stored} live again after {resumed - back:.2f}s "
-          f"reconnects={sum(d.reconnects for d in drivers)} (close codes {drivers[1].close_codes}) "
-          f"emails queued=5 delivered={len(list(outbox.glob('*.eml')))}")
+    print(
+        f"\nredis restart: sent={sent} stored={stored} live again after {resumed - back:.2f}s "
+        f"reconnects={sum(d.reconnects for d in drivers)} (close codes {drivers[1].close_codes}) "
+        f"emails queued=5 delivered={len(list(outbox.glob('*.eml')))}"
+    )
     assert_clean_log(server.log())
 
 
@@ -162,8 +169,10 @@ async def test_mongodb_restarted_history_is_retried_and_acked_only_once_stored(s
     for driver in drivers:
         await driver.finish()
     sent, stored = assert_stored_exactly_once(stack, team, drivers)
-    print(f"\nmongodb restart: sent={sent} stored={stored} unacked during the outage="
-          f"{sum(d.seq - s for d, s in zip(drivers, sent_at_kill, strict=False))}")
+    print(
+        f"\nmongodb restart: sent={sent} stored={stored} unacked during the outage="
+        f"{sum(d.seq - s for d, s in zip(drivers, sent_at_kill, strict=False))}"
+    )
     log = server.log()
     assert "GPS history write failed" in log  # batches were retried, not dropped
     assert_clean_log(log)
@@ -185,8 +194,9 @@ async def test_server_killed_clients_move_to_another_and_since_fills_the_gap(sta
     console.away.clear()
     await in_thread(doomed.kill)
     sent_at_kill = [d.seq for d in drivers]
-    await until(lambda: all(d.acked > s + 10 for d, s in zip(drivers, sent_at_kill, strict=True)),
-                what="drivers on the spare")
+    await until(
+        lambda: all(d.acked > s + 10 for d, s in zip(drivers, sent_at_kill, strict=True)), what="drivers on the spare"
+    )
     assert console.reconnects == 1 and not console.subscribed.is_set()
     console.away.set()
     await until(lambda: console.subscribed.is_set(), what="the console on the spare")
@@ -194,13 +204,17 @@ async def test_server_killed_clients_move_to_another_and_since_fills_the_gap(sta
     for driver in drivers:
         await driver.finish()
     vehicles = [crew["vehicle"]["id"] for crew in team["drivers"]]
-    await until(lambda: all(console.seqs(v) >= d.sent for v, d in zip(vehicles, drivers, strict=False)),
-                what="every point on the console")
+    await until(
+        lambda: all(console.seqs(v) >= d.sent for v, d in zip(vehicles, drivers, strict=False)),
+        what="every point on the console",
+    )
     await console.stop()
     sent, stored = assert_stored_exactly_once(stack, team, drivers)
     shown = sum(len(console.seqs(v)) for v in vehicles)
-    print(f"\nserver killed: sent={sent} stored={stored} console saw {shown} distinct points "
-          f"({len(console.frames)} frames)")
+    print(
+        f"\nserver killed: sent={sent} stored={stored} console saw {shown} distinct points "
+        f"({len(console.frames)} frames)"
+    )
     assert_clean_log(spare.log())
 
 
@@ -211,8 +225,7 @@ def slow_sinks() -> Iterator[tuple[Sink, int, Gateway]]:
         yield smtp, port, gateway
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str,
-               state: Callable[[], str] = lambda: "") -> None:
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, state: Callable[[], str] = lambda: "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what} {state()}"
@@ -220,11 +233,18 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str,
 
 
 def test_worker_killed_with_messages_in_flight_and_queued_delivers_them_all(
-        stack: Stack, slow_sinks: tuple[Sink, int, Gateway]) -> None:
+    stack: Stack, slow_sinks: tuple[Sink, int, Gateway]
+) -> None:
     smtp, smtp_port, gateway = slow_sinks
-    env = {"DISPATCH_EMAIL_BACKEND": "smtp", "DISPATCH_SMTP_HOST": "127.0.0.1", "DISPATCH_SMTP_PORT": str(smtp_port),
-           "DISPATCH_SMS_BACKEND": "http", "DISPATCH_SMS_HTTP_URL": gateway.url,
-           "DISPATCH_TASK_VISIBILITY_TIMEOUT": "3", "DISPATCH_LOG_LEVEL": "WARNING"}
+    env = {
+        "DISPATCH_EMAIL_BACKEND": "smtp",
+        "DISPATCH_SMTP_HOST": "127.0.0.1",
+        "DISPATCH_SMTP_PORT": str(smtp_port),
+        "DISPATCH_SMS_BACKEND": "http",
+        "DISPATCH_SMS_HTTP_URL": gateway.url,
+        "DISPATCH_TASK_VISIBILITY_TIMEOUT": "3",
+        "DISPATCH_LOG_LEVEL": "WARNING",
+    }
     settings = stack.settings
     stack.worker(**env)
     devservices.wait_worker_ready(settings.broker_url)  # type: ignore[union-attr]
@@ -243,11 +263,16 @@ def test_worker_killed_with_messages_in_flight_and_queued_delivers_them_all(
     before = len(smtp.subjects) + len(gateway.texts)
     stack.worker(**env)
     # A liveness bound, not a speed target: on a loaded machine the restored deliveries can take a while.
-    wait_until(lambda: set(smtp.subjects) >= set(subjects) and set(gateway.texts) >= set(texts), 90,
-               "every message after the restart",
-               lambda: f"missing {sorted(set(subjects) - set(smtp.subjects) | set(texts) - set(gateway.texts))}")
+    wait_until(
+        lambda: set(smtp.subjects) >= set(subjects) and set(gateway.texts) >= set(texts),
+        90,
+        "every message after the restart",
+        lambda: f"missing {sorted(set(subjects) - set(smtp.subjects) | set(texts) - set(gateway.texts))}",
+    )
     time.sleep(1)  # late duplicates, if any, are counted too
     delivered = len(smtp.subjects) + len(gateway.texts)
-    print(f"\nworker killed: queued={len(subjects) + len(texts)} delivered before kill={before} "
-          f"distinct delivered={len(set(smtp.subjects)) + len(set(gateway.texts))} "
-          f"duplicates={delivered - len(subjects) - len(texts)}")
+    print(
+        f"\nworker killed: queued={len(subjects) + len(texts)} delivered before kill={before} "
+        f"distinct delivered={len(set(smtp.subjects)) + len(set(gateway.texts))} "
+        f"duplicates={delivered - len(subjects) - len(texts)}"
+    )

@@ -22,12 +22,21 @@ from tests.support.helpers import Api
 API = "/api/v1"
 # Values that would change a query's meaning if they reached MongoDB as they are.
 OPERATORS: list[Any] = [
-    {"$gt": ""}, {"$ne": None}, {"$where": "sleep(1000) || true"}, {"$regex": ".*"}, {"$exists": True},
-    {"$in": ["BASE", "ADMIN"]}, [{"$gt": ""}], {"$expr": {"$eq": [1, 1]}},
+    {"$gt": ""},
+    {"$ne": None},
+    {"$where": "sleep(1000) || true"},
+    {"$regex": ".*"},
+    {"$exists": True},
+    {"$in": ["BASE", "ADMIN"]},
+    [{"$gt": ""}],
+    {"$expr": {"$eq": [1, 1]}},
 ]
 # Keys that MongoDB would read as operators or paths if an object were stored or queried as it is.
 HOSTILE_KEYS: list[dict[str, Any]] = [
-    {"$where": "sleep(1000)"}, {"$set": {"category": "ADMIN"}}, {"a.b": 1}, {"category.$": "ADMIN"},
+    {"$where": "sleep(1000)"},
+    {"$set": {"category": "ADMIN"}},
+    {"a.b": 1},
+    {"category.$": "ADMIN"},
     {"$gt": ""},
 ]
 # The same operators as they arrive in a query string: text only, which must stay text.
@@ -37,6 +46,7 @@ QUERY_VALUES = ['{"$ne": null}', '{"$gt": ""}', "$where", "sleep(1000)", "[$ne]"
 @pytest.fixture
 def world(io_loop: Any, app: Any, api: Api) -> Iterator[World]:
     """Two organizations with people, trucks, an order each, a waybill and a ticket."""
+
     async def build() -> World:
         world = await make_world(app)
         await world.add_vehicle("truck", "a", driver="driver")
@@ -54,8 +64,18 @@ def bodies(world: World) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(who, method, path, a valid body) for every main endpoint that takes JSON."""
     order, done = world.id("order"), world.id("done")
     return [
-        ("", "POST", "/auth/register", {"username": "newcomer", "email": "newcomer@example.com",
-                                        "password": "long-enough-pw", "category": "BASE", "first_name": "N"}),
+        (
+            "",
+            "POST",
+            "/auth/register",
+            {
+                "username": "newcomer",
+                "email": "newcomer@example.com",
+                "password": "long-enough-pw",
+                "category": "BASE",
+                "first_name": "N",
+            },
+        ),
         ("", "POST", "/auth/login", {"login": world.users["client"]["username"], "password": PASSWORD}),
         ("", "POST", "/auth/refresh", {"refresh_token": "x" * 40}),
         ("", "POST", "/auth/password/forgot", {"email": world.users["client"]["email"]}),
@@ -65,21 +85,28 @@ def bodies(world: World) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("client", "POST", "/auth/password/change", {"old_password": PASSWORD, "new_password": "other-long-pw"}),
         ("client", "PATCH", "/users/me", {"first_name": "Ann", "email": "ann@example.com"}),
         ("client", "POST", "/users/me/invite", {"code": "ABCDEFGH"}),
-        ("admin", "PATCH", f"/users/{world.id('client')}", {"category": "BASE", "is_active": True,
-                                                             "organizations": [world.org("a")]}),
+        (
+            "admin",
+            "PATCH",
+            f"/users/{world.id('client')}",
+            {"category": "BASE", "is_active": True, "organizations": [world.org("a")]},
+        ),
         ("manager_a", "POST", "/organizations", {"name": "Charlie Tow", "description": "d"}),
         ("manager_a", "PATCH", f"/organizations/{world.org('a')}", {"name": "Alpha Towing", "description": "d"}),
         ("admin", "POST", "/vehicle-types", {"name": "Bus", "base_price": 10.0, "price_per_km": 1.0}),
-        ("manager_a", "POST", "/vehicles", {"plate": "A1", "model": "M", "capacity_kg": 10,
-                                            "organization": world.org("a"), "driver_id": None}),
+        (
+            "manager_a",
+            "POST",
+            "/vehicles",
+            {"plate": "A1", "model": "M", "capacity_kg": 10, "organization": world.org("a"), "driver_id": None},
+        ),
         ("manager_a", "PATCH", f"/vehicles/{world.id('truck')}", {"model": "M2", "status": "available"}),
         ("client", "POST", "/orders", order_body(world.vehicles["type"], organization=world.org("a"))),
         ("manager_a", "POST", f"/orders/{order}/assign", {"vehicle_id": world.id("truck")}),
         ("manager_a", "POST", f"/orders/{order}/status", {"status": "cancelled", "reason": "r"}),
         ("manager_a", "POST", f"/orders/{done}/payments", {"amount": 10.5, "method": "card"}),
         ("client", "POST", f"/orders/{done}/rating", {"score": 5, "comment": "ok"}),
-        ("driver", "POST", "/waybills", {"vehicle_id": world.id("truck"), "odometer_start": 1.0,
-                                         "route_notes": "n"}),
+        ("driver", "POST", "/waybills", {"vehicle_id": world.id("truck"), "odometer_start": 1.0, "route_notes": "n"}),
         ("client", "POST", "/support/tickets", {"subject": "s", "description": "d", "order_id": order}),
     ]
 
@@ -188,9 +215,14 @@ async def test_operators_in_every_json_field_are_refused(api: Api, world: World,
 @pytest.mark.gen_test(timeout=60)
 async def test_profile_changes_never_reach_the_update_operators(api: Api, world: World, sync_db: Any) -> None:
     client = world.users["client"]
-    for body in ({"$set": {"category": "ADMIN"}}, {"first_name": "A", "$set": {"is_active": False}},
-                 {"first_name": {"$set": {"category": "ADMIN"}}}, {"category": "ADMIN"},
-                 {"organizations.0": world.org("a")}, {"$unset": {"password_hash": ""}}):
+    for body in (
+        {"$set": {"category": "ADMIN"}},
+        {"first_name": "A", "$set": {"is_active": False}},
+        {"first_name": {"$set": {"category": "ADMIN"}}},
+        {"category": "ADMIN"},
+        {"organizations.0": world.org("a")},
+        {"$unset": {"password_hash": ""}},
+    ):
         answer = await api.patch(f"{API}/users/me", body, token=world.tokens["client"])
         assert answer.status == 422, body
     stored = sync_db.users.find_one({"_id": client["_id"]})
@@ -220,8 +252,11 @@ async def test_operators_in_query_parameters_never_widen_a_list(api: Api, world:
         visible = {item["id"] for item in baseline.json["items"]}
         for name in [*names, "limit", "offset"]:
             for value in QUERY_VALUES:
-                for query in (f"{name}={quote(value)}", f"{quote(name + '[$ne]')}={quote(value)}",
-                              f"{name}={quote(value)}&{name}={quote(value)}"):
+                for query in (
+                    f"{name}={quote(value)}",
+                    f"{quote(name + '[$ne]')}={quote(value)}",
+                    f"{name}={quote(value)}&{name}={quote(value)}",
+                ):
                     answer = await api.get(f"{API}{path}?{query}", token=token)
                     assert answer.status in (200, 422), (path, query, answer.status, answer.body[:300])
                     if answer.status == 200:
@@ -248,8 +283,9 @@ async def test_search_text_is_escaped_and_cannot_stall_the_server(api: Api, worl
 async def test_hostile_text_values_are_stored_as_text(api: Api, world: World, sync_db: Any) -> None:
     """`$` and `.` inside values are fine: they are data, kept as they were sent."""
     text = '{"$where": "sleep(1000)"} $set a.b'
-    created = await api.post(f"{API}/support/tickets", {"subject": text, "description": text},
-                             token=world.tokens["client"])
+    created = await api.post(
+        f"{API}/support/tickets", {"subject": text, "description": text}, token=world.tokens["client"]
+    )
     assert created.status == 201 and created.json["subject"] == text
     body = order_body(world.vehicles["type"], organization=world.org("a"), notes=text)
     body["pickup"] = place({"lat": 55.75, "lon": 37.61}, text)

@@ -89,8 +89,15 @@ async def test_every_answer_says_nosniff_and_carries_a_request_id(api: Api, app:
                 if answer.status >= 400 and method != "head":
                     assert answer.headers["Content-Type"].startswith("application/json"), (method, url)
                 checked += 1
-    for url in ("/static/nothing-here.js", "/static/../setup.cfg", "/media/avatars/none.jpg", "/nowhere",
-                "/static/console/app.js", "/metrics", "/ws/console"):
+    for url in (
+        "/static/nothing-here.js",
+        "/static/../setup.cfg",
+        "/media/avatars/none.jpg",
+        "/nowhere",
+        "/static/console/app.js",
+        "/metrics",
+        "/ws/console",
+    ):
         for method in ("GET", "POST"):
             answer = await api.raw(method, url, body=b"" if method == "POST" else None)
             assert answer.headers.get("X-Content-Type-Options") == "nosniff", (method, url)
@@ -103,8 +110,12 @@ async def test_every_answer_says_nosniff_and_carries_a_request_id(api: Api, app:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_405_names_the_allowed_methods(api: Api) -> None:
-    for method, url, allowed in (("DELETE", "/api/v1/auth/login", "POST"), ("PUT", "/api/v1/users", "GET"),
-                                 ("POST", "/ws/driver", "GET"), ("DELETE", "/healthz", "GET")):
+    for method, url, allowed in (
+        ("DELETE", "/api/v1/auth/login", "POST"),
+        ("PUT", "/api/v1/users", "GET"),
+        ("POST", "/ws/driver", "GET"),
+        ("DELETE", "/healthz", "GET"),
+    ):
         answer = await api.request(method, url)
         assert answer.status == 405, url
         assert allowed in answer.headers["Allow"].split(", "), (url, answer.headers["Allow"])
@@ -112,9 +123,9 @@ async def test_405_names_the_allowed_methods(api: Api) -> None:
 
 # --- secrets in logs ------------------------------------------------------------------------------
 @pytest.mark.gen_test(timeout=60)
-async def test_tokens_passwords_and_the_secret_never_reach_the_logs(api: Api, app: Any, settings: Any,
-                                                                  http_server: Any, base_url: str,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+async def test_tokens_passwords_and_the_secret_never_reach_the_logs(
+    api: Api, app: Any, settings: Any, http_server: Any, base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     driver = await make_user(app, "DRIVER")
     access = await login(app, driver)
@@ -133,8 +144,14 @@ async def test_tokens_passwords_and_the_secret_never_reach_the_logs(api: Api, ap
     await api.get(f"/api/v1/users/me?access_token={access}&password={wrong}", token=access)
     await api.post("/api/v1/auth/password/change", {"old_password": wrong, "new_password": wrong + "x"}, token=access)
 
-    secrets = {"access token": access, "activation token": activation, "password": PASSWORD, "wrong password": wrong,
-               "refresh token": pair.json["refresh_token"], "JWT secret": settings.jwt_secret}
+    secrets = {
+        "access token": access,
+        "activation token": activation,
+        "password": PASSWORD,
+        "wrong password": wrong,
+        "refresh token": pair.json["refresh_token"],
+        "JWT secret": settings.jwt_secret,
+    }
     logged = "\n".join(f"{r.name}: {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     for name, secret in secrets.items():
         assert secret not in logged, f"the {name} is in the logs"
@@ -152,11 +169,18 @@ def test_a_real_server_logs_no_secret(services: Any, tmp_path: Path) -> None:
     wrong = "Wrong-Horse-" + uuid.uuid4().hex
     with serving(settings, log) as base_url:
         api = base_url + "/api/v1"
-        registered = requests.post(api + "/auth/register", timeout=30, json={
-            "username": "logcheck", "email": "logcheck@example.com", "password": wrong})
+        registered = requests.post(
+            api + "/auth/register",
+            timeout=30,
+            json={"username": "logcheck", "email": "logcheck@example.com", "password": wrong},
+        )
         assert registered.status_code == 201
-        assert requests.post(api + "/auth/login", json={"login": "logcheck", "password": wrong + "!"},
-                             timeout=30).status_code == 401
+        assert (
+            requests.post(
+                api + "/auth/login", json={"login": "logcheck", "password": wrong + "!"}, timeout=30
+            ).status_code
+            == 401
+        )
         assert requests.get(api + f"/auth/activate?token={secret}", timeout=30).status_code == 400
     text = log.read_text(errors="replace")
     assert "serving on" in text

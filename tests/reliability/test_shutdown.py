@@ -69,8 +69,9 @@ async def test_sigterm_closes_sockets_with_1001_flushes_history_and_exits(stack:
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_sigterm_to_the_parent_of_forked_servers_stops_every_child_gracefully(stack: Stack,
-                                                                                     stack_app: Any) -> None:
+async def test_sigterm_to_the_parent_of_forked_servers_stops_every_child_gracefully(
+    stack: Stack, stack_app: Any
+) -> None:
     server = stack.serve(processes=2)
     async with api_at(server.url) as api:
         team = await fleet(stack_app, api)

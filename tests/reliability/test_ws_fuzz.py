@@ -30,20 +30,36 @@ from tests.support.realtime_client import WsClient, fleet, point, ws_url
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)  # encodable as UTF-8
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), TEXT)
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
-                      max_leaves=12)
+VALUES = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4), max_leaves=12
+)
 TYPES = ["location", "locations", "status", "subscribe", "unsubscribe", "auth", "ack", "error", "ready", ""]
-FIELDS = ["seq", "lat", "lon", "ts", "speed", "heading", "accuracy", "channel", "since", "order_id", "status",
-          "reason", "token", "offset"]
+FIELDS = [
+    "seq",
+    "lat",
+    "lon",
+    "ts",
+    "speed",
+    "heading",
+    "accuracy",
+    "channel",
+    "since",
+    "order_id",
+    "status",
+    "reason",
+    "token",
+    "offset",
+]
 POINT = st.fixed_dictionaries({}, optional=dict.fromkeys(FIELDS[:7], VALUES))
 FRAMES = st.fixed_dictionaries(
     {"type": st.sampled_from(TYPES) | TEXT | VALUES},
-    optional={**dict.fromkeys(FIELDS, VALUES), "points": st.lists(POINT, max_size=6) | VALUES})
+    optional={**dict.fromkeys(FIELDS, VALUES), "points": st.lists(POINT, max_size=6) | VALUES},
+)
 PAYLOADS = st.one_of(
     FRAMES.map(lambda frame: json.dumps(frame, allow_nan=True)),  # frames with wrong types, NaN, huge numbers
     VALUES.map(lambda value: json.dumps(value, allow_nan=True)),  # JSON that is not an object
-    TEXT,                                                          # text that is not JSON
-    st.binary(max_size=64),                                        # binary frames
+    TEXT,  # text that is not JSON
+    st.binary(max_size=64),  # binary frames
 )
 
 
@@ -76,14 +92,20 @@ def malicious(now_ts: str) -> dict[str, tuple[str | bytes, str, str]]:
         "seq -1": (seq % -1, IL, UT),
         "seq as a string": (seq % '"1"', IL, UT),
         "seq true": (seq % "true", IL, UT),
-        "ts of year 99999": ('{"type": "location", "seq": 1, "lat": 1, "lon": 1, "ts": "99999-01-01T00:00:00Z"}',
-                             IL, UT),
+        "ts of year 99999": (
+            '{"type": "location", "seq": 1, "lat": 1, "lon": 1, "ts": "99999-01-01T00:00:00Z"}',
+            IL,
+            UT,
+        ),
         "10,000 nested arrays": (nested(10_000), MJ, MJ),
         "10,000 nested objects": ('{"a":' * 10_000 + "1" + "}" * 10_000, MJ, MJ),
         "1,000 nested arrays as seq": (seq % nested(1000), IL, UT),
         "1,000 nested arrays as type": (f'{{"type": {nested(1000)}}}', BF, BF),
-        "501 points": (jsonutil.dumps({"type": "locations", "points": [{"seq": n} for n in range(501)]}).decode(),
-                       "batch_too_large", UT),
+        "501 points": (
+            jsonutil.dumps({"type": "locations", "points": [{"seq": n} for n in range(501)]}).decode(),
+            "batch_too_large",
+            UT,
+        ),
         "points as an object": ('{"type": "locations", "points": {"seq": 1}}', IL, UT),
         "type 5": ('{"type": 5}', BF, BF),
         "type null": ('{"type": null}', BF, BF),
@@ -100,12 +122,21 @@ def malicious(now_ts: str) -> dict[str, tuple[str | bytes, str, str]]:
         "operator values": ('{"type": "subscribe", "channel": {"$gt": ""}, "since": {"$where": "1"}}', UT, BC),
         "channel of 10 KiB": ('{"type": "subscribe", "channel": "fleet:' + "a" * 10_000 + '"}', UT, BC),
         "since 2**70": ('{"type": "subscribe", "channel": "fleet:abc", "since": ' + str(2**70) + "}", UT, BO),
-        "since in superscript digits": ('{"type": "subscribe", "channel": "fleet:abc", "since": "\u00b2-\u00b3"}',
-                                        UT, BO),
-        "status with an operator as order id": ('{"type": "status", "order_id": {"$oid": "0"}, "status": "accepted"}',
-                                                BF, UT),
+        "since in superscript digits": (
+            '{"type": "subscribe", "channel": "fleet:abc", "since": "\u00b2-\u00b3"}',
+            UT,
+            BO,
+        ),
+        "status with an operator as order id": (
+            '{"type": "status", "order_id": {"$oid": "0"}, "status": "accepted"}',
+            BF,
+            UT,
+        ),
         "status with an object as reason": (
-            '{"type": "status", "order_id": "x", "status": "en_route", "reason": {}}', "validation_error", UT),
+            '{"type": "status", "order_id": "x", "status": "en_route", "reason": {}}',
+            "validation_error",
+            UT,
+        ),
         "auth again with junk": ('{"type": "auth", "token": [1]}', UT, UT),
         "a byte order mark before JSON": ("\ufeff{}", MJ, MJ),
         "raw NUL characters in a string": ('{"type": "\u0000\u0000"}', MJ, MJ),
@@ -174,8 +205,7 @@ class Arena:
         try:  # acked means stored and published: a console subscribed before the send must get it
             await self.healthy_console.recv_type("location", timeout=STALL, lat=lat, vehicle_id=self.vehicle_id)
         except TimeoutError:
-            raise AssertionError(f"seq {self.seq} was acked, but the console did not get it in {STALL:.0f} s") \
-                from None
+            raise AssertionError(f"seq {self.seq} was acked, but the console did not get it in {STALL:.0f} s") from None
 
 
 def check_replies(replies: list[dict[str, Any]], close_code: int | None, payload: Any) -> None:
@@ -200,10 +230,12 @@ def arena(app: Any, api: Api, base_url: str, io_loop: Any) -> Iterator[Arena]:
         client_token = await login(app, client)
         body = order_body(await make_vehicle_type(app), organization=str(team["org"]["_id"]))
         order = (await api.post("/api/v1/orders", body, token=client_token)).json
-        built = Arena(base_url, {"driver": team["drivers"][0]["token"], "console": team["manager_token"],
-                                 "order": client_token},
-                      {"driver": "/ws/driver", "console": "/ws/console", "order": f"/ws/orders/{order['id']}"},
-                      vehicle_id=team["drivers"][1]["vehicle"]["id"])
+        built = Arena(
+            base_url,
+            {"driver": team["drivers"][0]["token"], "console": team["manager_token"], "order": client_token},
+            {"driver": "/ws/driver", "console": "/ws/console", "order": f"/ws/orders/{order['id']}"},
+            vehicle_id=team["drivers"][1]["vehicle"]["id"],
+        )
         built.healthy_driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), team["drivers"][1]["token"])
         await built.healthy_driver.recv_type("ready")
         built.healthy_console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
@@ -219,11 +251,16 @@ KINDS = ("driver", "console", "order")
 
 
 # 150 generated frames per socket type in the suite; a longer local run: WS_FUZZ_EXAMPLES=5000 make test ...
-@settings(max_examples=int(os.environ.get("WS_FUZZ_EXAMPLES", "150")), deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("WS_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(payload=PAYLOADS)
-def test_generated_frames_get_error_frames_and_disturb_nobody(arena: Arena, io_loop: Any, payload: str | bytes,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_generated_frames_get_error_frames_and_disturb_nobody(
+    arena: Arena, io_loop: Any, payload: str | bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     async def attack_each_kind() -> None:
         for kind in KINDS:
             replies, closed = await arena.attack(kind, payload)
@@ -235,8 +272,9 @@ def test_generated_frames_get_error_frames_and_disturb_nobody(arena: Arena, io_l
 
 
 @pytest.mark.gen_test(timeout=HANG_GUARD)
-async def test_malicious_frames_get_error_frames_on_every_socket(arena: Arena,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+async def test_malicious_frames_get_error_frames_on_every_socket(
+    arena: Arena, caplog: pytest.LogCaptureFixture
+) -> None:
     attacks = malicious(point(0)["ts"])
     for kind in KINDS:
         for name, (payload, driver_code, other_code) in attacks.items():
@@ -249,15 +287,17 @@ async def test_malicious_frames_get_error_frames_on_every_socket(arena: Arena,
 
 
 @pytest.mark.gen_test(timeout=HANG_GUARD)
-async def test_oversize_and_invalid_utf8_frames_close_only_their_socket(arena: Arena,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+async def test_oversize_and_invalid_utf8_frames_close_only_their_socket(
+    arena: Arena, caplog: pytest.LogCaptureFixture
+) -> None:
     for kind in KINDS:
         client = await arena.target(kind)
         await client.send('{"type": "%s"}' % ("x" * 70_000))
         assert await client.closed() == 1009  # message too big
         url = ws_url(arena.base_url, arena.paths[kind])
-        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {arena.tokens[kind]}"},
-                                      max_size=None) as raw:
+        async with websockets.connect(
+            url, additional_headers={"Authorization": f"Bearer {arena.tokens[kind]}"}, max_size=None
+        ) as raw:
             while jsonutil.loads(await raw.recv()).get("type") != "ready":
                 pass
             await raw.send(b'{"type": "\xff\xfe"}', text=True)  # a text frame that is not UTF-8
@@ -270,14 +310,18 @@ async def test_oversize_and_invalid_utf8_frames_close_only_their_socket(arena: A
 
 
 @pytest.mark.gen_test(timeout=HANG_GUARD)
-async def test_unauthenticated_garbage_is_refused_without_harm(arena: Arena,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+async def test_unauthenticated_garbage_is_refused_without_harm(arena: Arena, caplog: pytest.LogCaptureFixture) -> None:
     for kind in KINDS:
         url = ws_url(arena.base_url, arena.paths[kind])
-        for first, answer in ((b"\x00\x01", ["error"]), ("{not json", ["error"]), (nested(10_000), ["error"]),
-                              ('[{"type": "auth"}]', ["error"]), ('{"type": "auth", "token": {"$ne": ""}}', []),
-                              ('{"type": "auth", "token": "%s"}' % ("A" * 60_000), []),
-                              ('{"type": "subscribe", "channel": "fleet:x"}', [])):
+        for first, answer in (
+            (b"\x00\x01", ["error"]),
+            ("{not json", ["error"]),
+            (nested(10_000), ["error"]),
+            ('[{"type": "auth"}]', ["error"]),
+            ('{"type": "auth", "token": {"$ne": ""}}', []),
+            ('{"type": "auth", "token": "%s"}' % ("A" * 60_000), []),
+            ('{"type": "subscribe", "channel": "fleet:x"}', []),
+        ):
             client = await WsClient.connect(url)
             await client.conn.write_message(first, binary=isinstance(first, bytes))
             frames = []
@@ -310,8 +354,9 @@ async def flood(client: WsClient, frames: list[str]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.gen_test(timeout=HANG_GUARD)
-async def test_floods_are_answered_in_full_and_others_keep_streaming(arena: Arena,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_floods_are_answered_in_full_and_others_keep_streaming(
+    arena: Arena, caplog: pytest.LogCaptureFixture
+) -> None:
     beats = 0
     flooding = True
 
@@ -331,8 +376,10 @@ async def test_floods_are_answered_in_full_and_others_keep_streaming(arena: Aren
             answers = await flood(await arena.target(kind), garbage)
             assert len(answers) == len(garbage) and {a["type"] for a in answers} == {"error"}, kind
         driver = await arena.target("driver")
-        points = [jsonutil.dumps({"type": "location", "seq": n, "lat": 55.0, "lon": 37.0, "ts": ts}).decode()
-                  for n in range(1, 2001)]
+        points = [
+            jsonutil.dumps({"type": "location", "seq": n, "lat": 55.0, "lon": 37.0, "ts": ts}).decode()
+            for n in range(1, 2001)
+        ]
         answers = await flood(driver, points)
         assert not [a for a in answers if a["type"] == "error"]
         if max(a["seq"] for a in answers if a["type"] == "ack") < 2000:  # acks follow storage, maybe later

@@ -9,8 +9,16 @@ from typing import Any
 
 from tests.support.factories import PASSWORD
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1280, "height": 800}
 
 
@@ -19,8 +27,10 @@ class PageErrors(list):
 
     def watch(self, page: Any) -> None:
         page.on("pageerror", lambda error: self.append(f"uncaught: {error}"))
-        page.on("console", lambda message: self.append(f"console.{message.type}: {message.text}")
-                if message.type == "error" else None)
+        page.on(
+            "console",
+            lambda message: self.append(f"console.{message.type}: {message.text}") if message.type == "error" else None,
+        )
 
 
 @asynccontextmanager

@@ -10,12 +10,24 @@ from bson import ObjectId
 PASSWORD = "correct-horse-battery"
 
 
-async def make_user(app: Any, category: str = "BASE", *, organizations: list[ObjectId] | None = None,
-                    verified: bool = True, password: str = PASSWORD, **fields: Any) -> dict[str, Any]:
+async def make_user(
+    app: Any,
+    category: str = "BASE",
+    *,
+    organizations: list[ObjectId] | None = None,
+    verified: bool = True,
+    password: str = PASSWORD,
+    **fields: Any,
+) -> dict[str, Any]:
     """A new account of the given category, verified unless asked otherwise."""
     name = fields.pop("username", None) or f"{category.lower()}_{uuid.uuid4().hex[:10]}"
-    data = {"username": name, "email": fields.pop("email", f"{name}@example.com"), "password": password,
-            "category": category, **fields}
+    data = {
+        "username": name,
+        "email": fields.pop("email", f"{name}@example.com"),
+        "password": password,
+        "category": category,
+        **fields,
+    }
     identity = app.settings["services"].identity
     user = await identity.register(data, category=category, verified=verified)
     if organizations:

@@ -53,8 +53,16 @@ class Api:
         self.base_url = base_url
         self.token: str | None = None
 
-    async def request(self, method: str, path: str, json: Any = None, *, body: bytes | str | None = None,
-                      headers: dict[str, str] | None = None, token: str | None = None) -> Response:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> Response:
         """Send one request; check the invariants; return the answer."""
         headers = dict(headers or {})
         if json is not None:
@@ -65,8 +73,9 @@ class Api:
             headers.setdefault("Authorization", f"Bearer {bearer}")
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""
-        answer = await self.client.request(method, self.base_url + path, content=body, headers=headers,
-                                           follow_redirects=False, timeout=30)
+        answer = await self.client.request(
+            method, self.base_url + path, content=body, headers=headers, follow_redirects=False, timeout=30
+        )
         response = Response(answer.status_code, answer.headers, answer.content)
         assert response.headers.get("X-Content-Type-Options") == "nosniff"
         assert response.headers.get("X-Request-ID"), "every answer carries a request id"
@@ -75,11 +84,13 @@ class Api:
         assert response.status < 500 or path in ("/readyz",), response.body
         return response
 
-    async def raw(self, method: str, path: str, *, body: bytes | None = None,
-                  headers: dict[str, str] | None = None) -> Response:
+    async def raw(
+        self, method: str, path: str, *, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
         """Send one request as given and return the answer, checking nothing (pages, assets, odd methods)."""
-        answer = await self.client.request(method, self.base_url + path, content=body, headers=headers,
-                                           follow_redirects=False, timeout=30)
+        answer = await self.client.request(
+            method, self.base_url + path, content=body, headers=headers, follow_redirects=False, timeout=30
+        )
         return Response(answer.status_code, answer.headers, answer.content)
 
     async def get(self, path: str, **kw: Any) -> Response:

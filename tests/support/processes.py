@@ -25,8 +25,9 @@ def redis_db_url(base: str, db: int) -> str:
 
 def env_of(settings: Any) -> dict[str, str]:
     """The environment that gives a process these settings."""
-    values = {f"DISPATCH_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
-              for k, v in vars(settings).items()}
+    values = {
+        f"DISPATCH_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in vars(settings).items()
+    }
     return {**os.environ, **values}
 
 
@@ -47,9 +48,13 @@ def serving(settings: Any, log: Path, processes: int = 1) -> Iterator[str]:
     """A real `dispatch serve` process tree on a free port."""
     port = devservices.free_port()
     with open(log, "wb") as out:
-        process = subprocess.Popen([str(VENV_BIN / "dispatch"), "serve", "--port", str(port),
-                                    "--processes", str(processes)], env=env_of(settings), stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [str(VENV_BIN / "dispatch"), "serve", "--port", str(port), "--processes", str(processes)],
+            env=env_of(settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     service = devservices.Service("server", process, "")
     try:
         wait_ready(port)

@@ -34,8 +34,10 @@ class WsClient:
 
     async def send(self, frame: Any) -> None:
         """Send a frame (dicts as JSON text)."""
-        await self.conn.write_message(jsonutil.dumps(frame).decode() if not isinstance(frame, (str, bytes)) else frame,
-                                      binary=isinstance(frame, bytes))
+        await self.conn.write_message(
+            jsonutil.dumps(frame).decode() if not isinstance(frame, (str, bytes)) else frame,
+            binary=isinstance(frame, bytes),
+        )
 
     async def recv(self, timeout: float = 10) -> dict[str, Any] | None:
         """The next frame, or None once the socket is closed."""
@@ -89,10 +91,18 @@ async def fleet(app: Any, api: Any, drivers: int = 1) -> dict[str, Any]:
     crew = []
     for _n in range(drivers):
         driver = await make_user(app, "DRIVER", organizations=[org["_id"]])
-        created = await api.post("/api/v1/vehicles", {
-            "plate": f"T{uuid.uuid4().hex[:6].upper()}", "model": "Tow", "capacity_kg": 3500,
-            "organization": str(org["_id"]), "driver_id": str(driver["_id"]), "status": "available"},
-            token=manager_token)
+        created = await api.post(
+            "/api/v1/vehicles",
+            {
+                "plate": f"T{uuid.uuid4().hex[:6].upper()}",
+                "model": "Tow",
+                "capacity_kg": 3500,
+                "organization": str(org["_id"]),
+                "driver_id": str(driver["_id"]),
+                "status": "available",
+            },
+            token=manager_token,
+        )
         assert created.status == 201, created.json
         crew.append({"user": driver, "token": await login(app, driver), "vehicle": created.json})
     return {"org": org, "manager": manager, "manager_token": manager_token, "drivers": crew}
@@ -112,5 +122,13 @@ def point(seq: int, lat: float = 55.75, lon: float = 37.61, **extra: Any) -> dic
     """A valid GPS point of now."""
     from dispatch.core.timeutil import isoformat, utcnow
 
-    return {"seq": seq, "lat": lat, "lon": lon, "ts": isoformat(utcnow()), "speed": 12.5, "heading": 90.0,
-            "accuracy": 5.0, **extra}
+    return {
+        "seq": seq,
+        "lat": lat,
+        "lon": lon,
+        "ts": isoformat(utcnow()),
+        "speed": 12.5,
+        "heading": 90.0,
+        "accuracy": 5.0,
+        **extra,
+    }

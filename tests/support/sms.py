@@ -16,7 +16,7 @@ REQUEST = "/api/v1/auth/sms/request"
 
 def new_phone() -> tuple[str, str]:
     """A fresh valid Russian mobile number: (national form, E.164)."""
-    digits = f"{random.randrange(10 ** 7):07d}"
+    digits = f"{random.randrange(10**7):07d}"
     return f"8 (916) {digits[:3]}-{digits[3:5]}-{digits[5:]}", f"+7916{digits}"
 
 
@@ -45,4 +45,4 @@ async def request_code(api: Api, services: Any, phone: str, e164: str, seen: set
 
 def wrong(code: str) -> str:
     """Another six-digit code than this one."""
-    return f"{(int(code) + 1) % 10 ** 6:06d}"
+    return f"{(int(code) + 1) % 10**6:06d}"

@@ -76,13 +76,24 @@ class Stack:
         self.start_redis()
         self.start_mongo()
         redis = f"redis://127.0.0.1:{self.redis_port}"
-        self.settings = Settings.from_mapping(dict(
-            mongodb_url=self.mongo.url,  # type: ignore[union-attr]
-            mongodb_db=f"faults_{uuid.uuid4().hex[:8]}", redis_url=redis + "/1", broker_url=redis + "/0",
-            email_backend="file", sms_backend="file", outbox_dir=str(self.root / "outbox"),
-            media_dir=str(self.root / "media"), jwt_secret="fault-secret-" + "x" * 32, bcrypt_rounds=4,
-            public_url="http://dispatch.test", log_level="INFO",
-            rate_limits="login_ip=10000/60,login_account=10000/60", **changes))
+        self.settings = Settings.from_mapping(
+            dict(
+                mongodb_url=self.mongo.url,  # type: ignore[union-attr]
+                mongodb_db=f"faults_{uuid.uuid4().hex[:8]}",
+                redis_url=redis + "/1",
+                broker_url=redis + "/0",
+                email_backend="file",
+                sms_backend="file",
+                outbox_dir=str(self.root / "outbox"),
+                media_dir=str(self.root / "media"),
+                jwt_secret="fault-secret-" + "x" * 32,
+                bcrypt_rounds=4,
+                public_url="http://dispatch.test",
+                log_level="INFO",
+                rate_limits="login_ip=10000/60,login_account=10000/60",
+                **changes,
+            )
+        )
         return self
 
     # --- the stores -----------------------------------------------------------
@@ -112,10 +123,13 @@ class Stack:
         log_path = self.root / "log" / f"{name}-{port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as out:
-            process = subprocess.Popen([str(VENV_BIN / "dispatch"), "serve", "--port", str(port),
-                                        "--processes", str(processes)],
-                                       env={**env_of(self.settings), **env}, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                [str(VENV_BIN / "dispatch"), "serve", "--port", str(port), "--processes", str(processes)],
+                env={**env_of(self.settings), **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         service = Service(name, process, f"http://127.0.0.1:{port}", log_path)
         self.processes.append(service)
         wait_ready(port)

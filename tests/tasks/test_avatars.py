@@ -68,12 +68,14 @@ def incoming(settings: Settings, data: bytes) -> str:
 def photo() -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 8  # rotate 90° counter-clockwise to display
-    return encode(Image.new("RGB", (640, 480), (90, 90, 90)), "JPEG", exif=exif, icc_profile=ICC,
-                  comment=b"secret comment")
+    return encode(
+        Image.new("RGB", (640, 480), (90, 90, 90)), "JPEG", exif=exif, icc_profile=ICC, comment=b"secret comment"
+    )
 
 
-def test_task_sets_the_avatar_and_clears_the_user_cache(run_task: Any, media_settings: Settings, user_id: str,
-                                                        sync_db: Any, cache: redis.Redis) -> None:
+def test_task_sets_the_avatar_and_clears_the_user_cache(
+    run_task: Any, media_settings: Settings, user_id: str, sync_db: Any, cache: redis.Redis
+) -> None:
     path = incoming(media_settings, photo())
     cache.set(f"user:{user_id}", b"stale copy")
     url = run_task(user_id, path, media_settings.mongodb_db, time.time_ns())
@@ -89,26 +91,32 @@ def test_task_sets_the_avatar_and_clears_the_user_cache(run_task: Any, media_set
         assert "icc_profile" not in image.info and "comment" not in image.info and not image.getexif()
 
 
-@pytest.mark.parametrize("data", [b"GIF89a but not really", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, b""],
-                         ids=["fake-gif", "broken-png", "empty"])
-def test_a_bad_file_is_dropped_without_crash_or_retry(run_task: Any, media_settings: Settings, user_id: str,
-                                                      sync_db: Any, data: bytes) -> None:
+@pytest.mark.parametrize(
+    "data",
+    [b"GIF89a but not really", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, b""],
+    ids=["fake-gif", "broken-png", "empty"],
+)
+def test_a_bad_file_is_dropped_without_crash_or_retry(
+    run_task: Any, media_settings: Settings, user_id: str, sync_db: Any, data: bytes
+) -> None:
     path = incoming(media_settings, data)
     assert run_task(user_id, path, media_settings.mongodb_db, time.time_ns()) is None
     assert not Path(path).exists()
     assert sync_db["users"].find_one({"_id": ObjectId(user_id)})["avatar_url"] is None
 
 
-def test_a_file_outside_the_incoming_folder_is_not_touched(run_task: Any, media_settings: Settings,
-                                                           user_id: str, tmp_path: Path) -> None:
+def test_a_file_outside_the_incoming_folder_is_not_touched(
+    run_task: Any, media_settings: Settings, user_id: str, tmp_path: Path
+) -> None:
     elsewhere = tmp_path / "important.jpg"
     elsewhere.write_bytes(photo())
     assert run_task(user_id, str(elsewhere), media_settings.mongodb_db, time.time_ns()) is None
     assert elsewhere.exists()
 
 
-def test_an_older_upload_finishing_last_does_not_win(run_task: Any, media_settings: Settings, user_id: str,
-                                                     sync_db: Any) -> None:
+def test_an_older_upload_finishing_last_does_not_win(
+    run_task: Any, media_settings: Settings, user_id: str, sync_db: Any
+) -> None:
     older_at = time.time_ns()
     newer = run_task(user_id, incoming(media_settings, photo()), media_settings.mongodb_db, older_at + 1)
     assert run_task(user_id, incoming(media_settings, photo()), media_settings.mongodb_db, older_at) is None
@@ -117,8 +125,9 @@ def test_an_older_upload_finishing_last_does_not_win(run_task: Any, media_settin
 
 
 def test_database_outage_keeps_the_upload_for_the_retry(services: Any, tmp_path: Path) -> None:
-    settings = services.settings(media_dir=str(tmp_path / "media"),
-                                 mongodb_url=f"mongodb://127.0.0.1:{devservices.free_port()}")
+    settings = services.settings(
+        media_dir=str(tmp_path / "media"), mongodb_url=f"mongodb://127.0.0.1:{devservices.free_port()}"
+    )
     path = Path(incoming(settings, photo()))
     with pytest.raises(ConnectionFailure):
         _store(settings, str(ObjectId()), path, "nowhere", time.time_ns(), avatars.make_avatar(path))
@@ -127,15 +136,20 @@ def test_database_outage_keeps_the_upload_for_the_retry(services: Any, tmp_path:
     assert not list((Path(settings.media_dir) / "avatars").iterdir()), "no orphan avatar file"
 
 
-@pytest.mark.parametrize(("source", "fmt", "extension", "mode"), [
-    (Image.new("CMYK", (400, 300), (0, 80, 80, 0)), "JPEG", "jpg", "RGB"),
-    (Image.new("L", (50, 80), 128), "PNG", "jpg", "RGB"),
-    (Image.new("RGB", (500, 500), (1, 2, 3)), "WEBP", "jpg", "RGB"),
-    (Image.new("RGBA", (500, 250), (1, 2, 3, 0)), "WEBP", "png", "RGBA"),
-    (Image.new("P", (300, 300), 0), "GIF", "png", "RGBA"),
-], ids=["cmyk-jpeg", "grey-png", "webp", "webp-alpha", "gif-transparent"])
-def test_formats_become_small_clean_jpeg_or_png(tmp_path: Path, source: Image.Image, fmt: str, extension: str,
-                                                mode: str) -> None:
+@pytest.mark.parametrize(
+    ("source", "fmt", "extension", "mode"),
+    [
+        (Image.new("CMYK", (400, 300), (0, 80, 80, 0)), "JPEG", "jpg", "RGB"),
+        (Image.new("L", (50, 80), 128), "PNG", "jpg", "RGB"),
+        (Image.new("RGB", (500, 500), (1, 2, 3)), "WEBP", "jpg", "RGB"),
+        (Image.new("RGBA", (500, 250), (1, 2, 3, 0)), "WEBP", "png", "RGBA"),
+        (Image.new("P", (300, 300), 0), "GIF", "png", "RGBA"),
+    ],
+    ids=["cmyk-jpeg", "grey-png", "webp", "webp-alpha", "gif-transparent"],
+)
+def test_formats_become_small_clean_jpeg_or_png(
+    tmp_path: Path, source: Image.Image, fmt: str, extension: str, mode: str
+) -> None:
     options: dict[str, Any] = {"transparency": 0} if fmt == "GIF" else {}
     if fmt == "PNG":
         info = PngImagePlugin.PngInfo()

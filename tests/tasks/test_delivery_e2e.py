@@ -34,11 +34,19 @@ def delivery_worker(services: Any, sinks: tuple[Sink, int, Gateway], tmp_path_fa
     """A real worker whose email backend is SMTP and whose SMS backend is HTTP."""
     _, smtp_port, gateway = sinks
     broker = redis_db_url(services.redis_url, DELIVERY_BROKER_DB)
-    env = {**os.environ, "DISPATCH_BROKER_URL": broker, "DISPATCH_REDIS_URL": redis_db_url(services.redis_url, 1),
-           "DISPATCH_MONGODB_URL": services.mongodb_url, "DISPATCH_EMAIL_BACKEND": "smtp",
-           "DISPATCH_SMTP_HOST": "127.0.0.1", "DISPATCH_SMTP_PORT": str(smtp_port),
-           "DISPATCH_EMAIL_FROM": "no-reply@dispatch.test", "DISPATCH_SMS_BACKEND": "http",
-           "DISPATCH_SMS_HTTP_URL": gateway.url, "DISPATCH_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DISPATCH_BROKER_URL": broker,
+        "DISPATCH_REDIS_URL": redis_db_url(services.redis_url, 1),
+        "DISPATCH_MONGODB_URL": services.mongodb_url,
+        "DISPATCH_EMAIL_BACKEND": "smtp",
+        "DISPATCH_SMTP_HOST": "127.0.0.1",
+        "DISPATCH_SMTP_PORT": str(smtp_port),
+        "DISPATCH_EMAIL_FROM": "no-reply@dispatch.test",
+        "DISPATCH_SMS_BACKEND": "http",
+        "DISPATCH_SMS_HTTP_URL": gateway.url,
+        "DISPATCH_LOG_LEVEL": "WARNING",
+    }
     worker = devservices.start_worker(env, tmp_path_factory.mktemp("delivery-worker"), concurrency=1)
     try:
         devservices.wait_worker_ready(broker)

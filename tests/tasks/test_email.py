@@ -20,8 +20,9 @@ def smtp_sink() -> Iterator[tuple[Sink, int]]:
 
 def test_smtp_backend_delivers_to_a_real_server(smtp_sink: tuple[Sink, int], services: Any) -> None:
     sink, port = smtp_sink
-    settings = services.settings(email_backend="smtp", smtp_host="127.0.0.1", smtp_port=port,
-                                 email_from="fleet@dispatch.test")
+    settings = services.settings(
+        email_backend="smtp", smtp_host="127.0.0.1", smtp_port=port, email_from="fleet@dispatch.test"
+    )
     deliver(settings, build_message(settings, "driver@example.com", "Your shift", "Starts at 8."))
     assert len(sink.received) == 1
     got = sink.received[0]

@@ -22,8 +22,9 @@ def gateway(request: pytest.FixtureRequest) -> Iterator[Gateway]:
 def test_http_backend_posts_json_to_the_gateway(gateway: Gateway, services: Any) -> None:
     settings = services.settings(sms_backend="http", sms_http_url=gateway.url)
     deliver(settings, "+79161234567", "Your dispatch code: 123456")
-    assert gateway.received == [("/send", "application/json",
-                                 {"to": "+79161234567", "text": "Your dispatch code: 123456"})]
+    assert gateway.received == [
+        ("/send", "application/json", {"to": "+79161234567", "text": "Your dispatch code: 123456"})
+    ]
 
 
 @pytest.mark.parametrize("gateway", [500, 404], indirect=True)

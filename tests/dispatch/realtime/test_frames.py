@@ -12,9 +12,17 @@ from dispatch.realtime import frames
 from dispatch.realtime.frames import Frame, FrameError, channel_of, frame_type, parse_offset, parse_points, since_of
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-LOCATION = {"type": "location", "channel": "fleet:6566f0c2a1b2c3d4e5f60718", "vehicle_id": "6566f0c2a1b2c3d4e5f60719",
-            "driver_id": "6566f0c2a1b2c3d4e5f6071a", "lat": 55.7558123, "lon": 37.6173,
-            "ts": "2026-11-30T11:59:59.125Z", "speed": 12.5, "heading": None}
+LOCATION = {
+    "type": "location",
+    "channel": "fleet:6566f0c2a1b2c3d4e5f60718",
+    "vehicle_id": "6566f0c2a1b2c3d4e5f60719",
+    "driver_id": "6566f0c2a1b2c3d4e5f6071a",
+    "lat": 55.7558123,
+    "lon": 37.6173,
+    "ts": "2026-11-30T11:59:59.125Z",
+    "speed": 12.5,
+    "heading": None,
+}
 
 
 def point(n: int, **changes: Any) -> dict[str, Any]:
@@ -72,8 +80,13 @@ def test_a_frame_needs_a_string_type() -> None:
 
 
 def test_points_are_validated_normalized_and_sorted_by_seq() -> None:
-    points = parse_points({"type": "locations", "points": [point(7, ts="2026-11-30T14:59:00.123456+03:00"),
-                                                           point(3, speed=0, heading=360)]}, NOW)
+    points = parse_points(
+        {
+            "type": "locations",
+            "points": [point(7, ts="2026-11-30T14:59:00.123456+03:00"), point(3, speed=0, heading=360)],
+        },
+        NOW,
+    )
     assert [p["seq"] for p in points] == [3, 7]
     assert points[1]["ts"] == datetime(2026, 11, 30, 11, 59, 0, 123000, tzinfo=UTC)  # UTC, whole ms
     assert (points[0]["speed"], points[0]["heading"], points[0]["accuracy"]) == (0.0, 360.0, None)
@@ -81,13 +94,20 @@ def test_points_are_validated_normalized_and_sorted_by_seq() -> None:
     assert [p["seq"] for p in single] == [1]
 
 
-@pytest.mark.parametrize(("bad", "code"), [
-    ({"seq": -1}, "invalid_location"), ({"seq": True}, "invalid_location"), ({"lat": 90.5}, "invalid_location"),
-    ({"lon": float("nan")}, "invalid_location"), ({"lat": None}, "invalid_location"),
-    ({"speed": -1}, "invalid_location"), ({"ts": "yesterday"}, "invalid_location"),
-    ({"ts": (NOW + timedelta(minutes=6)).isoformat()}, "invalid_location"),
-    ({"ts": (NOW - timedelta(days=8)).isoformat()}, "invalid_location"),
-])
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        ({"seq": -1}, "invalid_location"),
+        ({"seq": True}, "invalid_location"),
+        ({"lat": 90.5}, "invalid_location"),
+        ({"lon": float("nan")}, "invalid_location"),
+        ({"lat": None}, "invalid_location"),
+        ({"speed": -1}, "invalid_location"),
+        ({"ts": "yesterday"}, "invalid_location"),
+        ({"ts": (NOW + timedelta(minutes=6)).isoformat()}, "invalid_location"),
+        ({"ts": (NOW - timedelta(days=8)).isoformat()}, "invalid_location"),
+    ],
+)
 def test_a_bad_point_is_refused_with_its_field(bad: dict[str, Any], code: str) -> None:
     assert code_of(lambda: parse_points({"type": "location", **point(1, **bad)}, NOW)) == code
 

@@ -47,6 +47,7 @@ class Recorder:
             while not done():
                 self.changed.clear()
                 await self.changed.wait()
+
         await asyncio.wait_for(wait(), 30)
 
 
@@ -187,12 +188,15 @@ async def test_follow_replays_then_goes_live_without_gap_or_duplicate(stores: St
     console = Console(limit=100, pause=0.02)  # slow enough that live frames come while the replay runs
     try:
         publishing = asyncio.get_running_loop().create_task(
-            publish_range(hub, channel, range(kept, kept + 60), pause=0.005))
+            publish_range(hub, channel, range(kept, kept + 60), pause=0.005)
+        )
         await hub.follow(console, channel, offsets[9], console)
         await publishing
         await console.until(kept + 59)
-        assert console.frames[0].type == "subscribed" and console.frames[0].wire == Frame.own(
-            {"type": "subscribed", "channel": channel}).wire
+        assert (
+            console.frames[0].type == "subscribed"
+            and console.frames[0].wire == Frame.own({"type": "subscribed", "channel": channel}).wire
+        )
         assert console.seen[1:] == list(range(10, kept + 60))  # from after `since`, every frame once, in order
         assert console.most_queued <= console.limit  # pages waited for room: nothing had to be dropped
         assert set(console.rooms) == {100}

@@ -51,9 +51,14 @@ class Rig:
         self.hub = Hub(stores.redis)
         self.ingest = Ingest(self.db, stores.redis, self.hub)
         self.context = DriverContext(str(ObjectId()), str(ObjectId()), str(ObjectId()), str(ObjectId()))
-        self.channels = {name: Channel() for name in (f"fleet:{self.context.organization}",
-                                                      f"vehicle:{self.context.vehicle_id}",
-                                                      f"order:{self.context.order_id}")}
+        self.channels = {
+            name: Channel()
+            for name in (
+                f"fleet:{self.context.organization}",
+                f"vehicle:{self.context.vehicle_id}",
+                f"order:{self.context.order_id}",
+            )
+        }
 
     async def follow_channels(self) -> None:
         for name, channel in self.channels.items():
@@ -77,8 +82,18 @@ def _second(ts: str) -> int:
 
 def points(*seqs: int) -> list[dict[str, Any]]:
     """Validated points (as `parse_points` makes them); point `seq` is at START + seq seconds."""
-    return [{"seq": seq, "lat": 55.75 + seq / 1000, "lon": 37.61, "ts": START + timedelta(seconds=seq),
-             "speed": 10.0, "heading": None, "accuracy": 5.0} for seq in seqs]
+    return [
+        {
+            "seq": seq,
+            "lat": 55.75 + seq / 1000,
+            "lon": 37.61,
+            "ts": START + timedelta(seconds=seq),
+            "speed": 10.0,
+            "heading": None,
+            "accuracy": 5.0,
+        }
+        for seq in seqs
+    ]
 
 
 async def until(check: Any, what: str, within: float = 20) -> None:

@@ -158,8 +158,13 @@ async def test_room_waits_for_frames_to_leave_and_says_when_the_outbox_closed() 
 async def test_discarding_a_channel_drops_only_its_queued_frames() -> None:
     peer = Peer()
     outbox = Outbox(peer.send, peer.on_stuck)
-    for frame in (location(1, "fleet:a"), location(2, "vehicle:b"), Frame.own({"type": "ack", "seq": 3}),
-                  order(4, "fleet:a"), order(5, "vehicle:b")):
+    for frame in (
+        location(1, "fleet:a"),
+        location(2, "vehicle:b"),
+        Frame.own({"type": "ack", "seq": 3}),
+        order(4, "fleet:a"),
+        order(5, "vehicle:b"),
+    ):
         outbox.put(frame)
     outbox.discard_channel("fleet:a")
     await drained(peer, 3)
