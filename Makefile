@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install system-packages clean
+.PHONY: run test lint hooks install system-packages clean
 
 run: install system-packages ## Install, start what is missing (Redis, MongoDB-wire server, worker), serve on :8888
 	$(BIN)/python -m dispatch.tools.devservices run
@@ -19,6 +19,9 @@ lint: install ## ruff (lint and format check), mypy and the import contracts (co
 	$(BIN)/mypy || status=1; \
 	$(BIN)/lint-imports || status=1; \
 	exit $$status
+
+hooks: install ## Install the git pre-commit hook: .pre-commit-config.yaml, the lint step plus file hygiene, offline
+	$(BIN)/pre-commit install
 
 install: $(STAMP)
 
