@@ -15,7 +15,7 @@ import tornado.websocket
 
 from dispatch.settings import Settings
 from tests.support.api_keys import make_key, with_key
-from tests.support.fleet_fixtures import API, insert_order, make_world
+from tests.support.fleet_fixtures import API, CENTER, insert_order, make_world, offset
 from tests.support.helpers import Api
 from tests.support.realtime_client import WsClient, ws_url
 
@@ -85,8 +85,8 @@ async def test_only_the_organizations_managers_and_admins_run_its_keys(app: Any,
 @pytest.mark.gen_test(timeout=60)
 async def test_a_key_acts_for_its_organization_within_its_scopes(app: Any, api: Api) -> None:
     world = await make_world(app)
-    own_truck = await world.add_vehicle("truck_a", "a", "driver_a")
-    other_truck = await world.add_vehicle("truck_b", "b", "driver_b")
+    own_truck = await world.add_vehicle("truck_a", "a", "driver_a", at=offset(2, 0))
+    other_truck = await world.add_vehicle("truck_b", "b", "driver_b", at=offset(1, 0))
     own_order, other_order = await insert_order(world, org="a"), await insert_order(world, org="b")
     reader = (await make_key(api, world.tokens["manager_a"], world.org("a"), ["orders:read"]))["key"]
     fleet = (await make_key(api, world.tokens["manager_a"], world.org("a"), ["fleet:read"]))["key"]
@@ -100,6 +100,10 @@ async def test_a_key_acts_for_its_organization_within_its_scopes(app: Any, api: 
     assert (await api.get(f"{API}/vehicles/{other_truck['_id']}", headers=with_key(fleet))).status == 404
     assert (await api.get(f"{API}/vehicles/{other_truck['_id']}/track", headers=with_key(fleet))).status == 404
     assert (await api.get(f"{API}/vehicle-types", headers=with_key(fleet))).status == 200
+    near = await api.get(
+        f"{API}/vehicles/nearby?lat={CENTER['lat']}&lon={CENTER['lon']}&radius_km=50", headers=with_key(fleet)
+    )
+    assert [v["id"] for v in near.json["items"]] == [str(own_truck["_id"])], "only its organization's trucks"
 
     for key, method, path, scope in (
         (reader, "GET", "/vehicles", "fleet:read"),
