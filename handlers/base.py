@@ -14,7 +14,7 @@ from tornado.http1connection import HTTP1Connection
 from dispatch.core import jsonutil
 from dispatch.core.errors import ApiError, default_code, default_message
 from dispatch.core.pagination import Page, parse_page
-from dispatch.core.policy import HTTP_METHODS, Rule, is_implemented, public, rule_of
+from dispatch.core.policy import HTTP_METHODS, Rule, is_implemented, not_for_api_keys, public, rule_of
 from dispatch.core.requestid import request_id
 from dispatch.core.storage import UNAVAILABLE
 from dispatch.domain import api_keys
@@ -93,7 +93,7 @@ class BaseHandler(tornado.web.RequestHandler):
         rule = rule_of(self, method)
         if rule is None:  # check_handlers makes this impossible at start-up
             raise ApiError(500)
-        if rule.needs_user and api_keys.HEADER in self.request.headers:
+        if api_keys.HEADER in self.request.headers and (rule.needs_user or rule.people_only):
             await self._admit_key(rule)
             return
         await self.authenticate()
@@ -135,13 +135,16 @@ class BaseHandler(tornado.web.RequestHandler):
     async def _admit_key(self, rule: Rule) -> None:
         """Let a request made with `X-API-Key` through as its organization's key principal, or raise why not.
 
-        A key alone authenticates: with `Authorization` beside it the request is ambiguous (400). Public
-        endpoints need no credential, so there a key is not even looked at (as a bad Bearer token is not).
+        A key alone authenticates: with `Authorization` beside it the request is ambiguous (400). A method
+        no key may call refuses it before any look-up. Public endpoints need no credential, so there a key
+        is not even looked at (as a bad Bearer token is not), except on those for people (`/auth/*`).
         """
-        if self.request.headers.get("Authorization"):
+        if rule.needs_user and self.request.headers.get("Authorization"):
             raise ApiError(
                 400, "ambiguous_credentials", "Send either `X-API-Key` or `Authorization: Bearer`, not both."
             )
+        if rule.key_scope is None:
+            raise not_for_api_keys()
         principal = await self.services.api_keys.resolve(self.request.headers[api_keys.HEADER])
         await self.services.api_keys.admit(principal)
         refusal = rule.key_refusal(principal["scopes"])

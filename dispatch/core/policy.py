@@ -7,7 +7,9 @@ missing, so no handler can forget its access check.
 A rule also says whether an organization's API key may call the method, and with which
 scope: `@authenticated(key=KeyScope.ORDERS_READ)`, `@roles(Category.MANAGER, key=...)`.
 A rule without `key` refuses keys (403 `not_for_api_keys`): endpoints about a person
-(`/users/me`, `/auth/*`) and everything an integration has no business with.
+(`/users/me`, `/auth/*`) and everything an integration has no business with. Public
+endpoints ignore a key (health, documents), except those for people signing up or in,
+marked `@public(keys=False)`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Rule:
     needs_user: bool
     categories: frozenset[Category] = frozenset()
     key_scope: KeyScope | None = None  # the scope that admits an API key (None: keys are refused)
+    people_only: bool = False  # a public method that still refuses API keys (sign-up, sign-in)
 
     def allows(self, category: str | None) -> bool:
         """Whether a caller of this category passes (None: anonymous)."""
@@ -45,7 +48,7 @@ class Rule:
     def key_refusal(self, held: Iterable[str]) -> ApiError | None:
         """Why an API key holding these scopes may not call the method (None: it may)."""
         if self.key_scope is None:
-            return ApiError(403, "not_for_api_keys", "API keys may not call this endpoint; it is for people.")
+            return not_for_api_keys()
         if self.key_scope not in held:
             return ApiError(
                 403,
@@ -56,6 +59,11 @@ class Rule:
         return None
 
 
+def not_for_api_keys() -> ApiError:
+    """The 403 of an API key on a method no key may call."""
+    return ApiError(403, "not_for_api_keys", "API keys may not call this endpoint; it is for people.")
+
+
 def _mark(rule: Rule) -> Callable[[F], F]:
     def decorate(method: F) -> F:
         method.__access__ = rule  # type: ignore[attr-defined]
@@ -64,7 +72,14 @@ def _mark(rule: Rule) -> Callable[[F], F]:
     return decorate
 
 
-public = _mark(Rule(needs_user=False))
+@overload
+def public(method: F, /) -> F: ...
+@overload
+def public(*, keys: bool) -> Callable[[F], F]: ...
+def public(method: F | None = None, /, *, keys: bool = True) -> F | Callable[[F], F]:
+    """Allow anyone (`@public`); `@public(keys=False)`: anyone but an API key (endpoints for people)."""
+    decorate = _mark(Rule(needs_user=False, people_only=not keys))
+    return decorate if method is None else decorate(method)
 
 
 @overload

@@ -15,6 +15,7 @@ import tornado.websocket
 
 from dispatch.settings import Settings
 from tests.support.api_keys import make_key, with_key
+from tests.support.factories import PASSWORD
 from tests.support.fleet_fixtures import API, CENTER, insert_order, make_world, offset
 from tests.support.helpers import Api
 from tests.support.realtime_client import WsClient, ws_url
@@ -120,16 +121,16 @@ async def test_keys_are_refused_where_a_person_is_meant(app: Any, api: Api) -> N
     world = await make_world(app)
     order = await insert_order(world, org="a")
     key = (await make_key(api, world.tokens["manager_a"], world.org("a")))["key"]
-    for method, path in (
-        ("GET", "/users/me"),
-        ("GET", "/auth/sessions"),
-        ("POST", f"/orders/{order['_id']}/assign"),
-        ("GET", f"/organizations/{world.org('a')}/api-keys"),
+    for method, path, body in (
+        ("GET", "/users/me", None),
+        ("GET", "/auth/sessions", None),
+        ("POST", "/auth/login", {"login": world.users["manager_a"]["username"], "password": PASSWORD}),
+        ("POST", f"/orders/{order['_id']}/assign", {"auto": True}),
+        ("GET", f"/organizations/{world.org('a')}/api-keys", None),
     ):
-        refused = await api.request(
-            method, API + path, {"auto": True} if method == "POST" else None, headers=with_key(key)
-        )
+        refused = await api.request(method, API + path, body, headers=with_key(key))
         assert refused.status == 403 and refused.error_code == "not_for_api_keys", path
+    assert (await api.get("/healthz", headers=with_key(key))).status == 200, "public service endpoints ignore a key"
     both = await api.get(f"{API}/orders", headers=with_key(key), token=world.tokens["manager_a"])
     assert both.status == 400 and both.error_code == "ambiguous_credentials"
 
