@@ -125,6 +125,7 @@ class OrderIn(Schema):
     vehicle = fields.Nested(TowedCarIn, required=True)
     notes = fields.String(load_default="", validate=validate.Length(max=2000))
     external_ref = fields.String(
+        allow_none=True,
         validate=[EXTERNAL_REF, visible_text],
         metadata={
             "description": "The integrator's own id of the order (API keys, MANAGERs, ADMINs); unique per "
@@ -133,6 +134,7 @@ class OrderIn(Schema):
     )
     customer = fields.Nested(
         CustomerIn,
+        allow_none=True,
         metadata={
             "description": "The motorist, when they have no account (API keys; MANAGERs and ADMINs instead of "
             "`client_id`)"

@@ -228,7 +228,7 @@ class OrderDesk:
         if user["category"] == Category.BASE:
             if client_id not in (None, user["_id"]):
                 raise ValidationFailed({"client_id": ["Clients order for themselves."]})
-            given = [name for name in STAFF_AND_KEYS_ONLY if name in data]
+            given = [name for name in STAFF_AND_KEYS_ONLY if data.get(name) is not None]
             if given:
                 raise ValidationFailed({name: ["Set by integrations and the fleet's staff only."] for name in given})
             return cast(ObjectId, user["_id"])
