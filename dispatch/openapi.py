@@ -65,6 +65,15 @@ def _build(routes: Iterable[tuple[str, type]], schemas: Iterable[type]) -> dict[
         plugins=[MarshmallowPlugin()],
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    spec.components.security_scheme(
+        "apiKey",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "An organization's API key (`dsp_…`), within its scopes (SPEC section 9).",
+        },
+    )
     for schema in schemas:
         with contextlib.suppress(DuplicateComponentNameError):
             spec.components.schema(schema.__name__, schema=schema)
