@@ -35,6 +35,7 @@ from dispatch.domain.queue import TaskQueue
 from dispatch.domain.sms_login import PhoneVerification, SmsLogin
 from dispatch.domain.support import SupportDesk
 from dispatch.domain.waybills import WaybillDesk
+from dispatch.domain.webhooks import WebhookDesk
 from dispatch.realtime.hub import Hub
 from dispatch.realtime.ingest import Ingest
 from dispatch.settings import Settings
@@ -71,6 +72,7 @@ class Services:
     invitations: Invitations
     organizations: OrganizationDesk
     directory: Directory
+    webhooks: WebhookDesk
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -82,8 +84,11 @@ class Services:
         identity = Identity(settings, db, redis, stores.cache, tasks, events)
         users = identity.users
         notifier = Notifier(db, events)
+        webhooks = WebhookDesk(settings, db, redis, tasks, notifier)
         events.listen(notifier.on_event)
         events.listen(hub.publish_event)
+        events.listen(webhooks.on_event)
+        webhooks.start()  # the sweeper of due webhook deliveries (see dispatch.domain.webhooks)
         return cls(
             settings=settings,
             mongo=stores.mongo,
@@ -99,7 +104,7 @@ class Services:
             fleet=Fleet(db, redis, users),
             price_lists=PriceLists(db),
             waybills=WaybillDesk(db, events),
-            billing=Billing(db, users),
+            billing=Billing(db, users, events),
             support=SupportDesk(db, users),
             joining=Joining(db, users, events),
             sms_login=SmsLogin(identity),
@@ -110,10 +115,13 @@ class Services:
             invitations=Invitations(db),
             organizations=OrganizationDesk(db, users),
             directory=Directory(identity),
+            webhooks=webhooks,
         )
 
     async def close(self) -> None:
-        """Flush GPS history, stop the fan-out reader, close the task queue and the store clients."""
+        """Flush GPS history, stop the fan-out reader and the webhook sweeper, close the task queue and the
+        store clients."""
+        await self.webhooks.close()
         await self.ingest.close()
         await self.hub.close()
         self.tasks.close()

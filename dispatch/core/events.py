@@ -23,12 +23,20 @@ class Event:
     `notification`, `presence`, ...); `channels` are where it goes (`fleet:<org_id>`,
     `order:<id>`, `vehicle:<id>`, `user:<id>`); `data` is its JSON-ready body. A `live_only`
     event reaches the sockets open now and is kept for no replay (a notice, not a fact).
+
+    An event with a `topic` (a `WebhookEvent`, such as `order.assigned`) is also public: the
+    webhooks of its `organization` that listen for the topic are told. `ordering` names what the
+    event is about and its revision (`("order:<id>", 3)`): one subject's events reach each
+    endpoint in that order.
     """
 
     type: str
     channels: tuple[str, ...]
     data: dict[str, Any] = field(default_factory=dict)
     live_only: bool = False
+    topic: str | None = None
+    organization: str | None = None
+    ordering: tuple[str, int] | None = None
 
 
 Listener = Callable[[Event], Awaitable[None]]

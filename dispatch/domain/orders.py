@@ -23,7 +23,7 @@ from dispatch.core.events import Event, EventBus, scope_changed
 from dispatch.core.geo import distance_km
 from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
-from dispatch.core.vocabulary import STAFF, STATUS_REQUESTS, Category, OrderEvent, OrderStatus
+from dispatch.core.vocabulary import STAFF, STATUS_REQUESTS, Category, OrderEvent, OrderStatus, WebhookEvent
 from dispatch.domain import scopes
 from dispatch.domain.scopes import Resource, orgs_of
 from models.common import parse_id
@@ -79,6 +79,12 @@ AUTO_CANDIDATES = 200
 ORDER_OUT = OrderOut()
 # The one answer to every client id a manager may not order for (unknown, not a client, not theirs).
 NOT_A_CUSTOMER = "No client you may order for has this id."
+# The public event type of each kind of order event (what webhooks hear).
+TOPICS = {
+    "created": WebhookEvent.ORDER_CREATED,
+    "assigned": WebhookEvent.ORDER_ASSIGNED,
+    "status_changed": WebhookEvent.ORDER_STATUS_CHANGED,
+}
 
 
 def decide(category: str, status: str, action: str) -> Move:
@@ -191,6 +197,7 @@ class OrderDesk:
             "driver_id": None,
             "created_at": now,
             "updated_at": now,
+            "revision": 0,
             "timeline": [timeline_event(E.CREATED, None, S.NEW, user["_id"])],
         }
         order = await self.orders.insert(doc)
@@ -370,7 +377,17 @@ class OrderDesk:
             "to": after,
             **{k: v for k, v in extra.items() if v is not None},
         }
-        await self.events.publish(Event("order", tuple(channels), data))
+        organization = order.get("organization")
+        await self.events.publish(
+            Event(
+                "order",
+                tuple(channels),
+                data,
+                topic=TOPICS[kind],
+                organization=None if organization is None else str(organization),
+                ordering=(f"order:{order['_id']}", int(order.get("revision") or 0)),
+            )
+        )
         if kind == "assigned":
             await self.events.publish(Event("assignment", (f"user:{order['driver_id']}",), {"order": shown}))
 

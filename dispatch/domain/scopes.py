@@ -83,6 +83,7 @@ class Resource(StrEnum):
     ORGANIZATIONS = "organizations"
     ORGANIZATIONS_EDIT = "organizations_edit"
     ORGANIZATION_MEMBERS = "organization_members"
+    WEBHOOKS = "webhooks"
 
 
 A, M, D, B = Category.ADMIN, Category.MANAGER, Category.DRIVER, Category.BASE
@@ -103,12 +104,14 @@ SCOPES: dict[Resource, dict[str, Reach]] = {
     Resource.ORGANIZATIONS: {A: EVERYTHING, B: EVERYTHING, M: THEIR_ORGS, D: THEIR_ORGS},
     Resource.ORGANIZATIONS_EDIT: {A: EVERYTHING, M: THEIR_ORGS},
     Resource.ORGANIZATION_MEMBERS: {A: EVERYTHING, M: THEIR_ORGS, D: THEIR_ORGS},
+    Resource.WEBHOOKS: {A: EVERYTHING, M: IN_THEIR_ORGS},
 }
 REFUSALS = {
     Resource.VEHICLES: "Your account may not read vehicles.",
     Resource.WAYBILLS: "Your account may not read waybills.",
     Resource.WAYBILLS_EDIT: "Your account may only read waybills.",
     Resource.USERS: "Your account may not read other users.",
+    Resource.WEBHOOKS: "Your account may not manage webhooks.",
 }
 
 
