@@ -229,8 +229,16 @@ async def test_an_order_lifecycle_arrives_signed_once_each_in_order(api: Api, ap
         f"{API}/orders/{order_id}/payments", {"amount": 100, "method": "cash"}, token=world.tokens["driver"]
     )
     assert paid.status == 201, paid.json
+    rated = await api.post(f"{API}/orders/{order_id}/rating", {"score": 5}, token=world.tokens["client"])
+    assert rated.status == 201, rated.json
+    sheet = await api.post(f"{API}/waybills", {"vehicle_id": world.id("truck")}, token=world.tokens["driver"])
+    assert sheet.status == 201, sheet.json
+    departed = await api.patch(
+        f"{API}/waybills/{sheet.json['id']}", {"status": "on_route"}, token=world.tokens["driver"]
+    )
+    assert departed.status == 200, departed.json
 
-    got = await receiver.wait("/all", 8)
+    got = await receiver.wait("/all", 10)
     order_events = [r.json for r in got if r.json["type"].startswith("order.")]
     assert [e["type"] for e in order_events] == ["order.created", "order.assigned"] + ["order.status_changed"] * 5
     assert [e["data"]["to"] for e in order_events] == ["new", "assigned", *moves]
@@ -239,13 +247,15 @@ async def test_an_order_lifecycle_arrives_signed_once_each_in_order(api: Api, ap
     assert order_events[-1]["data"]["order"]["status"] == "completed"
     assert order_events[2]["data"]["actor"] == {"type": "user", "id": world.id("driver")}
     assert order_events[0]["data"]["order"] == order.json  # the order as the API shows it
-    (payment,) = [r.json for r in got if r.json["type"] == "payment.created"]
-    assert payment["data"]["payment"]["id"] == paid.json["id"]
-    assert len({r.json["id"] for r in got}) == len(got) == 8  # once each
+    others = {r.json["type"]: r.json["data"] for r in got if not r.json["type"].startswith("order.")}
+    assert others["payment.created"]["payment"] == paid.json
+    assert others["rating.created"]["rating"] == rated.json
+    assert others["waybill.status_changed"] == {"waybill": departed.json, "from": "open", "to": "on_route"}
+    assert len({r.json["id"] for r in got}) == len(got) == 10  # once each
     assert all(verify(everything["secret"], r) and r.headers["X-Dispatch-Event"] == r.json["type"] for r in got)
 
     (created,) = await receiver.wait("/created", 1)
     assert created.json["type"] == "order.created" and verify(created_only["secret"], created)
     assert created.json["id"] == order_events[0]["id"]  # one event, one id, whichever endpoint hears it
     await deliveries_when(api, world, everything["id"], lambda items: all(i["status"] == "delivered" for i in items))
-    assert len(receiver.got("/all")) == 8 and len(receiver.got("/created")) == 1 and receiver.got("/other") == []
+    assert len(receiver.got("/all")) == 10 and len(receiver.got("/created")) == 1 and receiver.got("/other") == []
