@@ -87,7 +87,7 @@ class Services:
         webhooks = WebhookDesk(settings, db, redis, tasks, notifier)
         events.listen(notifier.on_event)
         events.listen(hub.publish_event)
-        events.listen(webhooks.on_event)
+        events.listen(webhooks.on_event, alongside=True)  # its outbox write overlaps the fan-out
         webhooks.start()  # the sweeper of due webhook deliveries (see dispatch.domain.webhooks)
         return cls(
             settings=settings,

@@ -82,3 +82,28 @@ def test_order_event_data_is_the_order_with_from_to_action_and_actor() -> None:
         "actor": {"type": "user", "id": "u1"},
         "reason": "flat tyre",
     }
+
+
+@pytest.mark.gen_test
+async def test_a_listener_alongside_runs_with_the_chain_and_publish_waits_for_it() -> None:
+    import asyncio
+
+    from dispatch.core.events import EventBus
+
+    bus, seen = EventBus(), []
+
+    async def chain(event: Event) -> None:
+        seen.append("chain start")
+        await asyncio.sleep(0.05)
+        seen.append("chain end")
+
+    async def outbox(event: Event) -> None:
+        seen.append("outbox start")
+        await asyncio.sleep(0.01)
+        seen.append("outbox end")
+        raise RuntimeError("a failing listener never fails the caller")
+
+    bus.listen(chain)
+    bus.listen(outbox, alongside=True)
+    await bus.publish(Event("order", ()))
+    assert seen == ["chain start", "outbox start", "outbox end", "chain end"]
