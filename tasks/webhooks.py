@@ -32,7 +32,7 @@ import dispatch
 from dispatch.core.netguard import UnsafeUrl, default_port, first_refusal, literal_address, parse_url
 from dispatch.core.timeutil import utcnow
 from dispatch.core.vocabulary import DeliveryStatus
-from dispatch.domain.webhooks import TASK, retry_delay
+from dispatch.domain.webhooks import BATCH_TASK, TASK, retry_delay
 from dispatch.settings import Settings
 from models.webhooks import (
     DELIVERIES,
@@ -76,6 +76,15 @@ def deliver(self: Any, db_name: str, delivery_id: str) -> str:
     return Sender(settings, db, lambda next_id: self.app.send_task(TASK, args=[db_name, str(next_id)])).run(
         ObjectId(delivery_id)
     )
+
+
+@shared_task(bind=True, name=BATCH_TASK)
+def deliver_many(self: Any, db_name: str, delivery_ids: list[str]) -> int:
+    """The server's one message for many new deliveries: one `webhooks.deliver` task each, so a slow
+    receiver holds up only its own deliveries."""
+    for delivery_id in delivery_ids:
+        self.app.send_task(TASK, args=[db_name, delivery_id])
+    return len(delivery_ids)
 
 
 class Sender:
