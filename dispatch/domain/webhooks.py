@@ -6,7 +6,8 @@ The path of one event:
 1. A domain module publishes an `Event` with a `topic` (`order.assigned`) and an `organization`.
 2. `WebhookDesk.on_event` (an EventBus listener, awaited inside `publish`) writes one delivery per
    matching active webhook of that organization into `webhook_deliveries`, so the outbox holds it
-   before the API answers; then it sends one Celery task per delivery, without waiting for the broker.
+   before the API answers; their task message follows off the request's path (one message for the
+   deliveries of BATCH_WINDOW, which the worker turns into one task per delivery).
 3. The worker (`tasks/webhooks.py`) claims the delivery, POSTs it signed, and records the outcome.
 4. The sweeper re-sends tasks for retries that fell due and for deliveries whose task was lost
    (a Redis restarted without its data, a worker killed), so nothing recorded is ever dropped.
