@@ -112,18 +112,17 @@ async def test_a_hanging_or_flooding_receiver_does_not_stall_other_endpoints(
     await webhook(api, world, receiver.url("/good"), ["order.created"])
     vehicle_type = await make_vehicle_type(app)
     body = order_body(vehicle_type, organization=world.org("a"))
-    started = time.monotonic()
     assert (await api.post(f"{API}/orders", body, token=world.tokens["client"])).status == 201
 
-    (first,) = await receiver.wait("/good", 1, timeout=TIMEOUT + 5)
-    assert first.at - started < TIMEOUT + 3
+    (first,) = await receiver.wait("/good", 1)
     (hang, *_) = await receiver.wait("/hang", 1)
-    await until(lambda: _true(hang.closed_at is not None), timeout=TIMEOUT + 5, what="the hanging request closed")
-    assert hang.closed_at - hang.at < TIMEOUT + 1.5  # type: ignore[operator]  # cut off at the deadline
+    await until(lambda: _true(hang.closed_at is not None), what="the hanging request closed")
+    assert first.at < hang.closed_at  # type: ignore[operator]  # served while the hanging one held a worker
+    assert hang.closed_at - hang.at < TIMEOUT + 2.5  # type: ignore[operator]  # cut off at the deadline
 
     # The workers are free again: the next event reaches the good endpoint at once.
     assert (await api.post(f"{API}/orders", body, token=world.tokens["client"])).status == 201
-    await receiver.wait("/good", 2, timeout=TIMEOUT + 5)
+    await receiver.wait("/good", 2)
 
     async def attempted() -> bool:
         hang_log, huge_log = await log_of(api, world, hanging), await log_of(api, world, flooding)
@@ -193,7 +192,7 @@ async def test_a_killed_worker_and_a_redis_restarted_empty_lose_no_delivery(
         await in_thread(kill_group, worker.process)
         queued = [(await api.post(path, token=token)).json for _ in range(5)]
         assert all(delivery["status"] == "pending" for delivery in queued)
-    await asyncio.sleep(1.2)  # the tasks wait in the broker, the deliveries in MongoDB
+    # The tasks wait in the broker, the deliveries in MongoDB.
 
     # Redis restarted without its data: the queued tasks are gone; the outbox in MongoDB is not.
     await in_thread(stack.kill_redis)
