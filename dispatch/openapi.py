@@ -94,12 +94,14 @@ def _build(routes: Iterable[tuple[str, type]], schemas: Iterable[type]) -> dict[
 
 def operation_of(handler: type, method: str) -> dict[str, Any] | None:
     """The operation a handler method's docstring declares (a summary line and YAML with responses), or None."""
-    doc = getattr(handler, method).__doc__ or ""
+    function = getattr(handler, method)
+    doc = function.__doc__ or ""
     summary = doc.split("---")[0].strip().splitlines()
     operation = load_operations_from_docstring(doc).get(method) or _yaml_only(doc)
     if not summary or not operation.get("responses"):
         return None
     operation.setdefault("summary", summary[0].rstrip("."))
+    operation.update(copy.deepcopy(getattr(function, "__openapi__", {})))  # generated parts (`@documented`)
     return operation
 
 
