@@ -25,6 +25,7 @@ from dispatch.core.storage import open_stores
 from dispatch.domain.api_keys import KeyDesk
 from dispatch.domain.directory import Directory
 from dispatch.domain.fleet import Fleet, PriceLists
+from dispatch.domain.geofences import GeofenceDesk
 from dispatch.domain.idempotency import Idempotency
 from dispatch.domain.identity import Identity
 from dispatch.domain.invitations import Joining
@@ -33,8 +34,10 @@ from dispatch.domain.orders import OrderDesk
 from dispatch.domain.organizations import OrganizationDesk
 from dispatch.domain.payments import Billing
 from dispatch.domain.queue import TaskQueue
+from dispatch.domain.routing import Router
 from dispatch.domain.sms_login import PhoneVerification, SmsLogin
 from dispatch.domain.support import SupportDesk
+from dispatch.domain.tracking import GpsWatch
 from dispatch.domain.waybills import WaybillDesk
 from dispatch.domain.webhooks import WebhookDesk
 from dispatch.realtime.hub import Hub
@@ -75,6 +78,9 @@ class Services:
     directory: Directory
     api_keys: KeyDesk
     webhooks: WebhookDesk
+    router: Router
+    geofences: GeofenceDesk
+    gps_watch: GpsWatch
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -91,6 +97,11 @@ class Services:
         events.listen(hub.publish_event)
         events.listen(webhooks.on_event, alongside=True)  # its outbox write overlaps the fan-out
         webhooks.start()  # the sweeper of due webhook deliveries (see dispatch.domain.webhooks)
+        router, geofences = Router(settings), GeofenceDesk(db, events)
+        gps_watch = GpsWatch(settings, db, redis, events, router, geofences)
+        events.listen(gps_watch.on_event)
+        ingest = Ingest(db, redis, hub)
+        ingest.watch(gps_watch.note)  # ETAs, arrivals and geofences: judged in the watch's own task
         return cls(
             settings=settings,
             mongo=stores.mongo,
@@ -100,9 +111,9 @@ class Services:
             tasks=tasks,
             events=events,
             hub=hub,
-            ingest=Ingest(db, redis, hub),
+            ingest=ingest,
             identity=identity,
-            orders=OrderDesk(db, redis, events, users),
+            orders=OrderDesk(db, redis, events, users, router),
             fleet=Fleet(db, redis, users),
             price_lists=PriceLists(db),
             waybills=WaybillDesk(db, events),
@@ -119,6 +130,9 @@ class Services:
             directory=Directory(identity),
             api_keys=KeyDesk(settings, db, redis),
             webhooks=webhooks,
+            router=router,
+            geofences=geofences,
+            gps_watch=gps_watch,
         )
 
     async def close(self) -> None:
@@ -126,6 +140,7 @@ class Services:
         store clients."""
         await self.webhooks.close()
         await self.ingest.close()
+        await self.gps_watch.close()
         await self.hub.close()
         self.tasks.close()
         await self.redis.aclose()

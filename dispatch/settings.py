@@ -88,6 +88,15 @@ class Settings:
     webhook_sweep_interval: float = setting(
         5.0, "Seconds between the server's sweeps for due webhook deliveries (retries, lost tasks)."
     )
+    routing_url: str = setting(
+        "", "OSRM-compatible routing server for drive distances and ETAs (empty: straight line × route factor)."
+    )
+    route_factor: float = setting(1.3, "Drive distance per straight-line km when no routing server answers.")
+    average_speed_kmh: float = setting(40.0, "Average speed of a tow truck (km/h) for ETAs without a routing server.")
+    eta_interval: float = setting(30.0, "Seconds between ETA refreshes of an order (sooner after 200 m of movement).")
+    arrival_radius_m: float = setting(
+        150.0, "Metres from the pickup (or drop-off) at which `order.arriving` is raised."
+    )
 
     @property
     def effective_broker_url(self) -> str:
@@ -174,6 +183,10 @@ class Settings:
             "webhook_max_attempts",
             "webhook_disable_after",
             "webhook_sweep_interval",
+            "route_factor",
+            "average_speed_kmh",
+            "eta_interval",
+            "arrival_radius_m",
         ):
             if getattr(self, name) <= 0:
                 _fail(name, getattr(self, name), "a positive number")
@@ -182,6 +195,8 @@ class Settings:
         if self.broker_url:
             _check_url("broker_url", self.broker_url, ("redis", "rediss"))
         _check_url("public_url", self.public_url, ("http", "https"))
+        if self.routing_url:
+            _check_url("routing_url", self.routing_url, ("http", "https"))
         if self.env == "production" and (self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret) < 32):
             _fail("jwt_secret", "<hidden>", "a secret of at least 32 characters of your own in production")
         if not 4 <= self.bcrypt_rounds <= 16:

@@ -8,6 +8,7 @@ from handlers import (
     avatars,
     console,
     docs,
+    geofences,
     health,
     invitations,
     media,
@@ -42,6 +43,7 @@ API_MODULES = [
     orders,
     payments,
     webhooks,
+    geofences,
 ]
 # Modules whose routes are served as they are written (service, docs, pages, websockets).
 ROOT_MODULES = [health, docs, console, media, realtime]

@@ -24,7 +24,17 @@ from dispatch.core.errors import Conflict
 from dispatch.core.pagination import Page
 from dispatch.core.storage import index
 from dispatch.core.timeutil import utcnow
-from dispatch.core.vocabulary import STATUS_REQUESTS, Language, OrderEvent, OrderSource, OrderStatus, Principal, choices
+from dispatch.core.vocabulary import (
+    STATUS_REQUESTS,
+    EtaSource,
+    EtaTarget,
+    Language,
+    OrderEvent,
+    OrderSource,
+    OrderStatus,
+    Principal,
+    choices,
+)
 from models.common import Id, JsonBoolean, JsonNumber, UtcDateTime, list_of, visible_text
 from models.users import phone_field_value
 from models.vehicles import VehicleLocation
@@ -142,6 +152,24 @@ class OrderIn(Schema):
     )
 
 
+class EtaOut(Schema):
+    """When the order's truck should reach its target, as last computed from its GPS stream."""
+
+    target = fields.String(
+        required=True,
+        validate=validate.OneOf(choices(EtaTarget)),
+        metadata={"description": "`pickup` (accepted, en route) or `dropoff` (in progress)"},
+    )
+    seconds = fields.Integer(required=True, metadata={"description": "Drive time left"})
+    distance_km = fields.Float(required=True, metadata={"description": "Drive distance left"})
+    computed_at = UtcDateTime(required=True)
+    source = fields.String(
+        required=True,
+        validate=validate.OneOf(choices(EtaSource)),
+        metadata={"description": "`routing`: the routing server's drive; `estimate`: straight line × route factor"},
+    )
+
+
 class OrderOut(Schema):
     id = Id(attribute="_id", required=True)
     client_id = Id(
@@ -161,13 +189,22 @@ class OrderOut(Schema):
     dropoff = fields.Nested(Place, required=True)
     vehicle = fields.Nested(TowedCarOut, required=True)
     notes = fields.String(required=True)
-    distance_km = fields.Float(required=True, metadata={"description": "Straight-line pickup → dropoff"})
+    distance_km = fields.Float(
+        required=True, metadata={"description": "Pickup → dropoff: the drive distance, or straight line × route factor"}
+    )
     price_estimate = fields.Float(
         required=True, metadata={"description": "base_price + price_per_km × distance_km, currency units"}
     )
     status = fields.String(required=True, validate=validate.OneOf(choices(OrderStatus)))
     vehicle_id = Id(allow_none=True, required=True, metadata={"description": "The assigned tow truck"})
     driver_id = Id(allow_none=True, required=True)
+    eta = fields.Nested(
+        EtaOut,
+        allow_none=True,
+        required=True,
+        dump_default=None,
+        metadata={"description": "While accepted, en route or in progress (once the truck reported a position)"},
+    )
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -219,6 +256,9 @@ class TimelineEvent(Schema):
     at = UtcDateTime(required=True)
     reason = fields.String()
     vehicle_id = Id(metadata={"description": "On `assigned`: the truck"})
+    target = fields.String(
+        validate=validate.OneOf(choices(EtaTarget)), metadata={"description": "On `arriving`: pickup or dropoff"}
+    )
     actor_type = fields.String(
         validate=validate.OneOf(choices(Principal)),
         metadata={"description": "`api_key` when an organization's API key acted (`actor_id` is the key's id)"},

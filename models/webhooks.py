@@ -166,6 +166,7 @@ class ArrivingData(Schema):
 
 
 class GeofenceData(Schema):
+    event = fields.String(required=True, metadata={"description": "`enter` or `exit`"})
     geofence_id = Id(required=True)
     vehicle_id = Id(required=True)
     driver_id = Id(allow_none=True, required=True)
@@ -282,6 +283,7 @@ EXAMPLE_DATA: dict[WebhookEvent, dict[str, Any]] = {
     },
     WebhookEvent.ORDER_ARRIVING: {"order": {**_EXAMPLE_ORDER, "status": "en_route"}, "target": "pickup", "at": _AT},
     WebhookEvent.GEOFENCE_ENTER: {
+        "event": "enter",
         "geofence_id": "665f1c2a9d1e8b0012a0c007",
         "vehicle_id": _VEHICLE,
         "driver_id": _DRIVER,
@@ -290,6 +292,7 @@ EXAMPLE_DATA: dict[WebhookEvent, dict[str, Any]] = {
         "lon": 37.61,
     },
     WebhookEvent.GEOFENCE_EXIT: {
+        "event": "exit",
         "geofence_id": "665f1c2a9d1e8b0012a0c007",
         "vehicle_id": _VEHICLE,
         "driver_id": _DRIVER,

@@ -51,10 +51,13 @@ class OrderEvent(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     DECLINED = "declined"  # a driver hands an assigned order back: it becomes `new` again
+    ARRIVING = "arriving"  # the truck came within the arrival radius of its target (raised, not asked for)
 
 
 # What `POST /orders/{id}/status` accepts; `assigned` is asked for through `/assign`.
-STATUS_REQUESTS = tuple(e for e in OrderEvent if e not in (OrderEvent.CREATED, OrderEvent.ASSIGNED))
+STATUS_REQUESTS = tuple(
+    e for e in OrderEvent if e not in (OrderEvent.CREATED, OrderEvent.ASSIGNED, OrderEvent.ARRIVING)
+)
 
 
 class VehicleStatus(StrEnum):
@@ -147,6 +150,34 @@ class AvatarStatus(StrEnum):
     PROCESSING = "processing"
 
 
+class EtaTarget(StrEnum):
+    """Where an order's truck drives to: the pickup (accepted, en route) or the drop-off (in progress)."""
+
+    PICKUP = "pickup"
+    DROPOFF = "dropoff"
+
+
+class EtaSource(StrEnum):
+    """Whether an ETA came from the routing server or the straight-line estimate."""
+
+    ROUTING = "routing"
+    ESTIMATE = "estimate"
+
+
+class ShapeType(StrEnum):
+    """A geofence's shape."""
+
+    CIRCLE = "circle"
+    POLYGON = "polygon"
+
+
+class Crossing(StrEnum):
+    """A geofence event: a vehicle entered or left the fence."""
+
+    ENTER = "enter"
+    EXIT = "exit"
+
+
 class WebhookEvent(StrEnum):
     """The public event types integrations subscribe to (SPEC section 9); each is a webhook delivery."""
 
@@ -201,6 +232,10 @@ VOCABULARY: tuple[tuple[StrEnum, ...], ...] = (
     tuple(WebhookEvent),
     WEBHOOK_EVENT_FILTERS,
     tuple(DeliveryStatus),
+    tuple(EtaTarget),
+    tuple(EtaSource),
+    tuple(ShapeType),
+    tuple(Crossing),
 )
 
 

@@ -29,6 +29,11 @@ STATUS_TEXT: dict[str, tuple[str, str]] = {
     OrderEvent.CANCELLED: ("The order is cancelled", "The order was cancelled."),
 }
 
+ARRIVING_TEXT = {
+    "pickup": ("The truck is almost there", "The tow truck is arriving at the pickup point."),
+    "dropoff": ("Almost at the destination", "The tow truck is arriving at the drop-off point."),
+}
+
 
 def _oid(value: Any) -> ObjectId | None:
     """An id of an event body (dumped as text) as an ObjectId; None when absent or malformed."""
@@ -46,11 +51,28 @@ class Notifier:
 
     async def on_event(self, event: Event) -> None:
         """The bus listener: order events become notifications; everything else is ignored."""
+        if event.type == "arriving" and isinstance(event.data.get("order"), dict):
+            await self._arriving(event.data)
+            return
         if event.type != "order" or not isinstance(event.data.get("order"), dict):
             return
         docs = await self.store.insert_many(await self.compose(event.data))
         for doc in docs:
             await self.events.publish(Event("notification", (f"user:{doc['user_id']}",), {"notification": show(doc)}))
+
+    async def _arriving(self, data: dict[str, Any]) -> None:
+        """Tell the order's client their truck is about to reach the pickup (or the drop-off)."""
+        order = data["order"]
+        client = _oid(order.get("client_id"))
+        if client is None:
+            return
+        title, body = ARRIVING_TEXT.get(str(data.get("target")), ARRIVING_TEXT["pickup"])
+        facts = {"status": order.get("status"), "target": data.get("target")}
+        doc = new_notification(client, "order", OrderEvent.ARRIVING.value, title, body, _oid(order.get("id")), facts)
+        for stored in await self.store.insert_many([doc]):
+            await self.events.publish(
+                Event("notification", (f"user:{stored['user_id']}",), {"notification": show(stored)})
+            )
 
     async def webhook_disabled(self, webhook: dict[str, Any]) -> None:
         """Tell the organization's managers that a webhook was set inactive after failing again and again."""

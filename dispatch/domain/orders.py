@@ -34,6 +34,7 @@ from dispatch.core.vocabulary import (
     WebhookEvent,
 )
 from dispatch.domain import scopes
+from dispatch.domain.routing import Router
 from dispatch.domain.scopes import ORG_BOUND, Resource, is_api_key, orgs_of
 from models.common import parse_id
 from models.orders import OrderOut, Orders, timeline_event
@@ -86,6 +87,7 @@ HOLDS_VEHICLE = frozenset({S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ARRIVED, S.IN_P
 ROUTING_RADIUS_KM = 50.0  # a client's order goes to the fleet of the nearest available truck this close
 AUTO_RADIUS_KM = 20_000.0  # auto-assignment ranks every positioned truck of the fleet (half the Earth)
 AUTO_CANDIDATES = 200
+ROUTED_CANDIDATES = 5  # auto-assignment asks the routing server about this many trucks nearest in a straight line
 ORDER_OUT = OrderOut()
 # The one answer to every client id a manager may not order for (unknown, not a client, not theirs).
 NOT_A_CUSTOMER = "No client you may order for has this id."
@@ -136,8 +138,11 @@ def price_of(vehicle_type: dict[str, Any], km: float) -> float:
 class OrderDesk:
     """Orders on behalf of callers; publishes an event for every change."""
 
-    def __init__(self, db: AsyncDatabase[Any], redis: aioredis.Redis, events: EventBus, users: Users) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Any], redis: aioredis.Redis, events: EventBus, users: Users, router: Router
+    ) -> None:
         self.db = db
+        self.router = router
         self.redis = redis
         self.events = events
         self.users = users
@@ -200,7 +205,7 @@ class OrderDesk:
                 {"vehicle.type_id": ["Not a type of the order's organization's price list or of the shared catalogue."]}
             )
         client_id = await self._client_of(user, data, organization)
-        km = distance_km(data["pickup"], data["dropoff"])
+        km = (await self.router.route(data["pickup"], data["dropoff"])).distance_km
         now = utcnow()
         doc = {
             "client_id": client_id,
@@ -218,6 +223,7 @@ class OrderDesk:
             "status": S.NEW,
             "vehicle_id": None,
             "driver_id": None,
+            "eta": None,
             "created_at": now,
             "updated_at": now,
             "revision": 0,
@@ -303,7 +309,7 @@ class OrderDesk:
         """Move an order along the state machine (POST /orders/{id}/status)."""
         order = await self.get(user, order_id)
         move = decide(user["category"], order["status"], action)
-        changes: dict[str, Any] = {"status": move.target}
+        changes: dict[str, Any] = {"status": move.target, "eta": None}  # a new status, a new target (or none)
         if action == E.DECLINED:
             changes.update(vehicle_id=None, driver_id=None)
         event = timeline_event(
@@ -398,7 +404,23 @@ class OrderDesk:
         distance = dict(ranked)
         available = await self.vehicles.available(scope)
         available.sort(key=lambda doc: (distance.get(str(doc["_id"]), math.inf), str(doc["_id"])))
-        return [doc["_id"] for doc in available]
+        routed = await self._by_drive(available, ranked, pickup)
+        return list(dict.fromkeys(routed + [doc["_id"] for doc in available]))
+
+    async def _by_drive(
+        self, available: list[dict[str, Any]], ranked: list[tuple[str, float]], pickup: dict[str, Any]
+    ) -> list[ObjectId]:
+        """The few nearest available trucks (in a straight line) ranked by drive distance to the pickup."""
+        if not self.router.url:
+            return []
+        nearest = [doc["_id"] for doc in available[:ROUTED_CANDIDATES] if str(doc["_id"]) in dict(ranked)]
+        spots = await live.positions(self.redis, nearest)
+        drives = []
+        for vehicle_id in nearest:
+            spot = spots.get(str(vehicle_id))
+            if spot is not None:
+                drives.append(((await self.router.route(spot, pickup)).distance_km, str(vehicle_id), vehicle_id))
+        return [vehicle_id for _, _, vehicle_id in sorted(drives)]
 
     async def _lost_race(self, order_id: ObjectId, action: str) -> ApiError:
         """The 409 for a compare-and-set that found the order changed."""

@@ -105,6 +105,8 @@ class Resource(StrEnum):
     ORGANIZATION_MEMBERS = "organization_members"
     API_KEYS = "api_keys"  # asked of an organization: whose keys the caller runs
     WEBHOOKS = "webhooks"
+    GEOFENCES = "geofences"
+    GEOFENCES_EDIT = "geofences_edit"
 
 
 A, M, D, B = Category.ADMIN, Category.MANAGER, Category.DRIVER, Category.BASE
@@ -136,6 +138,8 @@ SCOPES: dict[Resource, dict[str, Reach]] = {
     Resource.ORGANIZATION_MEMBERS: {A: EVERYTHING, M: THEIR_ORGS, D: THEIR_ORGS},
     Resource.API_KEYS: {A: EVERYTHING, M: THEIR_ORGS},
     Resource.WEBHOOKS: {A: EVERYTHING, M: IN_THEIR_ORGS, K: IN_THEIR_ORGS},
+    Resource.GEOFENCES: {A: EVERYTHING, M: IN_THEIR_ORGS, K: IN_THEIR_ORGS},  # a key with `fleet:read` reads
+    Resource.GEOFENCES_EDIT: {A: EVERYTHING, M: IN_THEIR_ORGS},
 }
 REFUSALS = {
     Resource.VEHICLES: "Your account may not read vehicles.",
@@ -143,6 +147,8 @@ REFUSALS = {
     Resource.WAYBILLS_EDIT: "Your account may only read waybills.",
     Resource.USERS: "Your account may not read other users.",
     Resource.WEBHOOKS: "Your account may not manage webhooks.",
+    Resource.GEOFENCES: "Your account may not read geofences.",
+    Resource.GEOFENCES_EDIT: "Your account may not change geofences.",
 }
 
 

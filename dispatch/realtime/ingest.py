@@ -8,6 +8,8 @@ history batches grow while MongoDB is busy. Acks go out only once MongoDB has th
 their publication was tried; a failed history write keeps the batch and retries it (publishing
 again what did not go out), so an acked point is a stored point.
 A point's `_id` is `<driver_id>:<seq>`, so a resent point is never stored twice.
+Once a batch is stored, its watchers (the GPS watch: ETAs, arrivals, geofences) are told which
+vehicles moved; they do their work in their own task, never on this path.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from dispatch.realtime.hub import Hub
 from models.vehicles import GpsHistory
 
 log = logging.getLogger("dispatch.realtime")
+
+# Told of a vehicle's newly stored points: (vehicle_id, organization, driver_id, points); must not block.
+Watcher = Callable[[str, str | None, str, list[dict[str, Any]]], None]
 
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 DURABLE = WriteConcern(w="majority", j=True)
@@ -77,6 +82,11 @@ class Ingest:
         self._unpublished: list[Submission] = []
         self._publish_wake = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
+        self._watchers: list[Watcher] = []
+
+    def watch(self, watcher: Watcher) -> None:
+        """Tell a watcher of every stored batch's points, per vehicle (at start-up)."""
+        self._watchers.append(watcher)
 
     def submit(self, submission: Submission) -> None:
         """Queue points for the next batch (never blocks the caller)."""
@@ -116,6 +126,19 @@ class Ingest:
         for submission in batch:
             submission.stored = True
         self._settle(batch)
+        self._tell(batch)
+
+    def _tell(self, batch: list[Submission]) -> None:
+        """Tell the watchers which vehicles' points were just stored (a few dict updates; no I/O)."""
+        for submission in batch:
+            context = submission.context
+            if context.vehicle_id is None:
+                continue
+            for watcher in self._watchers:
+                try:
+                    watcher(context.vehicle_id, context.organization, context.driver_id, submission.points)
+                except Exception:  # a watcher's bug must never cost the ingest
+                    log.exception("a GPS watcher failed")
 
     async def _publish_loop(self) -> None:
         while True:
