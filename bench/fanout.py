@@ -7,6 +7,7 @@ the relay (bench/relay.py) is the ceiling of Tornado itself on this machine.
 
 Run: .venv/bin/python -m bench.fanout [--target both|project|relay] [--processes 2]
      [--drivers 200] [--consoles 2] [--rates 1000 2000] [--profile out.txt --profile-rate 1500]
+     [--geofences 50 --etas]  (the cost of judging the stream: geofences per organization, ETAs on)
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def measure_relay(args: argparse.Namespace) -> dict[str, Any]:
 def measure_project(args: argparse.Namespace) -> dict[str, Any]:
     """The real server's sustained rate (with `--profile`, a py-spy profile at one rate instead)."""
     with services() as env, server_process(env, args.processes) as running:
-        fleet = asyncio.run(driving_fleet(env, args.drivers, args.consoles))
+        fleet = asyncio.run(driving_fleet(env, args.drivers, args.consoles, args.geofences, args.etas))
         watch = {"server": running.pids(), **{name: [pid] for name, pid in env.pids.items()}}
         if args.profile:
             return profile(running, fleet, watch, args)
@@ -196,12 +197,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         default=15.0,
         help="seconds a step may wait for other work on the machine to calm down",
     )
+    parser.add_argument("--geofences", type=int, default=0, help="geofences of the drivers' organization (e.g. 50)")
+    parser.add_argument("--etas", action="store_true", help="every truck serves an order en route (ETAs, arrival)")
     parser.add_argument("--trace", help="append `rate send-offset-s fan-out-ms` of every console frame here")
     parser.add_argument("--profile", help="write a py-spy raw profile of the server here")
     parser.add_argument("--profile-rate", type=float, default=1500.0)
     args = parser.parse_args(argv)
     started = time.monotonic()
-    common = {"machine": machine(), "drivers": args.drivers, "consoles": args.consoles}
+    common = {
+        "machine": machine(),
+        "drivers": args.drivers,
+        "consoles": args.consoles,
+        "geofences": args.geofences,
+        "etas": args.etas,
+    }
     lines = []
     relay = measure_relay(args) if args.target in ("both", "relay") and not args.profile else None
     if relay is not None:
@@ -216,6 +225,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "target_ratio": 0.6,
             }
         name = "fanout" if args.processes == 1 else f"fanout_x{args.processes}"
+        if args.geofences or args.etas:
+            name += "_gps_events"
         lines.append(
             emit(
                 name,

@@ -138,6 +138,51 @@ class Seeder:
             list(range(count)), lambda n: desk.create(clients[n % len(clients)], order_body(n, type_id, org_id))
         )
 
+    async def geofences(self, org_id: ObjectId, count: int) -> None:
+        """`count` geofences over the area the generator's points cover: circles and squares, half each."""
+        rng = random.Random(count)
+        docs = []
+        for n in range(count):
+            lat, lon = 55.70 + rng.uniform(0, 0.1), 37.55 + rng.uniform(0, 0.1)
+            shape: dict[str, Any] = {"type": "circle", "center": {"lat": lat, "lon": lon}, "radius_m": 400.0}
+            if n % 2:
+                d = 0.004
+                corners = [[lat - d, lon - d], [lat - d, lon + d], [lat + d, lon + d], [lat + d, lon - d]]
+                shape = {"type": "polygon", "points": corners}
+            now = utcnow()
+            docs.append(
+                {"organization": org_id, "name": f"Fence {n}", "shape": shape, "created_at": now, "updated_at": now}
+            )
+        if docs:
+            await self.db["geofences"].insert_many(docs)
+
+    async def en_route(self, trucks: list[dict[str, Any]], type_id: ObjectId) -> None:
+        """An order on its way to a pickup far from the generator's points for every truck (so each point
+        may refresh an ETA and is checked for arrival)."""
+        now = utcnow()
+        docs = []
+        for n, truck in enumerate(trucks):
+            body = order_body(n, type_id, truck["organization"])
+            body["pickup"] = {"lat": 55.60, "lon": 37.40, "address": "Far away 1"}
+            docs.append(
+                {
+                    **body,
+                    "client_id": None,
+                    "status": "en_route",
+                    "vehicle_id": truck["_id"],
+                    "driver_id": truck["driver_id"],
+                    "eta": None,
+                    "revision": 3,
+                    "timeline": [],
+                    "distance_km": 5.0,
+                    "price_estimate": 60.0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        if docs:
+            await self.db["orders"].insert_many(docs)
+
 
 def order_body(n: int, type_id: Any, org_id: Any | None = None) -> dict[str, Any]:
     """A plausible order (pickup and drop-off a few km apart near the centre)."""
@@ -163,13 +208,19 @@ def order_body(n: int, type_id: Any, org_id: Any | None = None) -> dict[str, Any
     return body
 
 
-async def driving_fleet(env: dict[str, str], drivers: int, managers: int) -> dict[str, Any]:
-    """An organization with `drivers` drivers (each with a truck) and `managers` managers, with tokens."""
+async def driving_fleet(
+    env: dict[str, str], drivers: int, managers: int, geofences: int = 0, etas: bool = False
+) -> dict[str, Any]:
+    """An organization with `drivers` drivers (each with a truck) and `managers` managers, with tokens;
+    with `geofences` fences of the organization, and with `etas` an order en route for every truck."""
     async with open_services(env) as services:
         seeder = Seeder(services)
         org = await seeder.organization()
         crew = await seeder.users("DRIVER", drivers, org["_id"])
-        await seeder.trucks(crew, org["_id"])
+        trucks = await seeder.trucks(crew, org["_id"])
+        await seeder.geofences(org["_id"], geofences)
+        if etas:
+            await seeder.en_route(trucks, (await seeder.vehicle_type())["_id"])
         bosses = await seeder.users("MANAGER", managers, org["_id"])
         driver_tokens, manager_tokens = await seeder.tokens(crew), await seeder.tokens(bosses)
     channel = f"fleet:{org['_id']}"

@@ -154,6 +154,8 @@ function onFrame(frame) {
     case "order": return onOrder(frame);
     case "waybill": return onWaybill(frame);
     case "notification": return onNotification(frame);
+    case "eta": return onEta(frame);
+    case "arriving": return onArriving(frame);
     default: return undefined;
   }
 }
@@ -194,6 +196,22 @@ function onOrder(frame) {
   else announce(`Order at ${order.pickup.address}: ${STATUS_LABELS[order.status] ?? order.status}`);
   renderAll();
   if (state.selected === order.id) loadTimeline(order.id);
+}
+
+function onEta(frame) {
+  const order = state.orders.get(frame.order_id);
+  if (!order) return;
+  const { target, seconds, distance_km, computed_at, source } = frame;
+  if (order.eta && timeOf(order.eta.computed_at) > timeOf(computed_at)) return;
+  order.eta = { target, seconds, distance_km, computed_at, source };
+  renderAll();
+}
+
+function onArriving(frame) {
+  keepOrder(frame.order);
+  announce(`Truck arriving at the ${frame.target}: ${frame.order.pickup.address}`);
+  renderAll();
+  if (state.selected === frame.order.id) loadTimeline(frame.order.id);
 }
 
 function onWaybill(frame) {

@@ -1,7 +1,7 @@
 // The orders board: one column per status (completed and cancelled share the last one).
 // Cards are buttons (focusable, Enter/Space select); arrow keys move between cards and columns.
 
-import { ago, h } from "./dom.js";
+import { ago, etaText, h } from "./dom.js";
 
 export const COLUMNS = [
   ["new", "New", ["new"]],
@@ -68,6 +68,7 @@ export class Board {
     h("span", { class: "card-line" }, `${order.vehicle.make} ${order.vehicle.model} · ${order.vehicle.plate}`),
     h("span", { class: "card-line" },
       truck ? `Truck ${truck}` : STATUS_LABELS[order.status], " · ", ago(order.created_at)),
+    order.eta ? h("span", { class: "card-line eta" }, `${etaText(order.eta)} to the ${order.eta.target}`) : null,
     order.status === "cancelled" ? h("span", { class: "badge cancelled" }, "cancelled") : null);
   }
 

@@ -1,11 +1,12 @@
 // The selected order: what it is, its timeline, and the assignment actions.
 
-import { clock, h } from "./dom.js";
+import { clock, etaText, h } from "./dom.js";
 import { STATUS_LABELS } from "./board.js";
 
 const TIMELINE_WORDS = {
   created: "created", assigned: "assigned", accepted: "accepted", en_route: "en route", arrived: "arrived",
   in_progress: "work started", completed: "completed", cancelled: "cancelled", declined: "declined by the driver",
+  arriving: "arriving",
 };
 
 export class Details {
@@ -61,6 +62,8 @@ export class Details {
         fact("Car", `${order.vehicle.make} ${order.vehicle.model}, ${order.vehicle.plate}` +
                     (order.vehicle.color ? `, ${order.vehicle.color}` : "") + ` (${order.vehicle.type_name})`),
         fact("Estimate", `${order.price_estimate.toFixed(2)} (${order.distance_km.toFixed(1)} km)`),
+        order.eta ? fact("ETA", `${etaText(order.eta)} to the ${order.eta.target}` +
+                             (order.eta.source === "estimate" ? " (estimate)" : "")) : null,
         fact("Truck", truck),
         fact("Driver", driver),
         order.customer ? fact("Customer", [order.customer.name, order.customer.phone].filter(Boolean).join(", ")) : null,

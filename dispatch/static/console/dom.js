@@ -57,3 +57,9 @@ export function timeOf(iso) {
   const at = Date.parse(iso || "");
   return Number.isNaN(at) ? -Infinity : at;
 }
+
+/** An ETA as people say it: "ETA 7 min (3.1 km)". */
+export function etaText(eta) {
+  const minutes = Math.max(1, Math.round(eta.seconds / 60));
+  return `ETA ${minutes} min (${eta.distance_km.toFixed(1)} km)`;
+}
