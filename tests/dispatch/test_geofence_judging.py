@@ -38,7 +38,9 @@ class Track:
 
     async def send(self, services: Services, *points: dict[str, Any]) -> list[dict[str, Any]]:
         """Store the points (as the ingest does), then judge them on this process; the events it raised."""
-        await GpsHistory(services.db).add([GpsHistory.document(str(self.driver), str(self.vehicle), None, p) for p in points])
+        await GpsHistory(services.db).add(
+            [GpsHistory.document(str(self.driver), str(self.vehicle), None, p) for p in points]
+        )
         return await services.geofences.judge(self.vehicle, self.org, self.driver, list(points))
 
 
