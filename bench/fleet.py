@@ -182,6 +182,10 @@ class Seeder:
             )
         if docs:
             await self.db["orders"].insert_many(docs)
+            for doc in docs:  # the truck holds its order, as an assignment leaves it
+                await self.db["vehicles"].update_one(
+                    {"_id": doc["vehicle_id"]}, {"$set": {"status": "busy", "current_order": doc["_id"]}}
+                )
 
 
 def order_body(n: int, type_id: Any, org_id: Any | None = None) -> dict[str, Any]:

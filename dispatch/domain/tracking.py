@@ -51,7 +51,7 @@ TARGETS = {
 }
 ARRIVAL_STATUSES = {OrderStatus.EN_ROUTE: EtaTarget.PICKUP, OrderStatus.IN_PROGRESS: EtaTarget.DROPOFF}
 MOVED_KM = 0.2  # an ETA is refreshed sooner after this much movement
-ORDER_CACHE_SECONDS = 1.0  # how long a vehicle's active order is taken from this process's copy
+ORDER_CACHE_SECONDS = 5.0  # how long an order is taken from this process's copy
 ORDER_OUT = OrderOut()
 ETA_OUT = EtaOut()
 CLOSE_GRACE = 2.0  # seconds close() lets the judging under way finish
@@ -73,6 +73,7 @@ class Moved:
 
     organization: str | None
     driver_id: str
+    order_id: str | None  # the order the truck holds, if any (only then is there an ETA to refresh)
     points: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -103,12 +104,19 @@ class GpsWatch:
         self._closing = False
 
     # --- notes from the ingest (hot path: no I/O) -----------------------------------------
-    def note(self, vehicle_id: str, organization: str | None, driver_id: str, points: list[dict[str, Any]]) -> None:
+    def note(
+        self,
+        vehicle_id: str,
+        organization: str | None,
+        driver_id: str,
+        order_id: str | None,
+        points: list[dict[str, Any]],
+    ) -> None:
         """Note a vehicle's newly stored points; the background task judges them soon after."""
         moved = self._moved.get(vehicle_id)
         if moved is None:
-            moved = self._moved[vehicle_id] = Moved(organization, driver_id)
-        moved.organization, moved.driver_id = organization, driver_id
+            moved = self._moved[vehicle_id] = Moved(organization, driver_id, order_id)
+        moved.organization, moved.driver_id, moved.order_id = organization, driver_id, order_id
         moved.points += points
         self._wake.set()
         if self._task is None or self._task.done():
@@ -130,21 +138,25 @@ class GpsWatch:
                 await self.geofences.judge(
                     ObjectId(vehicle_id), ObjectId(moved.organization), ObjectId(moved.driver_id), moved.points
                 )
-            order = await self._active_order(vehicle_id)
-            if order is not None:
+            order = await self._active_order(moved.order_id) if moved.order_id else None
+            if order is not None and str(order.get("vehicle_id")) == vehicle_id:
                 await self.follow(order, moved.points)
         except Exception:  # one vehicle's failure (a store outage) must not stop the watch
             log.exception("judging the GPS points of vehicle %s failed", vehicle_id)
 
-    async def _active_order(self, vehicle_id: str) -> dict[str, Any] | None:
-        """The order the vehicle serves with a target (accepted, en route, in progress), if any."""
-        cached = self._active.get(vehicle_id)
+    async def _active_order(self, order_id: str) -> dict[str, Any] | None:
+        """The order a truck holds, while it has a target (accepted, en route, in progress); else None.
+
+        From this process's copy, at most ORDER_CACHE_SECONDS old, dropped at once when this process
+        sees the order change; a copy gone stale by a change on another process only makes a
+        conditional write miss (the status is in its filter), which drops it too."""
+        cached = self._active.get(order_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         order = await self.orders.find_one(
-            {"vehicle_id": ObjectId(vehicle_id), "status": {"$in": list(TARGETS)}}, ACTIVE_ORDER_FIELDS
+            {"_id": ObjectId(order_id), "status": {"$in": list(TARGETS)}}, ACTIVE_ORDER_FIELDS
         )
-        self._active[vehicle_id] = (time.monotonic() + ORDER_CACHE_SECONDS, order)
+        self._active[order_id] = (time.monotonic() + ORDER_CACHE_SECONDS, order)
         return order
 
     # --- an order's truck moved ------------------------------------------------------------
@@ -174,7 +186,7 @@ class GpsWatch:
             projection={"timeline": 0},
             return_document=ReturnDocument.AFTER,
         )
-        self._active.pop(str(updated["vehicle_id"]) if updated else "", None)
+        self._active.pop(str(order["_id"]), None)
         if updated is None:
             return
         shown = ORDER_OUT.dump(updated)
@@ -217,7 +229,7 @@ class GpsWatch:
             return_document=ReturnDocument.AFTER,
         )
         if updated is None:  # another process refreshed it first, or the order moved on
-            self._active.pop(str(order.get("vehicle_id")), None)
+            self._active.pop(str(order["_id"]), None)
             return
         order["eta"] = eta
         shown = {"order_id": str(order["_id"]), **ETA_OUT.dump(eta)}
@@ -234,13 +246,13 @@ class GpsWatch:
 
     # --- status changes ----------------------------------------------------------------------
     async def on_event(self, event: Event) -> None:
-        """EventBus listener: an order that just got a target gets an ETA (and an arrival check) from the
-        truck's live position, in the background."""
-        if event.type != "order" or event.data.get("to") not in TARGETS:
+        """EventBus listener: an order that changed is read again when its truck moves next; one that just got
+        a target gets an ETA (and an arrival check) from the truck's live position, in the background."""
+        if event.type != "order":
             return
         order = event.data.get("order") or {}
-        if order.get("vehicle_id"):
-            self._active.pop(str(order["vehicle_id"]), None)
+        self._active.pop(str(order.get("id")), None)
+        if event.data.get("to") in TARGETS and order.get("vehicle_id"):
             task = asyncio.get_running_loop().create_task(self._started(ObjectId(order["id"])))
             self._side.add(task)
             task.add_done_callback(self._side.discard)

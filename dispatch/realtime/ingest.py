@@ -32,8 +32,8 @@ from models.vehicles import GpsHistory
 
 log = logging.getLogger("dispatch.realtime")
 
-# Told of a vehicle's newly stored points: (vehicle_id, organization, driver_id, points); must not block.
-Watcher = Callable[[str, str | None, str, list[dict[str, Any]]], None]
+# Told of a vehicle's newly stored points: (vehicle_id, organization, driver_id, order_id, points); must not block.
+Watcher = Callable[[str, str | None, str, str | None, list[dict[str, Any]]], None]
 
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 DURABLE = WriteConcern(w="majority", j=True)
@@ -136,7 +136,9 @@ class Ingest:
                 continue
             for watcher in self._watchers:
                 try:
-                    watcher(context.vehicle_id, context.organization, context.driver_id, submission.points)
+                    watcher(
+                        context.vehicle_id, context.organization, context.driver_id, context.order_id, submission.points
+                    )
                 except Exception:  # a watcher's bug must never cost the ingest
                     log.exception("a GPS watcher failed")
 

@@ -11,7 +11,7 @@ import pytest
 from dispatch.core.geo import distance_km
 from dispatch.domain.routing import Router
 from dispatch.settings import Settings
-from tests.support.fleet_fixtures import CENTER, offset
+from tests.support.fleet_fixtures import CENTER, insert_order, make_world, offset
 from tests.support.helpers import Api
 from tests.support.realtime_client import WsClient, fleet, ordered, point, ws_url
 from tests.support.routing_stub import RoutingStub, routing_stub
@@ -131,3 +131,15 @@ async def test_a_slow_routing_server_is_given_up_after_two_seconds(settings: Set
     assert len(stub.asked) == asked, "answered from the cache"
     await router.close()
     assert Router(settings.replace(routing_url="")).estimate(CENTER, offset(5, 0)).source == "estimate"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_auto_assignment_takes_the_shortest_drive(app: Any, api: Api, stub: RoutingStub) -> None:
+    world = await make_world(app)
+    behind_river, across = offset(1, 0), offset(2, 0)
+    await world.add_vehicle("behind_river", "a", "d1", at=behind_river)
+    await world.add_vehicle("across", "a", "d2", at=across)
+    stub.detours[(round(behind_river["lat"], 3), round(behind_river["lon"], 3))] = 5.0  # a 7.5 km drive
+    order = await insert_order(world, "new", "a")
+    answer = await api.post(f"{API}/orders/{order['_id']}/assign", {"auto": True}, token=world.tokens["manager_a"])
+    assert answer.status == 200 and answer.json["vehicle_id"] == world.id("across")

@@ -2,7 +2,8 @@
 
 `GET /route/v1/driving/{lon},{lat};{lon},{lat}` answers a drive of `factor` × the straight line at
 `speed_kmh`, the way OSRM answers (`routes[0].distance` m, `.duration` s). `mode` makes it fail:
-`down` answers 500, `slow` answers after `delay` seconds (past the client's timeout).
+`down` answers 500, `slow` answers after `delay` seconds (past the client's timeout). A drive that
+starts at a point of `detours` (rounded to 3 decimals) is that many times longer (a river in the way).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class RoutingStub:
         self.factor, self.speed_kmh = factor, speed_kmh
         self.mode, self.delay = "ok", 3.0
         self.asked: list[str] = []
+        self.detours: dict[tuple[float, float], float] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -47,7 +49,7 @@ class RoutingStub:
         if found is None:
             return 400, {"code": "InvalidUrl"}
         lon1, lat1, lon2, lat2 = (float(g) for g in found.groups())
-        km = haversine_km(lat1, lon1, lat2, lon2) * self.factor
+        km = haversine_km(lat1, lon1, lat2, lon2) * self.factor * self.detours.get((round(lat1, 3), round(lon1, 3)), 1)
         return 200, {"code": "Ok", "routes": [{"distance": km * 1000, "duration": km / self.speed_kmh * 3600}]}
 
 
