@@ -16,7 +16,7 @@ from typing import Any
 
 from bson import ObjectId
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from shapely.geometry import Polygon
@@ -188,6 +188,33 @@ class Geofences:
     async def state(self, vehicle_id: ObjectId) -> dict[str, Any] | None:
         """A vehicle's judged state: `{ts, inside}` (None before its first judged point)."""
         return await self.states.find_one({"_id": vehicle_id})
+
+    async def states_of(self, vehicle_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
+        """The judged states of several vehicles, in one query (those without one are left out)."""
+        return {doc["_id"]: doc for doc in await self.states.find({"_id": {"$in": vehicle_ids}}).to_list()}
+
+    async def advance_many(self, moves: list[tuple[ObjectId, datetime | None, datetime, list[str]]]) -> set[ObjectId]:
+        """`advance` for several vehicles in one round trip: (vehicle, seen, ts, inside) each; the vehicles
+        whose state is now at their `ts` (moved by this call, or by another process to the same point)."""
+        if not moves:
+            return set()
+        writes: list[Any] = [
+            InsertOne({"_id": vid, "ts": ts, "inside": inside})
+            if seen is None
+            else UpdateOne({"_id": vid, "ts": seen}, {"$set": {"ts": ts, "inside": inside}})
+            for vid, seen, ts, inside in moves
+        ]
+        try:
+            result = await self.states.bulk_write(writes, ordered=False)
+            if result.modified_count + result.inserted_count == len(moves):
+                return {vid for vid, *_ in moves}
+        except BulkWriteError as exc:
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+        now = await self.states_of([vid for vid, *_ in moves])  # which of them lost a race
+        return {
+            vid for vid, _, ts, inside in moves if vid in now and (now[vid]["ts"], now[vid]["inside"]) == (ts, inside)
+        }
 
     async def advance(self, vehicle_id: ObjectId, seen: datetime | None, ts: datetime, inside: list[str]) -> bool:
         """Compare-and-set: move the state from `seen` (None: no state yet) to `ts`; False if it moved meanwhile."""

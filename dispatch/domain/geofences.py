@@ -54,6 +54,16 @@ EVENT_OUT = GeofenceEventOut()
 
 
 @dataclass(frozen=True)
+class Stored:
+    """A vehicle's points just stored, to be judged."""
+
+    vehicle_id: ObjectId
+    organization: ObjectId
+    driver_id: ObjectId | None
+    points: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Fence:
     """A geofence ready to test points against."""
 
@@ -159,10 +169,41 @@ class GeofenceDesk:
         self, vehicle_id: ObjectId, organization: ObjectId, driver_id: ObjectId | None, points: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """Judge a vehicle's newly stored points (any order); publish and return the events raised."""
-        fences = await self.fences_of(organization)
-        if not fences or not points:
+        return await self.judge_many([Stored(vehicle_id, organization, driver_id, points)])
+
+    async def judge_many(self, batch: list[Stored]) -> list[dict[str, Any]]:
+        """Judge several vehicles' newly stored points: their states read and moved in one round trip each
+        (a vehicle that lost a race to another process is judged again on its own); publish the events."""
+        work = []
+        for item in batch:
+            fences = await self.fences_of(item.organization)
+            if fences and item.points:
+                work.append((item, fences, sorted(item.points, key=lambda p: p["ts"])))
+        if not work:
             return []
-        points = sorted(points, key=lambda p: p["ts"])
+        states = await self.store.states_of([item.vehicle_id for item, _, _ in work])
+        planned = []
+        for item, fences, points in work:
+            state = states.get(item.vehicle_id)
+            fresh = [p for p in points if state is None or p["ts"] > state["ts"]]
+            found, now = crossings(fences, set(state["inside"]) if state else set(), fresh) if fresh else ([], set())
+            planned.append((item, fences, points, state, fresh, found, now))
+        moves = [(item.vehicle_id, s["ts"] if s else None, fresh[-1]["ts"], sorted(now))
+                 for item, _, _, s, fresh, _, now in planned if fresh]  # fmt: skip
+        moved = await self.store.advance_many(moves)
+        raised = []
+        for item, fences, points, _, fresh, found, _ in planned:
+            if fresh and item.vehicle_id not in moved:  # another process judged this truck meanwhile
+                changes = await self._judge_alone(item.vehicle_id, fences, points)
+            else:
+                changes = found + (await self._late(item.vehicle_id, fences, points[: len(points) - len(fresh)]))
+            raised += await self._raise(item.vehicle_id, item.organization, item.driver_id, changes)
+        return raised
+
+    async def _judge_alone(
+        self, vehicle_id: ObjectId, fences: list[Fence], points: list[dict[str, Any]]
+    ) -> list[tuple[str, Crossing, dict[str, Any]]]:
+        """Judge one vehicle's points (ts order) from its state, retrying the compare-and-set until it holds."""
         changes: list[tuple[str, Crossing, dict[str, Any]]] = []
         for _ in range(STATE_RETRIES):
             state = await self.store.state(vehicle_id)
@@ -177,7 +218,7 @@ class GeofenceDesk:
                 break
         if points:  # late: at or before the newest judged point
             changes += await self._late(vehicle_id, fences, points)
-        return await self._raise(vehicle_id, organization, driver_id, changes)
+        return changes
 
     async def _late(
         self, vehicle_id: ObjectId, fences: list[Fence], late: list[dict[str, Any]]
@@ -185,6 +226,8 @@ class GeofenceDesk:
         """The crossings late points add (see the module's docstring): excursions between judged points."""
         state = await self.store.state(vehicle_id)
         if state is None:
+            return []
+        if not late:
             return []
         late_ts = {p["ts"] for p in late}
         window = await self._window(vehicle_id, late[0]["ts"], late[-1]["ts"], state["ts"])

@@ -36,7 +36,7 @@ from dispatch.core.events import Event, EventBus
 from dispatch.core.geo import haversine_km
 from dispatch.core.timeutil import isoformat, utcnow
 from dispatch.core.vocabulary import EtaTarget, OrderEvent, OrderStatus, WebhookEvent
-from dispatch.domain.geofences import GeofenceDesk
+from dispatch.domain.geofences import GeofenceDesk, Stored
 from dispatch.domain.routing import Router
 from dispatch.settings import Settings
 from models.orders import EtaOut, OrderOut, timeline_event
@@ -129,20 +129,29 @@ class GpsWatch:
                 await self._wake.wait()
                 continue
             batch, self._moved = self._moved, {}
-            await asyncio.gather(*(self._judge(vehicle_id, moved) for vehicle_id, moved in batch.items()))
+            await self._fences(batch)
+            await asyncio.gather(*(self._order_of(vehicle_id, moved) for vehicle_id, moved in batch.items()))
 
-    async def _judge(self, vehicle_id: str, moved: Moved) -> None:
-        """Geofences, then the ETA and arrival of the order the truck serves; a failure is logged, not raised."""
+    async def _fences(self, batch: dict[str, Moved]) -> None:
+        """Judge every moved vehicle against its organization's geofences (a failure is logged, not raised)."""
+        stored = [
+            Stored(ObjectId(vehicle_id), ObjectId(moved.organization), ObjectId(moved.driver_id), moved.points)
+            for vehicle_id, moved in batch.items()
+            if moved.organization
+        ]
         try:
-            if moved.organization:
-                await self.geofences.judge(
-                    ObjectId(vehicle_id), ObjectId(moved.organization), ObjectId(moved.driver_id), moved.points
-                )
+            await self.geofences.judge_many(stored)
+        except Exception:  # a store outage: these points are not judged; the next ones judge from the state
+            log.exception("judging %d vehicles' GPS points against geofences failed", len(stored))
+
+    async def _order_of(self, vehicle_id: str, moved: Moved) -> None:
+        """The ETA and arrival of the order the truck holds; a failure is logged, not raised."""
+        try:
             order = await self._active_order(moved.order_id) if moved.order_id else None
             if order is not None and str(order.get("vehicle_id")) == vehicle_id:
                 await self.follow(order, moved.points)
         except Exception:  # one vehicle's failure (a store outage) must not stop the watch
-            log.exception("judging the GPS points of vehicle %s failed", vehicle_id)
+            log.exception("the ETA of the order of vehicle %s failed", vehicle_id)
 
     async def _active_order(self, order_id: str) -> dict[str, Any] | None:
         """The order a truck holds, while it has a target (accepted, en route, in progress); else None.
