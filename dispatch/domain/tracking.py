@@ -52,6 +52,7 @@ TARGETS = {
 ARRIVAL_STATUSES = {OrderStatus.EN_ROUTE: EtaTarget.PICKUP, OrderStatus.IN_PROGRESS: EtaTarget.DROPOFF}
 MOVED_KM = 0.2  # an ETA is refreshed sooner after this much movement
 ORDER_CACHE_SECONDS = 5.0  # how long an order is taken from this process's copy
+ORDER_CACHE_SIZE = 10_000
 ORDER_OUT = OrderOut()
 ETA_OUT = EtaOut()
 CLOSE_GRACE = 2.0  # seconds close() lets the judging under way finish
@@ -165,6 +166,8 @@ class GpsWatch:
         order = await self.orders.find_one(
             {"_id": ObjectId(order_id), "status": {"$in": list(TARGETS)}}, ACTIVE_ORDER_FIELDS
         )
+        if len(self._active) >= ORDER_CACHE_SIZE:  # old orders' copies go, a few reads are repeated
+            self._active.clear()
         self._active[order_id] = (time.monotonic() + ORDER_CACHE_SECONDS, order)
         return order
 
