@@ -28,7 +28,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core import live
@@ -53,6 +53,7 @@ ARRIVAL_STATUSES = {OrderStatus.EN_ROUTE: EtaTarget.PICKUP, OrderStatus.IN_PROGR
 MOVED_KM = 0.2  # an ETA is refreshed sooner after this much movement
 ORDER_CACHE_SECONDS = 5.0  # how long an order is taken from this process's copy
 ORDER_CACHE_SIZE = 10_000
+DRAIN_PERIOD = 0.1  # seconds between two drains of the notes: a drain judges all a fleet sent meanwhile
 ORDER_OUT = OrderOut()
 ETA_OUT = EtaOut()
 CLOSE_GRACE = 2.0  # seconds close() lets the judging under way finish
@@ -65,6 +66,7 @@ ACTIVE_ORDER_FIELDS = {
     "arrivals": 1,
     "vehicle_id": 1,
     "driver_id": 1,
+    "revision": 1,
 }
 
 
@@ -131,7 +133,8 @@ class GpsWatch:
                 continue
             batch, self._moved = self._moved, {}
             await self._fences(batch)
-            await asyncio.gather(*(self._order_of(vehicle_id, moved) for vehicle_id, moved in batch.items()))
+            await self._orders(batch)
+            await asyncio.sleep(DRAIN_PERIOD)  # the next drain takes what came meanwhile: one write per truck
 
     async def _fences(self, batch: dict[str, Moved]) -> None:
         """Judge every moved vehicle against its organization's geofences (a failure is logged, not raised)."""
@@ -145,35 +148,58 @@ class GpsWatch:
         except Exception:  # a store outage: these points are not judged; the next ones judge from the state
             log.exception("judging %d vehicles' GPS points against geofences failed", len(stored))
 
-    async def _order_of(self, vehicle_id: str, moved: Moved) -> None:
-        """The ETA and arrival of the order the truck holds; a failure is logged, not raised."""
+    async def _orders(self, batch: dict[str, Moved]) -> None:
+        """The ETAs and arrivals of the orders the moved trucks hold; the ETAs written in one round trip."""
+        held = {vehicle_id: moved for vehicle_id, moved in batch.items() if moved.order_id}
+        if not held:
+            return
         try:
-            order = await self._active_order(moved.order_id) if moved.order_id else None
-            if order is not None and str(order.get("vehicle_id")) == vehicle_id:
-                await self.follow(order, moved.points)
-        except Exception:  # one vehicle's failure (a store outage) must not stop the watch
-            log.exception("the ETA of the order of vehicle %s failed", vehicle_id)
+            orders = await self._active_orders([str(moved.order_id) for moved in held.values()])
+            due = await asyncio.gather(
+                *(
+                    self._judge_order(order, moved.points)
+                    for vehicle_id, moved in held.items()
+                    if (order := orders.get(str(moved.order_id))) is not None
+                    and str(order.get("vehicle_id")) == vehicle_id
+                )
+            )
+            await self._write_etas([item for item in due if item is not None])
+        except Exception:  # a store outage must not stop the watch: the next points try again
+            log.exception("the ETAs of %d orders failed", len(held))
 
-    async def _active_order(self, order_id: str) -> dict[str, Any] | None:
-        """The order a truck holds, while it has a target (accepted, en route, in progress); else None.
+    async def _active_orders(self, order_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """The orders trucks hold, while they have a target (accepted, en route, in progress); else None.
 
-        From this process's copy, at most ORDER_CACHE_SECONDS old, dropped at once when this process
-        sees the order change; a copy gone stale by a change on another process only makes a
-        conditional write miss (the status is in its filter), which drops it too."""
-        cached = self._active.get(order_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        order = await self.orders.find_one(
-            {"_id": ObjectId(order_id), "status": {"$in": list(TARGETS)}}, ACTIVE_ORDER_FIELDS
-        )
-        if len(self._active) >= ORDER_CACHE_SIZE:  # old orders' copies go, a few reads are repeated
-            self._active.clear()
-        self._active[order_id] = (time.monotonic() + ORDER_CACHE_SECONDS, order)
-        return order
+        From this process's copies, at most ORDER_CACHE_SECONDS old (the others in one query), dropped
+        at once when this process sees an order change; a copy gone stale by a change on another
+        process only makes a conditional write miss (the status is in its filter), which drops it too."""
+        now, found, missing = time.monotonic(), {}, []
+        for order_id in dict.fromkeys(order_ids):
+            cached = self._active.get(order_id)
+            if cached is not None and cached[0] > now:
+                found[order_id] = cached[1]
+            else:
+                missing.append(order_id)
+        if missing:
+            query = {"_id": {"$in": [ObjectId(i) for i in missing]}, "status": {"$in": list(TARGETS)}}
+            read = {str(doc["_id"]): doc for doc in await self.orders.find(query, ACTIVE_ORDER_FIELDS).to_list()}
+            if len(self._active) >= ORDER_CACHE_SIZE:  # old orders' copies go, a few reads are repeated
+                self._active.clear()
+            for order_id in missing:
+                found[order_id] = read.get(order_id)
+                self._active[order_id] = (now + ORDER_CACHE_SECONDS, found[order_id])
+        return found
 
     # --- an order's truck moved ------------------------------------------------------------
     async def follow(self, order: dict[str, Any], points: list[dict[str, Any]]) -> None:
-        """Check arrival along the points (ts order), then refresh the ETA from the newest one if due."""
+        """Check arrival along the points, then refresh the ETA from the newest one if due."""
+        due = await self._judge_order(order, points)
+        await self._write_etas([due] if due is not None else [])
+
+    async def _judge_order(
+        self, order: dict[str, Any], points: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Raise arrival along the points (ts order); the (order, new ETA) to write when one is due."""
         points = sorted(points, key=lambda p: p["ts"])
         status = order["status"]
         if status in ARRIVAL_STATUSES:
@@ -182,8 +208,7 @@ class GpsWatch:
             near = next((p for p in points if self._within(p, place)), None)
             if near is not None and target.value not in (order.get("arrivals") or {}):
                 await self._arriving(order, target, near["ts"])
-        if points:
-            await self._refresh_eta(order, points[-1])
+        return await self._due_eta(order, points[-1]) if points else None
 
     def _within(self, point: dict[str, Any], place: dict[str, Any]) -> bool:
         return haversine_km(point["lat"], point["lon"], place["lat"], place["lon"]) <= self.radius_km
@@ -213,17 +238,19 @@ class GpsWatch:
             )
         )
 
-    async def _refresh_eta(self, order: dict[str, Any], point: dict[str, Any], *, force: bool = False) -> None:
-        """A new ETA from this point when the last one is old enough or far enough away (or `force`)."""
+    async def _due_eta(
+        self, order: dict[str, Any], point: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A new ETA from this point when the last one is old enough or far enough away; else None."""
         target = TARGETS.get(order["status"])
         if target is None:
-            return
+            return None
         last = order.get("eta")
-        if not force and last is not None and last.get("target") == target.value:
+        if last is not None and last.get("target") == target.value:
             age = (utcnow() - last["computed_at"]).total_seconds()
             far = haversine_km(last["origin"]["lat"], last["origin"]["lon"], point["lat"], point["lon"])
             if age < self.interval and far < MOVED_KM:
-                return
+                return None
         route = await self.router.route(point, order[target.value])
         eta = {
             "target": target.value,
@@ -233,28 +260,50 @@ class GpsWatch:
             "source": route.source,
             "origin": {"lat": point["lat"], "lon": point["lon"]},
         }
-        expect = {"eta.computed_at": last["computed_at"]} if last is not None else {"eta": None}
-        updated = await self.orders.find_one_and_update(
-            {"_id": order["_id"], "status": order["status"], **expect},
-            {"$set": {"eta": eta}},
-            projection={"revision": 1, "organization": 1},
-            return_document=ReturnDocument.AFTER,
-        )
-        if updated is None:  # another process refreshed it first, or the order moved on
-            self._active.pop(str(order["_id"]), None)
+        return order, eta
+
+    async def _write_etas(self, due: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Write new ETAs, each a compare-and-set on the one it replaces (and the order's status), in one
+        round trip; publish those written (one another process wrote first, or of an order that moved
+        on, is dropped with the order's copy)."""
+        if not due:
             return
-        order["eta"] = eta
-        shown = {"order_id": str(order["_id"]), **ETA_OUT.dump(eta)}
-        await self.events.publish(
-            Event(
-                "eta",
-                _channels(updated),
-                shown,
-                topic=WebhookEvent.ORDER_ETA,
-                organization=_text(updated.get("organization")),
-                ordering=(f"order:{order['_id']}", int(updated.get("revision") or 0)),
+        writes = [
+            UpdateOne(
+                {
+                    "_id": order["_id"],
+                    "status": order["status"],
+                    **({"eta.computed_at": order["eta"]["computed_at"]} if order.get("eta") else {"eta": None}),
+                },
+                {"$set": {"eta": eta}},
             )
-        )
+            for order, eta in due
+        ]
+        result = await self.orders.bulk_write(writes, ordered=False)
+        written = due
+        if result.modified_count < len(due):  # which ones lost: read back whose ETA is ours
+            ids = [order["_id"] for order, _ in due]
+            now = {
+                doc["_id"]: doc.get("eta")
+                for doc in await self.orders.find({"_id": {"$in": ids}}, {"eta": 1}).to_list()
+            }
+            written = [(o, e) for o, e in due if (now.get(o["_id"]) or {}).get("computed_at") == e["computed_at"]]
+        lost = {id(order) for order, _ in due} - {id(order) for order, _ in written}
+        for order, _ in due:
+            if id(order) in lost:
+                self._active.pop(str(order["_id"]), None)
+        for order, eta in written:
+            order["eta"] = eta
+            await self.events.publish(
+                Event(
+                    "eta",
+                    _channels(order),
+                    {"order_id": str(order["_id"]), **ETA_OUT.dump(eta)},
+                    topic=WebhookEvent.ORDER_ETA,
+                    organization=_text(order.get("organization")),
+                    ordering=(f"order:{order['_id']}", int(order.get("revision") or 0)),
+                )
+            )
 
     # --- status changes ----------------------------------------------------------------------
     async def on_event(self, event: Event) -> None:
