@@ -20,6 +20,8 @@ CACHE_SECONDS = 365 * 24 * 3600
 class AvatarFileHandler(tornado.web.StaticFileHandler):
     """Serves `DISPATCH_MEDIA_DIR/avatars/` only; the incoming uploads stay private."""
 
+    store_free = True  # answers without MongoDB or Redis: no 503 to document
+
     @property
     def services(self) -> Services:
         """The process's services (dispatch.services)."""
@@ -36,6 +38,7 @@ class AvatarFileHandler(tornado.web.StaticFileHandler):
     async def get(self, name: str, include_body: bool = True) -> None:
         """An avatar image.
         ---
+        operationId: getAvatarFile
         tags: [users]
         responses:
           200:

@@ -303,7 +303,8 @@ class DriverSocket(Socket):
 
     get.__doc__ = (
         """The driver's live socket: location / locations / status frames in; ack, assignment, order out.
-        ---"""
+        ---
+        operationId: openDriverSocket"""
         + WS_DOC
     )
 
@@ -402,7 +403,8 @@ class ConsoleSocket(Socket):
 
     get.__doc__ = (
         """The console's live socket: subscribe / unsubscribe in; location, order, waybill, presence out.
-        ---"""
+        ---
+        operationId: openConsoleSocket"""
         + WS_DOC
     )
 
@@ -438,7 +440,8 @@ class OrderSocket(Socket):
 
     get.__doc__ = (
         """An order's live socket: the assigned truck's location and the order's status events.
-        ---"""
+        ---
+        operationId: openOrderSocket"""
         + WS_DOC
     )
 
