@@ -110,7 +110,7 @@ SECURITY_SCHEMES = {
         "description": "The access token in the query string (websockets only: browsers cannot set headers there).",
     },
 }
-SOCKET_SECURITY = [{"bearer": []}, {"accessTokenQuery": []}]
+SOCKET_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"accessTokenQuery": []}]
 VERBS = {"get": "get", "post": "create", "put": "put", "patch": "update", "delete": "delete"}
 
 
@@ -315,26 +315,31 @@ def _finish(document: dict[str, Any]) -> None:
 
 
 def _nullable_refs(schema: dict[str, Any]) -> None:
-    """marshmallow's `Nested(allow_none=True)` comes out as `anyOf: [$ref, {type: object, nullable}]`: a bare object.
+    """marshmallow's `Nested(allow_none=True)` comes out as `anyOf: [$ref, {type: object, nullable}]`: any object.
 
-    OpenAPI 3.0.3 says it as `allOf: [$ref]` with `nullable: true`.
+    Its other branch should admit `null` alone, which OpenAPI 3.0.3 says as `nullable` with `enum: [null]`;
+    generated clients then read the field as the object or None.
     """
     for prop in schema.get("properties", {}).values():
         options = prop.get("anyOf", [])
         if len(options) == 2 and options[1] == {"type": "object", "nullable": True}:
-            prop.pop("anyOf")
-            prop.update({"type": "object", "allOf": [options[0]], "nullable": True})
+            options[1] = {"type": "object", "nullable": True, "enum": [None]}
 
 
 def _finish_operation(operation: dict[str, Any], path: str, document: dict[str, Any]) -> None:
+    for entry in ERROR_CODES.values():  # a status the catalogue says the operation answers
+        if operation["operationId"] in entry.operations:
+            for status in entry.statuses:
+                operation["responses"].setdefault(str(status), {"$ref": f"#/components/responses/{status}"})
     for status, response in list(operation["responses"].items()):
-        ref = response.get("$ref", "")
-        if ref.startswith("#/components/responses/"):
-            response = operation["responses"][status] = _error_response(str(status), operation, path)
+        if response.get("$ref", "").startswith("#/components/responses/"):
+            response = operation["responses"][status] = _error_response(status, operation, path)
+        elif status[0] in "45" and "x-error-codes" not in response:
+            _describe_codes(response, codes_of(status, operation, path))
         response.setdefault("headers", {})
-        for name in ["X-Request-ID", *HEADERS_OF_STATUS.get(str(status), [])]:
+        for name in ["X-Request-ID", *HEADERS_OF_STATUS.get(status, [])]:
             response["headers"].setdefault(name, {"$ref": f"#/components/headers/{name}"})
-        if str(status).startswith("2") and _takes_idempotency_key(operation):
+        if status.startswith("2") and _takes_idempotency_key(operation):
             response["headers"]["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
         for media_type, content in response.get("content", {}).items():
             _add_example(content, media_type, document, request=False)
@@ -354,6 +359,8 @@ def codes_of(status: str, operation: dict[str, Any], path: str) -> list[str]:
         for code, entry in ERROR_CODES.items()
         if entry.generic and int(status) in entry.statuses and code not in ("bad_request",)
     ]
+    if status == "400":  # a 400 `invalid_token` is about links (activation, reset), named by their operations
+        generic.remove("invalid_token")
     if status == "400":
         if "requestBody" in operation:
             generic.append("malformed_json")
@@ -364,22 +371,28 @@ def codes_of(status: str, operation: dict[str, Any], path: str) -> list[str]:
 
 
 def _error_response(status: str, operation: dict[str, Any], path: str) -> dict[str, Any]:
-    codes = codes_of(status, operation, path)
-    code, message, details = ERROR_EXAMPLES.get(status, ("error", default_message(int(status)), {}))
-    if code not in codes and codes:
-        code, message, details = codes[0], ERROR_CODES[codes[0]].meaning, {}
-    listing = "; ".join(f"`{c}`: {ERROR_CODES[c].meaning}" for c in codes)
-    return {
-        "description": ERROR_STATUSES.get(status, default_message(int(status)))
-        + (f". Codes — {listing}" if codes else ""),
-        "x-error-codes": codes,
-        "content": {
-            "application/json": {
-                "schema": {"$ref": "#/components/schemas/Error"},
-                "example": {"error": {"code": code, "message": message, "details": details}},
-            }
-        },
+    response = {
+        "description": ERROR_STATUSES.get(status, default_message(int(status))),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
+    _describe_codes(response, codes_of(status, operation, path))
+    return response
+
+
+def _describe_codes(response: dict[str, Any], codes: list[str]) -> None:
+    """List an error answer's codes (`x-error-codes` and its description), with an example of one of them."""
+    if not codes:
+        return
+    response["x-error-codes"] = codes
+    listing = "; ".join(f"`{c}`: {ERROR_CODES[c].meaning}" for c in codes)
+    response["description"] = f"{response['description'].rstrip('.')}. Codes — {listing}"
+    content = response.get("content", {}).get("application/json")
+    if content is None or "example" in content:
+        return
+    own = [c for c in codes if not ERROR_CODES[c].generic]
+    typical = next((e for e in ERROR_EXAMPLES.values() if e[0] in codes and not own), None)
+    code, message, details = typical or ((own or codes)[0], ERROR_CODES[(own or codes)[0]].meaning, {})
+    content["example"] = {"error": {"code": code, "message": message, "details": details}}
 
 
 def _add_example(content: dict[str, Any], media_type: str, document: dict[str, Any], *, request: bool) -> None:

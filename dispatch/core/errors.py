@@ -45,7 +45,7 @@ def _code(*statuses: int, meaning: str, operations: tuple[str, ...] = (), generi
 
 
 _SIGN_IN = ("login", "verifySmsCode")
-_PROFILE = ("updateMe", "updateUser", "registerAccount")
+_PROFILE = ("updateMe", "registerAccount")
 # Every code the server answers with (a test keeps it complete); the OpenAPI document lists them per response.
 ERROR_CODES: dict[str, ErrorCode] = {
     "bad_request": _code(400, meaning="The request is malformed.", generic=True),
@@ -61,6 +61,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
         400,
         401,
         meaning="400: an activation or reset link is not valid; 401: the access token is not valid.",
+        operations=("activateAccount", "resetPassword"),
         generic=True,
     ),
     "unauthenticated": _code(401, meaning="No access token was sent.", generic=True),

@@ -86,7 +86,7 @@ async def test_every_enum_of_the_document_is_one_of_the_vocabulary(api: Api) -> 
     document = (await api.get("/api/openapi.json")).json
     enums = enums_of(document)
     assert ["BASE", "DRIVER", "MANAGER", "ADMIN"] in enums and len(enums) > 10
-    assert [enum for enum in enums if enum not in ENUMS] == []
+    assert [enum for enum in enums if enum not in ENUMS and enum != [None]] == []  # [None]: a nullable object's null
 
 
 class HandTypedEnumHandler(BaseHandler):
