@@ -103,7 +103,7 @@ class HandTypedEnumHandler(BaseHandler):
 
 def test_a_hand_typed_enum_is_caught() -> None:
     enums = enums_of(build_spec([("/typed", HandTypedEnumHandler)], SCHEMAS))
-    assert [enum for enum in enums if enum not in ENUMS] == [["new", "assigned", "done"]]
+    assert [enum for enum in enums if enum not in ENUMS and enum != [None]] == [["new", "assigned", "done"]]
 
 
 def test_list_endpoints_share_the_pagination_schema() -> None:
