@@ -64,6 +64,8 @@ class AvatarFileHandler(tornado.web.StaticFileHandler):
         # The JSON error envelope, like every other answer of the app (never an HTML page).
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
+        if status_code == 405:  # RFC 9110: a 405 names the methods the resource has
+            self.set_header("Allow", "GET, HEAD")
         message = "No such avatar." if status_code == 404 else "The file cannot be served."
         self.finish(jsonutil.dumps({"error": {"code": default_code(status_code), "message": message, "details": {}}}))
 
