@@ -10,6 +10,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from openapi_schema_validator import OAS30Validator
 from dispatch.core.errors import DEFAULT_CODES, ERROR_CODES
 from dispatch.openapi import build_spec, operation_id
 from handlers import all_routes
+from handlers.base import BaseHandler
 from models.common import SCHEMAS
 from tests.support.factories import PASSWORD, make_org, make_user
 from tests.support.helpers import Api
@@ -75,6 +77,29 @@ def test_every_operation_declares_its_security(document: dict[str, Any]) -> None
     assert schemes["apiKey"] == {**schemes["apiKey"], "in": "header", "name": "X-API-Key"}
     for scheme in (name for entries in security.values() for entry in entries for name in entry):
         assert scheme in schemes
+
+
+class KeyAdmittingHandler(BaseHandler):
+    def get(self) -> None:
+        """A rule that also admits an organization's API key.
+        ---
+        responses:
+          200: {description: OK}
+        """
+
+
+# An access rule with a key scope, as API keys declare them (`key_scope` on the rule).
+KeyAdmittingHandler.get.__access__ = SimpleNamespace(  # type: ignore[attr-defined]
+    needs_user=True, categories=frozenset(), key_scope="orders:read"
+)
+
+
+def test_an_operation_a_key_may_call_takes_a_token_or_a_key() -> None:
+    operation = build_spec([("/api/v1/keyed", KeyAdmittingHandler)], SCHEMAS)["paths"]["/api/v1/keyed"]["get"]
+    assert operation["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert operation["operationId"] == "getKeyed"
+    assert {"401", "403", "429", "503"} <= set(operation["responses"])
+    assert "Retry-After" in operation["responses"]["429"]["headers"]
 
 
 def test_every_answer_declares_the_headers_the_server_sends(document: dict[str, Any]) -> None:
