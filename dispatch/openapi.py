@@ -312,6 +312,16 @@ def _finish(document: dict[str, Any]) -> None:
             seen[operation["operationId"]] = where
             _finish_operation(operation, path, document)
     document["components"].pop("responses", None)  # every error answer is written out per operation
+    code = schemas["ErrorBody"]["properties"]["code"]
+    catalogue = "".join(
+        f"\n- `{name}` ({', '.join(map(str, entry.statuses))}): {entry.meaning}" for name, entry in ERROR_CODES.items()
+    )
+    code.update(
+        {
+            "description": f"{code.get('description', '')}. Every code the server sends:{catalogue}",
+            "example": "not_found",
+        }
+    )
 
 
 def _nullable_refs(schema: dict[str, Any]) -> None:
@@ -384,8 +394,8 @@ def _describe_codes(response: dict[str, Any], codes: list[str]) -> None:
     if not codes:
         return
     response["x-error-codes"] = codes
-    listing = "; ".join(f"`{c}`: {ERROR_CODES[c].meaning}" for c in codes)
-    response["description"] = f"{response['description'].rstrip('.')}. Codes — {listing}"
+    listing = "".join(f"\n- `{c}`: {ERROR_CODES[c].meaning}" for c in codes)
+    response["description"] = f"{response['description'].rstrip('.')}.\n\nError codes:{listing}"
     content = response.get("content", {}).get("application/json")
     if content is None or "example" in content:
         return

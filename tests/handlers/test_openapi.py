@@ -178,6 +178,8 @@ def test_every_error_code_of_the_code_base_is_in_the_catalogue(document: dict[st
         "bad_request",
         "websocket_upgrade_required",
     ]
+    catalogue = document["components"]["schemas"]["ErrorBody"]["properties"]["code"]["description"]
+    assert all(f"`{code}`" in catalogue for code in ERROR_CODES)
     changes = document["paths"]["/api/v1/orders/{order_id}/status"]["post"]["responses"]
     assert "invalid_transition" in changes["409"]["x-error-codes"]
     assert changes["409"]["content"]["application/json"]["example"]["error"]["code"] == "invalid_transition"
