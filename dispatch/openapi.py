@@ -101,7 +101,7 @@ SECURITY_SCHEMES = {
         "type": "apiKey",
         "in": "header",
         "name": "X-API-Key",
-        "description": "An organization's API key (`dsp_…`), for the operations its scopes admit.",
+        "description": "An organization's API key (`dsp_…`), within its scopes (SPEC section 9).",
     },
     "accessTokenQuery": {
         "type": "apiKey",
@@ -110,6 +110,7 @@ SECURITY_SCHEMES = {
         "description": "The access token in the query string (websockets only: browsers cannot set headers there).",
     },
 }
+REFUSES_KEYS = "x-refuses-api-keys"  # set while building: a public operation for people that refuses a key
 SOCKET_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"accessTokenQuery": []}]
 VERBS = {"get": "get", "post": "create", "put": "put", "patch": "update", "delete": "delete"}
 
@@ -218,7 +219,7 @@ def _operations(handler: type, pattern: str) -> dict[str, Any]:
             continue
         operation.setdefault("operationId", operation_id(method, openapi_path(pattern)))
         _add_security(operation, handler, getattr(getattr(handler, method), "__access__", None))
-        _add_standard_errors(operation, handler, pattern)
+        _add_standard_errors(operation, handler, pattern, getattr(getattr(handler, method), "__access__", None))
         operations[method] = operation
     return operations
 
@@ -235,13 +236,16 @@ def _add_security(operation: dict[str, Any], handler: type, rule: Any) -> None:
         operation.setdefault("security", [{"bearer": []}])
 
 
-def _add_standard_errors(operation: dict[str, Any], handler: type, pattern: str) -> None:
+def _add_standard_errors(operation: dict[str, Any], handler: type, pattern: str, rule: Any) -> None:
     """Document the errors every operation of its kind can answer."""
     responses = operation["responses"]
     statuses = []
     socket = issubclass(handler, tornado.websocket.WebSocketHandler)
+    if getattr(rule, "people_only", False):  # sign-up and sign-in refuse an API key
+        operation[REFUSES_KEYS] = True
+        statuses += ["403"]
     if operation["security"] and not socket:
-        statuses += ["401", "403"]
+        statuses += ["400", "401", "403"]  # 400: a token and a key at once
         if any("apiKey" in s for s in operation["security"]):
             statuses += ["429"]  # each key has its own rate limit
     if "requestBody" in operation:
@@ -311,6 +315,7 @@ def _finish(document: dict[str, Any]) -> None:
                 )
             seen[operation["operationId"]] = where
             _finish_operation(operation, path, document)
+            operation.pop(REFUSES_KEYS, None)
     document["components"].pop("responses", None)  # every error answer is written out per operation
     code = schemas["ErrorBody"]["properties"]["code"]
     catalogue = "".join(
@@ -371,13 +376,31 @@ def codes_of(status: str, operation: dict[str, Any], path: str) -> list[str]:
     ]
     if status == "400":  # a 400 `invalid_token` is about links (activation, reset), named by their operations
         generic.remove("invalid_token")
+    if not operation["security"]:  # a role refusal needs a signed-in caller
+        generic = [code for code in generic if code != "forbidden"]
     if status == "400":
         if "requestBody" in operation:
             generic.append("malformed_json")
         if "{" in path:
             generic.append("invalid_id")
     own = [code for code, entry in ERROR_CODES.items() if operation["operationId"] in entry.operations]
-    return list(dict.fromkeys(generic + [c for c in own if int(status) in ERROR_CODES[c].statuses]))
+    own = [c for c in own if int(status) in ERROR_CODES[c].statuses]
+    return list(dict.fromkeys(generic + _credential_codes(status, operation) + own))
+
+
+def _credential_codes(status: str, operation: dict[str, Any]) -> list[str]:
+    """The codes about the credentials sent: a token and a key at once, a bad key, a key where none may go."""
+    security = operation["security"]
+    if {"accessTokenQuery": []} in security:  # sockets close with 4401 / 4403 instead
+        return []
+    admits_key = {"apiKey": []} in security
+    refuses_key = (bool(security) and not admits_key) or operation.get(REFUSES_KEYS, False)
+    codes = {
+        "400": ["ambiguous_credentials"] if security else [],
+        "401": ["invalid_api_key"] if admits_key else [],
+        "403": ["insufficient_scope"] if admits_key else ["not_for_api_keys"] if refuses_key else [],
+    }
+    return codes.get(status, [])
 
 
 def _error_response(status: str, operation: dict[str, Any], path: str) -> dict[str, Any]:

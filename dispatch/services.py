@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.events import EventBus
 from dispatch.core.storage import open_stores
+from dispatch.domain.api_keys import KeyDesk
 from dispatch.domain.directory import Directory
 from dispatch.domain.fleet import Fleet, PriceLists
 from dispatch.domain.idempotency import Idempotency
@@ -71,6 +72,7 @@ class Services:
     invitations: Invitations
     organizations: OrganizationDesk
     directory: Directory
+    api_keys: KeyDesk
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -110,6 +112,7 @@ class Services:
             invitations=Invitations(db),
             organizations=OrganizationDesk(db, users),
             directory=Directory(identity),
+            api_keys=KeyDesk(settings, db, redis),
         )
 
     async def close(self) -> None:

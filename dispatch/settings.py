@@ -45,6 +45,7 @@ class Settings:
         "sms_verify_ip=20/600,password_forgot_ip=10/3600,password_forgot_account=3/3600",
         "Rate limits as `name=count/seconds`, comma-separated; names given override the defaults.",
     )
+    api_key_rate_limit: int = setting(600, "Requests per minute one API key may make (429 with Retry-After beyond).")
     public_url: str = setting("http://127.0.0.1:8888", "Public base URL used in links sent by email.")
     require_email_verification: bool = setting(True, "Refuse log-in until the email address is verified.")
     email_backend: str = setting(
@@ -137,7 +138,14 @@ class Settings:
             _fail("port", self.port, "a port number between 1 and 65535")
         if self.processes < 0:
             _fail("processes", self.processes, "0 or more")
-        for name in ("access_ttl", "refresh_ttl", "max_body_bytes", "task_visibility_timeout", "idle_timeout"):
+        for name in (
+            "access_ttl",
+            "refresh_ttl",
+            "max_body_bytes",
+            "task_visibility_timeout",
+            "idle_timeout",
+            "api_key_rate_limit",
+        ):
             if getattr(self, name) <= 0:
                 _fail(name, getattr(self, name), "a positive number")
         _check_url("mongodb_url", self.mongodb_url, ("mongodb", "mongodb+srv"))

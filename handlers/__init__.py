@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers import (
+    api_keys,
     auth,
     avatars,
     console,
@@ -31,6 +32,7 @@ API_MODULES = [
     users,
     organizations,
     invitations,
+    api_keys,
     avatars,
     vehicles,
     waybills,

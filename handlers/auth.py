@@ -13,7 +13,7 @@ from models.users import RegisterIn, present_one
 
 
 class RegisterHandler(BaseHandler):
-    @public
+    @public(keys=False)
     async def post(self) -> None:
         """Create an account (BASE, DRIVER or MANAGER); an activation email is sent.
         ---
@@ -42,7 +42,7 @@ class RegisterHandler(BaseHandler):
 
 
 class ActivateHandler(BaseHandler):
-    @public
+    @public(keys=False)
     async def get(self) -> None:
         """Verify an email address from the emailed link.
         ---
@@ -65,7 +65,7 @@ class ActivateHandler(BaseHandler):
 
 
 class LoginHandler(BaseHandler):
-    @public
+    @public(keys=False)
     async def post(self) -> None:
         """Log in with email, phone or username and a password; returns a token pair.
         ---
@@ -94,7 +94,7 @@ class LoginHandler(BaseHandler):
 
 
 class RefreshHandler(BaseHandler):
-    @public
+    @public(keys=False)
     async def post(self) -> None:
         """Swap a refresh token for a new pair; the old refresh token stops working.
         ---
@@ -182,7 +182,7 @@ class SessionHandler(BaseHandler):
 
 
 class PasswordForgotHandler(BaseHandler):
-    @public
+    @public(keys=False)
     async def post(self) -> None:
         """Ask for a password-reset email; answers 202 whether or not the address has an account.
         ---
@@ -205,7 +205,7 @@ class PasswordForgotHandler(BaseHandler):
 
 
 class PasswordResetHandler(BaseHandler):
-    @public
+    @public(keys=False)
     async def post(self) -> None:
         """Set a new password with the emailed token; every session of the account ends.
         ---

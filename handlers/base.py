@@ -14,9 +14,10 @@ from tornado.http1connection import HTTP1Connection
 from dispatch.core import jsonutil
 from dispatch.core.errors import ApiError, default_code, default_message
 from dispatch.core.pagination import Page, parse_page
-from dispatch.core.policy import HTTP_METHODS, is_implemented, public, rule_of
+from dispatch.core.policy import HTTP_METHODS, Rule, is_implemented, not_for_api_keys, public, rule_of
 from dispatch.core.requestid import request_id
 from dispatch.core.storage import UNAVAILABLE
+from dispatch.domain import api_keys
 from dispatch.services import Services
 
 log = logging.getLogger("dispatch.http")
@@ -29,7 +30,7 @@ UNBOUNDED = 2**62
 # reset it, and a reset can destroy the answer before the client reads it.
 OVERSIZE_READ_FACTOR = 2
 RETRY_AFTER_OUTAGE = 5  # seconds a client should wait after a 503 caused by a store outage
-CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
+CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-API-Key, X-Request-ID"
 
 
 @tornado.web.stream_request_body
@@ -93,6 +94,9 @@ class BaseHandler(tornado.web.RequestHandler):
         rule = rule_of(self, method)
         if rule is None:  # check_handlers makes this impossible at start-up
             raise ApiError(500)
+        if api_keys.HEADER in self.request.headers and (rule.needs_user or rule.people_only):
+            await self._admit_key(rule)
+            return
         await self.authenticate()
         if not rule.allows(self.current_category):
             if self.current_user is None:
@@ -128,6 +132,26 @@ class BaseHandler(tornado.web.RequestHandler):
                 raise self._refusal
 
         setattr(self, self.request.method.lower(), after_body)
+
+    async def _admit_key(self, rule: Rule) -> None:
+        """Let a request made with `X-API-Key` through as its organization's key principal, or raise why not.
+
+        A key alone authenticates: with `Authorization` beside it the request is ambiguous (400). A method
+        no key may call refuses it before any look-up. Public endpoints need no credential, so there a key
+        is not even looked at (as a bad Bearer token is not), except on those for people (`/auth/*`).
+        """
+        if rule.needs_user and self.request.headers.get("Authorization"):
+            raise ApiError(
+                400, "ambiguous_credentials", "Send either `X-API-Key` or `Authorization: Bearer`, not both."
+            )
+        if rule.key_scope is None:
+            raise not_for_api_keys()
+        principal = await self.services.api_keys.resolve(self.request.headers[api_keys.HEADER])
+        await self.services.api_keys.admit(principal)
+        refusal = rule.key_refusal(principal["scopes"])
+        if refusal is not None:
+            raise refusal
+        self.current_user = principal
 
     async def authenticate(self) -> None:
         """Resolve the caller from `Authorization: Bearer`; a bad token counts only where sign-in is needed."""
@@ -263,7 +287,9 @@ class BaseHandler(tornado.web.RequestHandler):
             code, message, details = "service_unavailable", "A data store is unreachable; try again shortly.", {}
         else:  # never leak a traceback or internal text to the client
             code, message, details = default_code(status_code), default_message(status_code), {}
-        if status_code == 401:  # RFC 6750: say which scheme, and whether the token sent was the problem
+        if status_code == 401 and api_keys.HEADER in self.request.headers:
+            self.set_header("WWW-Authenticate", 'ApiKey realm="dispatch", header="X-API-Key"')
+        elif status_code == 401:  # RFC 6750: say which scheme, and whether the token sent was the problem
             sent = bool(self.request.headers.get("Authorization"))
             self.set_header("WWW-Authenticate", 'Bearer realm="dispatch"' + (', error="invalid_token"' if sent else ""))
         if self._closing or not self._prepared:  # the body was not read: this connection cannot carry another

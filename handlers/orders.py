@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dispatch.core.policy import authenticated, roles
-from dispatch.core.vocabulary import Category
+from dispatch.core.vocabulary import Category, KeyScope
 from dispatch.domain import idempotency
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
@@ -37,7 +37,7 @@ class OrdersBase(BaseHandler):
 
 
 class OrdersHandler(OrdersBase):
-    @authenticated
+    @authenticated(key=KeyScope.ORDERS_READ)
     async def get(self) -> None:
         """List orders: a client's own, a driver's assigned, a manager's organizations', or all (ADMIN).
         ---
@@ -57,11 +57,18 @@ class OrdersHandler(OrdersBase):
         docs, total = await self.services.orders.page(self.current_user, filters, page)
         self.write_json(page.envelope(ORDER_OUT.dump(docs, many=True), total))
 
-    @roles(Category.BASE, Category.MANAGER, Category.ADMIN)
+    @roles(Category.BASE, Category.MANAGER, Category.ADMIN, key=KeyScope.ORDERS_WRITE)
     async def post(self) -> None:
         """Order a tow; answers with the price estimate. With `Idempotency-Key`, a retry gets the first answer.
         ---
         tags: [orders]
+        description: |
+          A client orders for themselves. A MANAGER (for one of their organizations) or an ADMIN orders for a
+          client (`client_id`) or for a motorist without an account (`customer`). An organization's API key
+          (scope `orders:write`) orders for its own organization (`organization` may be omitted), for a
+          `customer` or nobody named; its orders carry `source: "api"` and `created_by` = the key's id.
+          `external_ref` (API keys, MANAGERs, ADMINs) is the integrator's own id: unique per organization,
+          a second order with it → 409 `duplicate_external_ref`; find the order with `GET /orders?external_ref=`.
         parameters:
           - name: Idempotency-Key
             in: header
@@ -87,7 +94,7 @@ class OrdersHandler(OrdersBase):
 
 
 class OrderHandler(OrdersBase):
-    @authenticated
+    @authenticated(key=KeyScope.ORDERS_READ)
     async def get(self, order_id: str) -> None:
         """One order (outside the caller's scope: 404).
         ---
@@ -102,7 +109,7 @@ class OrderHandler(OrdersBase):
 
 
 class OrderStatusHandler(OrdersBase):
-    @authenticated
+    @authenticated(key=KeyScope.ORDERS_WRITE)
     async def post(self, order_id: str) -> None:
         """Move an order along the state machine (a driver's `declined` returns it to `new`).
         ---
@@ -112,7 +119,9 @@ class OrderStatusHandler(OrdersBase):
           new → assigned → accepted → en_route → arrived → in_progress → completed; `cancelled` from
           new, assigned, accepted or en_route; `declined` from assigned (back to new).
           A client may cancel their own order; a driver moves their assigned order forward or declines it;
-          managers (their organizations) and ADMINs make any valid move.
+          managers (their organizations) and ADMINs make any valid move. An API key (scope `orders:write`)
+          may only cancel its organization's orders (any other status → 403 `transition_forbidden`);
+          its timeline entry has `actor_id` = the key's id and `actor_type: "api_key"`.
         requestBody:
           required: true
           content:
@@ -156,7 +165,7 @@ class OrderAssignHandler(OrdersBase):
 
 
 class OrderEventsHandler(OrdersBase):
-    @authenticated
+    @authenticated(key=KeyScope.ORDERS_READ)
     async def get(self, order_id: str) -> None:
         """An order's timeline: who did what, when (oldest first).
         ---
@@ -176,7 +185,7 @@ class OrderEventsHandler(OrdersBase):
 
 
 class OrderTrackHandler(OrdersBase):
-    @authenticated
+    @authenticated(key=KeyScope.ORDERS_READ)
     async def get(self, order_id: str) -> None:
         """The assigned truck's live position and its distance to the pickup.
         ---

@@ -20,6 +20,7 @@ from dispatch.core.policy import public
 from dispatch.core.storage import UNAVAILABLE
 from dispatch.core.timeutil import isoformat, utcnow
 from dispatch.core.vocabulary import Category
+from dispatch.domain import api_keys
 from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_order
 from dispatch.realtime.frames import Frame, FrameError, channel_of, frame_type, parse_points, since_of
 from dispatch.realtime.hub import Hub
@@ -39,7 +40,8 @@ WS_DOC = """
         description: |
           Upgrade to a websocket (SPEC section 6). Authenticate with `Authorization: Bearer`,
           `?token=` or a first frame `{"type": "auth", "token": ...}` within 5 s; failures close
-          with 4401 / 4403 after the upgrade.
+          with 4401 / 4403 after the upgrade. Sockets are for people: an API key (`X-API-Key`, or a
+          `dsp_…` key given as the token) is closed with 4403 `not_for_api_keys`.
         parameters:
           - {name: token, in: query, required: false, schema: {type: string}}
         responses:
@@ -108,7 +110,9 @@ class Socket(tornado.websocket.WebSocketHandler):
             self._send, self._stuck, self.kind, stuck_after=self.settings.get("ws_stuck_after", STUCK_AFTER)
         )
         token = self._upgrade_token()
-        if token:
+        if api_keys.HEADER in self.request.headers:  # sockets are for people (SPEC section 9)
+            self.close(CLOSE_FORBIDDEN, "not_for_api_keys")
+        elif token:
             await self._authenticate(token)
         else:
             self._auth_timer = asyncio.get_running_loop().call_later(
@@ -128,6 +132,9 @@ class Socket(tornado.websocket.WebSocketHandler):
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None
+        if api_keys.looks_like_key(token):  # a key where a person's token belongs: forbidden, not unknown
+            self.close(CLOSE_FORBIDDEN, "not_for_api_keys")
+            return
         try:
             caller = await self.services.identity.resolve(token)
         except ApiError as exc:

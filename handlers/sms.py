@@ -10,7 +10,7 @@ from models.users import present_one
 
 
 class SmsRequestHandler(BaseHandler):
-    @public
+    @public(keys=False)
     async def post(self) -> None:
         """Send a 6-digit log-in code by SMS; it works once, for 5 minutes.
         ---
@@ -33,7 +33,7 @@ class SmsRequestHandler(BaseHandler):
 
 
 class SmsVerifyHandler(BaseHandler):
-    @public
+    @public(keys=False)
     async def post(self) -> None:
         """Log in with the SMS code: it reaches the account that verified the phone, else a new BASE account.
         ---

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dispatch.core.policy import authenticated, roles
-from dispatch.core.vocabulary import Category
+from dispatch.core.vocabulary import Category, KeyScope
 from handlers.base import BaseHandler, query_of
 from models.common import parse_id
 from models.vehicles import (
@@ -46,7 +46,7 @@ class FleetHandler(BaseHandler):
 
 
 class VehicleTypesHandler(BaseHandler):
-    @authenticated
+    @authenticated(key=KeyScope.FLEET_READ)
     async def get(self) -> None:
         """List vehicle types (kinds of car being towed) and their prices: the shared catalogue and the
         organizations' price lists the caller may read (clients and ADMINs: every one; MANAGERs and DRIVERs:
@@ -91,7 +91,7 @@ class VehicleTypesHandler(BaseHandler):
 
 
 class VehicleTypeHandler(BaseHandler):
-    @authenticated
+    @authenticated(key=KeyScope.FLEET_READ)
     async def get(self, type_id: str) -> None:
         """One vehicle type (outside the price lists the caller reads: 404).
         ---
@@ -128,7 +128,7 @@ class VehicleTypeHandler(BaseHandler):
 
 
 class VehiclesHandler(FleetHandler):
-    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN, key=KeyScope.FLEET_READ)
     async def get(self) -> None:
         """List vehicles: ADMIN all, MANAGER their organizations', DRIVER their own.
         ---
@@ -167,14 +167,14 @@ class VehiclesHandler(FleetHandler):
 
 
 class NearbyHandler(FleetHandler):
-    @roles(Category.BASE, Category.MANAGER, Category.ADMIN)
+    @roles(Category.BASE, Category.MANAGER, Category.ADMIN, key=KeyScope.FLEET_READ)
     async def get(self) -> None:
-        """Available vehicles near a point, nearest first (clients and ADMINs: every fleet; MANAGERs: theirs).
+        """Available vehicles near a point, nearest first (clients and ADMINs: every fleet; MANAGERs, keys: theirs).
         ---
         operationId: listNearbyVehicles
         tags: [fleet]
         description: |
-          MANAGERs and ADMINs get full vehicles (`NearbyVehicleList`); clients get each truck as
+          MANAGERs, ADMINs and API keys get full vehicles (`NearbyVehicleList`); clients get each truck as
           `{id, type, location, distance_km}` only (`NearbyTruckList`): no driver, organization or plate.
         parameters:
           - {in: query, schema: NearbyQuery}
@@ -198,7 +198,7 @@ class NearbyHandler(FleetHandler):
 
 
 class VehicleHandler(FleetHandler):
-    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN, key=KeyScope.FLEET_READ)
     async def get(self, vehicle_id: str) -> None:
         """One vehicle with its last known location.
         ---
@@ -248,7 +248,7 @@ class VehicleHandler(FleetHandler):
 
 
 class VehicleTrackHandler(FleetHandler):
-    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN)
+    @roles(Category.DRIVER, Category.MANAGER, Category.ADMIN, key=KeyScope.FLEET_READ)
     async def get(self, vehicle_id: str) -> None:
         """A vehicle's stored GPS history between two times (route replay) and its length.
         ---

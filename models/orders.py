@@ -1,8 +1,12 @@
 """Orders (tow jobs): schemas of the API and the data access of the `orders` collection.
 
 An order document keeps its timeline (`timeline`: `{type, from, to, actor_id, at, reason?,
-vehicle_id?}`) inside itself, so a status change and its timeline entry are one write.
+vehicle_id?, actor_type?}`) inside itself, so a status change and its timeline entry are one write.
 The state machine itself lives in dispatch/domain/orders.py.
+
+Orders from integrations (SPEC section 9) carry `source: "api"`, `created_by` = the API key's id,
+and may carry `external_ref` (the integrator's own id, unique per organization: a unique partial
+index keeps it so under concurrency) and `customer` (a motorist without an account).
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from bson import ObjectId
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from dispatch.core.errors import Conflict
 from dispatch.core.pagination import Page
 from dispatch.core.storage import index
 from dispatch.core.timeutil import utcnow
-from dispatch.core.vocabulary import STATUS_REQUESTS, OrderEvent, OrderStatus, choices
+from dispatch.core.vocabulary import STATUS_REQUESTS, Language, OrderEvent, OrderSource, OrderStatus, Principal, choices
 from models.common import Id, JsonBoolean, JsonNumber, UtcDateTime, list_of, visible_text
+from models.users import phone_field_value
 from models.vehicles import VehicleLocation
 
 COLLECTION = "orders"
@@ -30,6 +37,15 @@ index(COLLECTION, [("client_id", 1), ("created_at", DESCENDING)], name="client_c
 index(COLLECTION, [("driver_id", 1), ("created_at", DESCENDING)], name="driver_created")
 index(COLLECTION, [("organization", 1), ("status", 1), ("created_at", DESCENDING)], name="organization_status_created")
 index(COLLECTION, [("status", 1), ("created_at", DESCENDING)], name="status_created")
+# The integrator's id is unique per organization; orders without one are left out of the index.
+index(
+    COLLECTION,
+    [("organization", 1), ("external_ref", 1)],
+    unique=True,
+    name="organization_external_ref_unique",
+    partialFilterExpression={"external_ref": {"$type": "string"}},
+)
+EXTERNAL_REF = validate.Length(min=1, max=100)
 
 
 # --- schemas -------------------------------------------------------------------
@@ -53,6 +69,42 @@ class TowedCarOut(TowedCarIn):
     type_name = fields.String(required=True, metadata={"description": "The vehicle type's name when ordered"})
 
 
+class CustomerIn(Schema):
+    """The motorist an order is for when they have no account (orders from integrations, phone orders)."""
+
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), visible_text])
+    phone = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=32),
+        metadata={"description": "E.164, or national with `region`; SMS about the tow go here"},
+    )
+    region = fields.String(
+        load_only=True,
+        validate=validate.Length(equal=2),
+        metadata={"description": "Region code (RU, DE, …) for a national phone number"},
+    )
+    email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=254))
+    language = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.OneOf(choices(Language)),
+        metadata={"description": "The language messages to the customer are written in"},
+    )
+
+    @validates_schema
+    def check(self, data: dict[str, Any], **kwargs: Any) -> None:
+        data["phone"] = phone_field_value(data)
+        data.pop("region", None)
+
+
+class CustomerOut(Schema):
+    name = fields.String(required=True)
+    phone = fields.String(allow_none=True, required=True)
+    email = fields.String(allow_none=True, required=True)
+    language = fields.String(allow_none=True, required=True, validate=validate.OneOf(choices(Language)))
+
+
 class OrderIn(Schema):
     organization = Id(
         allow_none=True,
@@ -62,17 +114,48 @@ class OrderIn(Schema):
             "the ADMINs' pool)"
         },
     )
-    client_id = Id(metadata={"description": "MANAGER/ADMIN ordering on behalf of a client (a BASE user)"})
+    client_id = Id(
+        metadata={
+            "description": "MANAGER/ADMIN ordering on behalf of a client (a BASE user); "
+            "instead, `customer` for a motorist without an account. API keys never name one"
+        }
+    )
     pickup = fields.Nested(Place, required=True)
     dropoff = fields.Nested(Place, required=True)
     vehicle = fields.Nested(TowedCarIn, required=True)
     notes = fields.String(load_default="", validate=validate.Length(max=2000))
+    external_ref = fields.String(
+        allow_none=True,
+        validate=[EXTERNAL_REF, visible_text],
+        metadata={
+            "description": "The integrator's own id of the order (API keys, MANAGERs, ADMINs); unique per "
+            "organization: a second order with it → 409 `duplicate_external_ref`"
+        },
+    )
+    customer = fields.Nested(
+        CustomerIn,
+        allow_none=True,
+        metadata={
+            "description": "The motorist, when they have no account (API keys; MANAGERs and ADMINs instead of "
+            "`client_id`)"
+        },
+    )
 
 
 class OrderOut(Schema):
     id = Id(attribute="_id", required=True)
-    client_id = Id(required=True)
-    created_by = Id(required=True)
+    client_id = Id(
+        allow_none=True, required=True, metadata={"description": "The client's account (null: a `customer` order)"}
+    )
+    created_by = Id(required=True, metadata={"description": "The user who created it, or the API key (`source: api`)"})
+    source = fields.String(
+        required=True,
+        dump_default=OrderSource.APP.value,
+        validate=validate.OneOf(choices(OrderSource)),
+        metadata={"description": "`api`: created with an organization's API key; `app`: by a person"},
+    )
+    external_ref = fields.String(allow_none=True, required=True, dump_default=None)
+    customer = fields.Nested(CustomerOut, allow_none=True, required=True, dump_default=None)
     organization = Id(allow_none=True, required=True)
     pickup = fields.Nested(Place, required=True)
     dropoff = fields.Nested(Place, required=True)
@@ -102,6 +185,9 @@ class OrderQuery(Schema):
     driver = Id(metadata={"description": "Driver id"})
     organization = Id()
     client = Id(metadata={"description": "Client id"})
+    external_ref = fields.String(
+        validate=EXTERNAL_REF, metadata={"description": "The order with this integrator's id (`external_ref`)"}
+    )
     start = fields.AwareDateTime(data_key="from", default_timezone=UTC, metadata={"description": "Created at or after"})
     end = fields.AwareDateTime(data_key="to", default_timezone=UTC, metadata={"description": "Created at or before"})
 
@@ -133,6 +219,10 @@ class TimelineEvent(Schema):
     at = UtcDateTime(required=True)
     reason = fields.String()
     vehicle_id = Id(metadata={"description": "On `assigned`: the truck"})
+    actor_type = fields.String(
+        validate=validate.OneOf(choices(Principal)),
+        metadata={"description": "`api_key` when an organization's API key acted (`actor_id` is the key's id)"},
+    )
 
 
 OrderEventList = list_of(TimelineEvent, "OrderEventList")
@@ -171,8 +261,15 @@ class Orders:
         self.collection = db[COLLECTION]
 
     async def insert(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """Store a new order."""
-        result = await self.collection.insert_one(doc)
+        """Store a new order; an `external_ref` the organization already used → 409 `duplicate_external_ref`."""
+        try:
+            result = await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            raise Conflict(
+                "An order of this organization already has this external_ref.",
+                "duplicate_external_ref",
+                {"external_ref": doc.get("external_ref")},
+            ) from None
         doc["_id"] = result.inserted_id
         return doc
 

@@ -64,6 +64,10 @@ ERROR_CODES: dict[str, ErrorCode] = {
         operations=("activateAccount", "resetPassword"),
         generic=True,
     ),
+    "ambiguous_credentials": _code(400, meaning="Both `X-API-Key` and `Authorization` were sent; send one."),
+    "invalid_api_key": _code(401, meaning="The API key is unknown or revoked."),
+    "insufficient_scope": _code(403, meaning="The API key lacks the scope (`details.required_scope`)."),
+    "not_for_api_keys": _code(403, meaning="API keys may not call this; it is for people."),
     "unauthenticated": _code(401, meaning="No access token was sent.", generic=True),
     "token_expired": _code(401, meaning="The access token has expired: refresh it.", generic=True),
     "session_ended": _code(401, meaning="The token's session has ended (log-out, password change).", generic=True),
@@ -112,6 +116,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "phone_taken": _code(409, meaning="The phone is taken.", operations=(*_PROFILE, "verifyPhone", "verifySmsCode")),
     "invite_code_taken": _code(409, meaning="An invite code collided; try again.", operations=_PROFILE),
     "user_taken": _code(409, meaning="A unique field of the account is taken.", operations=_PROFILE),
+    "duplicate_external_ref": _code(
+        409, meaning="The organization has an order with this `external_ref`.", operations=("createOrder",)
+    ),
     "idempotency_key_reused": _code(
         409, meaning="This Idempotency-Key came with another request.", operations=("createOrder",)
     ),

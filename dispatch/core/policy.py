@@ -3,17 +3,25 @@
 Every HTTP method of every handler carries a rule (`@public`, `@authenticated` or
 `@roles(...)`); `check_handlers` refuses to build an application where one is
 missing, so no handler can forget its access check.
+
+A rule also says whether an organization's API key may call the method, and with which
+scope: `@authenticated(key=KeyScope.ORDERS_READ)`, `@roles(Category.MANAGER, key=...)`.
+A rule without `key` refuses keys (403 `not_for_api_keys`): endpoints about a person
+(`/users/me`, `/auth/*`) and everything an integration has no business with. Public
+endpoints ignore a key (health, documents), except those for people signing up or in,
+marked `@public(keys=False)`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import tornado.web
 
-from dispatch.core.vocabulary import Category
+from dispatch.core.errors import ApiError
+from dispatch.core.vocabulary import Category, KeyScope
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,10 +30,12 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 
 @dataclass(frozen=True)
 class Rule:
-    """Who may call a handler method: anyone, any signed-in user, or some categories."""
+    """Who may call a handler method: anyone, any signed-in user, or some categories; and which API key."""
 
     needs_user: bool
     categories: frozenset[Category] = frozenset()
+    key_scope: KeyScope | None = None  # the scope that admits an API key (None: keys are refused)
+    people_only: bool = False  # a public method that still refuses API keys (sign-up, sign-in)
 
     def allows(self, category: str | None) -> bool:
         """Whether a caller of this category passes (None: anonymous)."""
@@ -34,6 +44,24 @@ class Rule:
         if category is None:
             return False
         return not self.categories or category in self.categories
+
+    def key_refusal(self, held: Iterable[str]) -> ApiError | None:
+        """Why an API key holding these scopes may not call the method (None: it may)."""
+        if self.key_scope is None:
+            return not_for_api_keys()
+        if self.key_scope not in held:
+            return ApiError(
+                403,
+                "insufficient_scope",
+                f"This API key lacks the scope {str(self.key_scope)!r}.",
+                {"required_scope": str(self.key_scope)},
+            )
+        return None
+
+
+def not_for_api_keys() -> ApiError:
+    """The 403 of an API key on a method no key may call."""
+    return ApiError(403, "not_for_api_keys", "API keys may not call this endpoint; it is for people.")
 
 
 def _mark(rule: Rule) -> Callable[[F], F]:
@@ -44,16 +72,40 @@ def _mark(rule: Rule) -> Callable[[F], F]:
     return decorate
 
 
-public = _mark(Rule(needs_user=False))
-authenticated = _mark(Rule(needs_user=True))
+@overload
+def public(method: F, /) -> F: ...
+@overload
+def public(*, keys: bool) -> Callable[[F], F]: ...
+def public(method: F | None = None, /, *, keys: bool = True) -> F | Callable[[F], F]:
+    """Allow anyone (`@public`); `@public(keys=False)`: anyone but an API key (endpoints for people)."""
+    decorate = _mark(Rule(needs_user=False, people_only=not keys))
+    return decorate if method is None else decorate(method)
 
 
-def roles(*categories: Category) -> Callable[[F], F]:
-    """Allow only signed-in users of these categories; names are checked at import time."""
+@overload
+def authenticated(method: F, /) -> F: ...
+@overload
+def authenticated(*, key: KeyScope) -> Callable[[F], F]: ...
+def authenticated(method: F | None = None, /, *, key: KeyScope | None = None) -> F | Callable[[F], F]:
+    """Allow any signed-in user (`@authenticated`), and API keys holding `key` (`@authenticated(key=...)`)."""
+    decorate = _mark(Rule(needs_user=True, key_scope=_key_scope(key)))
+    return decorate if method is None else decorate(method)
+
+
+def roles(*categories: Category, key: KeyScope | None = None) -> Callable[[F], F]:
+    """Allow only signed-in users of these categories (and API keys holding `key`); checked at import time."""
     unknown = set(categories) - set(Category)
     if unknown or not categories:
         raise ValueError(f"unknown categories in @roles: {sorted(unknown) or 'none given'}")
-    return _mark(Rule(needs_user=True, categories=frozenset(Category(c) for c in categories)))
+    return _mark(
+        Rule(needs_user=True, categories=frozenset(Category(c) for c in categories), key_scope=_key_scope(key))
+    )
+
+
+def _key_scope(key: KeyScope | None) -> KeyScope | None:
+    if key is not None and key not in set(KeyScope):
+        raise ValueError(f"unknown API key scope: {key!r}")
+    return None if key is None else KeyScope(key)
 
 
 def rule_of(handler: tornado.web.RequestHandler, method_name: str) -> Rule | None:

@@ -107,6 +107,40 @@ class PaymentMethod(StrEnum):
 DRIVER_PAYMENT_METHODS = (PaymentMethod.CASH, PaymentMethod.CARD)
 
 
+class Principal(StrEnum):
+    """Who acts on a request: a signed-in person, or an organization's API key (SPEC section 9).
+
+    A key principal carries `Principal.API_KEY` where a user carries their `Category`, so the scope table
+    (dispatch/domain/scopes.py) has a row for it; it is never a user and never stored among them.
+    """
+
+    USER = "user"
+    API_KEY = "api_key"
+
+
+class KeyScope(StrEnum):
+    """What an API key may do (SPEC section 9); an access rule names the one that admits a key."""
+
+    ORDERS_READ = "orders:read"
+    ORDERS_WRITE = "orders:write"  # create orders for the key's organization, cancel them
+    FLEET_READ = "fleet:read"  # vehicles, live positions, nearby, tracks, vehicle types
+    WEBHOOKS = "webhooks"  # manage the organization's webhooks
+
+
+class OrderSource(StrEnum):
+    """Where an order came from: a person in an app or console, or an integration's API key."""
+
+    APP = "app"
+    API = "api"
+
+
+class Language(StrEnum):
+    """Languages the product writes to customers in."""
+
+    EN = "en"
+    RU = "ru"
+
+
 class AvatarStatus(StrEnum):
     """An uploaded avatar's state as the upload's answer reports it."""
 
@@ -127,6 +161,10 @@ VOCABULARY: tuple[tuple[StrEnum, ...], ...] = (
     tuple(InvitationStatus),
     tuple(PaymentMethod),
     tuple(AvatarStatus),
+    tuple(Principal),
+    tuple(KeyScope),
+    tuple(OrderSource),
+    tuple(Language),
 )
 
 

@@ -27,7 +27,7 @@ from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
 from dispatch.core.vocabulary import Category, VehicleStatus
 from dispatch.domain import scopes
-from dispatch.domain.scopes import Resource, orgs_of
+from dispatch.domain.scopes import ORG_BOUND, Resource, orgs_of
 from models.users import Users
 from models.vehicles import GpsHistory, Vehicles, VehicleTypes, organization_exists
 
@@ -179,10 +179,10 @@ class Fleet:
     ) -> tuple[list[dict[str, Any]], int]:
         """Available vehicles within the radius, nearest first, each with `distance_km` and `location`.
 
-        ADMIN and BASE search every fleet (`geo:vehicles`); a MANAGER searches their
+        ADMIN and BASE search every fleet (`geo:vehicles`); a MANAGER (or an API key) searches their
         organizations' keys and gets one merged, sorted answer.
         """
-        if user.get("category") == Category.MANAGER:
+        if user.get("category") in ORG_BOUND:
             keys, scope = [live.geo_org(org) for org in orgs_of(user)], scopes.query(Resource.VEHICLES, user)
         else:
             keys, scope = [live.GEO_ALL], {}

@@ -23,16 +23,25 @@ from dispatch.core.events import Event, EventBus, scope_changed
 from dispatch.core.geo import distance_km
 from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
-from dispatch.core.vocabulary import STAFF, STATUS_REQUESTS, Category, OrderEvent, OrderStatus
+from dispatch.core.vocabulary import (
+    STAFF,
+    STATUS_REQUESTS,
+    Category,
+    OrderEvent,
+    OrderSource,
+    OrderStatus,
+    Principal,
+)
 from dispatch.domain import scopes
-from dispatch.domain.scopes import Resource, orgs_of
+from dispatch.domain.scopes import ORG_BOUND, Resource, is_api_key, orgs_of
 from models.common import parse_id
 from models.orders import OrderOut, Orders, timeline_event
 from models.users import Users
 from models.vehicles import Vehicles, VehicleTypes, organization_exists
 
-DRIVING = STAFF | {Category.DRIVER}
-CANCELLING = STAFF | {Category.BASE}
+DRIVING: frozenset[str] = STAFF | {Category.DRIVER}
+# An organization's API key (scope `orders:write`) may cancel the organization's orders, and make no other move.
+CANCELLING: frozenset[str] = STAFF | {Category.BASE, Principal.API_KEY}
 
 
 @dataclass(frozen=True)
@@ -42,14 +51,14 @@ class Move:
     action: OrderEvent
     sources: frozenset[OrderStatus]
     target: OrderStatus
-    roles: frozenset[Category]
+    roles: frozenset[str]  # user categories, and `Principal.API_KEY` where a key may ask for the move
     frees_vehicle: bool = False
 
 
 # The state machine, the one table (SPEC section 5). `assigned` is asked for through
 # POST /orders/{id}/assign, every other action through POST /orders/{id}/status.
 # Scope narrows each role further: BASE acts on own orders, DRIVER on orders assigned to
-# them, MANAGER on their organizations' orders, ADMIN on all.
+# them, MANAGER (and an API key) on their organizations' orders, ADMIN on all.
 E, S = OrderEvent, OrderStatus
 MOVES: dict[str, Move] = {
     move.action: move
@@ -79,6 +88,13 @@ AUTO_CANDIDATES = 200
 ORDER_OUT = OrderOut()
 # The one answer to every client id a manager may not order for (unknown, not a client, not theirs).
 NOT_A_CUSTOMER = "No client you may order for has this id."
+# What a client may not set on their own order: the integrator's id and a motorist without an account.
+STAFF_AND_KEYS_ONLY = ("external_ref", "customer")
+
+
+def actor_type(caller: dict[str, Any]) -> str | None:
+    """What a timeline entry and an event add about who acted: `api_key` for a key, nothing for a person."""
+    return Principal.API_KEY.value if is_api_key(caller) else None
 
 
 def decide(category: str, status: str, action: str) -> Move:
@@ -159,7 +175,8 @@ class OrderDesk:
 
     # --- creation ---------------------------------------------------------------------
     async def create(self, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-        """A new order with its price estimate, for the caller (BASE) or a client (MANAGER/ADMIN).
+        """A new order with its price estimate, for the caller (BASE), a client or a `customer` without an
+        account (MANAGER/ADMIN), or an API key's organization (`source: api`, for a `customer` or nobody named).
 
         The price comes from the order's organization's price list or the shared catalogue; a client
         naming no organization and a type of an organization's list orders from that organization.
@@ -173,12 +190,15 @@ class OrderDesk:
             raise ValidationFailed(
                 {"vehicle.type_id": ["Not a type of the order's organization's price list or of the shared catalogue."]}
             )
-        client_id = await self._client_of(user, data.get("client_id"), organization)
+        client_id = await self._client_of(user, data, organization)
         km = distance_km(data["pickup"], data["dropoff"])
         now = utcnow()
         doc = {
             "client_id": client_id,
             "created_by": user["_id"],
+            "source": OrderSource.API if is_api_key(user) else OrderSource.APP,
+            "external_ref": data.get("external_ref"),
+            "customer": data.get("customer"),
             "organization": organization,
             "pickup": data["pickup"],
             "dropoff": data["dropoff"],
@@ -191,24 +211,37 @@ class OrderDesk:
             "driver_id": None,
             "created_at": now,
             "updated_at": now,
-            "timeline": [timeline_event(E.CREATED, None, S.NEW, user["_id"])],
+            "timeline": [timeline_event(E.CREATED, None, S.NEW, user["_id"], actor_type=actor_type(user))],
         }
         order = await self.orders.insert(doc)
         order.pop("timeline")
-        await self._publish(order, "created", user["_id"], None, S.NEW)
+        await self._publish(order, "created", user["_id"], None, S.NEW, actor_type=actor_type(user))
         return order
 
     async def _client_of(
-        self, user: dict[str, Any], client_id: ObjectId | None, organization: ObjectId | None
-    ) -> ObjectId:
+        self, user: dict[str, Any], data: dict[str, Any], organization: ObjectId | None
+    ) -> ObjectId | None:
         """The order's client: the caller (BASE), or a client an ADMIN names, or a customer of the
-        manager's organization. Every refused id gets the same answer, so none tells who is a client."""
+        manager's organization; none for an API key's order or a `customer` without an account.
+        Every refused id gets the same answer, so none tells who is a client."""
+        client_id = data.get("client_id")
         if user["category"] == Category.BASE:
             if client_id not in (None, user["_id"]):
                 raise ValidationFailed({"client_id": ["Clients order for themselves."]})
+            given = [name for name in STAFF_AND_KEYS_ONLY if data.get(name) is not None]
+            if given:
+                raise ValidationFailed({name: ["Set by integrations and the fleet's staff only."] for name in given})
             return cast(ObjectId, user["_id"])
+        if is_api_key(user):
+            if client_id is not None:
+                raise ValidationFailed({"client_id": ["An API key orders for a `customer`, not for an account."]})
+            return None
         if client_id is None:
-            raise ValidationFailed({"client_id": ["Name the client you order for."]})
+            if data.get("customer") is not None:
+                return None
+            raise ValidationFailed({"client_id": ["Name the client you order for, or give `customer`."]})
+        if data.get("customer") is not None:
+            raise ValidationFailed({"customer": ["Give `client_id` or `customer`, not both."]})
         client = await self.users.get(client_id)
         linked = (
             client is not None
@@ -217,7 +250,7 @@ class OrderDesk:
         )
         if not linked:
             raise ValidationFailed({"client_id": [NOT_A_CUSTOMER]})
-        return client_id
+        return cast(ObjectId, client_id)
 
     async def _is_customer(self, client: dict[str, Any], organization: ObjectId | None) -> bool:
         """Whether a client is the organization's: a member of it, or with an order of it before."""
@@ -231,7 +264,9 @@ class OrderDesk:
         self, user: dict[str, Any], data: dict[str, Any], type_organization: ObjectId | None
     ) -> ObjectId | None:
         organization = data.get("organization")
-        if user["category"] == Category.MANAGER:
+        if user["category"] in ORG_BOUND:
+            if organization is None and is_api_key(user):  # a key's order is its organization's
+                return orgs_of(user)[0]
             if organization not in orgs_of(user):
                 raise ValidationFailed({"organization": ["Give one of your organizations."]})
             return cast(ObjectId, organization)
@@ -261,7 +296,9 @@ class OrderDesk:
         changes: dict[str, Any] = {"status": move.target}
         if action == E.DECLINED:
             changes.update(vehicle_id=None, driver_id=None)
-        event = timeline_event(action, order["status"], move.target, user["_id"], reason=reason)
+        event = timeline_event(
+            action, order["status"], move.target, user["_id"], reason=reason, actor_type=actor_type(user)
+        )
         # The truck is part of the expected state: a decline and a new assignment in between
         # (same status again, another truck) must not let this move release the wrong truck.
         expect = {"status": order["status"], "vehicle_id": order.get("vehicle_id")}
@@ -271,7 +308,14 @@ class OrderDesk:
         if move.frees_vehicle and order.get("vehicle_id") is not None:
             await self.vehicles.release(order["vehicle_id"], order_id)
         await self._publish(
-            updated, "status_changed", user["_id"], order["status"], move.target, action=action, reason=reason
+            updated,
+            "status_changed",
+            user["_id"],
+            order["status"],
+            move.target,
+            action=action,
+            reason=reason,
+            actor_type=actor_type(user),
         )
         if move.frees_vehicle and order.get("driver_id") is not None:  # the truck stops streaming to the order
             await self.events.publish(scope_changed(order["driver_id"]))
@@ -376,13 +420,14 @@ class OrderDesk:
 
 
 def _filter_query(filters: dict[str, Any]) -> dict[str, Any]:
-    """The Mongo query of the list filters (status, driver, organization, client, from/to)."""
+    """The Mongo query of the list filters (status, driver, organization, client, external_ref, from/to)."""
     query: dict[str, Any] = {}
     for name, field in (
         ("status", "status"),
         ("driver", "driver_id"),
         ("organization", "organization"),
         ("client", "client_id"),
+        ("external_ref", "external_ref"),
     ):
         if name in filters:
             query[field] = filters[name]

@@ -6,6 +6,10 @@ same two ways: `query` gives the MongoDB filter of the documents the caller reac
 lists and lookups), `admits` tests one document already in hand. Objects outside the
 caller's scope are `NotFound` (their existence is not leaked); a category with no row for
 a resource is refused with 403.
+
+An organization's API key is a caller too (SPEC section 9), though never a user: its principal
+(`dispatch.domain.api_keys.principal_of`) carries `category: "api_key"`, its own id and
+`organizations: [its organization]`, so its row (`K`) reads like a manager's, over fewer resources.
 """
 
 from __future__ import annotations
@@ -16,10 +20,21 @@ from enum import StrEnum
 from typing import Any
 
 from dispatch.core.errors import ApiError
-from dispatch.core.vocabulary import Category
+from dispatch.core.vocabulary import Category, Principal
 from models.users import orgs_of
 
-__all__ = ["SCOPES", "Reach", "Resource", "admits", "is_admin", "orgs_of", "query", "reach"]
+__all__ = [
+    "ORG_BOUND",
+    "SCOPES",
+    "Reach",
+    "Resource",
+    "admits",
+    "is_admin",
+    "is_api_key",
+    "orgs_of",
+    "query",
+    "reach",
+]
 
 User = dict[str, Any]
 
@@ -27,6 +42,11 @@ User = dict[str, Any]
 def is_admin(user: User) -> bool:
     """Whether the user is an ADMIN."""
     return user.get("category") == Category.ADMIN
+
+
+def is_api_key(caller: User) -> bool:
+    """Whether the caller is an organization's API key rather than a person."""
+    return caller.get("category") == Principal.API_KEY
 
 
 @dataclass(frozen=True)
@@ -83,16 +103,26 @@ class Resource(StrEnum):
     ORGANIZATIONS = "organizations"
     ORGANIZATIONS_EDIT = "organizations_edit"
     ORGANIZATION_MEMBERS = "organization_members"
+    API_KEYS = "api_keys"  # asked of an organization: whose keys the caller runs
 
 
 A, M, D, B = Category.ADMIN, Category.MANAGER, Category.DRIVER, Category.BASE
+K = Principal.API_KEY
+# Callers that act only within their organizations (they name one of them; nearby searches only theirs).
+ORG_BOUND = frozenset({M, K})
 
 # The table. A missing category sees none of the resource (403 with REFUSALS' message, where given).
 SCOPES: dict[Resource, dict[str, Reach]] = {
-    Resource.ORDERS: {A: EVERYTHING, M: IN_THEIR_ORGS, D: DRIVEN, B: ORDERED},
-    Resource.VEHICLES: {A: EVERYTHING, M: IN_THEIR_ORGS, D: DRIVEN},
+    Resource.ORDERS: {A: EVERYTHING, M: IN_THEIR_ORGS, D: DRIVEN, B: ORDERED, K: IN_THEIR_ORGS},
+    Resource.VEHICLES: {A: EVERYTHING, M: IN_THEIR_ORGS, D: DRIVEN, K: IN_THEIR_ORGS},
     # Clients may order from any organization, so they read every price list.
-    Resource.VEHICLE_TYPES: {A: EVERYTHING, B: EVERYTHING, M: SHARED_OR_THEIRS, D: SHARED_OR_THEIRS},
+    Resource.VEHICLE_TYPES: {
+        A: EVERYTHING,
+        B: EVERYTHING,
+        M: SHARED_OR_THEIRS,
+        D: SHARED_OR_THEIRS,
+        K: SHARED_OR_THEIRS,
+    },
     Resource.VEHICLE_TYPES_EDIT: {A: EVERYTHING, M: IN_THEIR_ORGS},  # the shared catalogue is the ADMINs'
     Resource.WAYBILLS: {A: EVERYTHING, M: IN_THEIR_ORGS, D: DRIVEN},
     Resource.WAYBILLS_EDIT: {A: EVERYTHING, D: DRIVEN},  # managers only read
@@ -103,6 +133,7 @@ SCOPES: dict[Resource, dict[str, Reach]] = {
     Resource.ORGANIZATIONS: {A: EVERYTHING, B: EVERYTHING, M: THEIR_ORGS, D: THEIR_ORGS},
     Resource.ORGANIZATIONS_EDIT: {A: EVERYTHING, M: THEIR_ORGS},
     Resource.ORGANIZATION_MEMBERS: {A: EVERYTHING, M: THEIR_ORGS, D: THEIR_ORGS},
+    Resource.API_KEYS: {A: EVERYTHING, M: THEIR_ORGS},
 }
 REFUSALS = {
     Resource.VEHICLES: "Your account may not read vehicles.",

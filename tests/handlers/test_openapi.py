@@ -183,7 +183,13 @@ def test_every_error_code_of_the_code_base_is_in_the_catalogue(document: dict[st
     changes = document["paths"]["/api/v1/orders/{order_id}/status"]["post"]["responses"]
     assert "invalid_transition" in changes["409"]["x-error-codes"]
     assert changes["409"]["content"]["application/json"]["example"]["error"]["code"] == "invalid_transition"
-    assert changes["400"]["x-error-codes"] == ["bad_content_length", "malformed_json", "invalid_id"]
+    assert changes["400"]["x-error-codes"] == [
+        "bad_content_length",
+        "malformed_json",
+        "invalid_id",
+        "ambiguous_credentials",
+    ]
+    assert "not_for_api_keys" in document["paths"]["/api/v1/auth/login"]["post"]["responses"]["403"]["x-error-codes"]
 
 
 def test_every_body_has_an_example_that_fits_its_schema(document: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from bson import ObjectId
 from dispatch.core.events import Event
 from dispatch.core.geo import distance_km
 from dispatch.core.timeutil import isoformat, utcnow
+from tests.support.api_keys import make_key, with_key
 from tests.support.fleet_fixtures import (
     API,
     CENTER,
@@ -632,3 +633,109 @@ async def test_status_body_is_validated(app: Any, api: Api) -> None:
     assert (
         await api.post(f"{API}/orders/{ObjectId()}/status", {"status": "cancelled"}, token=world.tokens["admin"])
     ).status == 404
+
+
+# --- orders from integrations (SPEC section 9) -------------------------------------------
+CUSTOMER = {"name": "Ivan Petrov", "phone": "+7 916 123-45-67", "email": "ivan@example.com", "language": "ru"}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_key_orders_for_its_organization_with_its_own_reference(app: Any, api: Api, sync_db: Any) -> None:
+    world = await make_world(app)
+    priced = await make_vehicle_type(app, base_price=2000, price_per_km=50, organization=world.orgs["a"]["_id"])
+    created_key = await make_key(api, world.tokens["manager_a"], world.org("a"), ["orders:read", "orders:write"])
+    key = with_key(created_key["key"])
+    body = order_body(priced, external_ref="MC-123", customer=CUSTOMER)
+    answer = await api.post(f"{API}/orders", body, headers=key)
+    assert answer.status == 201, answer.json
+    order = answer.json
+    assert order["source"] == "api" and order["external_ref"] == "MC-123"
+    assert order["organization"] == world.org("a") and order["client_id"] is None
+    assert order["created_by"] == created_key["id"]
+    assert order["customer"] == {**CUSTOMER, "phone": "+79161234567"}
+    assert order["price_estimate"] == round(2000 + 50 * order["distance_km"], 2)
+    [created] = (await api.get(f"{API}/orders/{order['id']}/events", headers=key)).json["items"]
+    assert created["actor_id"] == created_key["id"] and created["actor_type"] == "api_key"
+
+    again = await api.post(f"{API}/orders", body, headers=key)
+    assert again.status == 409 and again.error_code == "duplicate_external_ref"
+    other_key = await make_key(api, world.tokens["manager_b"], world.org("b"), ["orders:write"])
+    elsewhere = await api.post(
+        f"{API}/orders", order_body(priced, external_ref="MC-123"), headers=with_key(other_key["key"])
+    )
+    assert elsewhere.status == 422 and "vehicle.type_id" in elsewhere.json["error"]["details"], "not b's price list"
+    shared = await make_vehicle_type(app)
+    elsewhere = await api.post(
+        f"{API}/orders", order_body(shared, external_ref="MC-123"), headers=with_key(other_key["key"])
+    )
+    assert elsewhere.status == 201 and elsewhere.json["organization"] == world.org("b"), "refs are per organization"
+
+    found = await api.get(f"{API}/orders?external_ref=MC-123", headers=key)
+    assert [o["id"] for o in found.json["items"]] == [order["id"]]
+    by_manager = await api.get(f"{API}/orders?external_ref=MC-123", token=world.tokens["manager_a"])
+    assert [o["id"] for o in by_manager.json["items"]] == [order["id"]]
+    assert sync_db["orders"].count_documents({"external_ref": "MC-123"}) == 2
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_orders_with_one_reference_create_exactly_one(app: Any, api: Api, sync_db: Any) -> None:
+    world = await make_world(app)
+    sedan = await make_vehicle_type(app)
+    key = with_key((await make_key(api, world.tokens["manager_a"], world.org("a"), ["orders:write"]))["key"])
+    body = order_body(sedan, external_ref="INS-42")
+    answers = await asyncio.gather(*(api.post(f"{API}/orders", body, headers=key) for _ in range(10)))
+    assert sorted(a.status for a in answers) == [201] + [409] * 9
+    assert {a.error_code for a in answers if a.status == 409} == {"duplicate_external_ref"}
+    assert sync_db["orders"].count_documents({"external_ref": "INS-42"}) == 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_integration_fields_are_validated_and_kept_from_clients(app: Any, api: Api) -> None:
+    world = await make_world(app)
+    sedan = await make_vehicle_type(app)
+    key = with_key((await make_key(api, world.tokens["manager_a"], world.org("a"), ["orders:write"]))["key"])
+    for fields, field in (
+        ({"customer": {**CUSTOMER, "phone": "+7 000"}}, "customer.phone"),
+        ({"customer": {**CUSTOMER, "language": "de"}}, "customer.language"),
+        ({"customer": {"phone": "+79161234567"}}, "customer.name"),
+        ({"external_ref": "x" * 101}, "external_ref"),
+        ({"client_id": world.id("client")}, "client_id"),
+        ({"organization": world.org("b")}, "organization"),
+    ):
+        refused = await api.post(f"{API}/orders", order_body(sedan, **fields), headers=key)
+        assert refused.status == 422 and field in refused.json["error"]["details"], fields
+    for fields in ({"external_ref": "MINE-1"}, {"customer": CUSTOMER}):
+        refused = await api.post(f"{API}/orders", order_body(sedan, **fields), token=world.tokens["client"])
+        assert refused.status == 422 and set(refused.json["error"]["details"]) == set(fields), fields
+    own = await api.post(
+        f"{API}/orders", order_body(sedan, external_ref=None, customer=None), token=world.tokens["client"]
+    )
+    assert own.json["source"] == "app" and own.json["external_ref"] is None and own.json["customer"] is None
+
+    phone_order = order_body(sedan, organization=world.org("a"), customer={"name": "Walk-in"}, external_ref="TEL-7")
+    by_manager = await api.post(f"{API}/orders", phone_order, token=world.tokens["manager_a"])
+    assert by_manager.status == 201, by_manager.json
+    assert by_manager.json["client_id"] is None and by_manager.json["source"] == "app"
+    assert by_manager.json["customer"] == {"name": "Walk-in", "phone": None, "email": None, "language": None}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_key_cancels_its_organizations_orders_and_makes_no_other_move(app: Any, api: Api) -> None:
+    world = await make_world(app)
+    sedan = await make_vehicle_type(app)
+    await world.add_vehicle("truck", "a", "driver")
+    created_key = await make_key(api, world.tokens["manager_a"], world.org("a"), ["orders:write", "orders:read"])
+    key = with_key(created_key["key"])
+    order = (await api.post(f"{API}/orders", order_body(sedan), headers=key)).json
+    status = f"{API}/orders/{order['id']}/status"
+    moved = await api.post(status, {"status": "accepted"}, headers=key)
+    assert moved.status == 403 and moved.error_code == "transition_forbidden"
+    assigned = await api.post(f"{API}/orders/{order['id']}/assign", {"auto": True}, headers=key)
+    assert assigned.status == 403 and assigned.error_code == "not_for_api_keys"
+    cancelled = await api.post(status, {"status": "cancelled", "reason": "Customer found a ride"}, headers=key)
+    assert cancelled.status == 200 and cancelled.json["status"] == "cancelled"
+    last = (await api.get(f"{API}/orders/{order['id']}/events", headers=key)).json["items"][-1]
+    assert last["type"] == "cancelled" and last["actor_id"] == created_key["id"] and last["actor_type"] == "api_key"
+    other = await insert_order(world, "new", "b")
+    foreign = await api.post(f"{API}/orders/{other['_id']}/status", {"status": "cancelled"}, headers=key)
+    assert foreign.status == 404

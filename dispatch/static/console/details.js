@@ -63,6 +63,8 @@ export class Details {
         fact("Estimate", `${order.price_estimate.toFixed(2)} (${order.distance_km.toFixed(1)} km)`),
         fact("Truck", truck),
         fact("Driver", driver),
+        order.customer ? fact("Customer", [order.customer.name, order.customer.phone].filter(Boolean).join(", ")) : null,
+        order.external_ref ? fact("Reference", order.external_ref) : null,
         order.notes ? fact("Notes", order.notes) : null,
         fact("Created", new Date(order.created_at).toLocaleString())),
       this.actions(order),
@@ -74,7 +76,8 @@ export class Details {
         event.vehicle_id ? ` — ${this.truckLabel(event.vehicle_id)}` : "",
         event.reason ? ` (${event.reason})` : "",
         h("span", { class: "muted" }, " by ",
-          event.actor_id === order.client_id ? "the client" : this.people(event.actor_id))))),
+          event.actor_type === "api_key" ? "an API key"
+            : event.actor_id === order.client_id ? "the client" : this.people(event.actor_id))))),
     ].filter(Boolean));
     if (focused) document.getElementById(focused)?.focus();
   }
