@@ -3,7 +3,11 @@ the fleet chosen by the nearest available truck) and `GET /vehicles/nearby`, eac
 concurrent keep-alive clients for a few seconds; then `/healthz` during a 50-login bcrypt
 storm (bench/login_storm.py).
 
-Run: .venv/bin/python -m bench.rest [--seconds 8] [--concurrency 50] [--no-storm]
+Run: .venv/bin/python -m bench.rest [--seconds 8] [--concurrency 50] [--no-storm] [--webhooks N]
+
+`--webhooks N` gives the organization N webhooks taking every event, so each `POST /orders` also
+writes N deliveries to the outbox and queues their tasks (no worker runs: the API's own cost is
+measured); compare with a run without it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ CLIENTS = 50
 ORDERS = 300
 
 
-async def seed(env: dict[str, str]) -> dict[str, Any]:
-    """An organization with trucks on the map, a manager, clients with orders; tokens and order bodies."""
+async def seed(env: dict[str, str], webhooks: int = 0) -> dict[str, Any]:
+    """An organization with trucks on the map, a manager, clients with orders, `webhooks` webhooks of
+    every event; tokens and order bodies."""
     async with open_services(env) as opened:
         seeder = Seeder(opened)
         org = await seeder.organization()
@@ -32,6 +37,9 @@ async def seed(env: dict[str, str]) -> dict[str, Any]:
         clients = await seeder.users("BASE", CLIENTS)
         car_type = await seeder.vehicle_type()
         await seeder.orders(clients, org["_id"], car_type["_id"], ORDERS)
+        for n in range(webhooks):
+            hook = {"organization": org["_id"], "url": f"http://127.0.0.1:9/sink/{n}", "events": ["*"]}
+            await opened.webhooks.create(manager, hook)
         return {
             "manager": (await seeder.tokens([manager]))[0],
             "clients": await seeder.tokens(clients),
@@ -58,10 +66,10 @@ def endpoints(data: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def measure(seconds: float, concurrency: int) -> list[dict[str, Any]]:
+def measure(seconds: float, concurrency: int, webhooks: int = 0) -> list[dict[str, Any]]:
     """Each endpoint's numbers, on one fresh server."""
     with services() as env, server_process(env) as running:
-        data = asyncio.run(seed(env))
+        data = asyncio.run(seed(env, webhooks))
         spec = {
             "mode": "rest",
             "url": running.url,
@@ -79,8 +87,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--no-storm", action="store_true", help="skip the login storm")
+    parser.add_argument("--webhooks", type=int, default=0, help="webhooks of every event on the organization")
     args = parser.parse_args(argv)
-    lines = [emit("rest", machine=machine(), **result) for result in measure(args.seconds, args.concurrency)]
+    results = measure(args.seconds, args.concurrency, args.webhooks)
+    lines = [emit("rest", machine=machine(), webhooks=args.webhooks, **result) for result in results]
     if not args.no_storm:
         lines.append(login_storm.run())
     return lines

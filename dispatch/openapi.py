@@ -164,12 +164,14 @@ def _build(routes: Iterable[tuple[str, type]], schemas: Iterable[type], public_u
 
 def operation_of(handler: type, method: str) -> dict[str, Any] | None:
     """The operation a handler method's docstring declares (a summary line and YAML with responses), or None."""
-    doc = getattr(handler, method).__doc__ or ""
+    function = getattr(handler, method)
+    doc = function.__doc__ or ""
     summary = doc.split("---")[0].strip().splitlines()
     operation = load_operations_from_docstring(doc).get(method) or dict(load_yaml_from_docstring(doc) or {})
     if not summary or not operation.get("responses"):
         return None
     operation.setdefault("summary", summary[0].rstrip("."))
+    operation.update(copy.deepcopy(getattr(function, "__openapi__", {})))  # generated parts (`@documented`)
     operation["responses"] = {str(status): answer for status, answer in operation["responses"].items()}
     return operation
 
@@ -316,6 +318,9 @@ def _finish(document: dict[str, Any]) -> None:
             seen[operation["operationId"]] = where
             _finish_operation(operation, path, document)
             operation.pop(REFUSES_KEYS, None)
+            for callback in _callback_operations(operation):
+                callback.setdefault("security", [])  # the receiver checks `X-Dispatch-Signature` instead
+                _finish_operation(callback, path, document, callback=True)
     document["components"].pop("responses", None)  # every error answer is written out per operation
     code = schemas["ErrorBody"]["properties"]["code"]
     catalogue = "".join(
@@ -341,12 +346,24 @@ def _nullable_refs(schema: dict[str, Any]) -> None:
             options[1] = {"type": "object", "nullable": True, "enum": [None]}
 
 
-def _finish_operation(operation: dict[str, Any], path: str, document: dict[str, Any]) -> None:
+def _callback_operations(operation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The requests the server makes to a receiver (`callbacks`: webhook deliveries)."""
+    return [
+        callback
+        for expressions in operation.get("callbacks", {}).values()
+        for item in expressions.values()
+        for method, callback in item.items()
+        if method in DOCUMENTED_METHODS
+    ]
+
+
+def _finish_operation(operation: dict[str, Any], path: str, document: dict[str, Any], callback: bool = False) -> None:
+    """Error answers with their codes, headers and examples; of a callback (the receiver's side), its body's example."""
     for entry in ERROR_CODES.values():  # a status the catalogue says the operation answers
-        if operation["operationId"] in entry.operations:
+        if not callback and operation["operationId"] in entry.operations:
             for status in entry.statuses:
                 operation["responses"].setdefault(str(status), {"$ref": f"#/components/responses/{status}"})
-    for status, response in list(operation["responses"].items()):
+    for status, response in [] if callback else list(operation["responses"].items()):
         if response.get("$ref", "").startswith("#/components/responses/"):
             response = operation["responses"][status] = _error_response(status, operation, path)
         elif status[0] in "45" and "x-error-codes" not in response:

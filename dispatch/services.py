@@ -36,6 +36,7 @@ from dispatch.domain.queue import TaskQueue
 from dispatch.domain.sms_login import PhoneVerification, SmsLogin
 from dispatch.domain.support import SupportDesk
 from dispatch.domain.waybills import WaybillDesk
+from dispatch.domain.webhooks import WebhookDesk
 from dispatch.realtime.hub import Hub
 from dispatch.realtime.ingest import Ingest
 from dispatch.settings import Settings
@@ -73,6 +74,7 @@ class Services:
     organizations: OrganizationDesk
     directory: Directory
     api_keys: KeyDesk
+    webhooks: WebhookDesk
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -84,8 +86,11 @@ class Services:
         identity = Identity(settings, db, redis, stores.cache, tasks, events)
         users = identity.users
         notifier = Notifier(db, events)
+        webhooks = WebhookDesk(settings, db, redis, tasks, notifier)
         events.listen(notifier.on_event)
         events.listen(hub.publish_event)
+        events.listen(webhooks.on_event, alongside=True)  # its outbox write overlaps the fan-out
+        webhooks.start()  # the sweeper of due webhook deliveries (see dispatch.domain.webhooks)
         return cls(
             settings=settings,
             mongo=stores.mongo,
@@ -101,7 +106,7 @@ class Services:
             fleet=Fleet(db, redis, users),
             price_lists=PriceLists(db),
             waybills=WaybillDesk(db, events),
-            billing=Billing(db, users),
+            billing=Billing(db, users, events),
             support=SupportDesk(db, users),
             joining=Joining(db, users, events),
             sms_login=SmsLogin(identity),
@@ -113,10 +118,13 @@ class Services:
             organizations=OrganizationDesk(db, users),
             directory=Directory(identity),
             api_keys=KeyDesk(settings, db, redis),
+            webhooks=webhooks,
         )
 
     async def close(self) -> None:
-        """Flush GPS history, stop the fan-out reader, close the task queue and the store clients."""
+        """Flush GPS history, stop the fan-out reader and the webhook sweeper, close the task queue and the
+        store clients."""
+        await self.webhooks.close()
         await self.ingest.close()
         await self.hub.close()
         self.tasks.close()

@@ -71,6 +71,23 @@ class Settings:
     max_body_bytes: int = setting(6 * 1024 * 1024, "Largest request body accepted, bytes.")
     idle_timeout: int = setting(60, "Seconds a connection may take to send a request's headers, or its body.")
     log_level: str = setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    webhook_allow_private: str = setting(
+        "",
+        "Allow webhook URLs on loopback, private, link-local or reserved addresses: `true` or `false` "
+        "(empty: true in development, false in production).",
+        choices=("", "true", "false"),
+    )
+    webhook_timeout: float = setting(10.0, "Seconds a webhook receiver has to answer one delivery attempt, in all.")
+    webhook_retry_base: float = setting(
+        30.0, "Seconds before a failed webhook delivery's first retry; each next wait doubles (with jitter)."
+    )
+    webhook_max_attempts: int = setting(12, "Attempts of one webhook delivery before it is `failed`.")
+    webhook_disable_after: int = setting(
+        20, "Consecutive failed deliveries after which a webhook is set inactive (its managers are told)."
+    )
+    webhook_sweep_interval: float = setting(
+        5.0, "Seconds between the server's sweeps for due webhook deliveries (retries, lost tasks)."
+    )
 
     @property
     def effective_broker_url(self) -> str:
@@ -92,6 +109,13 @@ class Settings:
         table = _parse_limits(str(Settings.__dataclass_fields__["rate_limits"].default))
         table.update(_parse_limits(self.rate_limits))
         return table
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        """Whether webhook URLs may point at loopback/private addresses (development's default)."""
+        if self.webhook_allow_private:
+            return self.webhook_allow_private == "true"
+        return self.env == "development"
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -145,6 +169,11 @@ class Settings:
             "task_visibility_timeout",
             "idle_timeout",
             "api_key_rate_limit",
+            "webhook_timeout",
+            "webhook_retry_base",
+            "webhook_max_attempts",
+            "webhook_disable_after",
+            "webhook_sweep_interval",
         ):
             if getattr(self, name) <= 0:
                 _fail(name, getattr(self, name), "a positive number")
@@ -185,6 +214,11 @@ def _convert(f: dataclasses.Field, value: Any) -> Any:
             return int(text)
         except ValueError:
             _fail(f.name, value, "a whole number")
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            _fail(f.name, value, "a number")
     return text
 
 

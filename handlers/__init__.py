@@ -21,6 +21,7 @@ from handlers import (
     users,
     vehicles,
     waybills,
+    webhooks,
 )
 
 API_PREFIX = "/api/v1"
@@ -40,6 +41,7 @@ API_MODULES = [
     support,
     orders,
     payments,
+    webhooks,
 ]
 # Modules whose routes are served as they are written (service, docs, pages, websockets).
 ROOT_MODULES = [health, docs, console, media, realtime]

@@ -350,6 +350,16 @@ class NotFoundHandler(BaseHandler):
         self.current_user = None
 
 
+def documented(**parts: Any) -> Any:
+    """Add generated parts (such as `callbacks`) to a method's OpenAPI operation, beside its docstring's YAML."""
+
+    def decorate(method: Any) -> Any:
+        method.__openapi__ = parts
+        return method
+
+    return decorate
+
+
 def query_of(handler: tornado.web.RequestHandler) -> dict[str, str]:
     """The query string as a flat mapping (the last value of each name), for a schema to load."""
     return {name: handler.get_query_argument(name) for name in handler.request.query_arguments}

@@ -25,11 +25,14 @@ class NotificationOut(Schema):
     """Something that happened which concerns the user."""
 
     id = Id(attribute="_id", required=True)
-    type = fields.String(required=True, metadata={"description": "What it is about: `order` or `organization`"})
+    type = fields.String(
+        required=True, metadata={"description": "What it is about: `order`, `organization` or `webhook`"}
+    )
     event = fields.String(
         required=True,
         metadata={
-            "description": "`created`, `assigned` or `status_changed`; `member_joined` (an invitation was accepted)"
+            "description": "`created`, `assigned` or `status_changed`; `member_joined` (an invitation was accepted); "
+            "`webhook_disabled` (a webhook failed too often)"
         },
     )
     title = fields.String(required=True)

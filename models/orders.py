@@ -318,10 +318,11 @@ class Orders:
         self, order_id: ObjectId, expect: dict[str, Any], changes: dict[str, Any], event: dict[str, Any]
     ) -> dict[str, Any] | None:
         """Compare-and-set: apply changes and append the timeline event in one write, if the order still
-        matches `expect` (its status at least); None when it does not (someone else moved it first)."""
+        matches `expect` (its status at least); None when it does not (someone else moved it first).
+        Each move counts up the order's `revision`, so its events can be put in the order they happened."""
         return await self.collection.find_one_and_update(
             {"_id": order_id, **expect},
-            {"$set": {**changes, "updated_at": event["at"]}, "$push": {"timeline": event}},
+            {"$set": {**changes, "updated_at": event["at"]}, "$push": {"timeline": event}, "$inc": {"revision": 1}},
             projection=WITHOUT_TIMELINE,
             return_document=ReturnDocument.AFTER,
         )

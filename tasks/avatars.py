@@ -9,8 +9,7 @@ from typing import Any
 import redis
 from bson import ObjectId
 from celery import shared_task
-from celery.signals import worker_process_shutdown
-from pymongo import MongoClient, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.errors import ConnectionFailure
 
 from dispatch.core.files import write_atomically
@@ -18,45 +17,21 @@ from dispatch.core.timeutil import utcnow
 from dispatch.domain import avatars
 from dispatch.settings import Settings
 from tasks import settings_of
+from tasks.clients import mongo, redis_of
 
 log = logging.getLogger("dispatch.avatars")
 
 TRANSIENT = (ConnectionFailure, redis.ConnectionError, redis.TimeoutError)
 
 
-# Clients of this worker process, made on first use (after the prefork worker has forked).
-_CLIENTS: dict[str, Any] = {}
-
-
-def _mongo(url: str) -> MongoClient:
-    key = "mongo " + url
-    if key not in _CLIENTS:
-        _CLIENTS[key] = MongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000, appname="dispatch-worker")
-    return _CLIENTS[key]
-
-
-def _cache(url: str) -> redis.Redis:
-    key = "redis " + url
-    if key not in _CLIENTS:
-        _CLIENTS[key] = redis.Redis.from_url(url, socket_connect_timeout=2)
-    return _CLIENTS[key]
-
-
-@worker_process_shutdown.connect
-def close_clients(**kwargs: Any) -> None:
-    """Close this process's clients (at worker shutdown)."""
-    while _CLIENTS:
-        _CLIENTS.popitem()[1].close()
-
-
 def forget_user(settings: Settings, user_id: str) -> None:
     """Drop the user's entry from the Redis user cache (models.users.Users keys it `user:<id>`)."""
-    _cache(settings.effective_cache_url).delete(f"user:{user_id}")
+    redis_of(settings.effective_cache_url).delete(f"user:{user_id}")
 
 
 def point_user_at(settings: Settings, db_name: str, user_id: str, url: str, queued_at: int) -> tuple[bool, str | None]:
     """Set the user's avatar unless a newer upload already did; (applied, previous avatar_url)."""
-    users = _mongo(settings.mongodb_url)[db_name]["users"]
+    users = mongo(settings.mongodb_url)[db_name]["users"]
     newer_exists = {"avatar_queued_at": {"$gt": queued_at}}
     before = users.find_one_and_update(
         {"_id": ObjectId(user_id), "$nor": [newer_exists]},

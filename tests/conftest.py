@@ -96,6 +96,12 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
                     "outbox_dir": found.outbox_dir,
                     "media_dir": found.media_dir,
                     "log_level": "WARNING",
+                    # Webhook deliveries in tests: a short timeout, quick retries, few attempts, and
+                    # webhooks turned off after 3 failed deliveries (20 in production).
+                    "webhook_timeout": 2,
+                    "webhook_retry_base": 0.05,
+                    "webhook_max_attempts": 4,
+                    "webhook_disable_after": 3,
                 }.items()
             },
         }

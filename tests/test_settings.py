@@ -67,3 +67,17 @@ def test_cli_reports_a_bad_setting_clearly() -> None:
 def test_readme_settings_table_is_current() -> None:
     readme = (ROOT / "README.md").read_text()
     assert settings_table() in readme, "regenerate the README's settings table from dispatch.settings"
+
+
+def test_webhooks_reach_private_addresses_in_development_only_unless_told() -> None:
+    production = {"DISPATCH_ENV": "production", "DISPATCH_JWT_SECRET": "s" * 40}
+    assert Settings.from_env({}, env_file=None).webhooks_may_reach_private
+    assert not Settings.from_env(production, env_file=None).webhooks_may_reach_private
+    told = {**production, "DISPATCH_WEBHOOK_ALLOW_PRIVATE": "true"}
+    assert Settings.from_env(told, env_file=None).webhooks_may_reach_private
+    assert not Settings.from_env({"DISPATCH_WEBHOOK_ALLOW_PRIVATE": "false"}, env_file=None).webhooks_may_reach_private
+    assert Settings.from_env({"DISPATCH_WEBHOOK_RETRY_BASE": "0.5"}, env_file=None).webhook_retry_base == 0.5
+    with pytest.raises(SettingsError, match="DISPATCH_WEBHOOK_TIMEOUT"):
+        Settings.from_env({"DISPATCH_WEBHOOK_TIMEOUT": "soon"}, env_file=None)
+    with pytest.raises(SettingsError, match="DISPATCH_WEBHOOK_ALLOW_PRIVATE"):
+        Settings.from_env({"DISPATCH_WEBHOOK_ALLOW_PRIVATE": "maybe"}, env_file=None)

@@ -165,6 +165,12 @@ ERROR_CODES: dict[str, ErrorCode] = {
         meaning="The invitation was answered, revoked or lapsed.",
         operations=("acceptInvitation", "declineInvitation"),
     ),
+    "too_many_webhooks": _code(409, meaning="The organization has its most webhooks.", operations=("createWebhook",)),
+    "webhook_inactive": _code(
+        409,
+        meaning="The webhook is inactive: re-activate it first.",
+        operations=("testWebhook", "redeliverWebhookDelivery"),
+    ),
     "length_required": _code(411, meaning="The body needs a length.", generic=True),
     "body_too_large": _code(413, meaning="The body is over the limit (`details.limit`).", generic=True),
     "unsupported_media_type": _code(415, meaning="The body's Content-Type is not the one expected.", generic=True),

@@ -147,6 +147,39 @@ class AvatarStatus(StrEnum):
     PROCESSING = "processing"
 
 
+class WebhookEvent(StrEnum):
+    """The public event types integrations subscribe to (SPEC section 9); each is a webhook delivery."""
+
+    ORDER_CREATED = "order.created"
+    ORDER_ASSIGNED = "order.assigned"
+    ORDER_STATUS_CHANGED = "order.status_changed"
+    ORDER_ETA = "order.eta"
+    ORDER_ARRIVING = "order.arriving"
+    GEOFENCE_ENTER = "geofence.enter"
+    GEOFENCE_EXIT = "geofence.exit"
+    WAYBILL_STATUS_CHANGED = "waybill.status_changed"
+    PAYMENT_CREATED = "payment.created"
+    RATING_CREATED = "rating.created"
+    PING = "ping"  # `POST /webhooks/{id}/test`
+
+
+class EventFilter(StrEnum):
+    """What a webhook's `events` may list besides the event types."""
+
+    ALL = "*"  # every event type, those added later included
+
+
+WEBHOOK_EVENT_FILTERS = (EventFilter.ALL, *WebhookEvent)
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery's state: waiting (or being retried), delivered, or given up."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 # Every status set and its named subsets: the only enums the OpenAPI document may contain.
 VOCABULARY: tuple[tuple[StrEnum, ...], ...] = (
     tuple(Category),
@@ -165,6 +198,9 @@ VOCABULARY: tuple[tuple[StrEnum, ...], ...] = (
     tuple(KeyScope),
     tuple(OrderSource),
     tuple(Language),
+    tuple(WebhookEvent),
+    WEBHOOK_EVENT_FILTERS,
+    tuple(DeliveryStatus),
 )
 
 

@@ -40,7 +40,7 @@ LOCKED_WHILE_BUSY = {"organization", "driver_id", "status"}
 
 async def check_organization(db: AsyncDatabase[Any], user: dict[str, Any], organization: ObjectId) -> None:
     """422 unless the organization exists and (for a MANAGER) is one of theirs."""
-    if user.get("category") == Category.MANAGER and organization not in orgs_of(user):
+    if user.get("category") in ORG_BOUND and organization not in orgs_of(user):
         raise ValidationFailed({"organization": ["Not one of your organizations."]})
     if not await organization_exists(db, organization):
         raise ValidationFailed({"organization": ["No such organization."]})

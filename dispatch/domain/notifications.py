@@ -52,6 +52,21 @@ class Notifier:
         for doc in docs:
             await self.events.publish(Event("notification", (f"user:{doc['user_id']}",), {"notification": show(doc)}))
 
+    async def webhook_disabled(self, webhook: dict[str, Any]) -> None:
+        """Tell the organization's managers that a webhook was set inactive after failing again and again."""
+        title = "A webhook was turned off"
+        body = (
+            f"Deliveries to {webhook['url']} failed {webhook.get('consecutive_failures', 0)} times in a row, so "
+            "the webhook is now inactive. Fix the receiver, then re-activate it."
+        )
+        facts = {"webhook_id": str(webhook["_id"]), "url": webhook["url"]}
+        docs = [
+            new_notification(manager, "webhook", "webhook_disabled", title, body, None, facts)
+            for manager in await self.store.managers_of(webhook["organization"])
+        ]
+        for doc in await self.store.insert_many(docs):
+            await self.events.publish(Event("notification", (f"user:{doc['user_id']}",), {"notification": show(doc)}))
+
     async def compose(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """The notifications one order event gives: client and driver, and managers for a new order."""
         order, kind = data["order"], str(data.get("event") or "")

@@ -31,6 +31,7 @@ from dispatch.core.vocabulary import (
     OrderSource,
     OrderStatus,
     Principal,
+    WebhookEvent,
 )
 from dispatch.domain import scopes
 from dispatch.domain.scopes import ORG_BOUND, Resource, is_api_key, orgs_of
@@ -95,6 +96,14 @@ STAFF_AND_KEYS_ONLY = ("external_ref", "customer")
 def actor_type(caller: dict[str, Any]) -> str | None:
     """What a timeline entry and an event add about who acted: `api_key` for a key, nothing for a person."""
     return Principal.API_KEY.value if is_api_key(caller) else None
+
+
+# The public event type of each kind of order event (what webhooks hear).
+TOPICS = {
+    "created": WebhookEvent.ORDER_CREATED,
+    "assigned": WebhookEvent.ORDER_ASSIGNED,
+    "status_changed": WebhookEvent.ORDER_STATUS_CHANGED,
+}
 
 
 def decide(category: str, status: str, action: str) -> Move:
@@ -211,6 +220,7 @@ class OrderDesk:
             "driver_id": None,
             "created_at": now,
             "updated_at": now,
+            "revision": 0,
             "timeline": [timeline_event(E.CREATED, None, S.NEW, user["_id"], actor_type=actor_type(user))],
         }
         order = await self.orders.insert(doc)
@@ -414,7 +424,17 @@ class OrderDesk:
             "to": after,
             **{k: v for k, v in extra.items() if v is not None},
         }
-        await self.events.publish(Event("order", tuple(channels), data))
+        organization = order.get("organization")
+        await self.events.publish(
+            Event(
+                "order",
+                tuple(channels),
+                data,
+                topic=TOPICS[kind],
+                organization=None if organization is None else str(organization),
+                ordering=(f"order:{order['_id']}", int(order.get("revision") or 0)),
+            )
+        )
         if kind == "assigned":
             await self.events.publish(Event("assignment", (f"user:{order['driver_id']}",), {"order": shown}))
 

@@ -17,25 +17,29 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dispatch.core.events import Event, EventBus
 from dispatch.core.pagination import Page
-from dispatch.core.vocabulary import DRIVER_PAYMENT_METHODS, Category, OrderStatus
+from dispatch.core.vocabulary import DRIVER_PAYMENT_METHODS, Category, OrderStatus, WebhookEvent
 from dispatch.domain import scopes
 from dispatch.domain.scopes import Resource
 from models.orders import Orders
-from models.payments import Payments, Ratings
+from models.payments import PaymentOut, Payments, RatingOut, Ratings
 from models.users import Users
 
 AVERAGE_RETRIES = 50
+PAYMENT_OUT = PaymentOut()
+RATING_OUT = RatingOut()
 
 
 class Billing:
     """Payments and ratings on behalf of callers."""
 
-    def __init__(self, db: AsyncDatabase[Any], users: Users) -> None:
+    def __init__(self, db: AsyncDatabase[Any], users: Users, events: EventBus) -> None:
         self.orders = Orders(db)
         self.payments = Payments(db)
         self.ratings = Ratings(db)
         self.users = users
+        self.events = events
 
     async def _order(self, user: dict[str, Any], order_id: ObjectId) -> dict[str, Any]:
         order = await self.orders.get(order_id, scopes.query(Resource.ORDERS, user))
@@ -57,10 +61,12 @@ class Billing:
         if not await self.orders.add_paid(order_id, cents, OrderStatus.COMPLETED, price):
             raise await self._refusal(order_id, price)
         try:
-            return await self.payments.insert(order_id, data, user["_id"])
+            payment = await self.payments.insert(order_id, data, user["_id"])
         except Exception:  # not stored: give the room back (a cancelled request keeps it, the safe side)
             await self.orders.take_back_paid(order_id, cents)
             raise
+        await self._publish(order, "payment", WebhookEvent.PAYMENT_CREATED, PAYMENT_OUT.dump(payment))
+        return payment
 
     async def _refusal(self, order_id: ObjectId, price: int) -> ApiError:
         """Why a payment found no room: the order is gone or no longer completed, or the price is reached."""
@@ -94,7 +100,17 @@ class Billing:
             raise Conflict("Only a completed order can be rated.", "order_not_completed", {"status": order["status"]})
         rating = await self.ratings.insert(order, data)
         await self._add_to_average(order["driver_id"], data["score"])
+        await self._publish(order, "rating", WebhookEvent.RATING_CREATED, RATING_OUT.dump(rating))
         return rating
+
+    async def _publish(self, order: dict[str, Any], kind: str, topic: WebhookEvent, shown: dict[str, Any]) -> None:
+        """A public event of a payment or rating: for the order's organization's webhooks (no socket frame)."""
+        organization = order.get("organization")
+        await self.events.publish(
+            Event(
+                kind, (), {kind: shown}, topic=topic, organization=None if organization is None else str(organization)
+            )
+        )
 
     async def _add_to_average(self, driver_id: ObjectId, score: int) -> None:
         """Compare-and-set on `rating_count`, so concurrent ratings of one driver all count."""

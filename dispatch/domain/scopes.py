@@ -104,6 +104,7 @@ class Resource(StrEnum):
     ORGANIZATIONS_EDIT = "organizations_edit"
     ORGANIZATION_MEMBERS = "organization_members"
     API_KEYS = "api_keys"  # asked of an organization: whose keys the caller runs
+    WEBHOOKS = "webhooks"
 
 
 A, M, D, B = Category.ADMIN, Category.MANAGER, Category.DRIVER, Category.BASE
@@ -134,12 +135,14 @@ SCOPES: dict[Resource, dict[str, Reach]] = {
     Resource.ORGANIZATIONS_EDIT: {A: EVERYTHING, M: THEIR_ORGS},
     Resource.ORGANIZATION_MEMBERS: {A: EVERYTHING, M: THEIR_ORGS, D: THEIR_ORGS},
     Resource.API_KEYS: {A: EVERYTHING, M: THEIR_ORGS},
+    Resource.WEBHOOKS: {A: EVERYTHING, M: IN_THEIR_ORGS, K: IN_THEIR_ORGS},
 }
 REFUSALS = {
     Resource.VEHICLES: "Your account may not read vehicles.",
     Resource.WAYBILLS: "Your account may not read waybills.",
     Resource.WAYBILLS_EDIT: "Your account may only read waybills.",
     Resource.USERS: "Your account may not read other users.",
+    Resource.WEBHOOKS: "Your account may not manage webhooks.",
 }
 
 

@@ -16,7 +16,7 @@ from dispatch.core.errors import Conflict, NotFound, ValidationFailed
 from dispatch.core.events import Event, EventBus
 from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
-from dispatch.core.vocabulary import WaybillStatus
+from dispatch.core.vocabulary import WaybillStatus, WebhookEvent
 from dispatch.domain import scopes
 from dispatch.domain.scopes import Resource
 from models.orders import Orders
@@ -135,9 +135,16 @@ class WaybillDesk:
             raise ValidationFailed({"order_ids": ["Link only orders assigned to the sheet's driver."]})
 
     async def _publish(self, doc: dict[str, Any], previous: str) -> None:
-        channels = (f"fleet:{doc['organization']}",) if doc.get("organization") else ()
+        organization = doc.get("organization")
+        channels = (f"fleet:{organization}",) if organization else ()
         await self.events.publish(
-            Event("waybill", channels, {"waybill": show(doc), "from": previous, "to": doc["status"]})
+            Event(
+                "waybill",
+                channels,
+                {"waybill": show(doc), "from": previous, "to": doc["status"]},
+                topic=WebhookEvent.WAYBILL_STATUS_CHANGED,
+                organization=str(organization) if organization else None,
+            )
         )
 
 

@@ -195,7 +195,12 @@ def test_every_error_code_of_the_code_base_is_in_the_catalogue(document: dict[st
 def test_every_body_has_an_example_that_fits_its_schema(document: dict[str, Any]) -> None:
     checked = 0
     for method, path, op in operations(document):
-        bodies = [("request", op.get("requestBody", {})), *op["responses"].items()]
+        callbacks = [
+            (f"callback {event}", callback["post"].get("requestBody", {}))
+            for event, expressions in op.get("callbacks", {}).items()
+            for callback in expressions.values()
+        ]
+        bodies = [("request", op.get("requestBody", {})), *op["responses"].items(), *callbacks]
         for status, body in bodies:
             for media_type, content in body.get("content", {}).items():
                 if content.get("schema", {}).get("format") == "binary" or media_type.startswith("multipart"):

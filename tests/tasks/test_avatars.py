@@ -18,7 +18,8 @@ from dispatch.domain import avatars
 from dispatch.settings import Settings
 from dispatch.tools import devservices
 from tasks import make_celery
-from tasks.avatars import _store, close_clients
+from tasks.avatars import _store
+from tasks.clients import close_clients
 
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
