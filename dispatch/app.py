@@ -31,7 +31,7 @@ def make_app(services: Services) -> tornado.web.Application:
     check_handlers(handler for _, handler in routes)
     for pattern, handler in routes:
         handler.route = pattern  # type: ignore[attr-defined]  # the metrics label, on any handler class
-    spec = build_spec(routes, SCHEMAS)
+    spec = build_spec(routes, SCHEMAS, services.settings.public_url)
     url_specs: list[Any] = [tornado.web.url(pattern, handler) for pattern, handler in routes]
     url_specs.append((r"/static/(.*)", AssetHandler, {"path": str(STATIC_DIR)}))
     return tornado.web.Application(

@@ -113,6 +113,7 @@ class OrderStatusHandler(OrdersBase):
     async def post(self, order_id: str) -> None:
         """Move an order along the state machine (a driver's `declined` returns it to `new`).
         ---
+        operationId: changeOrderStatus
         tags: [orders]
         description: |
           new → assigned → accepted → en_route → arrived → in_progress → completed; `cancelled` from
@@ -145,6 +146,7 @@ class OrderAssignHandler(OrdersBase):
     async def post(self, order_id: str) -> None:
         """Assign a new order to a truck, or `{auto: true}` to the nearest available one of its organization.
         ---
+        operationId: assignOrder
         tags: [orders]
         requestBody:
           required: true
