@@ -24,6 +24,7 @@ from dispatch.core.geo import distance_km
 from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
 from dispatch.core.vocabulary import (
+    ENDED_STATUSES,
     STAFF,
     STATUS_REQUESTS,
     Category,
@@ -309,6 +310,8 @@ class OrderDesk:
         event = timeline_event(
             action, order["status"], move.target, user["_id"], reason=reason, actor_type=actor_type(user)
         )
+        if move.target in ENDED_STATUSES:  # tracking links work until 2 h after this
+            changes["ended_at"] = event["at"]
         # The truck is part of the expected state: a decline and a new assignment in between
         # (same status again, another truck) must not let this move release the wrong truck.
         expect = {"status": order["status"], "vehicle_id": order.get("vehicle_id")}
