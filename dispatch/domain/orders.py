@@ -161,6 +161,18 @@ class OrderDesk:
             query = {"$and": [query, scope]} if query else scope
         return await self.orders.page(query, page)
 
+    async def for_client(self, order: dict[str, Any]) -> dict[str, Any]:
+        """The order with what its client needs to meet the truck: `truck` (plate, model, colour) and `driver`
+        (first name, rating), while a truck serves it; clients read neither vehicles nor users."""
+        truck = driver = None
+        if order.get("vehicle_id") is not None and order["status"] in HOLDS_VEHICLE:
+            truck = await self.vehicles.get(order["vehicle_id"])
+            driver = await self.users.get(order["driver_id"]) if order.get("driver_id") else None
+        shown_driver = (
+            None if driver is None else {"first_name": driver.get("first_name", ""), "rating": driver.get("rating")}
+        )
+        return {**order, "truck": truck, "driver": shown_driver}
+
     async def timeline(self, user: dict[str, Any], order_id: ObjectId) -> list[dict[str, Any]]:
         """An order's timeline, oldest first."""
         events = await self.orders.timeline(order_id, scopes.query(Resource.ORDERS, user))

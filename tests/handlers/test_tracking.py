@@ -194,7 +194,9 @@ async def test_a_link_expires_two_hours_after_the_order_ends(app: Any, api: Api,
     assert later.status == 201 and later.json["expires_at"] is not None
 
     orders = app.settings["services"].db["orders"]
-    await orders.update_one({"_id": parse_id(order_id)}, {"$set": {"ended_at": utcnow() - timedelta(hours=2, seconds=1)}})
+    await orders.update_one(
+        {"_id": parse_id(order_id)}, {"$set": {"ended_at": utcnow() - timedelta(hours=2, seconds=1)}}
+    )
     assert (await api.get(f"/api/v1/track/{token}", token="")).status == 404
     refused = await WsClient.connect(ws_url(base_url, f"/ws/track/{token}"))
     assert await refused.closed() == 4403
@@ -215,3 +217,30 @@ async def test_the_page_is_served_with_the_console_csp_and_a_friendly_404(app: A
     assert '<script type="module" src="/static/track/track.js">' in page.text and "<script>" not in page.text
     assert gone.status_code == 404 and gone.headers["Content-Type"].startswith("text/html")
     assert "does not work" in gone.text
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_client_sees_the_truck_and_driver_to_meet_and_sets_a_language(app: Any, api: Api) -> None:
+    team = await private_team(app, api)
+    order_id, client = team["order"]["id"], team["client_token"]
+    painted = await api.patch(
+        f"/api/v1/vehicles/{team['truck']['id']}", {"color": "Yellow"}, token=team["manager_token"]
+    )
+    assert painted.status == 200 and painted.json["color"] == "Yellow"
+    waiting = await api.get(f"/api/v1/orders/{order_id}", token=client)
+    assert waiting.json["truck"] is None and waiting.json["driver"] is None
+    assign = {"vehicle_id": team["truck"]["id"]}
+    assert (await api.post(f"/api/v1/orders/{order_id}/assign", assign, token=team["manager_token"])).status == 200
+    mine = await api.get(f"/api/v1/orders/{order_id}", token=client)
+    assert mine.json["truck"] == {"plate": "A777AA77", "model": "GAZelle Next", "color": "Yellow"}
+    assert mine.json["driver"] == {"first_name": "Ivan", "rating": None}
+    assert (await api.get(f"/api/v1/vehicles/{team['truck']['id']}", token=client)).status in (403, 404)
+    managers = await api.get(f"/api/v1/orders/{order_id}", token=team["manager_token"])
+    assert "truck" not in managers.json  # staff read vehicles and users themselves
+
+    me = await api.get("/api/v1/users/me", token=client)
+    assert me.json["language"] is None
+    changed = await api.patch("/api/v1/users/me", {"language": "ru"}, token=client)
+    assert changed.status == 200 and changed.json["language"] == "ru"
+    refused = await api.patch("/api/v1/users/me", {"language": "de"}, token=client)
+    assert refused.status == 422 and "language" in refused.json["error"]["details"]

@@ -66,9 +66,7 @@ async def arriving(app: Any, order: dict[str, Any], target: str = "pickup") -> N
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_a_client_with_a_phone_gets_one_sms_per_milestone_in_russian(
-    app: Any, api: Api, services: Any
-) -> None:
+async def test_a_client_with_a_phone_gets_one_sms_per_milestone_in_russian(app: Any, api: Api, services: Any) -> None:
     team = await fleet(app, api)
     crew = team["drivers"][0]
     phone = f"+7916{random.randrange(10**7):07d}"
