@@ -45,17 +45,19 @@ class TrackPageHandler(BaseHandler):
             content:
               text/html: {schema: {type: string}}
           404:
-            description: An HTML page saying the link does not work (any more).
+            description: Unknown, expired or revoked link. A browser (`Accept` with `text/html`) gets an HTML
+              page saying the link does not work (any more); other clients the JSON error.
             content:
               text/html: {schema: {type: string}}
+              application/json: {schema: Error}
         """
         await self.services.tracking.limit(self.client_ip)
         try:
             await self.services.tracking.order_of(token)
             page, status = PAGE_HTML, 200
         except ApiError as exc:
-            if exc.status != 404:
-                raise
+            if exc.status != 404 or "text/html" not in self.request.headers.get("Accept", ""):
+                raise  # a program asking gets the JSON error, as everywhere
             page, status = GONE_HTML, 404
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=utf-8")

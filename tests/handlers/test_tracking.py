@@ -210,13 +210,15 @@ async def test_the_page_is_served_with_the_console_csp_and_a_friendly_404(app: A
     token = (await api.post(f"/api/v1/orders/{team['order']['id']}/share", token=team["client_token"])).json["token"]
     async with httpx.AsyncClient(trust_env=False) as raw:
         page = await raw.get(f"{base_url}/t/{token}")
-        gone = await raw.get(f"{base_url}/t/unknown-token")
+        gone = await raw.get(f"{base_url}/t/unknown-token", headers={"Accept": "text/html,*/*;q=0.8"})
+        as_json = await raw.get(f"{base_url}/t/unknown-token")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert page.headers["Referrer-Policy"] == "no-referrer"
     assert '<script type="module" src="/static/track/track.js">' in page.text and "<script>" not in page.text
     assert gone.status_code == 404 and gone.headers["Content-Type"].startswith("text/html")
     assert "does not work" in gone.text
+    assert as_json.status_code == 404 and as_json.json()["error"]["code"] == "not_found"  # a program gets JSON
 
 
 @pytest.mark.gen_test(timeout=60)
