@@ -7,16 +7,19 @@ import asyncio
 import email
 import email.policy
 import random
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from dispatch.core import jsonutil
 from dispatch.core.events import Event
 from dispatch.core.timeutil import isoformat, utcnow
 from dispatch.core.vocabulary import WebhookEvent
 from models.common import parse_id
+from models.milestones import new_message
 from tests.support.factories import login, make_user
 from tests.support.fleet_fixtures import make_vehicle_type, order_body
 from tests.support.helpers import Api
@@ -122,3 +125,14 @@ async def test_a_customer_without_a_phone_gets_email_in_english(app: Any, api: A
     assert message["Subject"] == "Your tow truck is on its way"
     text = message.get_content()
     assert crew["vehicle"]["plate"] in text and "http://dispatch.test/t/" in text
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_sweep_sends_a_message_whose_task_was_lost(app: Any, services: Any) -> None:
+    long_ago = utcnow() - timedelta(hours=1)
+    lost = new_message(ObjectId(), "completed", "sms", "+79160000001", "", "Lost and found", "en", long_ago)
+    desk = app.settings["services"].milestones
+    await desk.messages.collection.insert_one(lost)  # recorded; its task never sent
+    assert await desk.sweep() == 1
+    await until(lambda: sms_with(services.outbox_dir, lost["_id"]), "the swept message")
+    assert sms_with(services.outbox_dir, lost["_id"])[0]["text"] == "Lost and found"
