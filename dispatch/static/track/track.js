@@ -80,6 +80,7 @@ function connect() {
       if (wasNew && frame.order.status !== "new") load(); // a truck was assigned: fetch its plate
     } else if (frame.type === "location") {
       map.move(TRUCK, frame.location);
+      map.drawPickups(); // the line from the truck to the pickup follows it
     } else if (frame.type === "eta") {
       showEta(frame.eta);
     }
