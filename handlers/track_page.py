@@ -22,7 +22,7 @@ from dispatch.realtime.frames import Frame, FrameError, channel_of, since_of
 from dispatch.realtime.outbox import Outbox
 from handlers.base import BaseHandler
 from handlers.console import CONSOLE_CSP
-from handlers.realtime import CLOSE_FORBIDDEN, Socket
+from handlers.realtime import CLOSE_FORBIDDEN, CLOSE_TRY_AGAIN, Socket
 from models.tracking import expires_at, project_frame
 
 STATIC = Path(__file__).resolve().parent.parent / "dispatch" / "static" / "track"
@@ -109,7 +109,8 @@ class TrackSocket(Socket):
           pickup, dropoff, eta}}`), `location` (`{location: {lat, lon, ts, speed, heading}}`) and `eta`
           carry the channel's `offset`; after a reconnect send `{"type": "subscribe", "channel":
           "order:<id>", "since": <offset>}` to replay what was missed. Unknown, expired or revoked
-          token: closed with 4403 after the upgrade; a link revoked while open closes it with 4403.
+          token: closed with 4403 after the upgrade; a link revoked while open closes it with 4403. Over the
+          per-address rate limit (`track_ip`): closed with 1013 (try again later).
         responses:
           101: {description: Switching to the websocket protocol.}
           400: {$ref: '#/components/responses/400'}
@@ -128,8 +129,9 @@ class TrackSocket(Socket):
         try:
             await self.services.tracking.limit(self.request.remote_ip or "")
             order = await self.services.tracking.order_of(self.path_kwargs["token"])
-        except ApiError:
-            self.close(CLOSE_FORBIDDEN, "forbidden")
+        except ApiError as exc:
+            limited = exc.status == 429
+            self.close(CLOSE_TRY_AGAIN if limited else CLOSE_FORBIDDEN, "rate_limited" if limited else "forbidden")
             return
         except UNAVAILABLE as exc:
             self._unavailable(exc)

@@ -3,6 +3,7 @@ never shows anything private, over REST or the socket."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -246,3 +247,16 @@ async def test_the_client_sees_the_truck_and_driver_to_meet_and_sets_a_language(
     assert changed.status == 200 and changed.json["language"] == "ru"
     refused = await api.patch("/api/v1/users/me", {"language": "de"}, token=client)
     assert refused.status == 422 and "language" in refused.json["error"]["details"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_public_endpoints_are_rate_limited_per_address(app: Any, api: Api, base_url: str) -> None:
+    services = app.settings["services"]
+    allowed, seconds = services.settings.rate_limit_table["track_ip"]
+    window = int(time.time()) // seconds
+    for used_up in (window, window + 1):  # this address's quota, also if the window turns meanwhile
+        await services.redis.set(f"rl:track_ip:127.0.0.1:{used_up}", allowed)
+    refused = await api.get("/api/v1/track/any-token", token="")
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
+    socket = await WsClient.connect(ws_url(base_url, "/ws/track/any-token"))
+    assert await socket.closed() == 1013  # try again later
