@@ -3,6 +3,7 @@ never shows anything private, over REST or the socket."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -149,8 +150,9 @@ async def test_a_link_is_followed_without_an_account_and_shows_only_the_public_v
 
 @pytest.mark.gen_test(timeout=60)
 async def test_who_may_share_and_revoking_stops_every_link_and_closes_sockets(
-    app: Any, api: Api, base_url: str
+    app: Any, api: Api, base_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "dispatch.access")
     team = await private_team(app, api)
     order_id = team["order"]["id"]
     path = f"/api/v1/orders/{order_id}/share"
@@ -180,6 +182,9 @@ async def test_who_may_share_and_revoking_stops_every_link_and_closes_sockets(
         refused = await WsClient.connect(ws_url(base_url, f"/ws/track/{link['token']}"))
         assert await refused.closed() == 4403
     assert (await api.get("/api/v1/track/not-a-token", token="")).status == 404
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "/ws/track/***" in logged and "/api/v1/track/***" in logged
+    assert by_manager.json["token"] not in logged and by_key.json["token"] not in logged  # tokens never logged
 
 
 @pytest.mark.gen_test(timeout=60)
