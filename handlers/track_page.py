@@ -19,7 +19,7 @@ from dispatch.core.storage import UNAVAILABLE
 from dispatch.core.timeutil import utcnow
 from dispatch.domain.tracking import REVOKED, notice_channel
 from dispatch.realtime.frames import Frame, FrameError, channel_of, since_of
-from dispatch.realtime.outbox import Outbox
+from dispatch.realtime.outbox import STUCK_AFTER, Outbox
 from handlers.base import BaseHandler
 from handlers.console import CONSOLE_CSP
 from handlers.realtime import CLOSE_FORBIDDEN, CLOSE_TRY_AGAIN, Socket
@@ -125,7 +125,9 @@ class TrackSocket(Socket):
         self.set_nodelay(True)
         metrics.WEBSOCKETS.labels(self.kind).inc()
         self.hub.sockets.add(self)
-        self.outbox = Outbox(self._send, self._stuck, self.kind)
+        self.outbox = Outbox(
+            self._send, self._stuck, self.kind, stuck_after=self.settings.get("ws_stuck_after", STUCK_AFTER)
+        )
         try:
             await self.services.tracking.limit(self.request.remote_ip or "")
             order = await self.services.tracking.order_of(self.path_kwargs["token"])
