@@ -28,6 +28,7 @@ from dispatch.domain.fleet import Fleet, PriceLists
 from dispatch.domain.idempotency import Idempotency
 from dispatch.domain.identity import Identity
 from dispatch.domain.invitations import Joining
+from dispatch.domain.milestones import MilestoneDesk
 from dispatch.domain.notifications import Notifier
 from dispatch.domain.orders import OrderDesk
 from dispatch.domain.organizations import OrganizationDesk
@@ -35,6 +36,7 @@ from dispatch.domain.payments import Billing
 from dispatch.domain.queue import TaskQueue
 from dispatch.domain.sms_login import PhoneVerification, SmsLogin
 from dispatch.domain.support import SupportDesk
+from dispatch.domain.tracking import ShareDesk
 from dispatch.domain.waybills import WaybillDesk
 from dispatch.domain.webhooks import WebhookDesk
 from dispatch.realtime.hub import Hub
@@ -75,6 +77,8 @@ class Services:
     directory: Directory
     api_keys: KeyDesk
     webhooks: WebhookDesk
+    tracking: ShareDesk
+    milestones: MilestoneDesk
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -91,6 +95,11 @@ class Services:
         events.listen(hub.publish_event)
         events.listen(webhooks.on_event, alongside=True)  # its outbox write overlaps the fan-out
         webhooks.start()  # the sweeper of due webhook deliveries (see dispatch.domain.webhooks)
+        orders = OrderDesk(db, redis, events, users)
+        tracking = ShareDesk(settings, db, redis, events, orders, users)
+        milestones = MilestoneDesk(settings, db, redis, tasks, users, tracking)
+        events.listen(milestones.on_event, alongside=True)  # the customer's messages (SPEC section 11)
+        milestones.start()  # the sweep of messages whose task was lost
         return cls(
             settings=settings,
             mongo=stores.mongo,
@@ -102,7 +111,7 @@ class Services:
             hub=hub,
             ingest=Ingest(db, redis, hub),
             identity=identity,
-            orders=OrderDesk(db, redis, events, users),
+            orders=orders,
             fleet=Fleet(db, redis, users),
             price_lists=PriceLists(db),
             waybills=WaybillDesk(db, events),
@@ -119,12 +128,15 @@ class Services:
             directory=Directory(identity),
             api_keys=KeyDesk(settings, db, redis),
             webhooks=webhooks,
+            tracking=tracking,
+            milestones=milestones,
         )
 
     async def close(self) -> None:
         """Flush GPS history, stop the fan-out reader and the webhook sweeper, close the task queue and the
         store clients."""
         await self.webhooks.close()
+        await self.milestones.close()
         await self.ingest.close()
         await self.hub.close()
         self.tasks.close()

@@ -18,6 +18,8 @@ from handlers import (
     realtime,
     sms,
     support,
+    track_page,
+    tracking,
     users,
     vehicles,
     waybills,
@@ -41,10 +43,11 @@ API_MODULES = [
     support,
     orders,
     payments,
+    tracking,
     webhooks,
 ]
 # Modules whose routes are served as they are written (service, docs, pages, websockets).
-ROOT_MODULES = [health, docs, console, media, realtime]
+ROOT_MODULES = [health, docs, console, media, realtime, track_page]
 
 
 def all_routes() -> list[tuple[str, type]]:

@@ -99,13 +99,18 @@ class OrderHandler(OrdersBase):
         """One order (outside the caller's scope: 404).
         ---
         tags: [orders]
+        description: The order's client also gets `truck` (plate, model, colour) and `driver` (first name,
+          rating) while a truck serves it, to meet it at the roadside.
         responses:
           200:
             description: The order.
             content:
               application/json: {schema: OrderOut}
         """
-        self.write_json(ORDER_OUT.dump(await self.services.orders.get(self.current_user, parse_id(order_id))))
+        order = await self.services.orders.get(self.current_user, parse_id(order_id))
+        if self.current_user.get("category") == Category.BASE:
+            order = await self.services.orders.for_client(order)
+        self.write_json(ORDER_OUT.dump(order))
 
 
 class OrderStatusHandler(OrdersBase):
