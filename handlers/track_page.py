@@ -37,6 +37,7 @@ class TrackPageHandler(BaseHandler):
         """The tracking page of a shared order, for a phone (an unknown or expired link: a friendly 404 page).
         ---
         tags: [tracking]
+        operationId: getTrackingPage
         description: Its scripts read `/api/v1/track/{token}` and follow `/ws/track/{token}`; the same
           content security policy as `/console`.
         responses:
@@ -104,6 +105,8 @@ class TrackSocket(Socket):
     get.__doc__ = """A tracking link's live socket: the order's status, its truck's location and ETA (read-only).
         ---
         tags: [realtime, tracking]
+        operationId: openTrackingSocket
+        security: []
         description: |
           No account: the token in the path is the credential. Frames `order` (`{order: {id, status,
           pickup, dropoff, eta}}`), `location` (`{location: {lat, lon, ts, speed, heading}}`) and `eta`

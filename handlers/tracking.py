@@ -17,6 +17,7 @@ class ShareHandler(BaseHandler):
         """Create a tracking link of an order for someone without an account.
         ---
         tags: [tracking]
+        operationId: shareOrder
         description: |
           The order's client, its organization's managers, ADMINs and the organization's API key (scope
           `orders:write`) may share it. The token (256 random bits, stored only as its SHA-256) is shown
@@ -38,6 +39,7 @@ class ShareHandler(BaseHandler):
         """Revoke every tracking link of an order: they answer 404 at once, open tracking sockets close 4403.
         ---
         tags: [tracking]
+        operationId: stopSharingOrder
         responses:
           204: {description: Every link of the order stopped working.}
         """
@@ -52,6 +54,7 @@ class TrackHandler(BaseHandler):
         """The public view of a tracked order: status, pickup, drop-off, ETA, the truck and driver's first name.
         ---
         tags: [tracking]
+        operationId: getTracking
         description: |
           No account needed: the token is the credential. Only these fields are shown (no phone, email,
           user id, last name or organization). Rate-limited per client address (`track_ip`). Unknown,

@@ -166,6 +166,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
         operations=("acceptInvitation", "declineInvitation"),
     ),
     "too_many_webhooks": _code(409, meaning="The organization has its most webhooks.", operations=("createWebhook",)),
+    "tracking_ended": _code(
+        409, meaning="The order ended more than 2 h ago: it can no longer be shared.", operations=("shareOrder",)
+    ),
     "webhook_inactive": _code(
         409,
         meaning="The webhook is inactive: re-activate it first.",

@@ -13,7 +13,6 @@ Who is told: the client's account (its verified phone by SMS, else its email), o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.events import Event
+from dispatch.core.periodic import Periodic
 from dispatch.core.storage import UNAVAILABLE
 from dispatch.core.timeutil import utcnow
 from dispatch.core.vocabulary import Milestone, OrderStatus, WebhookEvent
@@ -81,7 +81,7 @@ class MilestoneDesk:
         self.messages = CustomerMessages(db)
         self.orders = Orders(db)
         self.vehicles = Vehicles(db)
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("message-sweeper", settings.message_sweep_interval, self.sweep, log)
 
     async def on_event(self, event: Event) -> None:
         """EventBus listener: the message of a milestone, recorded once and sent."""
@@ -163,25 +163,11 @@ class MilestoneDesk:
     # --- the sweep ---------------------------------------------------------------------
     def start(self) -> None:
         """Start sweeping on the running loop (once per process)."""
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(), name="message-sweeper")
+        self._sweeper.start()
 
     async def close(self) -> None:
         """Stop sweeping."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.message_sweep_interval)
-            try:
-                await self.sweep()
-            except UNAVAILABLE as exc:
-                log.warning("message sweep skipped: %s", exc)
-            except Exception:  # the loop must outlive any one bad sweep
-                log.exception("message sweep failed")
+        await self._sweeper.stop()
 
     async def sweep(self) -> int:
         """Send a task again for pending messages whose task seems lost (one process per interval)."""
