@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint hooks install system-packages clean
+.PHONY: run test lint hooks install system-packages node-tools clean
 
 run: install system-packages ## Install, start what is missing (Redis, MongoDB-wire server, worker), serve on :8888
 	$(BIN)/python -m dispatch.tools.devservices run
 
-test: install system-packages lint ## Install, lint, start throw-away services on free ports, run the whole suite
+test: install system-packages node-tools lint ## Install, lint, start throw-away services on free ports, run the whole suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check), mypy and the import contracts (configured in pyproject.toml); all run, any failure fails
@@ -43,6 +43,23 @@ system-packages: ## Debian packages the services and browser tests need, install
 		{ [ -n "$$updated" ] || $$SUDO apt-get update -qq; } && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-liberation \
 		|| echo "chromium could not be installed: the browser tests (tests/browser) will be skipped"; \
+	fi
+
+# The OpenAPI linter the documentation tests run (tests/handlers/test_openapi_lint.py), pinned, project-local.
+REDOCLY_VERSION := 2.77.0
+NODE_DIR := var/node
+REDOCLY := $(NODE_DIR)/node_modules/.bin/redocly
+
+node-tools: ## npm's @redocly/cli into var/node, installed only when absent (the lint test is skipped without it)
+	@if [ ! -x $(REDOCLY) ] || ! grep -q '"version": "$(REDOCLY_VERSION)"' $(NODE_DIR)/node_modules/@redocly/cli/package.json; then \
+		if command -v npm >/dev/null; then \
+			echo "installing @redocly/cli $(REDOCLY_VERSION) into $(NODE_DIR) (npm)"; \
+			mkdir -p $(NODE_DIR) && npm install --prefix $(NODE_DIR) --save-exact --no-audit --no-fund --loglevel=error \
+				@redocly/cli@$(REDOCLY_VERSION) \
+			|| echo "@redocly/cli could not be installed: the OpenAPI lint test will be skipped"; \
+		else \
+			echo "npm is absent: the OpenAPI lint test will be skipped"; \
+		fi; \
 	fi
 
 clean:

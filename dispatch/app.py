@@ -23,6 +23,8 @@ from models.common import SCHEMAS
 access_log = logging.getLogger("dispatch.access")
 STATIC_DIR = Path(__file__).parent / "static"
 SECRET_QUERY = re.compile(r"((?:^|[?&])(?:token|access_token|refresh_token|code|password)=)[^&]*", re.I)
+# Tracking links carry their token in the path: `/t/<token>`, `/api/v1/track/<token>`, `/ws/track/<token>`.
+SECRET_PATH = re.compile(r"^((?:/api/v1|/ws)?/t(?:rack)?/)[^/?]+")
 
 
 def make_app(services: Services) -> tornado.web.Application:
@@ -31,7 +33,7 @@ def make_app(services: Services) -> tornado.web.Application:
     check_handlers(handler for _, handler in routes)
     for pattern, handler in routes:
         handler.route = pattern  # type: ignore[attr-defined]  # the metrics label, on any handler class
-    spec = build_spec(routes, SCHEMAS)
+    spec = build_spec(routes, SCHEMAS, services.settings.public_url)
     url_specs: list[Any] = [tornado.web.url(pattern, handler) for pattern, handler in routes]
     url_specs.append((r"/static/(.*)", AssetHandler, {"path": str(STATIC_DIR)}))
     return tornado.web.Application(
@@ -50,8 +52,8 @@ def make_app(services: Services) -> tornado.web.Application:
 
 
 def redact(uri: str) -> str:
-    """The request URI with secrets in its query string replaced by `***`."""
-    return SECRET_QUERY.sub(r"\1***", uri)
+    """The request URI with secrets in its query string (and a tracking token in its path) replaced by `***`."""
+    return SECRET_QUERY.sub(r"\1***", SECRET_PATH.sub(r"\1***", uri))
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:

@@ -40,7 +40,7 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
     from dispatch.openapi import build_spec
     from models.common import SCHEMAS
 
-    spec = build_spec(handlers.all_routes(), SCHEMAS)
+    spec = build_spec(handlers.all_routes(), SCHEMAS, settings.public_url)
     if args.yaml:
         import yaml
 

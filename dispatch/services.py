@@ -26,9 +26,11 @@ from dispatch.domain.api_keys import KeyDesk
 from dispatch.domain.directory import Directory
 from dispatch.domain.fleet import Fleet, PriceLists
 from dispatch.domain.geofences import GeofenceDesk
+from dispatch.domain.gps_watch import GpsWatch
 from dispatch.domain.idempotency import Idempotency
 from dispatch.domain.identity import Identity
 from dispatch.domain.invitations import Joining
+from dispatch.domain.milestones import MilestoneDesk
 from dispatch.domain.notifications import Notifier
 from dispatch.domain.orders import OrderDesk
 from dispatch.domain.organizations import OrganizationDesk
@@ -37,7 +39,7 @@ from dispatch.domain.queue import TaskQueue
 from dispatch.domain.routing import Router
 from dispatch.domain.sms_login import PhoneVerification, SmsLogin
 from dispatch.domain.support import SupportDesk
-from dispatch.domain.tracking import GpsWatch
+from dispatch.domain.tracking import ShareDesk
 from dispatch.domain.waybills import WaybillDesk
 from dispatch.domain.webhooks import WebhookDesk
 from dispatch.realtime.hub import Hub
@@ -81,6 +83,8 @@ class Services:
     router: Router
     geofences: GeofenceDesk
     gps_watch: GpsWatch
+    tracking: ShareDesk
+    milestones: MilestoneDesk
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -102,6 +106,11 @@ class Services:
         events.listen(gps_watch.on_event)
         ingest = Ingest(db, redis, hub)
         ingest.watch(gps_watch.note)  # ETAs, arrivals and geofences: judged in the watch's own task
+        orders = OrderDesk(db, redis, events, users, router)
+        tracking = ShareDesk(settings, db, redis, events, orders, users)
+        milestones = MilestoneDesk(settings, db, redis, tasks, users, tracking)
+        events.listen(milestones.on_event, alongside=True)  # the customer's messages (SPEC section 11)
+        milestones.start()  # the sweep of messages whose task was lost
         return cls(
             settings=settings,
             mongo=stores.mongo,
@@ -113,7 +122,7 @@ class Services:
             hub=hub,
             ingest=ingest,
             identity=identity,
-            orders=OrderDesk(db, redis, events, users, router),
+            orders=orders,
             fleet=Fleet(db, redis, users),
             price_lists=PriceLists(db),
             waybills=WaybillDesk(db, events),
@@ -133,12 +142,15 @@ class Services:
             router=router,
             geofences=geofences,
             gps_watch=gps_watch,
+            tracking=tracking,
+            milestones=milestones,
         )
 
     async def close(self) -> None:
         """Flush GPS history, stop the fan-out reader and the webhook sweeper, close the task queue and the
         store clients."""
         await self.webhooks.close()
+        await self.milestones.close()
         await self.ingest.close()
         await self.gps_watch.close()
         await self.hub.close()

@@ -42,11 +42,17 @@ class Settings:
     bcrypt_rounds: int = setting(12, "bcrypt cost factor of password hashes (4 to 16).")
     rate_limits: str = setting(
         "login_ip=30/60,login_account=10/300,sms_request_phone=3/600,sms_request_ip=20/600,"
-        "sms_verify_ip=20/600,password_forgot_ip=10/3600,password_forgot_account=3/3600",
+        "sms_verify_ip=20/600,password_forgot_ip=10/3600,password_forgot_account=3/3600,track_ip=300/60",
         "Rate limits as `name=count/seconds`, comma-separated; names given override the defaults.",
     )
     api_key_rate_limit: int = setting(600, "Requests per minute one API key may make (429 with Retry-After beyond).")
     public_url: str = setting("http://127.0.0.1:8888", "Public base URL used in links sent by email.")
+    default_language: str = setting(
+        "en", "Language of messages to customers who chose none (`en` or `ru`).", choices=("en", "ru")
+    )
+    message_sweep_interval: float = setting(
+        10.0, "Seconds between the server's sweeps for customer messages whose task was lost (killed worker)."
+    )
     require_email_verification: bool = setting(True, "Refuse log-in until the email address is verified.")
     email_backend: str = setting(
         "console", "How email leaves: `console`, `file` or `smtp`.", choices=("console", "file", "smtp")
@@ -187,6 +193,7 @@ class Settings:
             "average_speed_kmh",
             "eta_interval",
             "arrival_radius_m",
+            "message_sweep_interval",
         ):
             if getattr(self, name) <= 0:
                 _fail(name, getattr(self, name), "a positive number")

@@ -19,6 +19,8 @@ from handlers import (
     realtime,
     sms,
     support,
+    track_page,
+    tracking,
     users,
     vehicles,
     waybills,
@@ -42,11 +44,12 @@ API_MODULES = [
     support,
     orders,
     payments,
+    tracking,
     webhooks,
     geofences,
 ]
 # Modules whose routes are served as they are written (service, docs, pages, websockets).
-ROOT_MODULES = [health, docs, console, media, realtime]
+ROOT_MODULES = [health, docs, console, media, realtime, track_page]
 
 
 def all_routes() -> list[tuple[str, type]]:

@@ -17,6 +17,7 @@ class RegisterHandler(BaseHandler):
     async def post(self) -> None:
         """Create an account (BASE, DRIVER or MANAGER); an activation email is sent.
         ---
+        operationId: registerAccount
         tags: [auth]
         description: >
           `invite_code` is a user's referral code (recorded as `invited_by`) or an organization's
@@ -45,6 +46,7 @@ class ActivateHandler(BaseHandler):
     async def get(self) -> None:
         """Verify an email address from the emailed link.
         ---
+        operationId: activateAccount
         tags: [auth]
         parameters:
           - {name: token, in: query, required: true, schema: {type: string}}
@@ -67,6 +69,7 @@ class LoginHandler(BaseHandler):
     async def post(self) -> None:
         """Log in with email, phone or username and a password; returns a token pair.
         ---
+        operationId: login
         tags: [auth]
         requestBody:
           required: true
@@ -95,6 +98,7 @@ class RefreshHandler(BaseHandler):
     async def post(self) -> None:
         """Swap a refresh token for a new pair; the old refresh token stops working.
         ---
+        operationId: refreshTokens
         tags: [auth]
         requestBody:
           required: true
@@ -116,6 +120,7 @@ class LogoutHandler(BaseHandler):
     async def post(self) -> None:
         """End the calling session: its refresh and access tokens stop working at once.
         ---
+        operationId: logout
         tags: [auth]
         responses:
           204: {description: Logged out.}
@@ -131,6 +136,7 @@ class SessionsHandler(BaseHandler):
     async def get(self) -> None:
         """The caller's active sessions (device, IP, times).
         ---
+        operationId: listSessions
         tags: [auth]
         parameters:
           - {in: query, schema: PageQuery}
@@ -163,6 +169,7 @@ class SessionHandler(BaseHandler):
     async def delete(self, session_id: str) -> None:
         """End one of the caller's sessions.
         ---
+        operationId: endSession
         tags: [auth]
         responses:
           204: {description: The session is ended.}
@@ -179,6 +186,7 @@ class PasswordForgotHandler(BaseHandler):
     async def post(self) -> None:
         """Ask for a password-reset email; answers 202 whether or not the address has an account.
         ---
+        operationId: forgotPassword
         tags: [auth]
         requestBody:
           required: true
@@ -201,6 +209,7 @@ class PasswordResetHandler(BaseHandler):
     async def post(self) -> None:
         """Set a new password with the emailed token; every session of the account ends.
         ---
+        operationId: resetPassword
         tags: [auth]
         requestBody:
           required: true
@@ -220,6 +229,7 @@ class PasswordChangeHandler(BaseHandler):
     async def post(self) -> None:
         """Change the caller's password; every session of the account ends (this one too).
         ---
+        operationId: changePassword
         tags: [auth]
         requestBody:
           required: true

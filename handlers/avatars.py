@@ -25,6 +25,7 @@ class AvatarHandler(BaseHandler):
     async def put(self) -> None:
         """Upload a new avatar; it is checked now and processed in the background.
         ---
+        operationId: uploadAvatar
         tags: [users]
         description: >
           Multipart form field `avatar`, or the raw image as the body with an `image/*` content type;

@@ -45,6 +45,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     max_body: int = JSON_LIMIT
     route: str = ""  # the route pattern, set when the application is built (metrics label)
+    store_free: bool = False  # True: answers without MongoDB or Redis (the OpenAPI document lists no 503)
 
     def initialize(self) -> None:
         self._chunks: list[bytes] = []

@@ -19,10 +19,13 @@ PAGE_HTML = PAGE.read_bytes()
 
 
 class ConsoleHandler(BaseHandler):
+    store_free = True  # answers without MongoDB or Redis: no 503 to document
+
     @public
     def get(self) -> None:
         """The manager console web page (the live fleet map, orders board and assignment).
         ---
+        operationId: getConsolePage
         tags: [console]
         description: The page signs in through `/api/v1/auth/login` and follows `/ws/console`;
           its scripts and styles are under `/static/console/`.

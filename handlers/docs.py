@@ -33,10 +33,13 @@ REDOC_PAGE = """<!doctype html>
 
 
 class OpenApiJsonHandler(BaseHandler):
+    store_free = True  # answers without MongoDB or Redis: no 503 to document
+
     @public
     def get(self) -> None:
         """The OpenAPI 3 document as JSON.
         ---
+        operationId: getOpenApiJson
         tags: [docs]
         responses:
           200:
@@ -49,10 +52,13 @@ class OpenApiJsonHandler(BaseHandler):
 
 
 class OpenApiYamlHandler(BaseHandler):
+    store_free = True  # answers without MongoDB or Redis: no 503 to document
+
     @public
     def get(self) -> None:
         """The OpenAPI 3 document as YAML.
         ---
+        operationId: getOpenApiYaml
         tags: [docs]
         responses:
           200:
@@ -66,6 +72,8 @@ class OpenApiYamlHandler(BaseHandler):
 
 
 class _PageHandler(BaseHandler):
+    store_free = True  # answers without MongoDB or Redis: no 503 to document
+
     page_html = ""
 
     def _page(self) -> None:
@@ -83,6 +91,7 @@ class SwaggerHandler(_PageHandler):
     def get(self) -> None:
         """Swagger UI for the API (works offline).
         ---
+        operationId: getSwaggerUi
         tags: [docs]
         responses:
           200:
@@ -100,6 +109,7 @@ class RedocHandler(_PageHandler):
     def get(self) -> None:
         """ReDoc for the API (works offline).
         ---
+        operationId: getRedoc
         tags: [docs]
         responses:
           200:

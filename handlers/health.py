@@ -13,10 +13,13 @@ PING_TIMEOUT = 2.0
 
 
 class HealthHandler(BaseHandler):
+    store_free = True  # answers without MongoDB or Redis: no 503 to document
+
     @public
     def get(self) -> None:
         """Liveness: the process answers.
         ---
+        operationId: getHealth
         tags: [service]
         summary: Liveness probe
         responses:
@@ -34,6 +37,7 @@ class ReadyHandler(BaseHandler):
     async def get(self) -> None:
         """Readiness: MongoDB and Redis both answer a ping.
         ---
+        operationId: getReadiness
         tags: [service]
         summary: Readiness probe
         responses:
@@ -67,10 +71,13 @@ class ReadyHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
+    store_free = True  # answers without MongoDB or Redis: no 503 to document
+
     @public
     def get(self) -> None:
         """Prometheus metrics of this process.
         ---
+        operationId: getMetrics
         tags: [service]
         summary: Prometheus metrics
         responses:

@@ -29,6 +29,7 @@ class OrganizationInvitationsHandler(InvitationsBase):
     async def get(self, org_id: str) -> None:
         """The organization's open invitations (ADMIN: any organization; MANAGER: their own).
         ---
+        operationId: listInvitations
         tags: [organizations]
         parameters:
           - {in: query, schema: PageQuery}
@@ -48,6 +49,7 @@ class OrganizationInvitationsHandler(InvitationsBase):
     async def post(self, org_id: str) -> None:
         """Invite someone to join the organization, by user id, email or phone; they accept it themselves.
         ---
+        operationId: createInvitation
         tags: [organizations]
         description: >
           Answers 201 with the invitation whether or not the id, email or phone belongs to an account
@@ -79,6 +81,7 @@ class OrganizationInvitationHandler(InvitationsBase):
     async def delete(self, org_id: str, invitation_id: str) -> None:
         """Withdraw a pending invitation of the organization.
         ---
+        operationId: revokeInvitation
         tags: [organizations]
         responses:
           204: {description: The invitation is revoked; it can no longer be accepted.}
@@ -96,6 +99,7 @@ class MyInvitationsHandler(InvitationsBase):
     async def get(self) -> None:
         """Open invitations to organizations for the caller (by id, or by their verified email or phone).
         ---
+        operationId: listMyInvitations
         tags: [users]
         parameters:
           - {in: query, schema: PageQuery}
@@ -127,6 +131,7 @@ class AcceptInvitationHandler(MyInvitationBase):
     async def post(self, invitation_id: str) -> None:
         """Accept an invitation: the caller joins the organization and its managers are notified.
         ---
+        operationId: acceptInvitation
         tags: [users]
         responses:
           200:
@@ -148,6 +153,7 @@ class DeclineInvitationHandler(MyInvitationBase):
     async def post(self, invitation_id: str) -> None:
         """Decline an invitation; it leaves the organization's pending list.
         ---
+        operationId: declineInvitation
         tags: [users]
         responses:
           200:

@@ -20,6 +20,8 @@ CACHE_SECONDS = 365 * 24 * 3600
 class AvatarFileHandler(tornado.web.StaticFileHandler):
     """Serves `DISPATCH_MEDIA_DIR/avatars/` only; the incoming uploads stay private."""
 
+    store_free = True  # answers without MongoDB or Redis: no 503 to document
+
     @property
     def services(self) -> Services:
         """The process's services (dispatch.services)."""
@@ -36,6 +38,7 @@ class AvatarFileHandler(tornado.web.StaticFileHandler):
     async def get(self, name: str, include_body: bool = True) -> None:
         """An avatar image.
         ---
+        operationId: getAvatarFile
         tags: [users]
         responses:
           200:
@@ -61,6 +64,8 @@ class AvatarFileHandler(tornado.web.StaticFileHandler):
         # The JSON error envelope, like every other answer of the app (never an HTML page).
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
+        if status_code == 405:  # RFC 9110: a 405 names the methods the resource has
+            self.set_header("Allow", "GET, HEAD")
         message = "No such avatar." if status_code == 404 else "The file cannot be served."
         self.finish(jsonutil.dumps({"error": {"code": default_code(status_code), "message": message, "details": {}}}))
 

@@ -38,6 +38,7 @@ class NotificationReadHandler(BaseHandler):
     async def post(self, notification_id: str) -> None:
         """Mark one of the caller's notifications read.
         ---
+        operationId: markNotificationRead
         tags: [notifications]
         responses:
           200:
@@ -56,6 +57,7 @@ class NotificationsReadAllHandler(BaseHandler):
     async def post(self) -> None:
         """Mark every notification of the caller read.
         ---
+        operationId: markAllNotificationsRead
         tags: [notifications]
         responses:
           200:

@@ -99,13 +99,18 @@ class OrderHandler(OrdersBase):
         """One order (outside the caller's scope: 404).
         ---
         tags: [orders]
+        description: The order's client also gets `truck` (plate, model, colour) and `driver` (first name,
+          rating) while a truck serves it, to meet it at the roadside.
         responses:
           200:
             description: The order.
             content:
               application/json: {schema: OrderOut}
         """
-        self.write_json(ORDER_OUT.dump(await self.services.orders.get(self.current_user, parse_id(order_id))))
+        order = await self.services.orders.get(self.current_user, parse_id(order_id))
+        if self.current_user.get("category") == Category.BASE:
+            order = await self.services.orders.for_client(order)
+        self.write_json(ORDER_OUT.dump(order))
 
 
 class OrderStatusHandler(OrdersBase):
@@ -113,6 +118,7 @@ class OrderStatusHandler(OrdersBase):
     async def post(self, order_id: str) -> None:
         """Move an order along the state machine (a driver's `declined` returns it to `new`).
         ---
+        operationId: changeOrderStatus
         tags: [orders]
         description: |
           new → assigned → accepted → en_route → arrived → in_progress → completed; `cancelled` from
@@ -145,6 +151,7 @@ class OrderAssignHandler(OrdersBase):
     async def post(self, order_id: str) -> None:
         """Assign a new order to a truck, or `{auto: true}` to the nearest available one of its organization.
         ---
+        operationId: assignOrder
         tags: [orders]
         requestBody:
           required: true

@@ -89,6 +89,7 @@ class InviteCodeHandler(BaseHandler):
     async def post(self, org_id: str) -> None:
         """Give the organization a new invite code; the old one stops working at once.
         ---
+        operationId: rotateInviteCode
         tags: [organizations]
         description: >
           A driver or client who registers with the organization's code (`invite_code` of
@@ -107,6 +108,7 @@ class MemberHandler(BaseHandler):
     async def post(self, org_id: str, user_id: str) -> None:
         """Add a user to an organization directly (ADMIN only; a MANAGER invites instead).
         ---
+        operationId: addMember
         tags: [organizations]
         description: >
           A MANAGER of the organization gets 403 `invitation_required`: they invite the user with
@@ -124,6 +126,7 @@ class MemberHandler(BaseHandler):
     async def delete(self, org_id: str, user_id: str) -> None:
         """Remove a member from an organization (a MANAGER: from their own, and never an ADMIN).
         ---
+        operationId: removeMember
         tags: [organizations]
         responses:
           200:

@@ -74,6 +74,7 @@ class OrderRatingHandler(OrdersBase):
     async def post(self, order_id: str) -> None:
         """Rate the driver of a completed order (its client, once).
         ---
+        operationId: rateOrder
         tags: [payments]
         requestBody:
           required: true

@@ -310,7 +310,8 @@ class DriverSocket(Socket):
 
     get.__doc__ = (
         """The driver's live socket: location / locations / status frames in; ack, assignment, order out.
-        ---"""
+        ---
+        operationId: openDriverSocket"""
         + WS_DOC
     )
 
@@ -409,7 +410,8 @@ class ConsoleSocket(Socket):
 
     get.__doc__ = (
         """The console's live socket: subscribe / unsubscribe in; location, order, waybill, presence out.
-        ---"""
+        ---
+        operationId: openConsoleSocket"""
         + WS_DOC
     )
 
@@ -445,7 +447,8 @@ class OrderSocket(Socket):
 
     get.__doc__ = (
         """An order's live socket: the assigned truck's location and the order's status events.
-        ---"""
+        ---
+        operationId: openOrderSocket"""
         + WS_DOC
     )
 

@@ -14,6 +14,7 @@ class SmsRequestHandler(BaseHandler):
     async def post(self) -> None:
         """Send a 6-digit log-in code by SMS; it works once, for 5 minutes.
         ---
+        operationId: requestSmsCode
         tags: [auth]
         requestBody:
           required: true
@@ -36,6 +37,7 @@ class SmsVerifyHandler(BaseHandler):
     async def post(self) -> None:
         """Log in with the SMS code: it reaches the account that verified the phone, else a new BASE account.
         ---
+        operationId: verifySmsCode
         tags: [auth]
         requestBody:
           required: true
@@ -63,6 +65,7 @@ class PhoneVerifyHandler(BaseHandler):
     async def post(self) -> None:
         """Confirm the phone given to `PATCH /users/me` with the code texted to it; it becomes the caller's.
         ---
+        operationId: verifyPhone
         tags: [users]
         description: >
           The phone is then verified: it logs in (password or SMS) and is unique. Any account that held

@@ -19,6 +19,7 @@ class MeHandler(BaseHandler):
     async def get(self) -> None:
         """The caller's profile.
         ---
+        operationId: getMe
         tags: [users]
         responses:
           200:
@@ -32,6 +33,7 @@ class MeHandler(BaseHandler):
     async def patch(self) -> None:
         """Edit the caller's profile; a new email address must be verified again, a new phone first.
         ---
+        operationId: updateMe
         tags: [users]
         description: >
           A new `phone` (or the caller's own unverified one, to get another code) is not set here: the
@@ -65,6 +67,7 @@ class InviteHandler(BaseHandler):
     async def post(self) -> None:
         """Apply someone's invite code to the caller's account (once).
         ---
+        operationId: applyInviteCode
         tags: [users]
         requestBody:
           required: true
@@ -94,6 +97,7 @@ class ReferralsHandler(BaseHandler):
     async def get(self) -> None:
         """Users who joined with the caller's invite code, newest first.
         ---
+        operationId: listMyReferrals
         tags: [users]
         parameters:
           - {in: query, schema: PageQuery}

@@ -171,6 +171,7 @@ class NearbyHandler(FleetHandler):
     async def get(self) -> None:
         """Available vehicles near a point, nearest first (clients and ADMINs: every fleet; MANAGERs, keys: theirs).
         ---
+        operationId: listNearbyVehicles
         tags: [fleet]
         description: |
           MANAGERs, ADMINs and API keys get full vehicles (`NearbyVehicleList`); clients get each truck as

@@ -118,6 +118,7 @@ class WebhookTestHandler(BaseHandler):
     async def post(self, webhook_id: str) -> None:
         """Send a `ping` event to the webhook's URL (an inactive webhook: 409).
         ---
+        operationId: testWebhook
         tags: [webhooks]
         responses:
           202:
@@ -154,6 +155,7 @@ class WebhookRedeliverHandler(BaseHandler):
     async def post(self, webhook_id: str, delivery_id: str) -> None:
         """Send a delivery's event again: the same body and event `id`, a new delivery (an inactive webhook: 409).
         ---
+        operationId: redeliverWebhookDelivery
         tags: [webhooks]
         responses:
           202:

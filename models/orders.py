@@ -170,6 +170,17 @@ class EtaOut(Schema):
     )
 
 
+class MeetingTruck(Schema):
+    plate = fields.String(required=True)
+    model = fields.String(required=True)
+    color = fields.String(allow_none=True, required=True)
+
+
+class MeetingDriver(Schema):
+    first_name = fields.String(required=True)
+    rating = fields.Float(allow_none=True, required=True, metadata={"description": "Average score (1–5)"})
+
+
 class OrderOut(Schema):
     id = Id(attribute="_id", required=True)
     client_id = Id(
@@ -204,6 +215,18 @@ class OrderOut(Schema):
         required=True,
         dump_default=None,
         metadata={"description": "While accepted, en route or in progress (once the truck reported a position)"},
+    )
+    truck = fields.Nested(
+        MeetingTruck,
+        allow_none=True,
+        metadata={
+            "description": "The client's own view (GET /orders/{id}) only: the truck to look for (null: none yet)"
+        },
+    )
+    driver = fields.Nested(
+        MeetingDriver,
+        allow_none=True,
+        metadata={"description": "The client's own view (GET /orders/{id}) only: who drives it (null: none yet)"},
     )
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)

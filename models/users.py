@@ -17,7 +17,7 @@ from dispatch.core.phones import PhoneError, normalize
 from dispatch.core.security import MAX_PASSWORD_BYTES, random_code
 from dispatch.core.storage import index, migration, retire_index
 from dispatch.core.timeutil import utcnow
-from dispatch.core.vocabulary import SELF_REGISTRATION, Category, choices
+from dispatch.core.vocabulary import SELF_REGISTRATION, Category, Language, choices
 from models.common import Id, UtcDateTime, visible_text
 
 COLLECTION = "users"
@@ -116,6 +116,13 @@ class UserOut(Schema):
     organizations = fields.List(fields.Nested(OrganizationRef), required=True)
     avatar_url = fields.String(allow_none=True, required=True)
     invite_code = fields.String(required=True)
+    language = fields.String(
+        allow_none=True,
+        required=True,
+        dump_default=None,
+        validate=validate.OneOf(choices(Language)),
+        metadata={"description": "Language of messages to this user (null: the server's default language)"},
+    )
     invited_by = Id(allow_none=True, load_default=None)
     rating = fields.Float(allow_none=True, metadata={"description": "Drivers only: average score (1–5)"})
     rating_count = fields.Integer(metadata={"description": "Drivers only: how many ratings"})
@@ -153,6 +160,11 @@ class MePatch(Schema):
     region = fields.String(validate=validate.Length(equal=2))
     first_name = fields.String(validate=NAME)
     last_name = fields.String(validate=NAME)
+    language = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(choices(Language)),
+        metadata={"description": "`en` or `ru`: the language of SMS and email to you (null: the default)"},
+    )
 
     @validates_schema
     def check(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -125,6 +125,12 @@ class VehicleIn(Schema):
 
     plate = fields.String(required=True, validate=PLATE)
     model = fields.String(required=True, validate=NAME)
+    color = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=[validate.Length(max=50), visible_text],
+        metadata={"description": "What the customer looks for at the roadside"},
+    )
     capacity_kg = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=200_000))
     organization = Id(required=True)
     driver_id = Id(allow_none=True, load_default=None, metadata={"description": "A DRIVER member of the organization"})
@@ -138,6 +144,7 @@ class VehicleIn(Schema):
 class VehiclePatch(Schema):
     plate = fields.String(validate=PLATE)
     model = fields.String(validate=NAME)
+    color = fields.String(allow_none=True, validate=[validate.Length(max=50), visible_text])
     capacity_kg = fields.Integer(strict=True, validate=validate.Range(min=1, max=200_000))
     organization = Id()
     driver_id = Id(allow_none=True)
@@ -148,6 +155,7 @@ class VehicleOut(Schema):
     id = Id(attribute="_id", required=True)
     plate = fields.String(required=True)
     model = fields.String(required=True)
+    color = fields.String(allow_none=True, dump_default=None)
     capacity_kg = fields.Integer(required=True)
     organization = Id(required=True)
     driver_id = Id(allow_none=True, required=True)

@@ -1,4 +1,5 @@
-"""The Celery application: background work (email, SMS, avatars, webhook deliveries) on the Redis broker.
+"""The Celery application: background work (email, SMS, avatars, webhook deliveries, customer messages) on
+the Redis broker.
 
 `celery -A tasks worker` (or `python -m tasks`, or `dispatch worker`) runs a worker configured
 from the environment. The server never imports this package: it sends tasks by name on a
@@ -12,7 +13,7 @@ from celery import Celery
 from dispatch.domain.queue import celery_config
 from dispatch.settings import Settings
 
-TASK_MODULES = ["tasks.email", "tasks.sms", "tasks.avatars", "tasks.webhooks"]
+TASK_MODULES = ["tasks.email", "tasks.sms", "tasks.avatars", "tasks.webhooks", "tasks.customer"]
 
 
 def make_celery(settings: Settings) -> Celery:

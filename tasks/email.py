@@ -31,6 +31,14 @@ def build_message(settings: Settings, to: str, subject: str, body: str) -> Email
     return message
 
 
+def with_id(message: EmailMessage, key: str) -> EmailMessage:
+    """The message with a `Message-ID` made from `key`: every attempt of one message carries the same."""
+    domain = message["From"].rpartition("@")[2].strip(">") or "localhost"
+    del message["Message-ID"]
+    message["Message-ID"] = f"<{key.replace(':', '.')}@{domain}>"
+    return message
+
+
 def deliver(settings: Settings, message: EmailMessage) -> None:
     """Hand one message to the configured backend."""
     if settings.email_backend == "smtp":

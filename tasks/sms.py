@@ -25,12 +25,12 @@ class SmsGatewayError(OSError):
     """The HTTP gateway answered with a non-2xx status (an OSError, so the task retries)."""
 
 
-def deliver(settings: Settings, to: str, text: str) -> None:
-    """Hand one message to the configured backend."""
+def deliver(settings: Settings, to: str, text: str, message_id: str | None = None) -> None:
+    """Hand one message to the configured backend; `message_id` (sent as `id`) lets a gateway drop a repeat."""
     if settings.sms_backend == "http":
-        post_json(settings.sms_http_url, {"to": to, "text": text})
+        post_json(settings.sms_http_url, {"to": to, "text": text, **({"id": message_id} if message_id else {})})
     elif settings.sms_backend == "file":
-        write_file(Path(settings.outbox_dir) / "sms", to, text)
+        write_file(Path(settings.outbox_dir) / "sms", to, text, message_id)
     else:
         log.info("sms to %s: %s", to, text)
 
@@ -53,11 +53,12 @@ def post_json(url: str, payload: dict[str, str]) -> None:
         raise SmsGatewayError(f"SMS gateway answered {status}")
 
 
-def write_file(folder: Path, to: str, text: str) -> Path:
-    """Write one message as `{"to", "text", "at"}` JSON; readers never see a half-written file."""
+def write_file(folder: Path, to: str, text: str, message_id: str | None = None) -> Path:
+    """Write one message as `{"to", "text", "at"}` (and `id`) JSON; readers never see a half-written file."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{uuid.uuid4().hex}.json"
-    write_atomically(target, jsonutil.dumps({"to": to, "text": text, "at": isoformat(utcnow())}))
+    record = {"to": to, "text": text, "at": isoformat(utcnow()), **({"id": message_id} if message_id else {})}
+    write_atomically(target, jsonutil.dumps(record))
     return target
 
 

@@ -28,7 +28,7 @@ from dispatch.core.storage import ensure_indexes
 from dispatch.services import Services
 from dispatch.settings import Settings
 from dispatch.tools import devservices
-from tests.support.helpers import Api
+from tests.support.helpers import Api, close_services
 from tests.support.processes import redis_db_url
 
 # The test client's own debug lines (request URLs, some with a `?token=`) are not the server's logs,
@@ -133,7 +133,7 @@ def app(io_loop: Any, settings: Settings) -> Iterator[tornado.web.Application]:
 
     async def stop() -> None:
         await services.mongo.drop_database(settings.mongodb_db)
-        await services.close()
+        await close_services(services)
 
     io_loop.run_sync(stop)
 

@@ -54,6 +54,8 @@ class OrderEvent(StrEnum):
     ARRIVING = "arriving"  # the truck came within the arrival radius of its target (raised, not asked for)
 
 
+# An order in one of these has ended (its tracking links work 2 h more).
+ENDED_STATUSES = frozenset({OrderStatus.COMPLETED, OrderStatus.CANCELLED})
 # What `POST /orders/{id}/status` accepts; `assigned` is asked for through `/assign`.
 STATUS_REQUESTS = tuple(
     e for e in OrderEvent if e not in (OrderEvent.CREATED, OrderEvent.ASSIGNED, OrderEvent.ARRIVING)
@@ -142,6 +144,21 @@ class Language(StrEnum):
 
     EN = "en"
     RU = "ru"
+
+
+class Milestone(StrEnum):
+    """The moments of an order its customer is told about by SMS or email (SPEC section 11)."""
+
+    ASSIGNED = "assigned"  # a truck is on it: plate, model, ETA, the tracking link
+    ARRIVING = "arriving"  # the truck is about to reach the pickup
+    COMPLETED = "completed"  # the tow is done: price and payment
+
+
+class MessageStatus(StrEnum):
+    """A milestone message's state: recorded and waiting (or being sent), or handed to the backend."""
+
+    PENDING = "pending"
+    SENT = "sent"
 
 
 class AvatarStatus(StrEnum):

@@ -24,6 +24,7 @@ from dispatch.core.geo import distance_km
 from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
 from dispatch.core.vocabulary import (
+    ENDED_STATUSES,
     STAFF,
     STATUS_REQUESTS,
     Category,
@@ -164,6 +165,18 @@ class OrderDesk:
         if scope:
             query = {"$and": [query, scope]} if query else scope
         return await self.orders.page(query, page)
+
+    async def for_client(self, order: dict[str, Any]) -> dict[str, Any]:
+        """The order with what its client needs to meet the truck: `truck` (plate, model, colour) and `driver`
+        (first name, rating), while a truck serves it; clients read neither vehicles nor users."""
+        truck = driver = None
+        if order.get("vehicle_id") is not None and order["status"] in HOLDS_VEHICLE:
+            truck = await self.vehicles.get(order["vehicle_id"])
+            driver = await self.users.get(order["driver_id"]) if order.get("driver_id") else None
+        shown_driver = (
+            None if driver is None else {"first_name": driver.get("first_name", ""), "rating": driver.get("rating")}
+        )
+        return {**order, "truck": truck, "driver": shown_driver}
 
     async def timeline(self, user: dict[str, Any], order_id: ObjectId) -> list[dict[str, Any]]:
         """An order's timeline, oldest first."""
@@ -315,6 +328,8 @@ class OrderDesk:
         event = timeline_event(
             action, order["status"], move.target, user["_id"], reason=reason, actor_type=actor_type(user)
         )
+        if move.target in ENDED_STATUSES:  # tracking links work until 2 h after this
+            changes["ended_at"] = event["at"]
         # The truck is part of the expected state: a decline and a new assignment in between
         # (same status again, another truck) must not let this move release the wrong truck.
         expect = {"status": order["status"], "vehicle_id": order.get("vehicle_id")}

@@ -40,6 +40,7 @@ from dispatch.core.errors import Conflict, NotFound, ValidationFailed
 from dispatch.core.events import Event
 from dispatch.core.netguard import UnsafeUrl, default_port, first_refusal, literal_address, parse_url
 from dispatch.core.pagination import Page
+from dispatch.core.periodic import Periodic
 from dispatch.core.storage import UNAVAILABLE
 from dispatch.core.timeutil import isoformat, utcnow
 from dispatch.core.vocabulary import EventFilter, WebhookEvent
@@ -120,7 +121,7 @@ class WebhookDesk:
         self._hooks: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._outgoing: list[ObjectId] = []  # recorded, their task message not sent yet
         self._flusher: asyncio.Task[None] | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("webhook-sweeper", settings.webhook_sweep_interval, self.sweep, log)
 
     # --- managing webhooks ------------------------------------------------------------
     async def create(self, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -328,30 +329,16 @@ class WebhookDesk:
     # --- the sweeper ------------------------------------------------------------------------
     def start(self) -> None:
         """Start sweeping on the running loop (once per process)."""
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(), name="webhook-sweeper")
+        self._sweeper.start()
 
     async def close(self) -> None:
         """Stop sweeping; send the task message of deliveries still waiting for one."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
+        await self._sweeper.stop()
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
             with contextlib.suppress(TimeoutError):  # left unsent, they wait for a sweep
                 await asyncio.wait_for(self._flush(), 2)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.webhook_sweep_interval)
-            try:
-                await self.sweep()
-            except UNAVAILABLE as exc:  # a store restarting: the next sweep tries again
-                log.warning("webhook sweep skipped: %s", exc)
-            except Exception:  # the loop must outlive any one bad sweep
-                log.exception("webhook sweep failed")
 
     async def sweep(self) -> int:
         """One sweep, if this process holds the interval's lock: tell managers of webhooks the worker

@@ -87,7 +87,7 @@ async def test_every_enum_of_the_document_is_one_of_the_vocabulary(api: Api) -> 
     document = (await api.get("/api/openapi.json")).json
     enums = enums_of(document)
     assert ["BASE", "DRIVER", "MANAGER", "ADMIN"] in enums and len(enums) > 10
-    assert [enum for enum in enums if enum not in ENUMS] == []
+    assert [enum for enum in enums if enum not in ENUMS and enum != [None]] == []  # [None]: a nullable object's null
 
 
 class HandTypedEnumHandler(BaseHandler):
@@ -104,7 +104,7 @@ class HandTypedEnumHandler(BaseHandler):
 
 def test_a_hand_typed_enum_is_caught() -> None:
     enums = enums_of(build_spec([("/typed", HandTypedEnumHandler)], SCHEMAS))
-    assert [enum for enum in enums if enum not in ENUMS] == [["new", "assigned", "done"]]
+    assert [enum for enum in enums if enum not in ENUMS and enum != [None]] == [["new", "assigned", "done"]]
 
 
 def test_list_endpoints_share_the_pagination_schema() -> None:

@@ -12,6 +12,7 @@ import tornado.web
 from dispatch.app import make_app
 from dispatch.core.storage import ensure_indexes
 from dispatch.services import Services
+from tests.support.helpers import close_services
 from tests.support.stack import Stack
 
 
@@ -38,6 +39,6 @@ def stack_app(io_loop: Any, stack: Stack) -> Iterator[tornado.web.Application]:
     yield make_app(services)
 
     async def stop() -> None:
-        await services.close()
+        await close_services(services)
 
     io_loop.run_sync(stop)

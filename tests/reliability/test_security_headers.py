@@ -115,6 +115,7 @@ async def test_405_names_the_allowed_methods(api: Api) -> None:
         ("PUT", "/api/v1/users", "GET"),
         ("POST", "/ws/driver", "GET"),
         ("DELETE", "/healthz", "GET"),
+        ("POST", "/media/avatars/a1b2c3d4e5.jpg", "GET"),
     ):
         answer = await api.request(method, url)
         assert answer.status == 405, url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.policy
+import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email import message_from_bytes
@@ -129,3 +130,24 @@ async def wait_for_email(outbox: Path, to: str, timeout: float = 30, subject: st
             return max(found, key=lambda pair: pair[0])[1]
         await asyncio.sleep(0.1)
     raise AssertionError(f"no email to {to} within {timeout}s")
+
+
+CLOSE_TIMEOUT = 60  # seconds a test's services get to close (flushes included) before the test fails
+
+
+async def close_services(services: Any, timeout: float = CLOSE_TIMEOUT) -> None:
+    """Close a test's `Services`, failing with every pending task's stack if that never ends.
+
+    A teardown that hangs would stall the whole run without a word; this one names where it hangs.
+    """
+    closing = asyncio.ensure_future(services.close())
+    done, _ = await asyncio.wait({closing}, timeout=timeout)
+    if closing in done:
+        closing.result()
+        return
+    report = io.StringIO()
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.print_stack(file=report)
+    closing.cancel()
+    raise AssertionError(f"Services.close() did not finish in {timeout} s; pending tasks:\n{report.getvalue()}")
