@@ -253,12 +253,14 @@ _EXAMPLE_ORDER = {
     "customer": {"name": "Ivan Petrov", "phone": "+79161234567", "email": None, "language": "ru"},
     "distance_km": 0.9,
     "price_estimate": 2450.0,
+    "eta": None,
     "status": "assigned",
     "vehicle_id": _VEHICLE,
     "driver_id": _DRIVER,
     "created_at": _AT,
     "updated_at": _AT,
 }
+_EXAMPLE_ETA = {"target": "pickup", "seconds": 420, "distance_km": 3.1, "computed_at": _AT, "source": "routing"}
 _ACTOR = {"type": "user", "id": "665f1c2a9d1e8b0012a0b006"}
 EXAMPLE_DATA: dict[WebhookEvent, dict[str, Any]] = {
     WebhookEvent.ORDER_CREATED: {
@@ -276,7 +278,7 @@ EXAMPLE_DATA: dict[WebhookEvent, dict[str, Any]] = {
         "actor": _ACTOR,
     },
     WebhookEvent.ORDER_STATUS_CHANGED: {
-        "order": {**_EXAMPLE_ORDER, "status": "en_route"},
+        "order": {**_EXAMPLE_ORDER, "status": "en_route", "eta": _EXAMPLE_ETA},
         "from": "accepted",
         "to": "en_route",
         "action": "en_route",

@@ -21,9 +21,9 @@ from dispatch.core.vocabulary import WebhookEvent
 from models.common import parse_id
 from models.milestones import new_message
 from tests.support.factories import login, make_user
-from tests.support.fleet_fixtures import make_vehicle_type, order_body
+from tests.support.fleet_fixtures import CENTER, make_vehicle_type, order_body
 from tests.support.helpers import Api
-from tests.support.realtime_client import fleet
+from tests.support.realtime_client import WsClient, fleet, point, ws_url
 
 
 def sms_with(outbox: Path, message_id: str) -> list[dict[str, Any]]:
@@ -56,7 +56,7 @@ async def move(api: Api, order_id: str, token: str, *statuses: str) -> dict[str,
 
 
 async def arriving(app: Any, order: dict[str, Any], target: str = "pickup") -> None:
-    """The `order.arriving` event as the ETA service raises it (issue 15), published on the bus."""
+    """The `order.arriving` event as the GPS watch raises it, published on the bus directly."""
     await app.settings["services"].events.publish(
         Event(
             "arriving",
@@ -69,7 +69,9 @@ async def arriving(app: Any, order: dict[str, Any], target: str = "pickup") -> N
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_a_client_with_a_phone_gets_one_sms_per_milestone_in_russian(app: Any, api: Api, services: Any) -> None:
+async def test_a_client_with_a_phone_gets_one_sms_per_milestone_in_russian(
+    app: Any, api: Api, services: Any, base_url: str
+) -> None:
     team = await fleet(app, api)
     crew = team["drivers"][0]
     phone = f"+7916{random.randrange(10**7):07d}"
@@ -84,11 +86,18 @@ async def test_a_client_with_a_phone_gets_one_sms_per_milestone_in_russian(app: 
     # declined and assigned again: still one `assigned` message
     await move(api, oid, crew["token"], "declined")
     assert (await api.post(f"/api/v1/orders/{oid}/assign", assign, token=team["manager_token"])).status == 200
-    en_route = await move(api, oid, crew["token"], "accepted", "en_route")
-    await arriving(app, en_route)
-    await arriving(app, en_route)  # raised twice: one message
-    await arriving(app, en_route, target="dropoff")  # not a milestone of the customer's
-    await move(api, oid, crew["token"], "arrived", "in_progress", "completed")
+    await move(api, oid, crew["token"], "accepted", "en_route")
+    # The truck comes within the arrival radius of the pickup (the GPS watch raises `order.arriving`)
+    truck = await WsClient.connect(ws_url(base_url, "/ws/driver"), crew["token"])
+    await truck.recv_type("ready")
+    near = {"lat": CENTER["lat"] + 0.0005, "lon": CENTER["lon"]}  # about 55 m away
+    for seq in (1, 2):  # a point in the radius, then another: still one `arriving`
+        await truck.send({"type": "location", **point(seq, **near)})
+        await truck.recv_type("ack", seq=seq)
+    await until(lambda: sms_with(services.outbox_dir, f"{oid}:arriving"), "the arriving SMS")
+    in_progress = await move(api, oid, crew["token"], "arrived", "in_progress")
+    await arriving(app, in_progress, target="dropoff")  # at the drop-off: not a milestone of the customer's
+    await move(api, oid, crew["token"], "completed")
 
     outbox = services.outbox_dir
     for milestone in ("assigned", "arriving", "completed"):
