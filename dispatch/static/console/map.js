@@ -1,5 +1,6 @@
 // The live fleet map: an SVG drawn with a local equirectangular projection fitted to the
-// vehicles (and waiting pickups) with padding. No tiles, so it works with no internet.
+// vehicles (and waiting pickups) with padding. It needs no tiles, so it works with no internet; when the
+// page names a tile server (`data-map-tiles` on <html>), streets.js paints streets underneath.
 
 import { s } from "./dom.js";
 
@@ -29,8 +30,30 @@ export class FleetMap {
       scale: s("g", { class: "map-scale", "aria-hidden": "true" }),
     };
     svg.append(...Object.values(this.layers));
+    this.streets = null;
     new ResizeObserver(() => this.resize()).observe(svg);
     this.resize();
+    this.loadStreets();
+  }
+
+  /** Streets under the drawing when the page has a tile server; the drawing alone when not or they fail. */
+  async loadStreets() {
+    const { mapTiles, mapAttribution } = document.documentElement.dataset;
+    if (!mapTiles) return;
+    try {
+      const { Streets } = await import("./streets.js");
+      this.streets = new Streets(this.svg, mapTiles, mapAttribution ?? "", () => {
+        this.streets = null;
+      });
+      this.syncStreets();
+    } catch (error) {
+      console.warn("streets unavailable, keeping the offline drawing", error);
+      this.streets = null;
+    }
+  }
+
+  syncStreets() {
+    this.streets?.sync(this.view, this.width, LABEL_ROOM);
   }
 
   /** Add or update a vehicle: `{id, plate, status, location}` plus its label (`[plate, driver name]`). */
@@ -128,6 +151,7 @@ export class FleetMap {
 
   redraw() {
     this.drawGrid();
+    this.syncStreets();
     for (const entry of this.vehicles.values()) this.draw(entry);
     this.drawPickups();
   }
