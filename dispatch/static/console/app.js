@@ -2,9 +2,10 @@
 // then keeps them live from `/ws/console` frames.
 
 import { Api, ApiError } from "./api.js";
-import { Board, STATUS_LABELS } from "./board.js";
+import { Board, statusLabel } from "./board.js";
 import { Details } from "./details.js";
 import { byId, timeOf } from "./dom.js";
+import { languageSwitch, number, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
 import { Live } from "./live.js";
 import { Invitations } from "./invitations.js";
 import { FleetMap } from "./map.js";
@@ -29,6 +30,7 @@ let map = null;
 let board = null;
 let details = null;
 let invitations = null;
+let connectionState = ["stopped", {}];
 const fetchingVehicles = new Set();
 const staleVehicles = new Set();
 
@@ -42,13 +44,13 @@ function nameOf(user) {
 
 function person(id) {
   if (!id) return "—";
-  if (state.me && id === state.me.id) return "you";
-  return state.people.get(id) ?? `user …${id.slice(-6)}`;
+  if (state.me && id === state.me.id) return t("you");
+  return state.people.get(id) ?? t("user.unknown", { id: id.slice(-6) });
 }
 
 function truckLabel(id) {
   const vehicle = state.vehicles.get(id);
-  return vehicle ? vehicle.plate : `truck …${String(id).slice(-6)}`;
+  return vehicle ? vehicle.plate : t("truck.unknown", { id: String(id).slice(-6) });
 }
 
 function markerLabel(vehicle) {
@@ -74,7 +76,9 @@ function availableTrucks() {
     .map((v) => ({ v, km: v.location && order ? distanceKm(v.location, order.pickup) : Infinity }))
     .sort((a, b) => a.km - b.km)
     .map(({ v, km }) => ({
-      id: v.id, label: markerLabel(v) + (Number.isFinite(km) ? ` — ${km.toFixed(1)} km` : ""),
+      id: v.id,
+      label: markerLabel(v) + (Number.isFinite(km) ? ` — ${t("unit.km", { n: number(km, { minimumFractionDigits: 1,
+        maximumFractionDigits: 1 }) })}` : ""),
     }));
 }
 
@@ -88,12 +92,13 @@ function announce(text) {
 
 function connection(stateName, detail = {}) {
   const el = byId("connection");
+  connectionState = [stateName, detail];
   const texts = {
-    connecting: "Connecting…",
-    live: "Live",
-    reconnecting: `Reconnecting…${detail.attempt ? ` (attempt ${detail.attempt})` : ""}`,
-    stopped: "Offline",
-    forbidden: "Not allowed to follow this fleet",
+    connecting: t("conn.connecting"),
+    live: t("conn.live"),
+    reconnecting: detail.attempt ? t("conn.attempt", { n: detail.attempt }) : t("conn.reconnecting"),
+    stopped: detail.signedOut ? t("conn.signedOut") : t("conn.stopped"),
+    forbidden: t("conn.forbidden"),
   };
   el.dataset.state = stateName;
   el.textContent = texts[stateName] ?? stateName;
@@ -180,7 +185,7 @@ function onPresence(frame) {
   state.presence.set(frame.driver_id, { online: frame.online, seen: frame.at });
   if (frame.vehicle_id) map.setOnline(frame.vehicle_id, frame.online);
   drawPresence();
-  announce(`${person(frame.driver_id)} is ${frame.online ? "online" : "offline"}`);
+  announce(t(frame.online ? "presence.announce.online" : "presence.announce.offline", { name: person(frame.driver_id) }));
 }
 
 function onOrder(frame) {
@@ -190,8 +195,8 @@ function onOrder(frame) {
   for (const id of new Set([previous?.vehicle_id, order.vehicle_id])) {
     if (id && (frame.from !== frame.to || frame.event === "assigned")) refreshVehicle(id);
   }
-  if (frame.event === "created") announce(`New order: ${order.pickup.address}`);
-  else announce(`Order at ${order.pickup.address}: ${STATUS_LABELS[order.status] ?? order.status}`);
+  if (frame.event === "created") announce(t("order.announce.new", { address: order.pickup.address }));
+  else announce(t("order.announce.status", { address: order.pickup.address, status: statusLabel(order.status) }));
   renderAll();
   if (state.selected === order.id) loadTimeline(order.id);
 }
@@ -217,7 +222,8 @@ function onNotification(frame) {
 function renderAll() {
   board.render(state.orders);
   map.setPickups([...state.orders.values()].filter((o) => ACTIVE.includes(o.status)).map((o) => ({
-    id: o.id, lat: o.pickup.lat, lon: o.pickup.lon, label: `Pickup: ${o.pickup.address} (${STATUS_LABELS[o.status]})`,
+    id: o.id, lat: o.pickup.lat, lon: o.pickup.lon,
+    label: t("pickup.label", { address: o.pickup.address, status: statusLabel(o.status) }),
     selected: o.id === state.selected, vehicleId: o.vehicle_id,
   })));
   const selected = state.orders.get(state.selected);
@@ -262,7 +268,7 @@ async function loadTimeline(id) {
     const order = state.orders.get(id);
     if (state.selected === id && order) details.show(order, page.items);
   } catch (error) {
-    details.note(`The timeline could not be loaded: ${error.message}`);
+    details.note(t("timeline.failed", { error: error.message }));
   }
 }
 
@@ -270,14 +276,14 @@ function selectVehicle(id) {
   const vehicle = state.vehicles.get(id);
   if (!vehicle) return;
   if (vehicle.current_order && state.orders.has(vehicle.current_order)) selectOrder(vehicle.current_order);
-  else announce(`${markerLabel(vehicle)}: ${vehicle.status}`);
+  else announce(`${markerLabel(vehicle)}: ${t(`vstatus.${vehicle.status}`)}`);
 }
 
 async function assign(orderId, body) {
   const order = await api.post(`/orders/${orderId}/assign`, body);
   keepOrder(order);
   refreshVehicle(order.vehicle_id);
-  announce(`Order assigned to ${truckLabel(order.vehicle_id)}`);
+  announce(t("assign.announce", { truck: truckLabel(order.vehicle_id) }));
   renderAll();
   loadTimeline(orderId);
   return order;
@@ -289,7 +295,7 @@ async function markRead(id) {
     state.notifications.delete(id);
     drawNotifications();
   } catch (error) {
-    announce(`Could not mark it read: ${error.message}`);
+    announce(t("read.failed", { error: error.message }));
   }
 }
 
@@ -299,7 +305,7 @@ async function markAllRead() {
     state.notifications.clear();
     drawNotifications();
   } catch (error) {
-    announce(`Could not mark them read: ${error.message}`);
+    announce(t("readAll.failed", { error: error.message }));
   }
 }
 
@@ -338,11 +344,11 @@ async function startConsole() {
     const me = await api.get("/users/me");
     if (!CONSOLE_ROLES.includes(me.category)) {
       await api.logout();
-      signedOut("The console is for managers and administrators.");
+      signedOut(t("console.refused"));
       return;
     }
     state.me = me;
-    byId("who-name").textContent = `${nameOf(me)} (${me.category.toLowerCase()})`;
+    showWho();
     byId("who").hidden = false;
     const orgIds = await organizations(me);
     live = new Live({
@@ -362,7 +368,7 @@ async function startConsole() {
     renderAll();
     byId("console-view").dataset.loaded = "true";
   } catch (error) {
-    if (api.signedIn) announce(`Loading failed: ${error.message}`);
+    if (api.signedIn) announce(t("loading.failed", { error: error.message }));
   }
 }
 
@@ -383,8 +389,7 @@ function signedOut(reason = "") {
   byId("who").hidden = true;
   byId("login-view").hidden = false;
   byId("login-error").textContent = reason;
-  connection("stopped");
-  byId("connection").textContent = "Signed out";
+  connection("stopped", { signedOut: true });
   byId("login").focus();
 }
 
@@ -400,13 +405,30 @@ async function onLogin(event) {
     byId("password").value = "";
     await startConsole();
   } catch (failure) {
-    error.textContent = failure.status === 401 ? "Wrong login or password." : failure.message;
+    error.textContent = failure.status === 401 ? t("login.wrong") : failure.message;
   } finally {
     button.disabled = false;
   }
 }
 
-function boot() {
+function showWho() {
+  if (state.me) byId("who-name").textContent = `${nameOf(state.me)} (${t(`category.${state.me.category}`)})`;
+}
+
+/** Another language chosen on the page: everything drawn from data is drawn again, nothing reloaded. */
+function relabel() {
+  connection(...connectionState);
+  showWho();
+  map.redraw();
+  renderAll();
+  if (!state.selected) details.clear();
+  invitations.render();
+}
+
+async function boot() {
+  await setLanguage(preferredLanguage()).catch((error) => console.warn("no message catalogue", error));
+  languageSwitch(byId("language"));
+  onLanguageChange(relabel);
   map = new FleetMap(byId("map"), { onSelect: selectVehicle });
   board = new Board(byId("board-columns"), { truckLabel, onSelect: selectOrder });
   details = new Details(byId("details"), { people: person, truckLabel, availableTrucks, assign });

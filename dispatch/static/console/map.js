@@ -3,6 +3,7 @@
 // page names a tile server (`data-map-tiles` on <html>), streets.js paints streets underneath.
 
 import { s } from "./dom.js";
+import { number, t } from "./i18n.js";
 
 const PADDING = 0.12;      // share of the view kept free around the fitted box
 const MIN_SPAN_DEG = 0.01; // about 1 km: a lone truck is not zoomed in absurdly
@@ -183,9 +184,10 @@ export class FleetMap {
     el.querySelector(".plate").textContent = plate;
     el.querySelector(".driver").textContent = driver ?? "";
     const name = driver ? `${plate} (${driver})` : plate;
-    const presence = entry.online === null ? "" : entry.online ? ", driver online" : ", driver offline";
-    el.setAttribute("aria-label", `${name}: ${vehicle.status}${presence}`);
-    el.querySelector("title").textContent = `${name} — ${vehicle.status}${presence}`;
+    const presence = entry.online === null ? "" : t(entry.online ? "map.driverOnline" : "map.driverOffline");
+    const status = vehicle.status ? t(`vstatus.${vehicle.status}`) : "";
+    el.setAttribute("aria-label", `${name}: ${status}${presence}`);
+    el.querySelector("title").textContent = `${name} — ${status}${presence}`;
   }
 
   drawTrail(entry) {
@@ -251,7 +253,8 @@ export class FleetMap {
     const x0 = 20;
     const y0 = this.height - 20;
     scale.append(s("line", { x1: x0, y1: y0, x2: x0 + length, y2: y0 }),
-                 s("text", { x: x0, y: y0 - 6 }, step < 1 ? `${step * 1000} m` : `${step} km`));
+                 s("text", { x: x0, y: y0 - 6 }, step < 1 ? t("unit.m", { n: number(step * 1000) })
+                   : t("unit.km", { n: number(step) })));
     for (let x = (this.width / 2) % length; x < this.width; x += length) {
       grid.append(s("line", { x1: x, y1: 0, x2: x, y2: this.height }));
     }
