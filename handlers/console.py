@@ -18,8 +18,9 @@ CONSOLE_CSP = (
     "font-src 'self'; connect-src 'self' ws: wss:; object-src 'none'; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'none'"
 )
-# Read once at start-up: the page is a static file shipped with the package, never edited at run time.
+# Read once at start-up: the pages are static files shipped with the package, never edited at run time.
 PAGE_HTML = PAGE.read_bytes()
+ADMIN_HTML = (PAGE.parent.parent / "admin" / "index.html").read_bytes()
 
 
 def tile_origin(template: str) -> str:
@@ -77,6 +78,29 @@ class ConsoleHandler(PageHandler):
         self.page(PAGE_HTML)
 
 
+class AdminPageHandler(PageHandler):
+    store_free = True  # answers without MongoDB or Redis: no 503 to document
+
+    @public
+    def get(self) -> None:
+        """The administrators' panel web page (users, organizations, orders, vehicles), ADMIN only.
+        ---
+        operationId: getAdminPage
+        tags: [console]
+        description: The page is public, the data is not — it signs in through `/api/v1/auth/login`, refuses
+          anyone but an ADMIN, and uses the REST API alone; its scripts are under `/static/admin/` and
+          `/static/console/`. The same content security policy as `/console`.
+        responses:
+          200:
+            description: An HTML page.
+            content:
+              text/html: {schema: {type: string}}
+        """
+        self.set_header("Cache-Control", "no-cache")
+        self.page(ADMIN_HTML)
+
+
 default_handlers = [
     (r"/console", ConsoleHandler),
+    (r"/admin", AdminPageHandler),
 ]

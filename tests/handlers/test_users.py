@@ -190,6 +190,27 @@ async def test_deactivation_ends_the_targets_access_at_once(app: Any, api: Api) 
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_an_admin_ends_every_session_of_a_user_who_stays_active(app: Any, api: Api) -> None:
+    world = await make_world(app)
+    victim = world.users["driver_a"]
+    pair = await app.settings["services"].identity.open_session(victim, "127.0.0.1", "phone")
+    url = f"{API}/users/{victim['_id']}/sessions"
+    for role in ("manager_a", "driver_a"):
+        refused = await api.delete(url, token=world.tokens[role])
+        assert refused.status == 403, role
+    assert (await api.get(f"{API}/users/me", token=pair["access_token"])).status == 200
+    ended = await api.delete(url, token=world.tokens["admin"])
+    assert ended.status == 204
+    for token in (pair["access_token"], world.tokens["driver_a"]):
+        assert (await api.get(f"{API}/users/me", token=token)).status == 401
+    assert (await api.post(f"{API}/auth/refresh", {"refresh_token": pair["refresh_token"]})).status == 401
+    again = await api.post(f"{API}/auth/login", {"login": victim["username"], "password": PASSWORD})
+    assert again.status == 200  # still active: they sign in again
+    missing = await api.delete(f"{API}/users/6b0000000000000000000000/sessions", token=world.tokens["admin"])
+    assert missing.status == 404
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_admin_sets_organizations(app: Any, api: Api) -> None:
     world = await make_world(app)
     a, b = str(world.org_a["_id"]), str(world.org_b["_id"])
