@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,27 @@ def tile_of(lat: float, lon: float, zoom: int) -> str:
     return f"{int((lon + 180) / 360 * n)}/{int(y)}"
 
 
+def past_route() -> list[dict[str, Any]]:
+    """GPS points of 40 to 8 minutes ago: driving, a 12-minute stop (every 3 min), driving again."""
+    start = datetime.now(UTC) - timedelta(minutes=40)
+    points = []
+    for minute in range(10):  # east, one point a minute
+        points.append((start + timedelta(minutes=minute), 55.740, 37.580 + minute * 0.002))
+    for k in range(5):  # standing 12 minutes at the end of the drive
+        points.append((start + timedelta(minutes=10 + k * 3), 55.740, 37.600))
+    for minute in range(1, 11):  # north
+        points.append((start + timedelta(minutes=22 + minute), 55.740 + minute * 0.001, 37.600))
+    return [
+        {"seq": n, "lat": lat, "lon": lon, "ts": ts.isoformat().replace("+00:00", "Z"), "speed": 10.0, "heading": 0.0}
+        for n, (ts, lat, lon) in enumerate(points, start=1)
+    ]
+
+
+def local_minutes(moment: datetime) -> str:
+    """A `datetime-local` input's value (the browser runs in this machine's zone)."""
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
 def free_port() -> int:
     """A loopback port nobody listens on (tiles from there fail)."""
     with socket.socket() as sock:
@@ -79,8 +101,16 @@ async def test_console_map_shows_streets_and_falls_back_to_the_drawing(
     team = await fleet(app, api, drivers=1)
     driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), team["drivers"][0]["token"])
     await driver.recv_type("ready")
-    await driver.send({"type": "location", **point(1, lat=55.750, lon=37.600)})
-    await driver.recv_type("ack", seq=1)
+    # 40 minutes ago: 10 min driving east, 12 min standing, 10 min driving north, then now at the start
+    route = past_route()
+    await driver.send({"type": "locations", "points": route})
+    await driver.recv_type("ack", seq=len(route))
+    await driver.send({"type": "location", **point(len(route) + 1, lat=55.750, lon=37.600)})
+    await driver.recv_type("ack", seq=len(route) + 1)
+    vehicle_id = team["drivers"][0]["vehicle"]["id"]
+    stored = await api.get(f"/api/v1/vehicles/{vehicle_id}/track", token=team["manager_token"])
+    km_text = f"{stored.json['distance_km']:.1f}".rstrip("0").rstrip(".")
+    page_zone_now = datetime.now()
     errors = PageErrors()
     try:
         async with browser_context(chromium) as context:
@@ -124,6 +154,25 @@ async def test_console_map_shows_streets_and_falls_back_to_the_drawing(
             assert "Test tiles <b>&copy;</b>" in await page.text_content(".leaflet-control-attribution")
             assert await page.evaluate("window.__csp") == []
             await page.screenshot(path=str(artifacts_dir / "console-streets.png"))  # the README's docs/ copy
+
+            # route replay: the stored path of the last hour drawn, the slider moves the marker, the stop marked
+            await page.get_by_label("From").fill(local_minutes(page_zone_now - timedelta(hours=1)))
+            await page.get_by_role("button", name="Show route").click()
+            await page.wait_for_selector(".replay-path")
+            drawn = await page.get_attribute(".replay-path", "points")
+            assert drawn is not None and len(drawn.split()) == len(route)
+            stops = page.locator("#replay-stops li")
+            assert await stops.count() == 1 and await stops.get_attribute("data-minutes") == "12"
+            assert await page.locator(".replay-stop").count() == 1
+            assert await page.text_content("#replay-result") == f"{len(route)} points, {km_text} km"
+            marker = page.locator(".replay-marker")
+            assert float(await marker.get_attribute("data-lat")) == route[0]["lat"]
+            await page.locator("#replay-slider").fill(str(len(route) - 1))
+            await page.wait_for_selector(f'.replay-marker[data-index="{len(route) - 1}"]')
+            assert float(await marker.get_attribute("data-lon")) == route[-1]["lon"]
+            await page.screenshot(path=str(artifacts_dir / "console-replay.png"))  # the README's docs/ copy
+            await page.get_by_role("button", name="Close").click()
+            assert await page.locator(".replay-path").count() == 0
     finally:
         driver.close()
         tiles.stop()

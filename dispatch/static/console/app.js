@@ -10,6 +10,7 @@ import { Live } from "./live.js";
 import { Invitations } from "./invitations.js";
 import { FleetMap } from "./map.js";
 import { renderNotifications, renderPresence, renderWaybills } from "./panels.js";
+import { Replay } from "./replay.js";
 
 const ACTIVE = ["new", "assigned", "accepted", "en_route", "arrived", "in_progress"];
 const FINISHED_LOADED = 30;
@@ -30,6 +31,7 @@ let map = null;
 let board = null;
 let details = null;
 let invitations = null;
+let replay = null;
 let connectionState = ["stopped", {}];
 const fetchingVehicles = new Set();
 const staleVehicles = new Set();
@@ -231,6 +233,7 @@ function renderAll() {
   drawPresence();
   drawWaybills();
   drawNotifications();
+  replay?.fill();
 }
 
 function drawPresence() {
@@ -379,6 +382,7 @@ function signedOut(reason = "") {
     me: null, selected: null, people: new Map(), vehicles: new Map(), orders: new Map(), waybills: new Map(),
     notifications: new Map(), presence: new Map(),
   });
+  replay?.close();
   for (const id of [...map.vehicles.keys()]) map.remove(id);
   map.setPickups([]);
   board.render(state.orders);
@@ -423,6 +427,7 @@ function relabel() {
   renderAll();
   if (!state.selected) details.clear();
   invitations.render();
+  replay?.render();
 }
 
 async function boot() {
@@ -445,6 +450,8 @@ async function boot() {
   });
   byId("read-all").addEventListener("click", markAllRead);
   byId("fit-map").addEventListener("click", () => map.fit());
+  replay = new Replay(map, api, () => [...state.vehicles.values()]
+    .sort((a, b) => a.plate.localeCompare(b.plate)).map((v) => ({ id: v.id, label: v.plate })));
   setInterval(drawPresence, 30_000); // keeps the "seen … ago" texts current
   if (api.signedIn) startConsole();
   else signedOut();

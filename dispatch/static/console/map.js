@@ -27,11 +27,13 @@ export class FleetMap {
       trails: s("g", { class: "map-trails", "aria-hidden": "true" }),
       links: s("g", { class: "map-links", "aria-hidden": "true" }),
       pickups: s("g", { class: "map-pickups" }),
+      replay: s("g", { class: "map-replay" }),
       vehicles: s("g", { class: "map-vehicles" }),
       scale: s("g", { class: "map-scale", "aria-hidden": "true" }),
     };
     svg.append(...Object.values(this.layers));
     this.streets = null;
+    this.replay = null; // {points, stops, at}
     new ResizeObserver(() => this.resize()).observe(svg);
     this.resize();
     this.loadStreets();
@@ -103,8 +105,47 @@ export class FleetMap {
   }
 
   points() {
+    if (this.replay) return this.replay.points;
     const points = [...this.vehicles.values()].map((e) => e.vehicle.location).filter(Boolean);
     return points.concat([...this.pickups.values()]);
+  }
+
+  /** A stored route (`[{lat, lon, ts}]` in time order) with its stops (`[{lat, lon, from, minutes}]`). */
+  showReplay(points, stops) {
+    this.replay = { points, stops, at: 0 };
+    this.fit();
+  }
+
+  /** Move the replay's marker to the point with this index. */
+  replayAt(index) {
+    if (!this.replay) return;
+    this.replay.at = Math.max(0, Math.min(index, this.replay.points.length - 1));
+    this.drawReplay();
+  }
+
+  clearReplay() {
+    this.replay = null;
+    this.layers.replay.replaceChildren();
+    this.fit();
+  }
+
+  drawReplay() {
+    const layer = this.layers.replay;
+    layer.replaceChildren();
+    if (!this.replay || !this.view) return;
+    const { points, stops, at } = this.replay;
+    const xy = (p) => this.project(p).map((v) => v.toFixed(1)).join(",");
+    layer.append(s("polyline", { class: "replay-path", points: points.map(xy).join(" ") }));
+    for (const stop of stops) {
+      const [x, y] = this.project(stop);
+      layer.append(s("g", { class: "replay-stop", transform: `translate(${x.toFixed(1)} ${y.toFixed(1)})`,
+        "data-minutes": stop.minutes },
+      s("title", {}, stop.label), s("circle", { r: "11" }), s("text", { y: "4" }, "P")));
+    }
+    const point = points[at];
+    const [x, y] = this.project(point);
+    layer.append(s("circle", { class: "replay-marker", r: "9", cx: x.toFixed(1), cy: y.toFixed(1),
+      "data-index": at, "data-lat": point.lat, "data-lon": point.lon }));
   }
 
   /** Fit the projection to everything on the map. */
@@ -153,6 +194,7 @@ export class FleetMap {
   redraw() {
     this.drawGrid();
     this.syncStreets();
+    this.drawReplay();
     for (const entry of this.vehicles.values()) this.draw(entry);
     this.drawPickups();
   }
