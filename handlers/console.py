@@ -49,7 +49,7 @@ def with_map(page: bytes, tile_url: str, attribution: str) -> bytes:
 class PageHandler(BaseHandler):
     """An operators' HTML page under the strict policy, knowing the map's tile settings."""
 
-    def page(self, page: bytes) -> None:
+    def send_page(self, page: bytes) -> None:
         settings = self.services.settings
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Content-Security-Policy", page_csp(settings))
@@ -75,7 +75,7 @@ class ConsoleHandler(PageHandler):
               text/html: {schema: {type: string}}
         """
         self.set_header("Cache-Control", "no-cache")
-        self.page(PAGE_HTML)
+        self.send_page(PAGE_HTML)
 
 
 class AdminPageHandler(PageHandler):
@@ -97,7 +97,7 @@ class AdminPageHandler(PageHandler):
               text/html: {schema: {type: string}}
         """
         self.set_header("Cache-Control", "no-cache")
-        self.page(ADMIN_HTML)
+        self.send_page(ADMIN_HTML)
 
 
 default_handlers = [

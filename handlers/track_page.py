@@ -62,7 +62,7 @@ class TrackPageHandler(PageHandler):
         self.set_status(status)
         self.set_header("Referrer-Policy", "no-referrer")  # the token is in the path
         self.set_header("Cache-Control", "no-store")
-        self.page(page)
+        self.send_page(page)
 
 
 class PublicSink:
