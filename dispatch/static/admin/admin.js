@@ -271,8 +271,161 @@ async function showFleet() {
     pager(v, vehicles.total, showFleet));
 }
 
+// --- support tickets with internal notes ------------------------------------------------------------------
+const TICKET_STATUSES = ["open", "in_progress", "resolved", "closed"];
+
+async function showTickets() {
+  const v = view("tickets", { status: "" });
+  const root = byId("section");
+  const form = h("form", { class: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    Object.assign(v, { offset: 0, status: byId("tickets-status").value });
+    showTickets();
+  } },
+  h("label", {}, t("admin.status"), select("tickets-status",
+    [["", t("admin.any")], ...TICKET_STATUSES.map((s) => [s, t(`ticket.${s}`)])], v.status)),
+  h("button", { type: "submit" }, t("admin.find")));
+  const table = h("div", {}, h("p", { class: "muted" }, t("loading")));
+  root.replaceChildren(h("h2", {}, t("admin.tickets")), form, table);
+  const page = await api.get(`/support/tickets?${query({ status: v.status, limit: PAGE_SIZE, offset: v.offset })}`);
+  const body = h("tbody", {});
+  for (const ticket of page.items) {
+    const thread = h("tr", { class: "timeline-row", hidden: true }, h("td", { colspan: "4" }));
+    const button = h("button", { type: "button", class: "link", "aria-expanded": "false", onclick: async () => {
+      const open = thread.hidden;
+      thread.hidden = !open;
+      button.setAttribute("aria-expanded", String(open));
+      if (open) await showThread(ticket, thread.firstChild);
+    } }, t("admin.messages"));
+    const status = select(`ticket-status-${ticket.id}`, TICKET_STATUSES.map((s) => [s, t(`ticket.${s}`)]), ticket.status,
+      t("admin.statusOf", { subject: ticket.subject }));
+    const error = h("span", { class: "field-error", role: "alert" });
+    status.addEventListener("change", async () => {
+      error.textContent = "";
+      try {
+        await api.request("PATCH", `/support/tickets/${ticket.id}`, { status: status.value });
+        announce(t("admin.ticketSet", { subject: ticket.subject, status: t(`ticket.${status.value}`) }));
+      } catch (failure) {
+        error.textContent = problem(failure, "status");
+        status.value = ticket.status;
+      }
+    });
+    body.append(h("tr", { "data-ticket-id": ticket.id },
+      h("td", {}, ticket.subject), h("td", {}, status, error), h("td", {}, dateTime(ticket.last_message_at)),
+      h("td", {}, button)), thread);
+  }
+  table.replaceChildren(h("table", { class: "grid" },
+    h("thead", {}, h("tr", {}, [t("admin.subject"), t("admin.status"), t("admin.lastMessage"), ""]
+      .map((title) => h("th", { scope: "col" }, title)))), body),
+  pager(v, page.total, showTickets));
+}
+
+async function showThread(ticket, cell) {
+  const messages = await api.all(`/support/tickets/${ticket.id}/messages`);
+  const textId = `reply-${ticket.id}`;
+  const error = h("span", { class: "field-error", id: `${textId}-error`, role: "alert" });
+  const text = h("textarea", { id: textId, rows: "2", cols: "60", "aria-describedby": error.id });
+  const internal = h("input", { type: "checkbox", id: `${textId}-internal`, checked: true });
+  cell.replaceChildren(
+    h("ol", { class: "rows" }, messages.map((m) => h("li", { "data-internal": String(m.internal) },
+      h("time", { class: "muted", datetime: m.created_at }, dateTime(m.created_at)), " ",
+      m.internal ? h("strong", {}, `${t("admin.internalNote")}: `) : "", m.body))),
+    h("form", { class: "filters", onsubmit: async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      try {
+        await api.post(`/support/tickets/${ticket.id}/messages`, { body: text.value, internal: internal.checked });
+        announce(t("admin.messageSent"));
+        await showThread(ticket, cell);
+      } catch (failure) {
+        error.textContent = problem(failure, "body");
+      }
+    } },
+    h("div", { class: "field" }, h("label", { for: textId }, t("admin.reply")), text, error),
+    h("label", { class: "inline" }, internal, " ", t("admin.internalNote")),
+    h("button", { type: "submit" }, t("admin.send"))));
+}
+
+// --- API keys ------------------------------------------------------------------------------------------------
+async function showKeys() {
+  const root = byId("section");
+  root.replaceChildren(h("h2", {}, t("admin.keys")), h("p", { class: "muted" }, t("loading")));
+  const lists = await Promise.all(state.orgs.map((org) => api.all(`/organizations/${org.id}/api-keys`)
+    .then((keys) => keys.map((key) => ({ ...key, orgName: org.name })))));
+  const keys = lists.flat();
+  root.replaceChildren(h("h2", {}, t("admin.keys")), keys.length === 0 ? h("p", { class: "muted" }, t("admin.noKeys"))
+    : h("table", { class: "grid" },
+      h("thead", {}, h("tr", {}, [t("admin.organization"), t("admin.name"), t("admin.prefix"), t("admin.scopes"),
+        t("admin.lastUsed"), ""].map((title) => h("th", { scope: "col" }, title)))),
+      h("tbody", {}, keys.map((key) => {
+        const error = h("span", { class: "field-error", role: "alert" });
+        return h("tr", { "data-key-id": key.id },
+          h("td", {}, key.orgName), h("td", {}, key.name), h("td", {}, h("code", {}, key.prefix)),
+          h("td", {}, key.scopes.join(", ")), h("td", {}, key.last_used_at ? dateTime(key.last_used_at) : "—"),
+          h("td", {}, h("button", { type: "button", class: "link", onclick: async () => {
+            if (!(await confirmAction(t("admin.confirmRevokeKey", { name: key.name })))) return;
+            try {
+              await api.request("DELETE", `/organizations/${key.organization}/api-keys/${key.id}`);
+              announce(t("admin.keyRevoked", { name: key.name }));
+              await showKeys();
+            } catch (failure) {
+              error.textContent = problem(failure);
+            }
+          } }, t("inv.revoke")), error));
+      }))));
+}
+
+// --- webhooks with their delivery logs -------------------------------------------------------------------------
+async function showWebhooks() {
+  const v = view("webhooks", {});
+  const root = byId("section");
+  root.replaceChildren(h("h2", {}, t("admin.webhooks")), h("p", { class: "muted" }, t("loading")));
+  const page = await api.get(`/webhooks?${query({ limit: PAGE_SIZE, offset: v.offset })}`);
+  const body = h("tbody", {});
+  for (const hook of page.items) {
+    const log = h("tr", { class: "timeline-row", hidden: true }, h("td", { colspan: "5" }));
+    const button = h("button", { type: "button", class: "link", "aria-expanded": "false", onclick: async () => {
+      const open = log.hidden;
+      log.hidden = !open;
+      button.setAttribute("aria-expanded", String(open));
+      if (open) await showDeliveries(hook, log.firstChild);
+    } }, t("admin.deliveries"));
+    body.append(h("tr", { "data-webhook-id": hook.id },
+      h("td", {}, hook.url), h("td", {}, hook.events.join(", ")), h("td", {}, hook.active ? t("admin.yes") : t("admin.no")),
+      h("td", {}, number(hook.consecutive_failures)), h("td", {}, button)), log);
+  }
+  root.replaceChildren(h("h2", {}, t("admin.webhooks")), h("table", { class: "grid" },
+    h("thead", {}, h("tr", {}, ["URL", t("admin.events"), t("admin.active"), t("admin.failures"), ""]
+      .map((title) => h("th", { scope: "col" }, title)))), body),
+  pager(v, page.total, showWebhooks));
+}
+
+async function showDeliveries(hook, cell) {
+  const page = await api.get(`/webhooks/${hook.id}/deliveries?limit=50`);
+  const error = h("span", { class: "field-error", role: "alert" });
+  cell.replaceChildren(page.items.length === 0 ? h("p", { class: "muted" }, t("admin.noDeliveries"))
+    : h("table", { class: "grid" },
+      h("thead", {}, h("tr", {}, [t("admin.event"), t("admin.status"), t("admin.attempts"), "HTTP", ""]
+        .map((title) => h("th", { scope: "col" }, title)))),
+      h("tbody", {}, page.items.map((d) => h("tr", { "data-delivery-id": d.id },
+        h("td", {}, d.event_type), h("td", {}, t(`delivery.${d.status}`)), h("td", {}, number(d.attempts)),
+        h("td", {}, d.last_status_code ?? d.last_error ?? "—"),
+        h("td", {}, h("button", { type: "button", class: "link", onclick: async () => {
+          try {
+            await api.post(`/webhooks/${hook.id}/deliveries/${d.id}/redeliver`);
+            announce(t("admin.redelivered"));
+            await showDeliveries(hook, cell);
+          } catch (failure) {
+            error.textContent = problem(failure);
+          }
+        } }, t("admin.redeliver"))))))), error);
+}
+
 // --- navigation, sign-in ---------------------------------------------------------------------------------
-const SECTIONS = { users: showUsers, organizations: showOrganizations, orders: showOrders, fleet: showFleet };
+const SECTIONS = {
+  users: showUsers, organizations: showOrganizations, orders: showOrders, fleet: showFleet, tickets: showTickets,
+  keys: showKeys, webhooks: showWebhooks,
+};
 
 async function show(section) {
   state.section = section;
