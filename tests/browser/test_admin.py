@@ -12,7 +12,7 @@ import pytest
 from tests.browser.test_console import order_body
 from tests.support.browser import PageErrors, browser_context
 from tests.support.factories import PASSWORD, login, make_org, make_user
-from tests.support.fleet_fixtures import make_vehicle_type
+from tests.support.fleet_fixtures import make_vehicle_type, put_position
 from tests.support.helpers import Api
 
 API = "/api/v1"
@@ -46,6 +46,10 @@ async def test_an_admin_manages_users_and_browses_orders(
     hook = {"organization": str(org["_id"]), "url": "http://127.0.0.1:9/hook", "events": ["order.created"]}
     hook = (await api.post(f"{API}/webhooks", hook, token=admin_token)).json
     ping = (await api.post(f"{API}/webhooks/{hook['id']}/test", token=admin_token)).json
+    for n, lon in enumerate((37.58, 37.62)):
+        truck = {"plate": f"A00{n}AA77", "model": "Tow", "capacity_kg": 3500, "organization": str(org["_id"])}
+        truck = (await api.post(f"{API}/vehicles", truck, token=admin_token)).json
+        await put_position(app, {"_id": truck["id"], "organization": org["_id"]}, {"lat": 55.73, "lon": lon})
     errors = PageErrors()
 
     async with browser_context(chromium) as context:
@@ -110,6 +114,13 @@ async def test_an_admin_manages_users_and_browses_orders(
         assert "Komsomolsky Ave, 24" in await order_row.inner_text()
         await order_row.get_by_role("button", name="Timeline").click()
         await page.locator(".timeline li").filter(has_text="created").wait_for()
+
+        # the vehicles, on the console's map module too
+        await page.get_by_role("button", name="Vehicles").click()
+        await page.locator("#vehicles tbody tr").first.wait_for()
+        assert await page.locator("#vehicles tbody tr").count() == 2
+        await page.wait_for_selector('#admin-map .vehicle[data-lon="37.62"]')
+        assert await page.locator("#admin-map .vehicle").count() == 2
 
         # organizations and their members
         await page.get_by_role("button", name="Organizations", exact=True).click()

@@ -4,7 +4,8 @@
 
 import { Api, ApiError } from "/static/console/api.js";
 import { statusLabel } from "/static/console/board.js";
-import { byId, h } from "/static/console/dom.js";
+import { byId, h, s } from "/static/console/dom.js";
+import { FleetMap } from "/static/console/map.js";
 import { dateTime, languageSwitch, number, onLanguageChange, preferredLanguage, setLanguage, t }
   from "/static/console/i18n.js";
 
@@ -263,12 +264,20 @@ async function showFleet() {
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("admin.name")))),
       h("tbody", {}, types.map((type) => h("tr", { "data-type-id": type.id }, h("td", {}, type.name))))),
     h("h3", {}, t("admin.vehicles")),
+    h("div", { class: "admin-map-box" }, s("svg", { id: "admin-map", class: "map admin-map", role: "group",
+      "aria-label": t("map.label") })),
     h("table", { class: "grid", id: "vehicles" },
       h("thead", {}, h("tr", {}, [t("track.plate"), t("admin.model"), t("admin.status")]
         .map((title) => h("th", { scope: "col" }, title)))),
       h("tbody", {}, vehicles.items.map((vehicle) => h("tr", { "data-vehicle-id": vehicle.id },
         h("td", {}, vehicle.plate), h("td", {}, vehicle.model), h("td", {}, t(`vstatus.${vehicle.status}`)))))),
     pager(v, vehicles.total, showFleet));
+  // the page's vehicles on the console's map (streets too when a tile server is set)
+  const map = new FleetMap(byId("admin-map"), { onSelect: (id) => {
+    byId("vehicles").querySelector(`[data-vehicle-id="${CSS.escape(id)}"]`)?.scrollIntoView({ block: "nearest" });
+  } });
+  for (const vehicle of vehicles.items) map.upsert(vehicle, [vehicle.plate, null]);
+  map.fit();
 }
 
 // --- support tickets with internal notes ------------------------------------------------------------------
