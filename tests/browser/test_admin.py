@@ -66,12 +66,12 @@ async def test_an_admin_manages_users_and_browses_orders(
         await page.wait_for_selector("#admin-view[data-loaded=true]")
 
         # an API error is shown next to the search field
-        await page.get_by_label("Name, username or email").fill("x" * 101)
+        await page.get_by_label("Name, username, email or phone").fill("x" * 101)
         await page.get_by_role("button", name="Find").click()
         await page.locator("#users-q-error").filter(has_text="Length must be between 1 and 100.").wait_for()
 
         # find the user
-        await page.get_by_label("Name, username or email").fill("petrov")
+        await page.get_by_label("Name, username, email or phone").fill("petrov")
         await page.get_by_role("button", name="Find").click()
         row = page.locator(f'tr[data-user-id="{target["_id"]}"]')
         await row.wait_for()
@@ -100,7 +100,7 @@ async def test_an_admin_manages_users_and_browses_orders(
         await page.wait_for_selector(f'tr[data-user-id="{target["_id"]}"][data-active="false"]')
         seen = await api.get(f"{API}/users/{target['_id']}", token=admin_token)
         assert seen.json["is_active"] is False
-        await page.get_by_label("Name, username or email").fill("")
+        await page.get_by_label("Name, username, email or phone").fill("")
         await page.get_by_role("button", name="Find").click()
         await page.wait_for_selector(f'tr[data-user-id="{admin["_id"]}"]')
         await page.screenshot(path=str(artifacts_dir / "admin.png"))  # the README's docs/ copy

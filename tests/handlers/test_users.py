@@ -85,6 +85,7 @@ async def test_filters(app: Any, api: Api) -> None:
         email="IVAN.P@Tow.example",
         first_name="Иван",
         last_name="Petrov",
+        phone="+79161234567",
         organizations=[org],
     )
     await make_user(app, "DRIVER", username="a_dot_star", first_name="a.b", organizations=[org])
@@ -103,6 +104,7 @@ async def test_filters(app: Any, api: Api) -> None:
     assert await found("q=PETROV") == {"ivan_petrov"}, "last name, any case"
     assert await found("q=tow.EXAMPLE") == {"ivan_petrov"}, "part of the email"
     assert await found("q=иван") == {"ivan_petrov"}, "first name, any case, not only ASCII"
+    assert await found("q=9161234") == {"ivan_petrov"}, "part of the phone number"
     assert await found("q=.*") == set(), "the text is matched literally, not as a pattern"
     assert await found("q=a.b") == {"a_dot_star"}
     assert await found("q=(") == set()
