@@ -1,6 +1,7 @@
 // Streets under the offline drawing: a Leaflet raster layer (vendored under /static/vendor/leaflet/)
 // kept in step with the SVG map's projection. The SVG stays on top and keeps every marker; Leaflet
-// only paints tiles. When no tile loads, `onFail` runs and the page keeps the offline drawing.
+// only paints tiles. Until a tile has loaded the offline drawing stays as it is; when the first tiles
+// fail, `onFail` runs and the page keeps the offline drawing for good.
 
 import * as L from "/static/vendor/leaflet/leaflet-src.esm.js";
 
@@ -45,12 +46,12 @@ export class Streets {
     this.layer.on("tileload", () => {
       this.loaded += 1;
       this.svg.dataset.tiles = "loaded";
+      this.svg.classList.add("streets"); // the drawing's own background and grid give way only now
     });
     this.layer.on("tileerror", () => {
       if (this.loaded === 0) this.fail(onFail);
     });
     this.layer.addTo(this.map);
-    svg.classList.add("streets");
     svg.dataset.tiles = "loading";
   }
 
