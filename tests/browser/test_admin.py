@@ -114,6 +114,7 @@ async def test_an_admin_manages_users_and_browses_orders(
         assert "Komsomolsky Ave, 24" in await order_row.inner_text()
         await order_row.get_by_role("button", name="Timeline").click()
         await page.locator(".timeline li").filter(has_text="created").wait_for()
+        assert await page.text_content(".payments") == "No payments recorded."
 
         # the vehicles, on the console's map module too
         await page.get_by_role("button", name="Vehicles").click()

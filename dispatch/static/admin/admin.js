@@ -232,10 +232,18 @@ async function showOrders() {
       timeline.hidden = !open;
       button.setAttribute("aria-expanded", String(open));
       if (!open) return;
-      const events = (await api.get(`/orders/${order.id}/events?limit=200`)).items;
+      const [events, payments] = await Promise.all([
+        api.get(`/orders/${order.id}/events?limit=200`).then((page) => page.items),
+        api.all(`/orders/${order.id}/payments`),
+      ]);
       timeline.firstChild.replaceChildren(h("ol", { class: "timeline" }, events.map((e) => h("li", {},
         h("time", { datetime: e.at }, dateTime(e.at)), " ", t(`tl.${e.type}`).startsWith("tl.") ? e.type
-          : t(`tl.${e.type}`), e.reason ? ` (${e.reason})` : ""))));
+          : t(`tl.${e.type}`), e.reason ? ` (${e.reason})` : ""))),
+      h("h4", {}, t("admin.payments")),
+      payments.length === 0 ? h("p", { class: "muted payments" }, t("admin.noPayments"))
+        : h("ul", { class: "rows payments" }, payments.map((p) => h("li", { "data-payment-id": p.id },
+          number(p.amount, { minimumFractionDigits: 2, maximumFractionDigits: 2 }), " · ", t(`payment.${p.method}`),
+          " · ", dateTime(p.created_at)))));
     } }, t("details.timeline"));
     body.append(h("tr", { "data-order-id": order.id },
       h("td", {}, dateTime(order.created_at)), h("td", {}, order.pickup.address),
