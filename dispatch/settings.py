@@ -104,6 +104,13 @@ class Settings:
         150.0, "Metres from the pickup (or drop-off) at which `order.arriving` is raised."
     )
 
+    map_tile_url: str = setting(
+        "",
+        "XYZ raster tile URL template of the pages' maps, e.g. `https://tile.example.org/{z}/{x}/{y}.png` "
+        "(`{s}` allowed in the host; empty: the offline drawing, no streets).",
+    )
+    map_attribution: str = setting("", "Attribution text shown on the map with the tiles (plain text).")
+
     @property
     def effective_broker_url(self) -> str:
         """The Celery broker: its own URL when set, else the Redis URL."""
@@ -214,6 +221,10 @@ class Settings:
             _parse_limits(self.rate_limits)
         except ValueError:
             _fail("rate_limits", self.rate_limits, "entries like login_ip=30/60")
+        if self.map_tile_url:
+            _check_url("map_tile_url", self.map_tile_url, ("http", "https"))
+            if not all(part in self.map_tile_url for part in ("{z}", "{x}", "{y}")):
+                _fail("map_tile_url", self.map_tile_url, "a template with {z}, {x} and {y}")
         if self.sms_backend == "http" and not self.sms_http_url:
             _fail("sms_http_url", "", "a URL when DISPATCH_SMS_BACKEND=http")
 

@@ -20,8 +20,7 @@ from dispatch.core.timeutil import utcnow
 from dispatch.domain.tracking import REVOKED, notice_channel
 from dispatch.realtime.frames import Frame, FrameError, channel_of, since_of
 from dispatch.realtime.outbox import STUCK_AFTER, Outbox
-from handlers.base import BaseHandler
-from handlers.console import CONSOLE_CSP
+from handlers.console import PageHandler
 from handlers.realtime import CLOSE_FORBIDDEN, CLOSE_TRY_AGAIN, Socket
 from models.tracking import expires_at, project_frame
 
@@ -31,7 +30,7 @@ PAGE_HTML = (STATIC / "index.html").read_bytes()
 GONE_HTML = (STATIC / "gone.html").read_bytes()
 
 
-class TrackPageHandler(BaseHandler):
+class TrackPageHandler(PageHandler):
     @public
     async def get(self, token: str) -> None:
         """The tracking page of a shared order, for a phone (an unknown or expired link: a friendly 404 page).
@@ -61,12 +60,9 @@ class TrackPageHandler(BaseHandler):
                 raise  # a program asking gets the JSON error, as everywhere
             page, status = GONE_HTML, 404
         self.set_status(status)
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Content-Security-Policy", CONSOLE_CSP)
-        self.set_header("X-Frame-Options", "DENY")
         self.set_header("Referrer-Policy", "no-referrer")  # the token is in the path
         self.set_header("Cache-Control", "no-store")
-        self.finish(page)
+        self.send_page(page)
 
 
 class PublicSink:

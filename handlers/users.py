@@ -186,10 +186,28 @@ class UserHandler(BaseHandler):
         self.write_json(await present_one(self.services.db, updated))
 
 
+class UserSessionsHandler(BaseHandler):
+    @roles(Category.ADMIN)
+    async def delete(self, user_id: str) -> None:
+        """End every session of a user (signed out everywhere; the account stays active).
+        ---
+        operationId: endUserSessions
+        tags: [users]
+        description: Their refresh tokens stop working at once and so do access tokens of those sessions;
+          they can sign in again. Deactivating the account (`PATCH is_active=false`) ends them too.
+        responses:
+          204: {description: Every session of the user is ended.}
+        """
+        await self.services.directory.end_sessions(self.current_user, parse_id(user_id))
+        self.set_status(204)
+        self.finish()
+
+
 default_handlers = [
     (r"/users", UsersHandler),
     (r"/users/me", MeHandler),
     (r"/users/me/invite", InviteHandler),
     (r"/users/me/referrals", ReferralsHandler),
     (r"/users/(?P<user_id>[^/]+)", UserHandler),
+    (r"/users/(?P<user_id>[^/]+)/sessions", UserSessionsHandler),
 ]

@@ -18,7 +18,7 @@ from models.common import Id, JsonBoolean, UtcDateTime, list_of
 from models.users import COLLECTION, UserOut, orgs_of
 
 HIDDEN = {"password_hash": 0}
-SEARCHED_FIELDS = ("username", "email", "first_name", "last_name")
+SEARCHED_FIELDS = ("username", "email", "phone", "first_name", "last_name")
 ORDER = [("username_lower", 1), ("_id", 1)]
 
 UserList = list_of(UserOut, "UserList")
@@ -31,7 +31,7 @@ class UserFilter(Schema):
     organization = Id(metadata={"description": "An organization id"})
     q = fields.String(
         validate=validate.Length(min=1, max=100),
-        metadata={"description": "Part of the username, email, first or last name (any case)"},
+        metadata={"description": "Part of the username, email, phone, first or last name (any case)"},
     )
 
 

@@ -37,6 +37,8 @@ def test_environment_overrides_dotenv(tmp_path: Path) -> None:
         ("DISPATCH_EMAIL_BACKEND", "pigeon", "one of console, file, smtp"),
         ("DISPATCH_REDIS_URL", "localhost:6379", "redis://"),
         ("DISPATCH_REQUIRE_EMAIL_VERIFICATION", "maybe", "true or false"),
+        ("DISPATCH_MAP_TILE_URL", "tiles.example.org/{z}/{x}/{y}.png", "http://"),
+        ("DISPATCH_MAP_TILE_URL", "https://tiles.example.org/tile.png", "{z}, {x} and {y}"),
     ],
 )
 def test_bad_values_are_refused_by_name(name: str, value: str, expected: str) -> None:
@@ -81,3 +83,14 @@ def test_webhooks_reach_private_addresses_in_development_only_unless_told() -> N
         Settings.from_env({"DISPATCH_WEBHOOK_TIMEOUT": "soon"}, env_file=None)
     with pytest.raises(SettingsError, match="DISPATCH_WEBHOOK_ALLOW_PRIVATE"):
         Settings.from_env({"DISPATCH_WEBHOOK_ALLOW_PRIVATE": "maybe"}, env_file=None)
+
+
+def test_the_pages_policy_allows_exactly_the_tile_servers_origin() -> None:
+    from handlers.console import page_csp
+
+    plain = Settings.from_env({}, env_file=None)
+    assert "img-src 'self' data:;" in page_csp(plain)
+    osm = plain.replace(map_tile_url="https://{s}.tile.example.org/{z}/{x}/{y}.png")
+    assert "img-src 'self' data: https://*.tile.example.org;" in page_csp(osm)
+    local = plain.replace(map_tile_url="http://127.0.0.1:8080/tiles/{z}/{x}/{y}.png?key=k")
+    assert "img-src 'self' data: http://127.0.0.1:8080;" in page_csp(local)

@@ -162,6 +162,11 @@ class Directory:
             await self.identity.sessions.revoke_all(str(target["_id"]))
         return updated
 
+    async def end_sessions(self, caller: User, user_id: ObjectId) -> int:
+        """End every session of a user the caller may read (an administrator's action); how many ended."""
+        target = await self.get(caller, user_id)
+        return await self.identity.sessions.revoke_all(str(target["_id"]))
+
     async def _known_orgs(self, org_ids: list[Any]) -> list[Any]:
         """The ids without repeats, in order; an id that is no organization → 422."""
         unique = list(dict.fromkeys(org_ids))

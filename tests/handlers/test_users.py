@@ -85,6 +85,7 @@ async def test_filters(app: Any, api: Api) -> None:
         email="IVAN.P@Tow.example",
         first_name="Иван",
         last_name="Petrov",
+        phone="+79161234567",
         organizations=[org],
     )
     await make_user(app, "DRIVER", username="a_dot_star", first_name="a.b", organizations=[org])
@@ -103,6 +104,7 @@ async def test_filters(app: Any, api: Api) -> None:
     assert await found("q=PETROV") == {"ivan_petrov"}, "last name, any case"
     assert await found("q=tow.EXAMPLE") == {"ivan_petrov"}, "part of the email"
     assert await found("q=иван") == {"ivan_petrov"}, "first name, any case, not only ASCII"
+    assert await found("q=9161234") == {"ivan_petrov"}, "part of the phone number"
     assert await found("q=.*") == set(), "the text is matched literally, not as a pattern"
     assert await found("q=a.b") == {"a_dot_star"}
     assert await found("q=(") == set()
@@ -187,6 +189,27 @@ async def test_deactivation_ends_the_targets_access_at_once(app: Any, api: Api) 
     assert again.status == 200
     self_off = await api.patch(f"{API}/users/{world.id('admin')}", {"is_active": False}, token=world.tokens["admin"])
     assert self_off.status == 403 and self_off.error_code == "own_account"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_admin_ends_every_session_of_a_user_who_stays_active(app: Any, api: Api) -> None:
+    world = await make_world(app)
+    victim = world.users["driver_a"]
+    pair = await app.settings["services"].identity.open_session(victim, "127.0.0.1", "phone")
+    url = f"{API}/users/{victim['_id']}/sessions"
+    for role in ("manager_a", "driver_a"):
+        refused = await api.delete(url, token=world.tokens[role])
+        assert refused.status == 403, role
+    assert (await api.get(f"{API}/users/me", token=pair["access_token"])).status == 200
+    ended = await api.delete(url, token=world.tokens["admin"])
+    assert ended.status == 204
+    for token in (pair["access_token"], world.tokens["driver_a"]):
+        assert (await api.get(f"{API}/users/me", token=token)).status == 401
+    assert (await api.post(f"{API}/auth/refresh", {"refresh_token": pair["refresh_token"]})).status == 401
+    again = await api.post(f"{API}/auth/login", {"login": victim["username"], "password": PASSWORD})
+    assert again.status == 200  # still active: they sign in again
+    missing = await api.delete(f"{API}/users/6b0000000000000000000000/sessions", token=world.tokens["admin"])
+    assert missing.status == 404
 
 
 @pytest.mark.gen_test(timeout=60)

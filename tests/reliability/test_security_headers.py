@@ -17,7 +17,7 @@ from tests.support.helpers import Api
 from tests.support.processes import serving
 from tests.support.realtime_client import WsClient, ws_url
 
-PAGES = ["/docs", "/redoc", "/console"]
+PAGES = ["/docs", "/redoc", "/console", "/admin"]
 # Where inline code would run despite the policy, or pages could be framed or re-based.
 UNSAFE = ("'unsafe-eval'", "*", "data:", "http:", "https:")
 

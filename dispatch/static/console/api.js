@@ -1,6 +1,8 @@
 // The REST client: signs in, keeps the token pair in this tab's sessionStorage, refreshes the
 // access token before it expires (and once on a 401), and turns error envelopes into ApiError.
 
+import { currentLanguage, t } from "./i18n.js";
+
 const PREFIX = "/api/v1";
 const STORE_KEY = "dispatch.console.tokens";
 const EARLY_MS = 60_000; // refresh this long before the access token expires
@@ -46,7 +48,7 @@ export class Api {
 
   /** An access token valid for at least a little while (refreshed first when close to expiry). */
   async accessToken() {
-    if (!this.tokens) throw new ApiError(401, "signed_out", "Sign in first.");
+    if (!this.tokens) throw new ApiError(401, "signed_out", t("api.signIn"));
     if (this.tokens.expiresAt - Date.now() < EARLY_MS / 2) await this.refresh();
     return this.tokens.access;
   }
@@ -61,13 +63,13 @@ export class Api {
 
   async doRefresh() {
     const refreshToken = this.tokens?.refresh;
-    if (!refreshToken) throw new ApiError(401, "signed_out", "Sign in first.");
+    if (!refreshToken) throw new ApiError(401, "signed_out", t("api.signIn"));
     try {
       this.keep(await this.send("POST", "/auth/refresh", { refresh_token: refreshToken }, false));
     } catch (error) {
       if (error instanceof ApiError && error.status >= 400 && error.status < 500) {
         this.forget();
-        this.onSignedOut("Your session has ended. Please sign in again.");
+        this.onSignedOut(t("api.ended"));
       }
       throw error;
     }
@@ -106,7 +108,7 @@ export class Api {
   }
 
   async send(method, path, body, withToken) {
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: "application/json", "Accept-Language": currentLanguage() };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (withToken && this.tokens) headers.Authorization = `Bearer ${this.tokens.access}`;
     let response;
@@ -115,7 +117,7 @@ export class Api {
         method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
       });
     } catch (_) {
-      throw new ApiError(0, "network_error", "The server cannot be reached. Check the connection.");
+      throw new ApiError(0, "network_error", t("api.network"));
     }
     if (response.status === 204) return null;
     const data = await response.json().catch(() => null);

@@ -2,13 +2,15 @@
 // then keeps them live from `/ws/console` frames.
 
 import { Api, ApiError } from "./api.js";
-import { Board, STATUS_LABELS } from "./board.js";
+import { Board, statusLabel } from "./board.js";
 import { Details } from "./details.js";
 import { byId, timeOf } from "./dom.js";
+import { languageSwitch, number, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
 import { Live } from "./live.js";
 import { Invitations } from "./invitations.js";
 import { FleetMap } from "./map.js";
 import { renderNotifications, renderPresence, renderWaybills } from "./panels.js";
+import { Replay } from "./replay.js";
 
 const ACTIVE = ["new", "assigned", "accepted", "en_route", "arrived", "in_progress"];
 const FINISHED_LOADED = 30;
@@ -29,6 +31,8 @@ let map = null;
 let board = null;
 let details = null;
 let invitations = null;
+let replay = null;
+let connectionState = ["stopped", {}];
 const fetchingVehicles = new Set();
 const staleVehicles = new Set();
 
@@ -42,13 +46,13 @@ function nameOf(user) {
 
 function person(id) {
   if (!id) return "—";
-  if (state.me && id === state.me.id) return "you";
-  return state.people.get(id) ?? `user …${id.slice(-6)}`;
+  if (state.me && id === state.me.id) return t("you");
+  return state.people.get(id) ?? t("user.unknown", { id: id.slice(-6) });
 }
 
 function truckLabel(id) {
   const vehicle = state.vehicles.get(id);
-  return vehicle ? vehicle.plate : `truck …${String(id).slice(-6)}`;
+  return vehicle ? vehicle.plate : t("truck.unknown", { id: String(id).slice(-6) });
 }
 
 function markerLabel(vehicle) {
@@ -74,7 +78,9 @@ function availableTrucks() {
     .map((v) => ({ v, km: v.location && order ? distanceKm(v.location, order.pickup) : Infinity }))
     .sort((a, b) => a.km - b.km)
     .map(({ v, km }) => ({
-      id: v.id, label: markerLabel(v) + (Number.isFinite(km) ? ` — ${km.toFixed(1)} km` : ""),
+      id: v.id,
+      label: markerLabel(v) + (Number.isFinite(km) ? ` — ${t("unit.km", { n: number(km, { minimumFractionDigits: 1,
+        maximumFractionDigits: 1 }) })}` : ""),
     }));
 }
 
@@ -88,12 +94,13 @@ function announce(text) {
 
 function connection(stateName, detail = {}) {
   const el = byId("connection");
+  connectionState = [stateName, detail];
   const texts = {
-    connecting: "Connecting…",
-    live: "Live",
-    reconnecting: `Reconnecting…${detail.attempt ? ` (attempt ${detail.attempt})` : ""}`,
-    stopped: "Offline",
-    forbidden: "Not allowed to follow this fleet",
+    connecting: t("conn.connecting"),
+    live: t("conn.live"),
+    reconnecting: detail.attempt ? t("conn.attempt", { n: detail.attempt }) : t("conn.reconnecting"),
+    stopped: detail.signedOut ? t("conn.signedOut") : t("conn.stopped"),
+    forbidden: t("conn.forbidden"),
   };
   el.dataset.state = stateName;
   el.textContent = texts[stateName] ?? stateName;
@@ -182,7 +189,7 @@ function onPresence(frame) {
   state.presence.set(frame.driver_id, { online: frame.online, seen: frame.at });
   if (frame.vehicle_id) map.setOnline(frame.vehicle_id, frame.online);
   drawPresence();
-  announce(`${person(frame.driver_id)} is ${frame.online ? "online" : "offline"}`);
+  announce(t(frame.online ? "presence.announce.online" : "presence.announce.offline", { name: person(frame.driver_id) }));
 }
 
 function onOrder(frame) {
@@ -192,8 +199,8 @@ function onOrder(frame) {
   for (const id of new Set([previous?.vehicle_id, order.vehicle_id])) {
     if (id && (frame.from !== frame.to || frame.event === "assigned")) refreshVehicle(id);
   }
-  if (frame.event === "created") announce(`New order: ${order.pickup.address}`);
-  else announce(`Order at ${order.pickup.address}: ${STATUS_LABELS[order.status] ?? order.status}`);
+  if (frame.event === "created") announce(t("order.announce.new", { address: order.pickup.address }));
+  else announce(t("order.announce.status", { address: order.pickup.address, status: statusLabel(order.status) }));
   renderAll();
   if (state.selected === order.id) loadTimeline(order.id);
 }
@@ -209,7 +216,8 @@ function onEta(frame) {
 
 function onArriving(frame) {
   keepOrder(frame.order);
-  announce(`Truck arriving at the ${frame.target}: ${frame.order.pickup.address}`);
+  const place = frame.target === "dropoff" ? frame.order.dropoff : frame.order.pickup;
+  announce(t("announce.arriving", { target: t(`target.${frame.target}`), address: place.address }));
   renderAll();
   if (state.selected === frame.order.id) loadTimeline(frame.order.id);
 }
@@ -235,7 +243,8 @@ function onNotification(frame) {
 function renderAll() {
   board.render(state.orders);
   map.setPickups([...state.orders.values()].filter((o) => ACTIVE.includes(o.status)).map((o) => ({
-    id: o.id, lat: o.pickup.lat, lon: o.pickup.lon, label: `Pickup: ${o.pickup.address} (${STATUS_LABELS[o.status]})`,
+    id: o.id, lat: o.pickup.lat, lon: o.pickup.lon,
+    label: t("pickup.label", { address: o.pickup.address, status: statusLabel(o.status) }),
     selected: o.id === state.selected, vehicleId: o.vehicle_id,
   })));
   const selected = state.orders.get(state.selected);
@@ -243,6 +252,7 @@ function renderAll() {
   drawPresence();
   drawWaybills();
   drawNotifications();
+  replay?.fill();
 }
 
 function drawPresence() {
@@ -280,7 +290,7 @@ async function loadTimeline(id) {
     const order = state.orders.get(id);
     if (state.selected === id && order) details.show(order, page.items);
   } catch (error) {
-    details.note(`The timeline could not be loaded: ${error.message}`);
+    details.note(t("timeline.failed", { error: error.message }));
   }
 }
 
@@ -288,14 +298,14 @@ function selectVehicle(id) {
   const vehicle = state.vehicles.get(id);
   if (!vehicle) return;
   if (vehicle.current_order && state.orders.has(vehicle.current_order)) selectOrder(vehicle.current_order);
-  else announce(`${markerLabel(vehicle)}: ${vehicle.status}`);
+  else announce(`${markerLabel(vehicle)}: ${t(`vstatus.${vehicle.status}`)}`);
 }
 
 async function assign(orderId, body) {
   const order = await api.post(`/orders/${orderId}/assign`, body);
   keepOrder(order);
   refreshVehicle(order.vehicle_id);
-  announce(`Order assigned to ${truckLabel(order.vehicle_id)}`);
+  announce(t("assign.announce", { truck: truckLabel(order.vehicle_id) }));
   renderAll();
   loadTimeline(orderId);
   return order;
@@ -307,7 +317,7 @@ async function markRead(id) {
     state.notifications.delete(id);
     drawNotifications();
   } catch (error) {
-    announce(`Could not mark it read: ${error.message}`);
+    announce(t("read.failed", { error: error.message }));
   }
 }
 
@@ -317,7 +327,7 @@ async function markAllRead() {
     state.notifications.clear();
     drawNotifications();
   } catch (error) {
-    announce(`Could not mark them read: ${error.message}`);
+    announce(t("readAll.failed", { error: error.message }));
   }
 }
 
@@ -356,11 +366,11 @@ async function startConsole() {
     const me = await api.get("/users/me");
     if (!CONSOLE_ROLES.includes(me.category)) {
       await api.logout();
-      signedOut("The console is for managers and administrators.");
+      signedOut(t("console.refused"));
       return;
     }
     state.me = me;
-    byId("who-name").textContent = `${nameOf(me)} (${me.category.toLowerCase()})`;
+    showWho();
     byId("who").hidden = false;
     const orgIds = await organizations(me);
     live = new Live({
@@ -380,7 +390,7 @@ async function startConsole() {
     renderAll();
     byId("console-view").dataset.loaded = "true";
   } catch (error) {
-    if (api.signedIn) announce(`Loading failed: ${error.message}`);
+    if (api.signedIn) announce(t("loading.failed", { error: error.message }));
   }
 }
 
@@ -391,6 +401,7 @@ function signedOut(reason = "") {
     me: null, selected: null, people: new Map(), vehicles: new Map(), orders: new Map(), waybills: new Map(),
     notifications: new Map(), presence: new Map(),
   });
+  replay?.close();
   for (const id of [...map.vehicles.keys()]) map.remove(id);
   map.setPickups([]);
   board.render(state.orders);
@@ -401,8 +412,7 @@ function signedOut(reason = "") {
   byId("who").hidden = true;
   byId("login-view").hidden = false;
   byId("login-error").textContent = reason;
-  connection("stopped");
-  byId("connection").textContent = "Signed out";
+  connection("stopped", { signedOut: true });
   byId("login").focus();
 }
 
@@ -418,13 +428,31 @@ async function onLogin(event) {
     byId("password").value = "";
     await startConsole();
   } catch (failure) {
-    error.textContent = failure.status === 401 ? "Wrong login or password." : failure.message;
+    error.textContent = failure.status === 401 ? t("login.wrong") : failure.message;
   } finally {
     button.disabled = false;
   }
 }
 
-function boot() {
+function showWho() {
+  if (state.me) byId("who-name").textContent = `${nameOf(state.me)} (${t(`category.${state.me.category}`)})`;
+}
+
+/** Another language chosen on the page: everything drawn from data is drawn again, nothing reloaded. */
+function relabel() {
+  connection(...connectionState);
+  showWho();
+  map.redraw();
+  renderAll();
+  if (!state.selected) details.clear();
+  invitations.render();
+  replay?.render();
+}
+
+async function boot() {
+  await setLanguage(preferredLanguage()).catch((error) => console.warn("no message catalogue", error));
+  languageSwitch(byId("language"));
+  onLanguageChange(relabel);
   map = new FleetMap(byId("map"), { onSelect: selectVehicle });
   board = new Board(byId("board-columns"), { truckLabel, onSelect: selectOrder });
   details = new Details(byId("details"), { people: person, truckLabel, availableTrucks, assign });
@@ -441,6 +469,8 @@ function boot() {
   });
   byId("read-all").addEventListener("click", markAllRead);
   byId("fit-map").addEventListener("click", () => map.fit());
+  replay = new Replay(map, api, () => [...state.vehicles.values()]
+    .sort((a, b) => a.plate.localeCompare(b.plate)).map((v) => ({ id: v.id, label: v.plate })));
   setInterval(drawPresence, 30_000); // keeps the "seen … ago" texts current
   if (api.signedIn) startConsole();
   else signedOut();

@@ -2,24 +2,28 @@
 // Cards are buttons (focusable, Enter/Space select); arrow keys move between cards and columns.
 
 import { ago, etaText, h } from "./dom.js";
+import { t } from "./i18n.js";
 
 export const COLUMNS = [
-  ["new", "New", ["new"]],
-  ["assigned", "Assigned", ["assigned"]],
-  ["accepted", "Accepted", ["accepted"]],
-  ["en_route", "En route", ["en_route"]],
-  ["arrived", "Arrived", ["arrived"]],
-  ["in_progress", "In progress", ["in_progress"]],
-  ["done", "Completed / cancelled", ["completed", "cancelled"]],
+  ["new", ["new"]],
+  ["assigned", ["assigned"]],
+  ["accepted", ["accepted"]],
+  ["en_route", ["en_route"]],
+  ["arrived", ["arrived"]],
+  ["in_progress", ["in_progress"]],
+  ["done", ["completed", "cancelled"]],
 ];
-export const STATUS_LABELS = {
-  new: "New", assigned: "Assigned", accepted: "Accepted", en_route: "En route", arrived: "Arrived",
-  in_progress: "In progress", completed: "Completed", cancelled: "Cancelled",
-};
+
+/** An order status in the page's language. */
+export function statusLabel(status) {
+  const key = `ostatus.${status}`;
+  const text = t(key);
+  return text === key ? status : text;
+}
 const DONE_SHOWN = 30; // finished orders kept on the board (newest first)
 
 function columnOf(status) {
-  return COLUMNS.find(([, , statuses]) => statuses.includes(status))?.[0] ?? "new";
+  return COLUMNS.find(([, statuses]) => statuses.includes(status))?.[0] ?? "new";
 }
 
 export class Board {
@@ -31,12 +35,13 @@ export class Board {
     this.selected = null;
     this.lists = new Map();
     this.counts = new Map();
-    for (const [key, title] of COLUMNS) {
+    for (const [key] of COLUMNS) {
       const headingId = `column-${key}`;
-      const count = h("span", { class: "count", "aria-label": "orders" }, "0");
+      const count = h("span", { class: "count", "aria-label": t("board.count"), "data-i18n-attr": "aria-label:board.count" },
+        "0");
       const list = h("ul", { class: "cards", "aria-labelledby": headingId });
       root.append(h("section", { class: "column", "data-column": key, "aria-labelledby": headingId },
-        h("h3", { id: headingId }, title, " ", count), list));
+        h("h3", { id: headingId }, h("span", { "data-i18n": `col.${key}` }, t(`col.${key}`)), " ", count), list));
       this.lists.set(key, list);
       this.counts.set(key, count);
     }
@@ -67,9 +72,10 @@ export class Board {
     h("span", { class: "card-title" }, order.pickup.address),
     h("span", { class: "card-line" }, `${order.vehicle.make} ${order.vehicle.model} · ${order.vehicle.plate}`),
     h("span", { class: "card-line" },
-      truck ? `Truck ${truck}` : STATUS_LABELS[order.status], " · ", ago(order.created_at)),
-    order.eta ? h("span", { class: "card-line eta" }, `${etaText(order.eta)} to the ${order.eta.target}`) : null,
-    order.status === "cancelled" ? h("span", { class: "badge cancelled" }, "cancelled") : null);
+      truck ? t("card.truck", { truck }) : statusLabel(order.status), " · ", ago(order.created_at)),
+    order.eta ? h("span", { class: "card-line eta" }, t(`eta.to.${order.eta.target}`, { eta: etaText(order.eta) }))
+      : null,
+    order.status === "cancelled" ? h("span", { class: "badge cancelled" }, t("badge.cancelled")) : null);
   }
 
   select(orderId) {

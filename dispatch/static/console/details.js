@@ -1,13 +1,14 @@
 // The selected order: what it is, its timeline, and the assignment actions.
 
 import { clock, etaText, h } from "./dom.js";
-import { STATUS_LABELS } from "./board.js";
+import { statusLabel } from "./board.js";
+import { dateTime, number, t } from "./i18n.js";
 
-const TIMELINE_WORDS = {
-  created: "created", assigned: "assigned", accepted: "accepted", en_route: "en route", arrived: "arrived",
-  in_progress: "work started", completed: "completed", cancelled: "cancelled", declined: "declined by the driver",
-  arriving: "arriving",
-};
+function timelineWord(type) {
+  const key = `tl.${type}`;
+  const text = t(key);
+  return text === key ? type : text;
+}
 
 export class Details {
   /**
@@ -29,8 +30,8 @@ export class Details {
 
   clear() {
     this.order = null;
-    this.root.replaceChildren(h("h2", { id: "details-title" }, "Order"),
-      h("p", { class: "muted" }, "Select an order on the board to see its details and assign a truck."));
+    this.root.replaceChildren(h("h2", { id: "details-title", "data-i18n": "details.title" }, t("details.title")),
+      h("p", { class: "muted", "data-i18n": "details.empty" }, t("details.empty")));
   }
 
   /** Show an order (and its timeline when given). */
@@ -49,38 +50,40 @@ export class Details {
   render() {
     const order = this.order;
     if (!order) return;
-    const truck = order.vehicle_id ? this.truckLabel(order.vehicle_id) : "none yet";
+    const truck = order.vehicle_id ? this.truckLabel(order.vehicle_id) : t("details.none");
     const driver = order.driver_id ? this.people(order.driver_id) : "—";
     const focused = this.root.contains(document.activeElement) ? document.activeElement.id : null;
     this.root.replaceChildren(...[
-      h("h2", { id: "details-title" }, "Order ", h("span", { class: "status-pill", "data-status": order.status,
-                                                                id: "details-status" },
-                                                    STATUS_LABELS[order.status] ?? order.status)),
+      h("h2", { id: "details-title" }, t("details.title"), " ",
+        h("span", { class: "status-pill", "data-status": order.status, id: "details-status" },
+          statusLabel(order.status))),
       h("dl", { class: "facts" },
-        fact("Pickup", order.pickup.address),
-        fact("Drop-off", order.dropoff.address),
-        fact("Car", `${order.vehicle.make} ${order.vehicle.model}, ${order.vehicle.plate}` +
+        fact(t("fact.pickup"), order.pickup.address),
+        fact(t("fact.dropoff"), order.dropoff.address),
+        fact(t("fact.car"), `${order.vehicle.make} ${order.vehicle.model}, ${order.vehicle.plate}` +
                     (order.vehicle.color ? `, ${order.vehicle.color}` : "") + ` (${order.vehicle.type_name})`),
-        fact("Estimate", `${order.price_estimate.toFixed(2)} (${order.distance_km.toFixed(1)} km)`),
-        order.eta ? fact("ETA", `${etaText(order.eta)} to the ${order.eta.target}` +
-                             (order.eta.source === "estimate" ? " (estimate)" : "")) : null,
-        fact("Truck", truck),
-        fact("Driver", driver),
-        order.customer ? fact("Customer", [order.customer.name, order.customer.phone].filter(Boolean).join(", ")) : null,
-        order.external_ref ? fact("Reference", order.external_ref) : null,
-        order.notes ? fact("Notes", order.notes) : null,
-        fact("Created", new Date(order.created_at).toLocaleString())),
+        fact(t("fact.estimate"), `${number(order.price_estimate, { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`
+          + ` (${t("unit.km", { n: number(order.distance_km, { maximumFractionDigits: 1 }) })})`),
+        order.eta ? fact(t("fact.eta"), t(`eta.to.${order.eta.target}`, { eta: etaText(order.eta) }) +
+                             (order.eta.source === "estimate" ? t("eta.estimate") : "")) : null,
+        fact(t("fact.truck"), truck),
+        fact(t("fact.driver"), driver),
+        order.customer ? fact(t("fact.customer"), [order.customer.name, order.customer.phone].filter(Boolean).join(", "))
+          : null,
+        order.external_ref ? fact(t("fact.reference"), order.external_ref) : null,
+        order.notes ? fact(t("fact.notes"), order.notes) : null,
+        fact(t("fact.created"), dateTime(order.created_at))),
       this.actions(order),
       h("p", { class: "action-result", role: "status", id: "assign-result" }, this.message),
-      h("h3", {}, "Timeline"),
+      h("h3", {}, t("details.timeline")),
       h("ol", { class: "timeline", id: "timeline" }, this.timeline.map((event) => h("li", {},
         h("time", { datetime: event.at }, clock(event.at)), " ",
-        TIMELINE_WORDS[event.type] ?? event.type,
+        timelineWord(event.type),
         event.vehicle_id ? ` — ${this.truckLabel(event.vehicle_id)}` : "",
         event.reason ? ` (${event.reason})` : "",
-        h("span", { class: "muted" }, " by ",
-          event.actor_type === "api_key" ? "an API key"
-            : event.actor_id === order.client_id ? "the client" : this.people(event.actor_id))))),
+        h("span", { class: "muted" }, t("tl.by"),
+          event.actor_type === "api_key" ? t("tl.apiKey")
+            : event.actor_id === order.client_id ? t("tl.client") : this.people(event.actor_id))))),
     ].filter(Boolean));
     if (focused) document.getElementById(focused)?.focus();
   }
@@ -89,29 +92,29 @@ export class Details {
     if (order.status !== "new") return null;
     const trucks = this.availableTrucks();
     const select = h("select", { id: "assign-vehicle", disabled: trucks.length === 0 },
-      trucks.length ? trucks.map((t) => h("option", { value: t.id }, t.label))
-                    : h("option", { value: "" }, "no truck is available"));
-    return h("form", { class: "actions", "aria-label": "Assign a truck", onsubmit: (e) => {
+      trucks.length ? trucks.map((truck) => h("option", { value: truck.id }, truck.label))
+                    : h("option", { value: "" }, t("assign.noTruck")));
+    return h("form", { class: "actions", "aria-label": t("assign.form"), onsubmit: (e) => {
       e.preventDefault();
       this.run({ vehicle_id: select.value });
     } },
     h("button", { type: "button", id: "assign-nearest", disabled: this.busy,
-                  onclick: () => this.run({ auto: true }) }, "Assign nearest"),
-    h("label", { for: "assign-vehicle" }, "or assign to"),
+                  onclick: () => this.run({ auto: true }) }, t("assign.nearest")),
+    h("label", { for: "assign-vehicle" }, t("assign.to")),
     select,
-    h("button", { type: "submit", id: "assign-to", disabled: this.busy || trucks.length === 0 }, "Assign"));
+    h("button", { type: "submit", id: "assign-to", disabled: this.busy || trucks.length === 0 }, t("assign.submit")));
   }
 
   async run(body) {
     const order = this.order;
     if (!order || this.busy) return;
     this.busy = true;
-    this.note("Assigning…");
+    this.note(t("assign.running"));
     try {
       const updated = await this.assign(order.id, body);
-      this.message = `Assigned to ${this.truckLabel(updated.vehicle_id)}.`;
+      this.message = t("assign.done", { truck: this.truckLabel(updated.vehicle_id) });
     } catch (error) {
-      this.message = `Not assigned: ${error.message}`;
+      this.message = t("assign.failed", { error: error.message });
     } finally {
       this.busy = false;
       this.render();

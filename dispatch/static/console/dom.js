@@ -1,5 +1,7 @@
 // Small DOM helpers: elements are built with text nodes only (never innerHTML with data).
 
+import { dateTime, number, t } from "./i18n.js";
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 /** An HTML element with attributes (`on*` functions become listeners) and children. */
@@ -38,18 +40,18 @@ export function clock(iso) {
   if (!iso) return "";
   const at = new Date(iso);
   if (Number.isNaN(at.getTime())) return "";
-  return at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return dateTime(at, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 /** "5 min ago"-style age of an ISO time. */
 export function ago(iso, now = Date.now()) {
   const at = Date.parse(iso || "");
-  if (Number.isNaN(at)) return "never";
+  if (Number.isNaN(at)) return t("ago.never");
   const seconds = Math.max(0, Math.round((now - at) / 1000));
-  if (seconds < 60) return `${seconds} s ago`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
-  if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
-  return new Date(at).toLocaleDateString();
+  if (seconds < 60) return t("ago.s", { n: seconds });
+  if (seconds < 3600) return t("ago.min", { n: Math.round(seconds / 60) });
+  if (seconds < 86400) return t("ago.h", { n: Math.round(seconds / 3600) });
+  return dateTime(at, { dateStyle: "short" });
 }
 
 /** Milliseconds of an ISO time, or -Infinity when absent or unreadable (older than anything). */
@@ -61,5 +63,5 @@ export function timeOf(iso) {
 /** An ETA as people say it: "ETA 7 min (3.1 km)". */
 export function etaText(eta) {
   const minutes = Math.max(1, Math.round(eta.seconds / 60));
-  return `ETA ${minutes} min (${eta.distance_km.toFixed(1)} km)`;
+  return t("eta.text", { min: number(minutes), km: number(eta.distance_km, { maximumFractionDigits: 1 }) });
 }

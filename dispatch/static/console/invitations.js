@@ -2,6 +2,7 @@
 // Nobody is added directly: the invitee accepts from their own account, and then appears as a member.
 
 import { h } from "./dom.js";
+import { dateTime, t } from "./i18n.js";
 
 const USER_ID = /^[0-9a-f]{24}$/i;
 
@@ -14,7 +15,7 @@ export function inviteeOf(text) {
 }
 
 function whoOf(invitation) {
-  return invitation.email ?? invitation.phone ?? `user …${invitation.user_id.slice(-6)}`;
+  return invitation.email ?? invitation.phone ?? t("inv.user", { id: invitation.user_id.slice(-6) });
 }
 
 function firstProblem(error) {
@@ -56,9 +57,9 @@ export class Invitations {
   async newCode(org) {
     try {
       this.codes.set(org.id, (await this.api.post(`/organizations/${org.id}/invite-code`)).invite_code);
-      this.announce("A new sign-up code is set; the old one no longer works");
+      this.announce(t("inv.newCodeDone"));
     } catch (error) {
-      this.announce(`Could not change the code: ${error.message}`);
+      this.announce(t("inv.newCodeFailed", { error: error.message }));
     }
     this.render();
   }
@@ -76,17 +77,17 @@ export class Invitations {
     const rows = [...this.items].sort((a, b) => b.created_at.localeCompare(a.created_at));
     this.count.textContent = String(rows.length);
     this.codeList.replaceChildren(...this.orgs.map((org) => h("li", { class: "row", "data-org-id": org.id },
-      h("span", {}, this.orgs.length > 1 ? `${org.name}: ` : "Sign-up code: ",
-        h("code", {}, this.codes.get(org.id) ?? "none")),
+      h("span", {}, this.orgs.length > 1 ? `${org.name}: ` : t("inv.code"),
+        h("code", {}, this.codes.get(org.id) ?? t("inv.none"))),
       h("button", { type: "button", class: "link", onclick: () => this.newCode(org),
-                    "aria-label": `New sign-up code for ${org.name}` }, "New code"))));
+                    "aria-label": t("inv.newCodeLabel", { org: org.name }) }, t("inv.newCode")))));
     this.list.replaceChildren(...(rows.length ? rows.map((inv) => h("li", { "data-invitation-id": inv.id },
       h("div", { class: "row" }, h("span", { class: "name" }, whoOf(inv)),
         h("button", { type: "button", class: "link", onclick: () => this.revoke(inv),
-                      "aria-label": `Revoke the invitation of ${whoOf(inv)}` }, "Revoke")),
+                      "aria-label": t("inv.revokeLabel", { who: whoOf(inv) }) }, t("inv.revoke"))),
       h("div", { class: "muted" }, this.orgs.length > 1 ? `${inv.organization.name} · ` : "",
-        `until ${new Date(inv.expires_at).toLocaleDateString()}`)))
-      : [h("li", { class: "muted" }, "No pending invitations.")]));
+        t("inv.until", { date: dateTime(inv.expires_at, { dateStyle: "short" }) }))))
+      : [h("li", { class: "muted" }, t("inv.empty"))]));
   }
 
   async invite(event) {
@@ -98,10 +99,10 @@ export class Invitations {
       const invitation = await this.api.post(`/organizations/${this.select.value}/invitations`, body);
       this.items = [invitation, ...this.items.filter((inv) => inv.id !== invitation.id)];
       this.input.value = "";
-      this.result.textContent = `Invited ${whoOf(invitation)}: they join when they accept.`;
+      this.result.textContent = t("inv.done", { who: whoOf(invitation) });
       this.render();
     } catch (error) {
-      this.result.textContent = `Not invited: ${firstProblem(error)}`;
+      this.result.textContent = t("inv.failed", { error: firstProblem(error) });
     } finally {
       button.disabled = false;
     }
@@ -110,9 +111,9 @@ export class Invitations {
   async revoke(invitation) {
     try {
       await this.api.request("DELETE", `/organizations/${invitation.organization.id}/invitations/${invitation.id}`);
-      this.announce(`The invitation of ${whoOf(invitation)} is revoked`);
+      this.announce(t("inv.revoked", { who: whoOf(invitation) }));
     } catch (error) {
-      this.announce(`Could not revoke it: ${error.message}`);
+      this.announce(t("inv.revokeFailed", { error: error.message }));
     }
     await this.reload().catch(() => {});
   }

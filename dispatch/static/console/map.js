@@ -1,7 +1,9 @@
 // The live fleet map: an SVG drawn with a local equirectangular projection fitted to the
-// vehicles (and waiting pickups) with padding. No tiles, so it works with no internet.
+// vehicles (and waiting pickups) with padding. It needs no tiles, so it works with no internet; when the
+// page names a tile server (`data-map-tiles` on <html>), streets.js paints streets underneath.
 
 import { s } from "./dom.js";
+import { number, t } from "./i18n.js";
 
 const PADDING = 0.12;      // share of the view kept free around the fitted box
 const MIN_SPAN_DEG = 0.01; // about 1 km: a lone truck is not zoomed in absurdly
@@ -25,12 +27,36 @@ export class FleetMap {
       trails: s("g", { class: "map-trails", "aria-hidden": "true" }),
       links: s("g", { class: "map-links", "aria-hidden": "true" }),
       pickups: s("g", { class: "map-pickups" }),
+      replay: s("g", { class: "map-replay" }),
       vehicles: s("g", { class: "map-vehicles" }),
       scale: s("g", { class: "map-scale", "aria-hidden": "true" }),
     };
     svg.append(...Object.values(this.layers));
+    this.streets = null;
+    this.replay = null; // {points, stops, at}
     new ResizeObserver(() => this.resize()).observe(svg);
     this.resize();
+    this.loadStreets();
+  }
+
+  /** Streets under the drawing when the page has a tile server; the drawing alone when not or they fail. */
+  async loadStreets() {
+    const { mapTiles, mapAttribution } = document.documentElement.dataset;
+    if (!mapTiles) return;
+    try {
+      const { Streets } = await import("./streets.js");
+      this.streets = new Streets(this.svg, mapTiles, mapAttribution ?? "", () => {
+        this.streets = null;
+      });
+      this.syncStreets();
+    } catch (error) {
+      console.warn("streets unavailable, keeping the offline drawing", error);
+      this.streets = null;
+    }
+  }
+
+  syncStreets() {
+    this.streets?.sync(this.view, this.width, LABEL_ROOM);
   }
 
   /** Add or update a vehicle: `{id, plate, status, location}` plus its label (`[plate, driver name]`). */
@@ -79,8 +105,47 @@ export class FleetMap {
   }
 
   points() {
+    if (this.replay) return this.replay.points;
     const points = [...this.vehicles.values()].map((e) => e.vehicle.location).filter(Boolean);
     return points.concat([...this.pickups.values()]);
+  }
+
+  /** A stored route (`[{lat, lon, ts}]` in time order) with its stops (`[{lat, lon, from, minutes}]`). */
+  showReplay(points, stops) {
+    this.replay = { points, stops, at: 0 };
+    this.fit();
+  }
+
+  /** Move the replay's marker to the point with this index. */
+  replayAt(index) {
+    if (!this.replay) return;
+    this.replay.at = Math.max(0, Math.min(index, this.replay.points.length - 1));
+    this.drawReplay();
+  }
+
+  clearReplay() {
+    this.replay = null;
+    this.layers.replay.replaceChildren();
+    this.fit();
+  }
+
+  drawReplay() {
+    const layer = this.layers.replay;
+    layer.replaceChildren();
+    if (!this.replay || !this.view) return;
+    const { points, stops, at } = this.replay;
+    const xy = (p) => this.project(p).map((v) => v.toFixed(1)).join(",");
+    layer.append(s("polyline", { class: "replay-path", points: points.map(xy).join(" ") }));
+    for (const stop of stops) {
+      const [x, y] = this.project(stop);
+      layer.append(s("g", { class: "replay-stop", transform: `translate(${x.toFixed(1)} ${y.toFixed(1)})`,
+        "data-minutes": stop.minutes },
+      s("title", {}, stop.label), s("circle", { r: "11" }), s("text", { y: "4" }, "P")));
+    }
+    const point = points[at];
+    const [x, y] = this.project(point);
+    layer.append(s("circle", { class: "replay-marker", r: "9", cx: x.toFixed(1), cy: y.toFixed(1),
+      "data-index": at, "data-lat": point.lat, "data-lon": point.lon }));
   }
 
   /** Fit the projection to everything on the map. */
@@ -128,6 +193,8 @@ export class FleetMap {
 
   redraw() {
     this.drawGrid();
+    this.syncStreets();
+    this.drawReplay();
     for (const entry of this.vehicles.values()) this.draw(entry);
     this.drawPickups();
   }
@@ -159,9 +226,10 @@ export class FleetMap {
     el.querySelector(".plate").textContent = plate;
     el.querySelector(".driver").textContent = driver ?? "";
     const name = driver ? `${plate} (${driver})` : plate;
-    const presence = entry.online === null ? "" : entry.online ? ", driver online" : ", driver offline";
-    el.setAttribute("aria-label", `${name}: ${vehicle.status}${presence}`);
-    el.querySelector("title").textContent = `${name} — ${vehicle.status}${presence}`;
+    const presence = entry.online === null ? "" : t(entry.online ? "map.driverOnline" : "map.driverOffline");
+    const status = vehicle.status ? t(`vstatus.${vehicle.status}`) : "";
+    el.setAttribute("aria-label", `${name}: ${status}${presence}`);
+    el.querySelector("title").textContent = `${name} — ${status}${presence}`;
   }
 
   drawTrail(entry) {
@@ -227,7 +295,8 @@ export class FleetMap {
     const x0 = 20;
     const y0 = this.height - 20;
     scale.append(s("line", { x1: x0, y1: y0, x2: x0 + length, y2: y0 }),
-                 s("text", { x: x0, y: y0 - 6 }, step < 1 ? `${step * 1000} m` : `${step} km`));
+                 s("text", { x: x0, y: y0 - 6 }, step < 1 ? t("unit.m", { n: number(step * 1000) })
+                   : t("unit.km", { n: number(step) })));
     for (let x = (this.width / 2) % length; x < this.width; x += length) {
       grid.append(s("line", { x1: x, y1: 0, x2: x, y2: this.height }));
     }

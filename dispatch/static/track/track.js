@@ -2,41 +2,58 @@
 // resuming with `since` after a reconnect. The map is the console's drawing module.
 
 import { byId } from "/static/console/dom.js";
+import { languageSwitch, onLanguageChange, preferredLanguage, setLanguage, t } from "/static/console/i18n.js";
 import { FleetMap } from "/static/console/map.js";
 
 const token = decodeURIComponent(location.pathname.split("/").pop());
-const STATUS = {
-  new: "Looking for a truck", assigned: "A truck is assigned", accepted: "The driver accepted",
-  en_route: "The truck is on its way", arrived: "The truck has arrived", in_progress: "Towing",
-  completed: "The tow is done", cancelled: "The order was cancelled",
-};
 const TRUCK = "truck";
+await setLanguage(preferredLanguage()).catch((error) => console.warn("no message catalogue", error));
+languageSwitch(byId("language"));
 const map = new FleetMap(byId("map"), { onSelect: () => {} });
 let order = null;
+let eta = null;
+let connection = ["connecting", "conn.connecting"];
+let vehicleShown = null;
+
+function statusText(status) {
+  const key = `track.status.${status}`;
+  const text = t(key);
+  return text === key ? status : text;
+}
+
+onLanguageChange(() => {
+  if (order) showOrder(order);
+  if (vehicleShown) showVehicle(...vehicleShown);
+  setConnection(...connection);
+  map.redraw();
+});
 let offset = null;
 let retry = 1000;
 
 function showOrder(next) {
   order = next;
   const status = byId("status");
-  status.textContent = STATUS[order.status] ?? order.status;
+  status.textContent = statusText(order.status);
   status.dataset.status = order.status;
   byId("pickup").textContent = order.pickup.address;
-  map.setPickups([{ id: order.id, lat: order.pickup.lat, lon: order.pickup.lon, label: "Pickup",
+  map.setPickups([{ id: order.id, lat: order.pickup.lat, lon: order.pickup.lon, label: t("track.pickup"),
     selected: true, vehicleId: TRUCK }]);
   showEta(order.eta);
 }
 
-function showEta(eta) {
+function showEta(next) {
+  eta = next;
   const el = byId("eta");
   el.hidden = !eta;
   if (eta) {
     const minutes = Math.max(1, Math.round(eta.seconds / 60));
-    el.textContent = `Arrives at the ${eta.target} in about ${minutes} min`;
+    const target = t(`track.target.${eta.target}`);
+    el.textContent = t("track.eta", { target: target.startsWith("track.") ? eta.target : target, minutes });
   }
 }
 
 function showVehicle(vehicle, driver) {
+  vehicleShown = [vehicle, driver];
   byId("truck").textContent = vehicle?.model ?? "—";
   byId("plate").textContent = vehicle?.plate ?? "—";
   byId("driver").textContent = driver?.first_name || "—";
@@ -45,10 +62,11 @@ function showVehicle(vehicle, driver) {
   }
 }
 
-function setConnection(state, text) {
+function setConnection(state, key) {
+  connection = [state, key];
   const el = byId("connection");
   el.dataset.state = state;
-  el.textContent = text;
+  el.textContent = t(key);
 }
 
 async function load() {
@@ -73,7 +91,7 @@ function connect() {
     if (frame.offset) offset = frame.offset;
     if (frame.type === "ready") {
       retry = 1000;
-      setConnection("live", "Live");
+      setConnection("live", "conn.live");
     } else if (frame.type === "order") {
       const wasNew = order?.status === "new";
       showOrder(frame.order);
@@ -90,13 +108,13 @@ function connect() {
       location.reload(); // revoked or expired: the page now says so
       return;
     }
-    setConnection("reconnecting", "Reconnecting…");
+    setConnection("reconnecting", "conn.reconnecting");
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 30_000);
   });
 }
 
 load().then((ok) => ok && connect()).catch(() => {
-  setConnection("reconnecting", "Reconnecting…");
+  setConnection("reconnecting", "conn.reconnecting");
   setTimeout(() => location.reload(), 5000);
 });
