@@ -342,8 +342,9 @@ async def test_a_console_that_never_reads_does_not_delay_another(
     assert received == sent  # the healthy console got every point
     assert dropped._value.get() > dropped_before  # the stuck one lost old ones
     assert (await api.get("/healthz")).status == 200
-    # the stuck console is disconnected (its write stalls for ws_stuck_after); the healthy one stays
-    await until(lambda: len(hub.local.get(channel, ())) == 1, "the stuck console's close")
+    # the stuck console is disconnected (its write stalls for ws_stuck_after); the healthy one stays.
+    # Waited for well short of the unanswered-ping close (40 s after opening), which would pass it too.
+    await until(lambda: len(hub.local.get(channel, ())) == 1, "the stuck console's close", stall=15)
     await driver.send({"type": "location", **point(sent + 1)})
     await healthy.recv_type("location")
 
