@@ -25,7 +25,7 @@ from dispatch.realtime.access import DriverVehicle, may_subscribe, may_track_ord
 from dispatch.realtime.frames import Frame, FrameError, channel_of, frame_type, parse_points, since_of
 from dispatch.realtime.hub import Hub
 from dispatch.realtime.ingest import Submission
-from dispatch.realtime.outbox import STUCK_AFTER, Outbox
+from dispatch.realtime.outbox import QUEUE_LIMIT, STUCK_AFTER, Outbox
 from dispatch.services import Services
 
 log = logging.getLogger("dispatch.realtime")
@@ -107,7 +107,11 @@ class Socket(tornado.websocket.WebSocketHandler):
         metrics.WEBSOCKETS.labels(self.kind).inc()
         self.hub.sockets.add(self)  # closed with 1001 on shutdown
         self.outbox = Outbox(
-            self._send, self._stuck, self.kind, stuck_after=self.settings.get("ws_stuck_after", STUCK_AFTER)
+            self._send,
+            self._stuck,
+            self.kind,
+            limit=self.settings.get("ws_queue_limit", QUEUE_LIMIT),
+            stuck_after=self.settings.get("ws_stuck_after", STUCK_AFTER),
         )
         token = self._upgrade_token()
         if api_keys.HEADER in self.request.headers:  # sockets are for people (SPEC section 9)

@@ -60,15 +60,15 @@ async def test_create_admin_from_flags_then_log_in(api: Api, settings: Any) -> N
 
 @pytest.mark.gen_test(timeout=120)
 async def test_create_admin_asks_for_missing_values(api: Api, settings: Any) -> None:
-    run = await create_admin(settings, stdin=f"boss\nboss@example.com\n{PASSWORD}\n")
+    run, only_password = await asyncio.gather(  # two different admins: side by side
+        create_admin(settings, stdin=f"boss\nboss@example.com\n{PASSWORD}\n"),
+        create_admin(settings, "--username", "deputy", "--email", "deputy@example.com", stdin=f"{PASSWORD}\n"),
+    )
     assert run.code == 0, run.stderr
     assert "Username:" in run.stderr and "Password:" in run.stderr
     assert PASSWORD not in run.stdout + run.stderr, "the password is never echoed"
     token = await login_as(api, "boss")
     assert (await api.get(f"{API}/users/me", token=token)).json["category"] == "ADMIN"
-    only_password = await create_admin(
-        settings, "--username", "deputy", "--email", "deputy@example.com", stdin=f"{PASSWORD}\n"
-    )
     assert only_password.code == 0, only_password.stderr
     assert "Username:" not in only_password.stderr
     await login_as(api, "deputy")
@@ -78,17 +78,16 @@ async def test_create_admin_asks_for_missing_values(api: Api, settings: Any) -> 
 async def test_create_admin_refuses_duplicates_and_bad_input(api: Api, settings: Any) -> None:
     first = await create_admin(settings, "--username", "chief", "--email", "chief@example.com", "--password", PASSWORD)
     assert first.code == 0, first.stderr
-    same_name = await create_admin(
-        settings, "--username", "CHIEF", "--email", "other@example.com", "--password", PASSWORD
+    # The refusals are independent of one another: run side by side, as processes they start at once.
+    same_name, same_email, weak, ended = await asyncio.gather(
+        create_admin(settings, "--username", "CHIEF", "--email", "other@example.com", "--password", PASSWORD),
+        create_admin(settings, "--username", "other", "--email", "CHIEF@example.com", "--password", PASSWORD),
+        create_admin(settings, "--username", "third", "--email", "third@example.com", "--password", "12345678"),
+        create_admin(settings, "--username", "fourth", "--email", "fourth@example.com"),
     )
     assert same_name.code == 1 and "username is already taken" in same_name.stderr
-    same_email = await create_admin(
-        settings, "--username", "other", "--email", "CHIEF@example.com", "--password", PASSWORD
-    )
     assert same_email.code == 1 and "email is already taken" in same_email.stderr
-    weak = await create_admin(settings, "--username", "third", "--email", "third@example.com", "--password", "12345678")
     assert weak.code == 1 and "password" in weak.stderr and "Traceback" not in weak.stderr
-    ended = await create_admin(settings, "--username", "fourth", "--email", "fourth@example.com")
     assert ended.code == 1 and "stdin ended" in ended.stderr
     users = (await api.get(f"{API}/users", token=await login_as(api, "chief"))).json
     assert [u["username"] for u in users["items"]] == ["chief"], "nothing was created by the refused runs"

@@ -18,11 +18,14 @@ HANG_GUARD = 300
 
 
 @pytest.mark.gen_test(timeout=HANG_GUARD)
-async def test_console_on_one_server_sees_driver_on_another(app: Any, api: Api, settings: Any, tmp_path: Path) -> None:
+async def test_console_on_one_server_sees_driver_on_another(
+    app: Any, api: Api, base_url: str, settings: Any, tmp_path: Path
+) -> None:
     team = await fleet(app, api)
     channel = f"fleet:{team['org']['_id']}"
-    with serving(settings, tmp_path / "a.log") as server_a, serving(settings, tmp_path / "b.log") as server_b:
-        console = await WsClient.connect(ws_url(server_b, "/ws/console"), team["manager_token"])
+    # The test's own server is one process (the console's); a `dispatch serve` process is the other.
+    with serving(settings, tmp_path / "a.log") as server_a:
+        console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
         await console.send({"type": "subscribe", "channel": channel})
         await console.recv_type("subscribed")
         driver = await WsClient.connect(ws_url(server_a, "/ws/driver"), team["drivers"][0]["token"])

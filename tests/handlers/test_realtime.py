@@ -297,44 +297,55 @@ def send_masked(sock: socket.socket, text: str) -> None:
     sock.sendall(bytes(header) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
 
-@pytest.mark.gen_test(timeout=600)  # a hang guard: every wait inside has its own stall limit
+@pytest.mark.gen_test(timeout=300)  # a hang guard: every wait inside has its own stall limit
 async def test_a_console_that_never_reads_does_not_delay_another(
     app: Any, api: Api, base_url: str, raw_sockets: list[socket.socket]
 ) -> None:
     from dispatch.core import metrics
 
-    # The stuck console must overflow (two batches of 500 reach it) before it is closed as stuck, also
-    # when a busy machine takes seconds per batch: so a stuck write is given far longer than that here.
-    app.settings["ws_stuck_after"] = 20.0
+    # A small per-socket queue (batches the same size, as 500 and 500 in production) lets the stuck
+    # console overflow after a few hundred points instead of thousands; once its write stalls, the
+    # next batch overflows it within milliseconds, long before the stuck write is given up on.
+    batch = app.settings["ws_queue_limit"] = 50
+    app.settings["ws_stuck_after"] = 5.0
     team = await fleet(app, api)
     channel = f"fleet:{team['org']['_id']}"
     stuck = raw_upgrade(base_url, "/ws/console", team["manager_token"])
     raw_sockets.append(stuck)
     await asyncio.sleep(0.2)
     send_masked(stuck, jsonutil.dumps({"type": "subscribe", "channel": channel}).decode())
+    hub = app.settings["services"].hub
+    await until(lambda: len(hub.local.get(channel, ())) == 1, "the stuck console follows the fleet")
+    # The server's end of a loopback socket grows its send buffer to megabytes; held small (as the
+    # stuck end's receive buffer is), the stuck console's writes stall after a few dozen frames.
+    (server_end,) = hub.local[channel]
+    server_end.ws_connection.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     healthy = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
     await healthy.send({"type": "subscribe", "channel": channel})
     await healthy.recv_type("subscribed")
     driver = await WsClient.connect(ws_url(base_url, "/ws/driver"), team["drivers"][0]["token"])
     await driver.recv_type("ready")
-    hub = app.settings["services"].hub
     await until(lambda: len(hub.local.get(channel, ())) == 2, "both consoles follow the fleet")
-    dropped_before = metrics.FRAMES_DROPPED.labels("console")._value.get()
-    total = 12000  # more than loopback socket buffers hold, so the stuck console's queue must overflow
+    dropped = metrics.FRAMES_DROPPED.labels("console")
+    dropped_before = dropped._value.get()
 
-    received = 0
-    for start in range(1, total + 1, 500):
-        await driver.send({"type": "locations", "points": [point(n) for n in range(start, start + 500)]})
-        await driver.recv_type("ack", timeout=60, seq=start + 499)
-        for _ in range(500):  # the healthy console keeps up, as a live page would
+    sent = received = 0
+    # Until the stuck console's socket buffers are full and its queue overflows; then one batch more.
+    while sent < 2 * batch or dropped._value.get() == dropped_before:
+        assert sent < 12000, "the stuck console never overflowed"
+        await driver.send({"type": "locations", "points": [point(n) for n in range(sent + 1, sent + batch + 1)]})
+        sent += batch
+        await driver.recv_type("ack", timeout=60, seq=sent)
+        for _ in range(batch):  # the healthy console keeps up, as a live page would
             await healthy.recv_type("location", timeout=30)
             received += 1
-    assert received == total  # the healthy console got every point
-    assert metrics.FRAMES_DROPPED.labels("console")._value.get() > dropped_before  # the stuck one lost old ones
+    assert received == sent  # the healthy console got every point
+    assert dropped._value.get() > dropped_before  # the stuck one lost old ones
     assert (await api.get("/healthz")).status == 200
-    # the stuck console is disconnected (its write stalls for ws_stuck_after); the healthy one stays
-    await until(lambda: len(hub.local.get(channel, ())) == 1, "the stuck console's close")
-    await driver.send({"type": "location", **point(total + 1)})
+    # the stuck console is disconnected (its write stalls for ws_stuck_after); the healthy one stays.
+    # Waited for well short of the unanswered-ping close (40 s after opening), which would pass it too.
+    await until(lambda: len(hub.local.get(channel, ())) == 1, "the stuck console's close", stall=15)
+    await driver.send({"type": "location", **point(sent + 1)})
     await healthy.recv_type("location")
 
 
