@@ -173,10 +173,15 @@ class OrderDesk:
         if order.get("vehicle_id") is not None and order["status"] in HOLDS_VEHICLE:
             truck = await self.vehicles.get(order["vehicle_id"])
             driver = await self.users.get(order["driver_id"]) if order.get("driver_id") else None
+        shown_truck = (  # vehicles made before colours were kept have none: null, as for a truck without one
+            None
+            if truck is None
+            else {"plate": truck["plate"], "model": truck.get("model", ""), "color": truck.get("color")}
+        )
         shown_driver = (
             None if driver is None else {"first_name": driver.get("first_name", ""), "rating": driver.get("rating")}
         )
-        return {**order, "truck": truck, "driver": shown_driver}
+        return {**order, "truck": shown_truck, "driver": shown_driver}
 
     async def timeline(self, user: dict[str, Any], order_id: ObjectId) -> list[dict[str, Any]]:
         """An order's timeline, oldest first."""
