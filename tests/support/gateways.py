@@ -26,6 +26,8 @@ class Gateway(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), GatewayHandler)
         self.status, self.delay = status, delay
         self.received: list[tuple[str, str, Any]] = []  # (path, content type, JSON body)
+        self.pending = 0  # requests received and not yet answered
+        self.lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -42,8 +44,14 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        time.sleep(self.server.delay)
-        self.server.received.append((self.path, self.headers["Content-Type"], jsonutil.loads(body)))
+        with self.server.lock:
+            self.server.pending += 1
+        try:
+            time.sleep(self.server.delay)
+            self.server.received.append((self.path, self.headers["Content-Type"], jsonutil.loads(body)))
+        finally:
+            with self.server.lock:
+                self.server.pending -= 1
         answer = b'{"ok": true}' if self.server.status < 300 else b'{"error": "down"}'
         self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
@@ -62,10 +70,15 @@ class Sink(Message):
         super().__init__()
         self.delay = delay
         self.received: list[Any] = []
+        self.pending = 0  # messages being received (all in the SMTP server's one thread)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
-        await asyncio.sleep(self.delay)
-        return str(await super().handle_DATA(server, session, envelope))
+        self.pending += 1
+        try:
+            await asyncio.sleep(self.delay)
+            return str(await super().handle_DATA(server, session, envelope))
+        finally:
+            self.pending -= 1
 
     def handle_message(self, message: Any) -> None:
         self.received.append(message)
