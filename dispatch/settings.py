@@ -34,8 +34,17 @@ class Settings:
     mongodb_url: str = setting("mongodb://127.0.0.1:27017", "MongoDB (or MongoDB-wire) server URL.")
     mongodb_db: str = setting("dispatch", "MongoDB database name.")
     redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis URL for live state, sessions and limits.")
-    cache_url: str = setting("", "Redis URL of the user cache (empty: the Redis URL's server, next db).")
-    broker_url: str = setting("", "Celery broker URL (empty: the Redis URL).")
+    redis_cluster: bool = setting(
+        False, "The Redis URL names one node of a Redis Cluster (the client finds the rest); needs a broker URL."
+    )
+    cache_url: str = setting(
+        "",
+        "Redis URL of the user cache (empty: the Redis URL's server, next db; "
+        "in cluster mode the cluster itself, keys prefixed `cache:`).",
+    )
+    broker_url: str = setting(
+        "", "Celery broker URL (empty: the Redis URL); a plain Redis, as Celery does not speak Redis Cluster."
+    )
     jwt_secret: str = setting(DEFAULT_JWT_SECRET, "HS256 secret for access tokens; required in production.")
     access_ttl: int = setting(900, "Access token lifetime, seconds.")
     refresh_ttl: int = setting(30 * 24 * 3600, "Refresh token (session) lifetime, seconds.")
@@ -118,12 +127,20 @@ class Settings:
 
     @property
     def effective_cache_url(self) -> str:
-        """The user cache: its own URL when set, else the next logical db of the Redis server."""
+        """The user cache: its own URL when set, else the next logical db of the Redis server
+        (a cluster has only db 0: there the cache is the cluster itself, its keys prefixed)."""
         if self.cache_url:
             return self.cache_url
+        if self.redis_cluster:
+            return self.redis_url
         parts = urlsplit(self.redis_url)
         db = int(parts.path.strip("/") or 0) + 1
         return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+
+    @property
+    def cache_prefix(self) -> str:
+        """What the user cache's keys start with: `cache:` on a Redis Cluster (one db for everything), else nothing."""
+        return "cache:" if self.redis_cluster else ""
 
     @property
     def rate_limit_table(self) -> dict[str, tuple[int, int]]:
@@ -217,6 +234,8 @@ class Settings:
             _fail("bcrypt_rounds", self.bcrypt_rounds, "a number from 4 to 16")
         if self.cache_url:
             _check_url("cache_url", self.cache_url, ("redis", "rediss", "unix"))
+        if self.redis_cluster:
+            self._validate_cluster()
         try:
             _parse_limits(self.rate_limits)
         except ValueError:
@@ -227,6 +246,15 @@ class Settings:
                 _fail("map_tile_url", self.map_tile_url, "a template with {z}, {x} and {y}")
         if self.sms_backend == "http" and not self.sms_http_url:
             _fail("sms_http_url", "", "a URL when DISPATCH_SMS_BACKEND=http")
+
+    def _validate_cluster(self) -> None:
+        """A Redis Cluster has only db 0 and no unix sockets, and Celery's broker cannot be one."""
+        for name in ("redis_url", "cache_url"):
+            url = getattr(self, name)
+            if url and (urlsplit(url).scheme == "unix" or urlsplit(url).path.strip("/") not in ("", "0")):
+                _fail(name, url, "a redis:// or rediss:// URL of a cluster node, db 0, when DISPATCH_REDIS_CLUSTER=true")
+        if not self.broker_url:
+            _fail("broker_url", "", "a plain Redis URL for Celery when DISPATCH_REDIS_CLUSTER=true")
 
 
 def _convert(f: dataclasses.Field, value: Any) -> Any:

@@ -7,6 +7,7 @@ import asyncio
 from dispatch.core import metrics
 from dispatch.core.errors import ApiError
 from dispatch.core.policy import public
+from dispatch.core.storage import check_redis
 from handlers.base import BaseHandler
 
 PING_TIMEOUT = 2.0
@@ -35,7 +36,7 @@ class HealthHandler(BaseHandler):
 class ReadyHandler(BaseHandler):
     @public
     async def get(self) -> None:
-        """Readiness: MongoDB and Redis both answer a ping.
+        """Readiness: MongoDB answers a ping, and Redis one too (a Redis Cluster: its state is `ok`).
         ---
         operationId: getReadiness
         tags: [service]
@@ -53,7 +54,7 @@ class ReadyHandler(BaseHandler):
                 schema: {$ref: '#/components/schemas/Error'}
         """
         mongo, redis = await asyncio.gather(
-            self._ping(self.services.db.command("ping")), self._ping(self.services.redis.ping())
+            self._ping(self.services.db.command("ping")), self._ping(check_redis(self.services.redis))
         )
         checks = {"mongodb": mongo, "redis": redis}
         down = [name for name, state in checks.items() if state != "ok"]

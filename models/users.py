@@ -218,12 +218,18 @@ def _duplicate_field(exc: DuplicateKeyError) -> str:
     return "user"
 
 
+def cache_key(prefix: str, user_id: Any) -> str:
+    """The user cache's key of a user (the worker drops it too, after an avatar change)."""
+    return f"{prefix}user:{user_id}"
+
+
 class Users:
     """Data access of the `users` collection; reads by id go through the Redis cache."""
 
-    def __init__(self, db: AsyncDatabase[Any], cache: aioredis.Redis) -> None:
+    def __init__(self, db: AsyncDatabase[Any], cache: aioredis.Redis, prefix: str = "") -> None:
         self.collection = db[COLLECTION]
         self.cache = cache
+        self.prefix = prefix  # `cache:` where the cache shares a Redis Cluster's one db with live state
 
     async def insert(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Insert a new user; a taken username, email or phone → 409 naming the field."""
@@ -243,7 +249,7 @@ class Users:
 
     async def get(self, user_id: ObjectId | str) -> dict[str, Any] | None:
         """A user by id (cached, without the password hash), or None."""
-        key = f"user:{user_id}"
+        key = cache_key(self.prefix, user_id)
         cached = await self.cache.get(key)
         if cached is not None:
             return bson.decode(cast(bytes, cached))  # the cache client answers bytes
@@ -312,7 +318,7 @@ class Users:
 
     async def forget(self, user_id: ObjectId | str) -> None:
         """Drop a user's cache entry (after any write)."""
-        await self.cache.delete(f"user:{user_id}")
+        await self.cache.delete(cache_key(self.prefix, user_id))
 
 
 async def present(db: AsyncDatabase[Any], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

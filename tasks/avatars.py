@@ -16,6 +16,7 @@ from dispatch.core.files import write_atomically
 from dispatch.core.timeutil import utcnow
 from dispatch.domain import avatars
 from dispatch.settings import Settings
+from models.users import cache_key
 from tasks import settings_of
 from tasks.clients import mongo, redis_of
 
@@ -25,8 +26,10 @@ TRANSIENT = (ConnectionFailure, redis.ConnectionError, redis.TimeoutError)
 
 
 def forget_user(settings: Settings, user_id: str) -> None:
-    """Drop the user's entry from the Redis user cache (models.users.Users keys it `user:<id>`)."""
-    redis_of(settings.effective_cache_url).delete(f"user:{user_id}")
+    """Drop the user's entry from the Redis user cache (the key models.users.Users reads)."""
+    redis_of(settings.effective_cache_url, cluster=settings.redis_cluster).delete(
+        cache_key(settings.cache_prefix, user_id)
+    )
 
 
 def point_user_at(settings: Settings, db_name: str, user_id: str, url: str, queued_at: int) -> tuple[bool, str | None]:

@@ -7,6 +7,7 @@ from typing import Any
 import redis
 from celery.signals import worker_process_shutdown
 from pymongo import MongoClient
+from redis.cluster import RedisCluster
 
 _CLIENTS: dict[str, Any] = {}
 
@@ -20,11 +21,14 @@ def mongo(url: str) -> MongoClient[Any]:
     return client
 
 
-def redis_of(url: str) -> redis.Redis:
-    """This process's Redis client of `url`."""
-    key = "redis " + url
+def redis_of(url: str, *, cluster: bool = False) -> redis.Redis:
+    """This process's Redis client of `url` (a node of a Redis Cluster when `cluster`)."""
+    key = f"redis {cluster} {url}"
     if key not in _CLIENTS:
-        _CLIENTS[key] = redis.Redis.from_url(url, socket_connect_timeout=2)
+        if cluster:  # answers the commands a worker sends as one Redis would
+            _CLIENTS[key] = RedisCluster.from_url(url, socket_connect_timeout=2)
+        else:
+            _CLIENTS[key] = redis.Redis.from_url(url, socket_connect_timeout=2)
     client: redis.Redis = _CLIENTS[key]
     return client
 

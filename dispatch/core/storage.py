@@ -1,17 +1,24 @@
-"""The storage clients of one process: pymongo's async client and redis.asyncio."""
+"""The storage clients of one process: pymongo's async client and redis.asyncio.
+
+Redis is one server (`redis.asyncio.Redis`) or a Redis Cluster (`redis.asyncio.RedisCluster`),
+chosen once here from `DISPATCH_REDIS_CLUSTER`. Both speak the same commands for what the server
+does, so the rest of the code holds "a Redis client" and keeps one path; where the two differ
+(sharded pub/sub, the cache's key prefix, the readiness check) it asks `is_cluster`.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisUnreachable
@@ -59,12 +66,13 @@ class Stores:
 
     mongo: AsyncMongoClient[Any]
     redis: aioredis.Redis
-    cache: aioredis.Redis
+    cache: aioredis.Redis  # may be `redis` itself (a cluster's cache is a key prefix)
 
     async def close(self) -> None:
         """Close every client."""
         await self.redis.aclose()
-        await self.cache.aclose()
+        if self.cache is not self.redis:
+            await self.cache.aclose()
         await self.mongo.close()
 
 
@@ -83,9 +91,44 @@ def open_stores(settings: Settings) -> Stores:
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         "retry_on_error": [RedisUnreachable, RedisTimeout],
     }
+    if settings.redis_cluster:
+        redis = _cluster(settings.redis_url, options)
+        same = settings.effective_cache_url == settings.redis_url
+        cache = redis if same else _cluster(settings.effective_cache_url, options)
+        return Stores(mongo=mongo, redis=redis, cache=cache)
     redis = aioredis.Redis.from_pool(_pool(settings.redis_url, options))
     cache = aioredis.Redis.from_pool(_pool(settings.effective_cache_url, options))
     return Stores(mongo=mongo, redis=redis, cache=cache)
+
+
+def _cluster(url: str, options: dict[str, Any]) -> aioredis.Redis:
+    """A Redis Cluster client from the URL of one of its nodes (it discovers the others on first use).
+
+    Typed as `Redis`: it answers every command the server sends as one Redis would, so callers keep
+    one code path; `is_cluster` tells the few places that differ.
+    """
+    client = RedisCluster.from_url(
+        url,
+        max_connections=REDIS_POOL_SIZE,  # per node
+        cluster_error_retry_attempts=2,
+        **options,
+    )
+    return cast(aioredis.Redis, client)
+
+
+def is_cluster(redis: Any) -> bool:
+    """Whether a Redis client talks to a Redis Cluster."""
+    return isinstance(redis, RedisCluster)
+
+
+async def check_redis(redis: aioredis.Redis) -> None:
+    """Raise unless Redis serves: one server answers PING; a cluster reports `cluster_state:ok`."""
+    if not is_cluster(redis):
+        await redis.ping()
+        return
+    state = (await cast(RedisCluster, redis).cluster_info()).get("cluster_state")
+    if state != "ok":
+        raise RedisUnreachable(f"cluster_state is {state}")
 
 
 def _pool(url: str, options: dict[str, Any]) -> aioredis.BlockingConnectionPool:

@@ -72,7 +72,7 @@ class Identity:
         self.settings = settings
         self.db = db
         self.redis = redis
-        self.users = Users(db, cache)
+        self.users = Users(db, cache, settings.cache_prefix)
         self.sessions = SessionStore(redis, settings.refresh_ttl, events)
         self.tasks = tasks
 
