@@ -10,6 +10,7 @@ import pytest
 
 from dispatch.core.events import Event
 from dispatch.domain.queue import celery_config, make_sender
+from dispatch.realtime.hub import stream_key
 from dispatch.services import Services
 from tasks import make_celery
 from tests.support.factories import make_user
@@ -69,4 +70,4 @@ async def test_an_ended_session_is_a_live_only_event_kept_for_no_replay(app: Any
     assert [(e.type, e.channels, e.data, e.live_only) for e in seen] == [
         ("session_ended", (f"user:{user['_id']}",), {"session_id": "*"}, True)
     ]
-    assert await services.redis.exists(f"stream:user:{user['_id']}") == 0  # nothing a `since` could replay
+    assert await services.redis.exists(stream_key(f"user:{user['_id']}")) == 0  # nothing a `since` could replay

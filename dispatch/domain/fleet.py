@@ -161,7 +161,7 @@ class Fleet:
         await self._forget(vehicle_id, current["organization"])
 
     async def _forget(self, vehicle_id: ObjectId, organization: ObjectId) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:  # keys of several cluster slots
             live.forget_vehicle(pipe, str(vehicle_id), [str(organization)])
             await pipe.execute()
 

@@ -1,8 +1,14 @@
 """Login sessions in Redis: one per device, rotating refresh tokens, replay detection.
 
-Layout: `sess:{sid}` hash (uid, rt = digest of the current refresh secret, ip, ua,
-created, last_used); `sess:{sid}:used` set of digests already rotated away; `usess:{uid}`
-set of the user's session ids. A refresh token is `{sid}.{secret}`.
+Layout: `sess:<sid>` hash (uid, rt = digest of the current refresh secret, ip, ua,
+created, last_used); `{sess:<sid>}:used` set of digests already rotated away (its hash tag puts it
+in the slot of `sess:<sid>` on a Redis Cluster, so one script can check and rotate both);
+`usess:<uid>` set of the user's session ids. A refresh token is `<sid>.<secret>`.
+
+A session's own keys change together (one script, or one DEL); the user's set lives in another
+slot, so it is written beside them in a plain pipeline, never in one transaction: a login whose
+pipeline failed answers 503 and its tokens never leave, and ids whose session is gone are dropped
+from the set when it is next listed.
 """
 
 from __future__ import annotations
@@ -10,7 +16,6 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -33,6 +38,21 @@ end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return -1 end
 return -2
 """
+
+
+def session_key(sid: str) -> str:
+    """The hash of one session."""
+    return f"sess:{sid}"
+
+
+def used_key(sid: str) -> str:
+    """The set of a session's rotated-away refresh digests (same cluster slot as its hash)."""
+    return "{" + session_key(sid) + "}:used"
+
+
+def user_key(user_id: str) -> str:
+    """The set of a user's session ids."""
+    return f"usess:{user_id}"
 
 
 class RefreshError(Exception):
@@ -69,9 +89,11 @@ class SessionStore:
         sid = secrets.token_hex(16)
         secret = secrets.token_urlsafe(32)
         now = str(time.time())
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(user_key(user_id), sid)
+            pipe.expire(user_key(user_id), self.ttl)
             pipe.hset(
-                f"sess:{sid}",
+                session_key(sid),
                 mapping={
                     "uid": user_id,
                     "rt": digest(secret),
@@ -81,9 +103,7 @@ class SessionStore:
                     "last_used": now,
                 },
             )
-            pipe.expire(f"sess:{sid}", self.ttl)
-            pipe.sadd(f"usess:{user_id}", sid)
-            pipe.expire(f"usess:{user_id}", self.ttl)
+            pipe.expire(session_key(sid), self.ttl)
             await pipe.execute()
         return sid, f"{sid}.{secret}"
 
@@ -97,36 +117,36 @@ class SessionStore:
             raise RefreshError()
         new_secret = secrets.token_urlsafe(32)
         outcome = await self._rotate(
-            keys=[f"sess:{sid}", f"sess:{sid}:used"],
+            keys=[session_key(sid), used_key(sid)],
             args=[digest(secret), digest(new_secret), str(time.time()), self.ttl],
         )
         if outcome == -1:
-            uid = await self.redis.hget(f"sess:{sid}", "uid")
+            uid = await self.redis.hget(session_key(sid), "uid")
             await self.revoke(sid, _text(uid) if uid else None)
             raise RefreshError(replayed=True)
         if outcome != 1:
             raise RefreshError()
-        uid = await self.redis.hget(f"sess:{sid}", "uid")
+        uid = await self.redis.hget(session_key(sid), "uid")
         if uid is None:
             raise RefreshError()
-        await self.redis.expire(f"usess:{_text(uid)}", self.ttl)
+        await self.redis.expire(user_key(_text(uid)), self.ttl)
         return _text(uid), sid, f"{sid}.{new_secret}"
 
     async def owner(self, sid: str) -> tuple[str | None, float]:
         """The user id a live session belongs to (None if gone), and when it was last used."""
-        uid, last_used = await self.redis.hmget(f"sess:{sid}", ["uid", "last_used"])
+        uid, last_used = await self.redis.hmget(session_key(sid), ["uid", "last_used"])
         return (_text(uid) if uid else None), float(last_used or 0)
 
     async def touch(self, sid: str) -> None:
         """Record that the session was used now."""
-        await self.redis.hset(f"sess:{sid}", "last_used", str(time.time()))
+        await self.redis.hset(session_key(sid), "last_used", str(time.time()))
 
     async def list(self, user_id: str) -> list[Session]:
         """The user's live sessions, newest first."""
-        sids = [_text(s) for s in await self.redis.smembers(f"usess:{user_id}")]
+        sids = [_text(s) for s in await self.redis.smembers(user_key(user_id))]
         async with self.redis.pipeline(transaction=False) as pipe:
             for sid in sids:
-                pipe.hgetall(f"sess:{sid}")
+                pipe.hgetall(session_key(sid))
             rows = await pipe.execute()
         sessions, gone = [], []
         for sid, row in zip(sids, rows, strict=False):
@@ -135,15 +155,15 @@ class SessionStore:
                 continue
             sessions.append(_session(sid, row))
         if gone:
-            await self.redis.srem(f"usess:{user_id}", *gone)
+            await self.redis.srem(user_key(user_id), *gone)
         return sorted(sessions, key=lambda s: s.created_at, reverse=True)
 
     async def revoke(self, sid: str, user_id: str | None) -> bool:
         """End one session; True if it existed. Its open websockets close too."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(f"sess:{sid}", f"sess:{sid}:used")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(session_key(sid), used_key(sid))  # the session ends here: first, in one step
             if user_id:
-                pipe.srem(f"usess:{user_id}", sid)
+                pipe.srem(user_key(user_id), sid)
             deleted, *_ = await pipe.execute()
         if user_id:
             await self.events.publish(session_ended(user_id, sid))
@@ -151,12 +171,11 @@ class SessionStore:
 
     async def revoke_all(self, user_id: str) -> int:
         """End every session of a user; returns how many there were."""
-        sids = [_text(s) for s in await self.redis.smembers(f"usess:{user_id}")]
-        keys: list[Any] = [k for sid in sids for k in (f"sess:{sid}", f"sess:{sid}:used")]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if keys:
-                pipe.delete(*keys)
-            pipe.delete(f"usess:{user_id}")
+        sids = [_text(s) for s in await self.redis.smembers(user_key(user_id))]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sid in sids:  # one DEL per session: its keys share a slot, other sessions' may not
+                pipe.delete(session_key(sid), used_key(sid))
+            pipe.delete(user_key(user_id))
             await pipe.execute()
         await self.events.publish(session_ended(user_id, "*"))
         return len(sids)

@@ -1,11 +1,17 @@
 """Fan-out across server processes through Redis.
 
-Every frame published on a channel is appended to a capped stream `stream:<channel>`
-(recent history, for `since` replay) and published on `ch:<channel>` together with its
+Every frame published on a channel is appended to a capped stream `stream:{<channel>}`
+(recent history, for `since` replay) and published on `ch:{<channel>}` together with its
 stream id as `offset` — both in one server-side script, so the id a console sees live
-is the id it can later resume from. Each process holds one pub/sub connection, decodes
-every message once into a `Frame` and delivers that to its local sockets; nothing is
-shared in process memory across processes.
+is the id it can later resume from. Each process holds one pub/sub connection (on a Redis
+Cluster: one per node), decodes every message once into a `Frame` and delivers that to its
+local sockets; nothing is shared in process memory across processes.
+
+On a Redis Cluster the hash tag `{<channel>}` puts a channel's stream and pub/sub channel in one
+slot; a batch of frames is published with one script call per slot (in one pipeline), each call
+declaring every key it touches, and pub/sub is sharded (`SPUBLISH`/`SSUBSCRIBE`), so each node
+carries only its own channels' messages. One Redis uses the same script and keys with plain
+`PUBLISH`/`SUBSCRIBE` (every frame of a batch in one call).
 
 On pub/sub a message is the JSON array `[offset, fields]` (`offset` null for live-only
 messages, which no stream keeps); a stream entry keeps the fields alone (`d`).
@@ -21,12 +27,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisUnreachable
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from dispatch.core import jsonutil
 from dispatch.core.events import Event
+from dispatch.core.storage import is_cluster
 from dispatch.realtime.frames import Frame, parse_offset
 
 log = logging.getLogger("dispatch.realtime")
@@ -38,18 +46,23 @@ RECONNECT_FIRST = 0.25  # seconds before the first pub/sub reconnect attempt
 RECONNECT_MAX = 1.0  # longest pause between attempts, so live frames resume within a second or so
 CONFIRM_TIMEOUT = 10.0  # seconds a subscription waits for Redis to confirm it before failing (503-like)
 
-# ARGV: maxlen, then (channel, fields) pairs, each fields a JSON object. The id and the fields travel
-# as two elements of an array, so nothing here reads or edits the fields' JSON text.
+# KEYS: per frame, its channel's stream and pub/sub channel (all of one slot on a cluster). ARGV: maxlen,
+# the publish command (PUBLISH, or SPUBLISH on a cluster), then each frame's fields, a JSON object. The id
+# and the fields travel as two elements of an array, so nothing here reads or edits the fields' JSON text.
 PUBLISH_MANY = """
 local ids = {}
-for i = 2, #ARGV, 2 do
-  local channel, fields = ARGV[i], ARGV[i + 1]
-  local id = redis.call('XADD', 'stream:' .. channel, 'MAXLEN', '~', ARGV[1], '*', 'd', fields)
-  redis.call('PUBLISH', 'ch:' .. channel, '["' .. id .. '",' .. fields .. ']')
+for i = 1, #KEYS, 2 do
+  local fields = ARGV[(i + 1) / 2 + 2]
+  local id = redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', 'd', fields)
+  redis.call(ARGV[2], KEYS[i + 1], '["' .. id .. '",' .. fields .. ']')
   ids[#ids + 1] = id
 end
 return ids
 """
+
+
+class _SourceGone(Exception):
+    """A cluster node's pub/sub connection was dropped: none of its channels is followed any more."""
 
 
 class Subscriber(Protocol):
@@ -70,7 +83,17 @@ class Sink(Protocol):
 
 def pubsub_key(channel: str) -> str:
     """The Redis pub/sub channel that carries a channel's live frames."""
-    return "ch:" + channel
+    return "ch:{" + channel + "}"
+
+
+def stream_key(channel: str) -> str:
+    """The Redis stream that keeps a channel's recent frames (same cluster slot as its pub/sub channel)."""
+    return "stream:{" + channel + "}"
+
+
+def channel_of(key: bytes) -> str:
+    """The channel whose live frames a pub/sub channel carries."""
+    return key.decode().removeprefix("ch:{").removesuffix("}")
 
 
 def live_message(channel: str, fields: Mapping[str, Any]) -> tuple[str, bytes]:
@@ -130,9 +153,12 @@ class Hub:
         self.stream_maxlen = stream_maxlen
         # Per channel, its local subscribers, each live (None) or catching up after a replay.
         self.local: dict[str, dict[Subscriber, _Catchup | None]] = {}
-        self._script = redis.register_script(PUBLISH_MANY)
+        self.sharded = is_cluster(redis)  # a Redis Cluster: sharded pub/sub, scripts per slot
+        self._publish = "SPUBLISH" if self.sharded else "PUBLISH"
         self._pubsub: Any = None
-        self._reader: asyncio.Task[None] | None = None
+        # Reader tasks of the pub/sub connection(s): one (`redis`) on one Redis, one per node on a cluster.
+        self._readers: dict[str, tuple[Any, asyncio.Task[None]]] = {}  # source: (its pub/sub, reader)
+        self._recovering: asyncio.Task[None] | None = None
         # Per pub/sub channel, one future per SUBSCRIBE sent and not yet confirmed, oldest first;
         # each ends True once Redis confirms it, False when sending it failed.
         self._unconfirmed: dict[bytes, deque[asyncio.Future[bool]]] = {}
@@ -154,24 +180,38 @@ class Hub:
             log.warning("background %s failed: %s: %s", name, type(exc).__name__, exc)
 
     # --- publishing -----------------------------------------------------
-    async def queue_publish(self, pipe: Any, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        """Add the publication of (channel, fields) pairs to a pipeline (one script call)."""
-        if items:
+    async def queue_publish(self, pipe: Any, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[int]]:
+        """Add the publication of (channel, fields) pairs to a pipeline: one script call per slot, in order.
+
+        Returns, per call queued, the indexes of the items it publishes (its answer lists their offsets).
+        """
+        groups: dict[int, list[int]] = {}
+        for index, (channel, _) in enumerate(items):
+            groups.setdefault(key_slot(stream_key(channel).encode()) if self.sharded else 0, []).append(index)
+        for indexes in groups.values():
+            keys = [key for i in indexes for key in (stream_key(items[i][0]), pubsub_key(items[i][0]))]
+            fields = [jsonutil.dumps(items[i][1]) for i in indexes]
             # EVAL with the script text, not a registered Script: a Script in a pipeline makes the
             # pipeline ask SCRIPT EXISTS first, a second round trip on every GPS batch.
-            pipe.eval(PUBLISH_MANY, 0, *self._args(items))
+            pipe.eval(PUBLISH_MANY, len(keys), *keys, self.stream_maxlen, self._publish, *fields)
+        return list(groups.values())
 
     async def publish_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
         """Publish (channel, fields) pairs in one round trip; returns their offsets."""
         if not items:
             return []
-        return [_text(i) for i in await self._script(args=self._args(items))]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            calls = await self.queue_publish(pipe, items)
+            answers = await pipe.execute()
+        offsets = [""] * len(items)
+        for indexes, ids in zip(calls, answers, strict=True):
+            for index, entry_id in zip(indexes, ids, strict=True):
+                offsets[index] = _text(entry_id)
+        return offsets
 
-    def _args(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
-        args: list[Any] = [self.stream_maxlen]
-        for channel, fields in items:
-            args += [channel, jsonutil.dumps(fields)]
-        return args
+    async def publish_raw(self, channel: str, message: bytes) -> None:
+        """Publish one message as it is on a channel's pub/sub channel (live-only notices; tests)."""
+        await self.redis.execute_command(self._publish, pubsub_key(channel), message)  # type: ignore[no-untyped-call]
 
     async def publish_event(self, event: Event) -> None:
         """EventBus listener: a domain event becomes one frame per channel."""
@@ -187,7 +227,8 @@ class Hub:
         """Publish a notice to the sockets open now, on every process, keeping it for no replay."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for channel in dict.fromkeys(event.channels):
-                pipe.publish(*live_message(channel, {"type": event.type, "channel": channel, **event.data}))
+                key, message = live_message(channel, {"type": event.type, "channel": channel, **event.data})
+                pipe.execute_command(self._publish, key, message)
             await pipe.execute()
 
     # --- subscribing ----------------------------------------------------
@@ -287,7 +328,7 @@ class Hub:
                 await self._ensure_reader()
                 confirmation = asyncio.get_running_loop().create_future()
                 self._unconfirmed.setdefault(key, deque()).append(confirmation)
-                await self._pubsub.subscribe(key)
+                await self._send_subscribe(self._pubsub, [key])
             pending = self._unconfirmed.get(key)
             if pending:
                 await self._confirmation(pending[-1])
@@ -342,20 +383,23 @@ class Hub:
                 emptied.append(pubsub_key(channel))
         if emptied and self._pubsub is not None and not self._closed:
             try:
-                await self._pubsub.unsubscribe(*emptied)
+                if self.sharded:
+                    await self._pubsub.sunsubscribe(*emptied)
+                else:
+                    await self._pubsub.unsubscribe(*emptied)
             except (RedisError, OSError):
                 log.warning("unsubscribe from %d channels failed (Redis unreachable)", len(emptied))
 
     async def history(self, channel: str, since: str, limit: int = REPLAY_PAGE, until: str = "+") -> list[Frame]:
         """Up to `limit` frames the channel carried after offset `since` (up to offset `until`), oldest first."""
         rows: list[tuple[bytes, dict[bytes, bytes]]] = await self.redis.xrange(  # type: ignore[assignment]
-            "stream:" + channel, min="(" + since, max=until, count=limit
+            stream_key(channel), min="(" + since, max=until, count=limit
         )
         return [Frame.carried(channel, _text(entry_id), jsonutil.loads(fields[b"d"])) for entry_id, fields in rows]
 
     async def last_offset(self, channel: str) -> str | None:
         """The offset of the newest frame the channel keeps, or None when it keeps none."""
-        rows = await self.redis.xrevrange("stream:" + channel, max="+", min="-", count=1)
+        rows = await self.redis.xrevrange(stream_key(channel), max="+", min="-", count=1)
         if not rows:
             return None
         return _text(rows[0][0])
@@ -363,29 +407,70 @@ class Hub:
     # --- the reader -----------------------------------------------------
     async def _ensure_reader(self) -> None:
         if self._pubsub is None:
+            if self.sharded:
+                await self.redis.initialize()  # the cluster's slot map, which SSUBSCRIBE routes by
             self._pubsub = self.redis.pubsub()  # subscribe confirmations are read: see subscribe()
-        if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read(), name="hub-reader")
+        if not self.sharded:
+            self._start_readers(self._pubsub)
 
-    async def _read(self) -> None:
-        """Deliver pub/sub messages to local subscribers; resubscribe after a Redis outage."""
-        while not self._closed:
+    async def _send_subscribe(self, pubsub: Any, keys: list[bytes]) -> None:
+        """SUBSCRIBE (SSUBSCRIBE on a cluster, on each key's node); the reader reads the confirmations."""
+        if self.sharded:
+            await pubsub.ssubscribe(*keys)
+        else:
+            await pubsub.subscribe(*keys)
+        self._start_readers(pubsub)
+
+    def _start_readers(self, pubsub: Any) -> None:
+        """A reader task for each connection of `pubsub` that has none (redis-py's cluster pub/sub reads
+        its nodes one after the other, each with the whole timeout: one task per node reads them all at once)."""
+        sources = list(pubsub.node_pubsub_mapping) if self.sharded else ["redis"]
+        for source in sources:
+            reading, task = self._readers.get(source, (None, None))
+            if reading is not pubsub or task is None or task.done():  # a reader of an old connection ends by itself
+                task = asyncio.create_task(self._read(pubsub, source), name=f"hub-reader {source}")
+                self._readers[source] = (pubsub, task)
+
+    async def _next(self, pubsub: Any, source: str) -> dict[str, Any] | None:
+        """The next message of one connection (None: none within a second, or nothing subscribed yet)."""
+        if not self.sharded:
+            if not pubsub.subscribed:
+                await asyncio.sleep(0.05)
+                return None
+            message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
+            return message
+        node_pubsub = pubsub.node_pubsub_mapping.get(source)
+        if node_pubsub is None:  # no channel of this node is followed any longer
+            raise _SourceGone
+        if not node_pubsub.subscribed:
+            await asyncio.sleep(0.05)
+            return None
+        node = self.redis.get_node(node_name=source)  # type: ignore[attr-defined]
+        if node is None:
+            raise RedisUnreachable(f"node {source} left the cluster")
+        message = await pubsub.get_sharded_message(target_node=node, timeout=1.0)
+        return message
+
+    async def _read(self, pubsub: Any, source: str) -> None:
+        """Deliver one connection's messages to local subscribers; after a Redis outage, resubscribe."""
+        while not self._closed and self._pubsub is pubsub:
             try:
-                if not self._pubsub.subscribed:
-                    await asyncio.sleep(0.05)
-                    continue
-                message = await self._pubsub.get_message(timeout=1.0)
+                message = await self._next(pubsub, source)
             except asyncio.CancelledError:
                 raise
+            except _SourceGone:
+                return
             except (RedisError, OSError) as exc:
-                log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
-                await self._reconnect()
-                continue
+                if self._pubsub is pubsub and (self._recovering is None or self._recovering.done()):
+                    log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
+                    self._recovering = asyncio.create_task(self._reconnect(), name="hub-reconnect")
+                return
             if message is None:
                 continue
-            if message.get("type") == "message":
+            kind = message.get("type")
+            if kind in ("message", "smessage"):
                 self._dispatch(message["channel"], message["data"])
-            elif message.get("type") == "subscribe":
+            elif kind in ("subscribe", "ssubscribe"):
                 self._confirmed(message["channel"])
 
     async def _reconnect(self) -> None:
@@ -399,19 +484,20 @@ class Hub:
             await asyncio.sleep(delay)
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.aclose()
-            self._pubsub = self.redis.pubsub()
-            channels = [pubsub_key(c) for c in self.local]
+            self._pubsub = pubsub = self.redis.pubsub()
+            channels = [pubsub_key(c).encode() for c in self.local]
             try:
                 if channels:
-                    await self._pubsub.subscribe(*channels)
+                    await self._send_subscribe(pubsub, channels)
             except (RedisError, OSError):
                 delay = min(delay * 2, RECONNECT_MAX)
                 continue
+            self._start_readers(pubsub)
             log.info("pub/sub reconnected (%d channels)", len(channels))
             return
 
     def _dispatch(self, raw_channel: bytes, message: bytes) -> None:
-        channel = raw_channel.decode().removeprefix("ch:")
+        channel = channel_of(raw_channel)
         try:
             frame = decode(channel, message)
         except ValueError as exc:  # JSONDecodeError is one: a message no publisher of ours wrote
@@ -441,10 +527,13 @@ class Hub:
         if self._background:
             await asyncio.wait(list(self._background), timeout=BACKGROUND_GRACE)
         self._closed = True
-        if self._reader is not None:
-            self._reader.cancel()
+        tasks = [task for _, task in self._readers.values()]
+        tasks += [self._recovering] if self._recovering is not None else []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+                await task
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.aclose()

@@ -14,7 +14,7 @@ from dispatch.core import jsonutil
 from dispatch.core.events import Event
 from dispatch.core.storage import Stores
 from dispatch.realtime.frames import Frame
-from dispatch.realtime.hub import REPLAY_PAGE, Hub, live_message, pubsub_key
+from dispatch.realtime.hub import REPLAY_PAGE, Hub, live_message
 from dispatch.settings import Settings
 
 
@@ -215,7 +215,7 @@ async def test_a_replayed_frame_still_on_its_way_live_is_not_sent_twice(stores: 
         assert console.seen[1:] == [0, 1, 2, 3, 4]
         # Frame 4's pub/sub copy reaches the process only now (it was published while the replay read it).
         late = jsonutil.dumps([offsets[4], {"type": "probe", "channel": channel, "n": 4}])
-        await stores.redis.publish(pubsub_key(channel), late)
+        await hub.publish_raw(channel, late)
         await hub.publish_many([frame(channel, 5)])
         await console.until(5)
         assert console.seen[1:] == [0, 1, 2, 3, 4, 5]
@@ -268,7 +268,7 @@ async def test_a_live_only_message_is_delivered_without_an_offset_and_never_kept
     socket = Recorder()
     try:
         await hub.subscribe(socket, channel)
-        await stores.redis.publish(*live_message(channel, {"type": "session_ended", "channel": channel, "n": 1}))
+        await hub.publish_raw(channel, live_message(channel, {"type": "session_ended", "channel": channel, "n": 1})[1])
         await socket.until(1)
         assert (socket.frames[0].type, socket.frames[0].offset) == ("session_ended", None)
         assert await hub.history(channel, "0-0") == []
@@ -284,7 +284,7 @@ async def test_a_malformed_message_is_dropped_and_delivery_goes_on(stores: Store
     try:
         await hub.subscribe(socket, channel)
         for junk in (b"not json", b'{"offset":"0-0","type":"probe","n":0}', b'["1-0", 5]', b"[1, {}]"):
-            await stores.redis.publish(pubsub_key(channel), junk)
+            await hub.publish_raw(channel, junk)
         await hub.publish_many([frame(channel, 1)])
         await socket.until(1)
         assert socket.seen == [1]

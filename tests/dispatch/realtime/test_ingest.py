@@ -14,7 +14,7 @@ from bson import ObjectId
 from dispatch.core import live
 from dispatch.core.storage import Stores
 from dispatch.realtime.frames import Frame
-from dispatch.realtime.hub import Hub
+from dispatch.realtime.hub import Hub, stream_key
 from dispatch.realtime.ingest import DriverContext, Ingest, Submission
 from dispatch.settings import Settings
 from models.vehicles import GPS_POINTS, GpsHistory
@@ -167,7 +167,7 @@ async def test_a_failed_history_write_is_kept_retried_and_published_again_before
     # so the publication fails too (the fleet frame comes first: the script fails before any PUBLISH).
     await rig.db.drop_collection(GPS_POINTS)
     await rig.db.create_collection(GPS_POINTS, validator={"$jsonSchema": {"required": ["never_there"]}})
-    broken_stream = f"stream:fleet:{rig.context.organization}"
+    broken_stream = stream_key(f"fleet:{rig.context.organization}")
     await rig.redis.set(broken_stream, "not a stream")
     acks = Acks()
     submission = Submission(rig.context, points(1, 2), acks)
