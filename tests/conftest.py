@@ -3,6 +3,10 @@
 Given DISPATCH_MONGODB_URL / DISPATCH_REDIS_URL, the suite uses those servers; otherwise it
 starts private throw-away instances on free ports (redis-server, secantusd-py) and one
 real Celery worker, and stops them at the end.
+
+Tests marked `both_redis` run twice: on the single Redis, and on a 3-master Redis Cluster on
+loopback (started once, when the first of them needs it; the Celery broker stays on the single
+Redis, as in production). Their `settings` say which (`redis_mode`).
 """
 
 from __future__ import annotations
@@ -112,8 +116,33 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         group.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A 3-master Redis Cluster on loopback ports: the URL of one node."""
+    root = tmp_path_factory.mktemp("redis-cluster")
+    group = devservices.Group()
+    try:
+        ports = [devservices.free_port() for _ in range(3)]
+        yield devservices.start_redis_cluster(ports, root / "data", root / "log", group)
+    finally:
+        group.stop()
+
+
 @pytest.fixture
-def settings(services: Running) -> Settings:
+def redis_mode() -> str:
+    """`single` or `cluster` (tests marked `both_redis` get each in turn)."""
+    return "single"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_redis") and "redis_mode" in metafunc.fixturenames:
+        metafunc.parametrize("redis_mode", ["single", "cluster"])
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, services: Running, redis_mode: str) -> Settings:
+    if redis_mode == "cluster":
+        return services.settings(redis_url=request.getfixturevalue("redis_cluster"), redis_cluster=True)
     return services.settings()
 
 

@@ -110,7 +110,6 @@ def _cluster(url: str, options: dict[str, Any]) -> aioredis.Redis:
     client = RedisCluster.from_url(
         url,
         max_connections=REDIS_POOL_SIZE,  # per node
-        cluster_error_retry_attempts=2,
         **options,
     )
     return cast(aioredis.Redis, client)

@@ -324,10 +324,10 @@ class Hub:
         key = pubsub_key(channel).encode()
         confirmation = None
         try:
-            if first:
-                await self._ensure_reader()
+            if first:  # awaited by later subscribers from now on, even while the connection is opened
                 confirmation = asyncio.get_running_loop().create_future()
                 self._unconfirmed.setdefault(key, deque()).append(confirmation)
+                await self._ensure_reader()
                 await self._send_subscribe(self._pubsub, [key])
             pending = self._unconfirmed.get(key)
             if pending:

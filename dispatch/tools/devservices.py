@@ -149,6 +149,66 @@ def start_redis(port: int, data_dir: Path, log_dir: Path, *, persist: bool = Fal
     return _wait_port(service, "127.0.0.1", port, 20)
 
 
+def start_redis_node(
+    port: int, data_dir: Path, log_dir: Path, *, bus_port: int = 0, node_timeout_ms: int = 2000
+) -> Service:
+    """One redis-server of a Redis Cluster on 127.0.0.1:port; its cluster config stays in `data_dir`,
+    so a node stopped and started again on the same port rejoins with its slots."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServiceError("redis-server is not installed (Debian package `redis-server`)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir.resolve())]
+    argv += ["--daemonize", "no", "--save", "", "--appendonly", "no", "--cluster-enabled", "yes"]
+    argv += ["--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", str(node_timeout_ms)]
+    # The cluster bus on a free port of its own (by default port + 10000, which may be taken or past 65535).
+    argv += ["--cluster-port", str(bus_port or free_port())]
+    process, log_path = _spawn(f"redis-node-{port}", argv, log_dir)
+    service = Service("redis-server (cluster node)", process, f"redis://127.0.0.1:{port}", log_path)
+    return _wait_port(service, "127.0.0.1", port, 20)
+
+
+def start_redis_cluster(ports: list[int], data_dir: Path, log_dir: Path, group: Group) -> str:
+    """A Redis Cluster of masters only on loopback (one node per port), added to `group`; the URL of its
+    first node once every slot is served (`cluster_state:ok`)."""
+    for port in ports:
+        group.add(start_redis_node(port, data_dir / str(port), log_dir))
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise ServiceError("redis-cli is not installed (Debian package `redis-tools`)")
+    nodes = [f"127.0.0.1:{port}" for port in ports]
+    created = subprocess.run(
+        [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if created.returncode != 0:
+        raise ServiceError(f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}")
+    wait_cluster_ok(ports)
+    return f"redis://127.0.0.1:{ports[0]}"
+
+
+def wait_cluster_ok(ports: list[int], timeout: float = 30) -> None:
+    """Block until every node says `cluster_state:ok` (all slots served, the nodes agree)."""
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for port in ports:
+            try:
+                with redis.Redis(port=port, socket_connect_timeout=1) as client:
+                    states.append(client.cluster("INFO").get("cluster_state"))
+            except redis.RedisError:
+                states.append("down")
+        if states == ["ok"] * len(ports):
+            return
+        time.sleep(0.1)
+    raise ServiceError(f"the Redis Cluster on {ports} is not ok within {timeout}s")
+
+
 def start_mongo(port: int, storage: str, log_dir: Path) -> Service:
     """The embedded MongoDB-wire server (SecantusDB `secantusd-py`) on 127.0.0.1:port."""
     binary = VENV_BIN / "secantusd-py"

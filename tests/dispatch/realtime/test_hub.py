@@ -8,14 +8,15 @@ import uuid
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from dispatch.core import jsonutil
 from dispatch.core.events import Event
-from dispatch.core.storage import Stores
+from dispatch.core.storage import Stores, open_stores
 from dispatch.realtime.frames import Frame
 from dispatch.realtime.hub import REPLAY_PAGE, Hub, live_message
 from dispatch.settings import Settings
+
+pytestmark = pytest.mark.both_redis
 
 
 class Recorder:
@@ -103,8 +104,8 @@ async def publish_range(hub: Hub, channel: str, numbers: range, pause: float = 0
 async def test_a_second_subscriber_waits_for_the_subscription_on_its_way(stores: Stores, settings: Settings) -> None:
     # A hub on a client of its own: its pub/sub connection is still being opened when the second
     # subscriber comes, while the shared client publishes on a connection that is already open.
-    own = aioredis.Redis.from_url(settings.redis_url)
-    hub, publisher = Hub(own), Hub(stores.redis)
+    own = open_stores(settings)
+    hub, publisher = Hub(own.redis), Hub(stores.redis)
     channel = fleet()
     first, second = Recorder(), Recorder()
     try:
@@ -119,7 +120,7 @@ async def test_a_second_subscriber_waits_for_the_subscription_on_its_way(stores:
         assert second.seen == [1, 2] and first.seen == [1, 2]
     finally:
         await hub.close()
-        await own.aclose()
+        await own.close()
 
 
 @pytest.mark.gen_test(timeout=60)
