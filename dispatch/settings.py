@@ -252,7 +252,7 @@ class Settings:
         for name in ("redis_url", "cache_url"):
             url = getattr(self, name)
             if url and (urlsplit(url).scheme == "unix" or urlsplit(url).path.strip("/") not in ("", "0")):
-                _fail(name, url, "a redis:// or rediss:// URL of a cluster node, db 0, when DISPATCH_REDIS_CLUSTER=true")
+                _fail(name, url, "a redis:// URL of a cluster node (db 0) when DISPATCH_REDIS_CLUSTER=true")
         if not self.broker_url:
             _fail("broker_url", "", "a plain Redis URL for Celery when DISPATCH_REDIS_CLUSTER=true")
 

@@ -140,10 +140,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, services: Running, redis_mode: str) -> Settings:
+def redis_settings(request: pytest.FixtureRequest, redis_mode: str) -> dict[str, Any]:
+    """The settings that put a test on the Redis of its `redis_mode` (none: the single Redis)."""
     if redis_mode == "cluster":
-        return services.settings(redis_url=request.getfixturevalue("redis_cluster"), redis_cluster=True)
-    return services.settings()
+        return {"redis_url": request.getfixturevalue("redis_cluster"), "redis_cluster": True}
+    return {}
+
+
+@pytest.fixture
+def settings(services: Running, redis_settings: dict[str, Any]) -> Settings:
+    return services.settings(**redis_settings)
 
 
 @pytest.fixture

@@ -56,3 +56,33 @@ async def test_forked_processes_share_one_port_and_all_consoles_get_every_point(
             lats = [(await console.recv_type("location", timeout=20))["lat"] for _ in range(5)]
             assert lats == [50.01, 50.02, 50.03, 50.04, 50.05]
         await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("redis_mode", ["cluster"])
+@pytest.mark.gen_test(timeout=HANG_GUARD)
+async def test_on_a_redis_cluster_a_console_resumes_on_another_server_with_since(
+    app: Any, api: Api, base_url: str, settings: Any, tmp_path: Path
+) -> None:
+    assert settings.redis_cluster
+    team = await fleet(app, api)
+    channel = f"fleet:{team['org']['_id']}"
+    with serving(settings, tmp_path / "a.log") as server_a:
+        console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
+        await console.send({"type": "subscribe", "channel": channel})
+        await console.recv_type("subscribed")
+        driver = await WsClient.connect(ws_url(server_a, "/ws/driver"), team["drivers"][0]["token"])
+        await driver.recv_type("ready")
+        await driver.send({"type": "location", **point(1, lat=50.01)})
+        await driver.recv_type("ack", seq=1)
+        offset = (await console.recv_type("location", timeout=20))["offset"]
+        console.close()
+        # Away meanwhile; back on the other process, it asks for what it missed.
+        await driver.send({"type": "locations", "points": [point(n, lat=50 + n / 100) for n in range(2, 5)]})
+        await driver.recv_type("ack", seq=4)
+        back = await WsClient.connect(ws_url(server_a, "/ws/console"), team["manager_token"])
+        await back.send({"type": "subscribe", "channel": channel, "since": offset})
+        await back.recv_type("subscribed")
+        replayed = [(await back.recv_type("location", timeout=20))["lat"] for _ in range(3)]
+        await driver.send({"type": "location", **point(5, lat=50.05)})
+        live = await back.recv_type("location", timeout=20)
+        assert replayed == [50.02, 50.03, 50.04] and live["lat"] == 50.05

@@ -21,6 +21,7 @@ from pymongo.errors import ConnectionFailure
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ClusterDownError, RedisClusterException, RedisError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisUnreachable
 from redis.exceptions import TimeoutError as RedisTimeout
 
@@ -29,8 +30,18 @@ from dispatch.settings import Settings
 log = logging.getLogger("dispatch.storage")
 
 # What a call raises when MongoDB, Redis or the Celery broker cannot be reached right now (a killed
-# or restarting server, a timeout): answered 503 `service_unavailable`, never 500.
-UNAVAILABLE: tuple[type[Exception], ...] = (ConnectionFailure, RedisUnreachable, RedisTimeout, BrokerUnreachable)
+# or restarting server, a timeout; on a Redis Cluster also a node down, the cluster not `ok`, slots
+# moving): answered 503 `service_unavailable`, never 500.
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisUnreachable,
+    RedisTimeout,
+    ClusterDownError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
+UNAVAILABLE: tuple[type[Exception], ...] = (ConnectionFailure, *REDIS_UNAVAILABLE, BrokerUnreachable)
+# Whatever a Redis call may raise (redis-py's cluster client raises some errors outside RedisError).
+REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
 REDIS_POOL_SIZE = 200  # connections per client and process
 REDIS_POOL_WAIT = 5.0  # seconds a command waits for a free connection before failing (503)

@@ -29,12 +29,11 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisUnreachable
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from dispatch.core import jsonutil
 from dispatch.core.events import Event
-from dispatch.core.storage import is_cluster
+from dispatch.core.storage import REDIS_FAILURES, is_cluster
 from dispatch.realtime.frames import Frame, parse_offset
 
 log = logging.getLogger("dispatch.realtime")
@@ -159,6 +158,9 @@ class Hub:
         # Reader tasks of the pub/sub connection(s): one (`redis`) on one Redis, one per node on a cluster.
         self._readers: dict[str, tuple[Any, asyncio.Task[None]]] = {}  # source: (its pub/sub, reader)
         self._recovering: asyncio.Task[None] | None = None
+        # Pause before the next reconnect: doubles while new connections die before a message comes
+        # (a cluster node's dead pooled connections may take a SUBSCRIBE and fail on the read).
+        self._reconnect_delay = RECONNECT_FIRST
         # Per pub/sub channel, one future per SUBSCRIBE sent and not yet confirmed, oldest first;
         # each ends True once Redis confirms it, False when sending it failed.
         self._unconfirmed: dict[bytes, deque[asyncio.Future[bool]]] = {}
@@ -332,7 +334,7 @@ class Hub:
             pending = self._unconfirmed.get(key)
             if pending:
                 await self._confirmation(pending[-1])
-        except (RedisError, OSError):  # Redis unreachable: not subscribed, the caller says so
+        except REDIS_FAILURES:  # Redis unreachable: not subscribed, the caller says so
             self._forget(key, confirmation)
             if members.get(subscriber) is catchup:
                 del members[subscriber]
@@ -387,7 +389,7 @@ class Hub:
                     await self._pubsub.sunsubscribe(*emptied)
                 else:
                     await self._pubsub.unsubscribe(*emptied)
-            except (RedisError, OSError):
+            except REDIS_FAILURES:
                 log.warning("unsubscribe from %d channels failed (Redis unreachable)", len(emptied))
 
     async def history(self, channel: str, since: str, limit: int = REPLAY_PAGE, until: str = "+") -> list[Frame]:
@@ -460,7 +462,7 @@ class Hub:
                 raise
             except _SourceGone:
                 return
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 if self._pubsub is pubsub and (self._recovering is None or self._recovering.done()):
                     log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
                     self._recovering = asyncio.create_task(self._reconnect(), name="hub-reconnect")
@@ -469,6 +471,7 @@ class Hub:
                 continue
             kind = message.get("type")
             if kind in ("message", "smessage"):
+                self._reconnect_delay = RECONNECT_FIRST  # this connection works
                 self._dispatch(message["channel"], message["data"])
             elif kind in ("subscribe", "ssubscribe"):
                 self._confirmed(message["channel"])
@@ -479,20 +482,21 @@ class Hub:
         A failed SUBSCRIBE leaves the new connection with no channels, and the reader would then
         wait forever for a subscription; so keep trying here, briefly apart, until one succeeds.
         """
-        delay = RECONNECT_FIRST
+        delay = self._reconnect_delay
         while not self._closed:
             await asyncio.sleep(delay)
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_FAILURES):
                 await self._pubsub.aclose()
             self._pubsub = pubsub = self.redis.pubsub()
             channels = [pubsub_key(c).encode() for c in self.local]
             try:
                 if channels:
                     await self._send_subscribe(pubsub, channels)
-            except (RedisError, OSError):
+            except REDIS_FAILURES:
                 delay = min(delay * 2, RECONNECT_MAX)
                 continue
             self._start_readers(pubsub)
+            self._reconnect_delay = min(delay * 2, RECONNECT_MAX)
             log.info("pub/sub reconnected (%d channels)", len(channels))
             return
 
@@ -535,5 +539,5 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_FAILURES):
                 await self._pubsub.aclose()

@@ -23,9 +23,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from pymongo import WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
-from redis.exceptions import RedisError
 
 from dispatch.core import live
+from dispatch.core.storage import REDIS_FAILURES
 from dispatch.core.timeutil import isoformat
 from dispatch.realtime.hub import Hub
 from models.vehicles import GpsHistory
@@ -231,7 +231,7 @@ class Ingest:
                     )
                 await self.hub.queue_publish(pipe, frames)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             if not self._publish_failing:  # once per outage, not once per batch
                 log.warning("live positions not published (%s); history is still stored", type(exc).__name__)
             self._publish_failing = True

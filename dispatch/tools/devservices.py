@@ -190,6 +190,14 @@ def start_redis_cluster(ports: list[int], data_dir: Path, log_dir: Path, group: 
     return f"redis://127.0.0.1:{ports[0]}"
 
 
+def respawn(service: Service, port: int) -> Service:
+    """Start a stopped service again with the same command line (same port, same data folder)."""
+    log_dir = service.log_path.parent if service.log_path is not None else Path(".")
+    name = service.log_path.stem if service.log_path is not None else service.name
+    process, log_path = _spawn(name, [str(arg) for arg in service.process.args], log_dir)  # type: ignore[union-attr]
+    return _wait_port(Service(service.name, process, service.url, log_path), "127.0.0.1", port, 20)
+
+
 def wait_cluster_ok(ports: list[int], timeout: float = 30) -> None:
     """Block until every node says `cluster_state:ok` (all slots served, the nodes agree)."""
     import redis

@@ -36,6 +36,7 @@ def strings_in(value: Any) -> list[str]:
     return [str(value)]
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_a_key_is_shown_once_and_stored_only_as_its_hash(app: Any, api: Api, sync_db: Any) -> None:
     world = await make_world(app)

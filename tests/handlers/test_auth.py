@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
+from models.users import cache_key
 from tests.support.factories import PASSWORD, login, make_user
 from tests.support.helpers import Api, wait_for_email
 from tests.support.sms import new_phone, wait_for_code
@@ -31,6 +32,7 @@ async def login_pair(api: Api, login_id: str, password: str = PASSWORD) -> dict[
     return answer.json
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_register_verify_login_and_read_profile(api: Api, services: Any) -> None:
     national, e164 = new_phone()
@@ -197,6 +199,7 @@ async def test_no_token_is_401_and_public_routes_ignore_a_stale_one(api: Api) ->
     assert (await api.get("/healthz", token="stale.token.here")).status == 200
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test
 async def test_refresh_rotates_and_replay_ends_the_session(api: Api, app: Any) -> None:
     user = await make_user(app)
@@ -213,6 +216,7 @@ async def test_refresh_rotates_and_replay_ends_the_session(api: Api, app: Any) -
     assert garbage.status == 401 and garbage.error_code == "invalid_refresh_token"
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test
 async def test_logout_ends_only_the_calling_session(api: Api, app: Any) -> None:
     user = await make_user(app)
@@ -224,6 +228,7 @@ async def test_logout_ends_only_the_calling_session(api: Api, app: Any) -> None:
     assert (await api.get("/api/v1/users/me", token=laptop["access_token"])).status == 200
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test
 async def test_sessions_are_listed_and_can_be_ended(api: Api, app: Any) -> None:
     user = await make_user(app)
@@ -247,6 +252,7 @@ async def test_sessions_are_listed_and_can_be_ended(api: Api, app: Any) -> None:
     assert (await api.get("/api/v1/auth/sessions", token=phone["access_token"])).json["total"] == 1
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_password_reset_by_email_revokes_every_session(api: Api, app: Any, services: Any) -> None:
     user = await make_user(app)
@@ -317,12 +323,15 @@ async def test_driver_cannot_change_own_name_or_phone(api: Api, app: Any) -> Non
     assert renamed.status == 200 and renamed.json["first_name"] == "Olga"
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test
 async def test_profile_reads_come_from_the_cache_and_writes_invalidate_it(api: Api, app: Any) -> None:
     user = await make_user(app)
     token = await login(app, user)
     assert (await api.get("/api/v1/users/me", token=token)).status == 200
-    cache = app.settings["services"].cache
-    assert await cache.exists(f"user:{user['_id']}")
+    services = app.settings["services"]
+    # One Redis keeps the cache in a db of its own; a cluster (db 0 only) under a key prefix.
+    key = cache_key(services.settings.cache_prefix, user["_id"])
+    assert await services.cache.exists(key)
     await api.patch("/api/v1/users/me", {"last_name": "Petrova"}, token=token)
     assert (await api.get("/api/v1/users/me", token=token)).json["last_name"] == "Petrova"

@@ -16,6 +16,7 @@ def settings(services: Any, request: pytest.FixtureRequest) -> Any:
     return services.settings(rate_limits="login_account=3/600,login_ip=5/600,password_forgot_account=1/3600", **changes)
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test
 async def test_login_brute_force_is_429_with_retry_after(api: Api, app: Any) -> None:
     user = await make_user(app)

@@ -59,6 +59,7 @@ async def test_auth_refusals_close_with_4401_and_4403(app: Any, api: Api, base_u
     assert await ended.closed() == 4401
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_location_is_acked_stored_and_fanned_out(app: Any, api: Api, base_url: str) -> None:
     team = await fleet(app, api)
@@ -191,6 +192,7 @@ async def test_frames_over_64_kib_close_with_1009(app: Any, api: Api, base_url: 
     assert await driver.closed() == 1009
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_console_scope_and_replay_after_reconnect(app: Any, api: Api, base_url: str) -> None:
     team, other = await fleet(app, api), await fleet(app, api)
@@ -349,6 +351,7 @@ async def test_a_console_that_never_reads_does_not_delay_another(
     await healthy.recv_type("location")
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_ending_a_session_closes_its_sockets(app: Any, api: Api, base_url: str) -> None:
     team = await fleet(app, api)

@@ -84,6 +84,7 @@ async def test_invalid_phone_or_region_is_422(api: Api, body: dict[str, Any], fi
     assert answer.status == 422 and field in answer.json["error"]["details"], answer.json
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_five_wrong_codes_burn_it(api: Api, services: Any) -> None:
     _, e164 = new_phone()
@@ -105,6 +106,7 @@ async def test_right_code_after_a_few_wrong_ones_still_works(api: Api, services:
     assert (await api.post(VERIFY, {"phone": e164, "code": code})).status == 200
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_a_code_works_once(api: Api, services: Any) -> None:
     _, e164 = new_phone()

@@ -84,6 +84,7 @@ def assert_public(payload: Any, team: dict[str, Any]) -> None:
         assert private not in text, (private, text)
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_a_link_is_followed_without_an_account_and_shows_only_the_public_view(
     app: Any, api: Api, base_url: str
@@ -254,6 +255,7 @@ async def test_the_client_sees_the_truck_and_driver_to_meet_and_sets_a_language(
     assert refused.status == 422 and "language" in refused.json["error"]["details"]
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_the_public_endpoints_are_rate_limited_per_address(app: Any, api: Api, base_url: str) -> None:
     services = app.settings["services"]

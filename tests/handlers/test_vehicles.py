@@ -245,6 +245,7 @@ async def test_each_vehicle_answer_carries_its_live_location(app: Any, api: Api)
 
 
 # --- vehicles: edit and delete ---------------------------------------------------------
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_edit_and_delete_and_the_live_position_goes_with_it(app: Any, api: Api) -> None:
     world = await make_world(app)
@@ -296,6 +297,7 @@ async def test_a_busy_vehicle_keeps_its_organization_driver_and_status(app: Any,
 
 
 # --- nearby ------------------------------------------------------------------------------
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_nearby_lists_available_trucks_nearest_first_within_the_radius(app: Any, api: Api) -> None:
     world = await make_world(app)

@@ -42,9 +42,9 @@ DELIVERY_FIELDS = {
 
 
 @pytest.fixture
-def settings(services: Running, request: pytest.FixtureRequest) -> Settings:
+def settings(services: Running, request: pytest.FixtureRequest, redis_settings: dict[str, Any]) -> Settings:
     """The test's settings: the server sweeps every 0.2 s; a test may add more (indirect parametrize)."""
-    return services.settings(webhook_sweep_interval=0.2, **getattr(request, "param", {}))
+    return services.settings(webhook_sweep_interval=0.2, **redis_settings, **getattr(request, "param", {}))
 
 
 @pytest.fixture
@@ -231,6 +231,7 @@ async def test_a_test_sends_a_signed_ping_and_redeliver_keeps_the_event_id(
     assert missing.status == 404
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_an_order_lifecycle_arrives_signed_once_each_in_order(api: Api, app: Any, receiver: Receiver) -> None:
     world = await make_world(app)

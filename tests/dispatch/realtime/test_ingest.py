@@ -112,6 +112,7 @@ def rig(io_loop: Any, stores: Stores, settings: Settings) -> Iterator[Rig]:
     io_loop.run_sync(made.close)
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_points_are_stored_as_the_history_document_then_acked_and_published(rig: Rig) -> None:
     acks = Acks()
