@@ -91,8 +91,11 @@ def rss_kib(pid: int) -> int:
 
 
 @contextmanager
-def services() -> Iterator[Env]:
-    """Redis and the MongoDB-wire server for one run (given ones via DISPATCH_* are used as they are)."""
+def services(cluster: bool = False) -> Iterator[Env]:
+    """Redis and the MongoDB-wire server for one run (given ones via DISPATCH_* are used as they are).
+
+    With `cluster`, the live state goes to a 3-master Redis Cluster started here (the single Redis
+    stays the Celery broker)."""
     group = devservices.Group()
     root = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
     try:
@@ -115,6 +118,12 @@ def services() -> Iterator[Env]:
             }
         )
         env.pids = {"mongo" if "secantus" in s.name else "redis": s.process.pid for s in group.services}
+        if cluster:
+            ports = [devservices.free_port() for _ in range(3)]
+            env["DISPATCH_BROKER_URL"] = redis
+            env["DISPATCH_REDIS_URL"] = devservices.start_redis_cluster(ports, root / "cluster", root / "log", group)
+            env["DISPATCH_REDIS_CLUSTER"] = "true"
+            env.pids.update({f"redis-node-{n}": s.process.pid for n, s in enumerate(group.services[-3:])})
         yield env
     finally:
         group.stop()

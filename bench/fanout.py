@@ -86,9 +86,10 @@ def measure_relay(args: argparse.Namespace) -> dict[str, Any]:
         )
 
 
-def measure_project(args: argparse.Namespace) -> dict[str, Any]:
-    """The real server's sustained rate (with `--profile`, a py-spy profile at one rate instead)."""
-    with services() as env, server_process(env, args.processes) as running:
+def measure_project(args: argparse.Namespace, cluster: bool = False) -> dict[str, Any]:
+    """The real server's sustained rate (with `--profile`, a py-spy profile at one rate instead);
+    with `cluster`, its live state on a 3-master Redis Cluster."""
+    with services(cluster) as env, server_process(env, args.processes) as running:
         fleet = asyncio.run(driving_fleet(env, args.drivers, args.consoles, args.geofences, args.etas))
         watch = {"server": running.pids(), **{name: [pid] for name, pid in env.pids.items()}}
         if args.profile:
@@ -96,7 +97,7 @@ def measure_project(args: argparse.Namespace) -> dict[str, Any]:
         return run_generator(
             spec_of(running.url, fleet, args),
             watch,
-            f"project x{args.processes}",
+            f"project x{args.processes}" + (" on a Redis Cluster" if cluster else ""),
             on_open=lambda: (
                 {"sockets_per_process": [sockets(pid) for pid in children(running.pid)]} if args.processes > 1 else {}
             ),
@@ -200,6 +201,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--geofences", type=int, default=0, help="geofences of the drivers' organization (e.g. 50)")
     parser.add_argument("--etas", action="store_true", help="every truck serves an order en route (ETAs, arrival)")
     parser.add_argument("--trace", help="append `rate send-offset-s fan-out-ms` of every console frame here")
+    parser.add_argument(
+        "--redis",
+        choices=("single", "cluster", "both"),
+        default="single",
+        help="the server's live state on one Redis, a 3-master Redis Cluster, or both in turn (their ratio)",
+    )
     parser.add_argument("--profile", help="write a py-spy raw profile of the server here")
     parser.add_argument("--profile-rate", type=float, default=1500.0)
     args = parser.parse_args(argv)
@@ -215,6 +222,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     relay = measure_relay(args) if args.target in ("both", "relay") and not args.profile else None
     if relay is not None:
         lines.append(emit("fanout_relay", **common, processes=1, **summary(relay)))
+    if args.redis != "single" and not args.profile:
+        return lines + cluster_lines(args, common, started)
     project = measure_project(args) if args.target in ("both", "project") else None
     if project is not None:
         extra: dict[str, Any] = {}
@@ -240,6 +249,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             )
         )
     return lines
+
+
+def cluster_lines(args: argparse.Namespace, common: dict[str, Any], started: float) -> list[dict[str, Any]]:
+    """The server on a Redis Cluster (and, with `--redis both`, on one Redis first: the same run, their ratio)."""
+    single = measure_project(args) if args.redis == "both" else None
+    cluster = measure_project(args, cluster=True)
+    extra: dict[str, Any] = {}
+    if single is not None:
+        extra = {"single_redis": summary(single)}
+        if single.get("sustained_rate"):
+            extra["ratio_to_single_redis"] = round(cluster.get("sustained_rate", 0) / single["sustained_rate"], 3)
+    name = "fanout_cluster" if args.processes == 1 else f"fanout_cluster_x{args.processes}"
+    return [
+        emit(
+            name,
+            **common,
+            processes=args.processes,
+            **summary(cluster),
+            **extra,
+            seconds=round(time.monotonic() - started),
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -94,3 +94,16 @@ def test_the_pages_policy_allows_exactly_the_tile_servers_origin() -> None:
     assert "img-src 'self' data: https://*.tile.example.org;" in page_csp(osm)
     local = plain.replace(map_tile_url="http://127.0.0.1:8080/tiles/{z}/{x}/{y}.png?key=k")
     assert "img-src 'self' data: http://127.0.0.1:8080;" in page_csp(local)
+
+
+def test_a_redis_cluster_needs_a_plain_broker_and_db_0_and_keeps_the_cache_under_a_prefix() -> None:
+    node = "redis://10.0.0.5:7000"
+    with pytest.raises(SettingsError, match="DISPATCH_BROKER_URL"):
+        Settings.from_env({"DISPATCH_REDIS_CLUSTER": "true", "DISPATCH_REDIS_URL": node}, env_file=None)
+    with pytest.raises(SettingsError, match="DISPATCH_REDIS_URL"):
+        Settings.from_mapping({"redis_cluster": True, "redis_url": node + "/1", "broker_url": "redis://broker/0"})
+    cluster = Settings.from_mapping({"redis_cluster": True, "redis_url": node, "broker_url": "redis://broker/0"})
+    assert (cluster.effective_cache_url, cluster.cache_prefix) == (node, "cache:")
+    assert cluster.effective_broker_url == "redis://broker/0"
+    single = Settings.from_mapping({"redis_url": "redis://127.0.0.1:6379/0"})
+    assert (single.effective_cache_url, single.cache_prefix) == ("redis://127.0.0.1:6379/1", "")

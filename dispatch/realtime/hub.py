@@ -426,6 +426,9 @@ class Hub:
     def _start_readers(self, pubsub: Any) -> None:
         """A reader task for each connection of `pubsub` that has none (redis-py's cluster pub/sub reads
         its nodes one after the other, each with the whole timeout: one task per node reads them all at once)."""
+        recovering = self._recovering is not None and not self._recovering.done()
+        if pubsub is not self._pubsub or (recovering and asyncio.current_task() is not self._recovering):
+            return  # a connection being replaced: its readers ended, the new one's start when it is subscribed
         sources = list(pubsub.node_pubsub_mapping) if self.sharded else ["redis"]
         for source in sources:
             reading, task = self._readers.get(source, (None, None))
