@@ -274,6 +274,7 @@ async def test_an_admin_manages_users_and_browses_orders(
         crossing = page.locator('table.crossings tr[data-event="enter"]')
         await crossing.wait_for()
         assert "K777KK77" in await crossing.inner_text() and "entered" in await crossing.inner_text()
+        await page.screenshot(path=str(artifacts_dir / "admin-geofences.png"), full_page=True)
 
         # a Russian browser gets the panel in Russian
         russian = await context.browser.new_context(locale="ru-RU", viewport=VIEWPORT)
