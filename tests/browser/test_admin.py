@@ -163,6 +163,14 @@ async def test_an_admin_manages_users_and_browses_orders(
         elf = next(item for item in listed if item["plate"] == "K777KK77")
         assert (elf["model"], elf["capacity_kg"], elf["driver_id"]) == ("Isuzu Elf", 4000, str(driver["_id"]))
 
+        # edited in place: only the changed field is sent, and the API has it
+        await page.get_by_role("button", name="Edit K777KK77").click()
+        await page.locator(f"#vehicle-edit-{elf['id']}-color").fill("white")
+        await page.locator(f"#vehicle-edit-{elf['id']}").get_by_role("button", name="Save").click()
+        await page.locator("#announcer").filter(has_text="K777KK77 is saved").wait_for()
+        elf = (await api.get(f"{API}/vehicles/{elf['id']}", token=admin_token)).json
+        assert (elf["color"], elf["model"], elf["status"]) == ("white", "Isuzu Elf", "available")
+
         # deleting a vehicle asks first
         await page.locator(f'tr[data-vehicle-id="{trucks[0]}"]').get_by_role("button", name="Delete").click()
         await page.get_by_role("button", name="Confirm").click()
