@@ -1,5 +1,6 @@
 """The manager console in a real headless Chromium against the app on a real socket: sign-in, the live
-map, the orders board and assignment, presence, waybills, notifications, and recovery after a drop."""
+map with the organization's geofences, the orders board and assignment, presence, waybills, notifications,
+geofence crossings, and recovery after a drop."""
 
 from __future__ import annotations
 
@@ -73,12 +74,20 @@ async def test_console_follows_the_fleet_and_assigns_orders(
         drivers.append(driver)
     client_token = await login(app, await make_user(app, "BASE"))
     type_id = str((await make_vehicle_type(app))["_id"])
+    depot = {"organization": org_id, "name": "Depot", "shape": {"type": "circle", "center": {"lat": 55.752,
+             "lon": 37.615}, "radius_m": 150}}  # fmt: skip
+    depot = (await api.post("/api/v1/geofences", depot, token=team["manager_token"])).json
     errors = PageErrors()
 
     async with browser_context(chromium) as context:
         page = await context.new_page()
         errors.watch(page)
         await sign_in(page, base_url, team["manager"]["username"])
+
+        # the organization's geofence is drawn on the map
+        fence = page.locator(f'#map .geofence[data-geofence-id="{depot["id"]}"]')
+        await fence.locator("circle").wait_for()
+        assert await fence.get_attribute("aria-label") == "Geofence Depot"
 
         # both trucks are on the map where the REST snapshot put them, labelled and coloured by status
         start = await marker(page, truck1)
@@ -93,6 +102,11 @@ async def test_console_follows_the_fleet_and_assigns_orders(
         await wait_marker(page, truck1, lon="37.615", lat="55.752")
         moved = await marker(page, truck1)
         assert moved["transform"] != start["transform"] and moved["online"] == "true"
+        # the truck is now inside the depot: a line in the geofence panel, and the fence highlighted
+        crossing = page.locator(f'#crossing-list li[data-geofence-id="{depot["id"]}"][data-event="enter"]')
+        await crossing.wait_for()
+        assert f"{first['vehicle']['plate']} entered Depot" in await crossing.inner_text()
+        assert await fence.get_attribute("data-crossing") == "enter"
 
         # an order made through the API appears on the board (and as an unread notification)
         created = await api.post(

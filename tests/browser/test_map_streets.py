@@ -1,5 +1,6 @@
 """Streets on the console's map (SPEC section 12): tiles from a tile server on loopback under the page's
-policy, and the offline drawing when no tile server is set or its tiles fail."""
+policy, and the offline drawing when no tile server is set or its tiles fail; the organization's geofences
+are drawn on both."""
 
 from __future__ import annotations
 
@@ -108,6 +109,10 @@ async def test_console_map_shows_streets_and_falls_back_to_the_drawing(
     await driver.send({"type": "location", **point(len(route) + 1, lat=55.750, lon=37.600)})
     await driver.recv_type("ack", seq=len(route) + 1)
     vehicle_id = team["drivers"][0]["vehicle"]["id"]
+    yard = [[55.748, 37.596], [55.748, 37.604], [55.752, 37.604], [55.752, 37.596]]
+    yard = {"organization": str(team["org"]["_id"]), "name": "Yard", "shape": {"type": "polygon", "points": yard}}
+    yard = (await api.post("/api/v1/geofences", yard, token=team["manager_token"])).json
+    drawn_yard = f'#map .geofence[data-geofence-id="{yard["id"]}"] polygon'
     stored = await api.get(f"/api/v1/vehicles/{vehicle_id}/track", token=team["manager_token"])
     km_text = f"{stored.json['distance_km']:.1f}".rstrip("0").rstrip(".")
     page_zone_now = datetime.now()
@@ -123,6 +128,7 @@ async def test_console_map_shows_streets_and_falls_back_to_the_drawing(
             await page.wait_for_selector(".vehicle")
             assert await page.locator("#map .map-grid line").count() > 0
             assert await page.locator(".map-streets").count() == 0
+            assert await page.locator(drawn_yard).is_visible()
             assert "img-src 'self' data:;" in (await api.get("/console")).headers["Content-Security-Policy"]
 
             # a tile server that does not answer: the drawing comes back
@@ -150,6 +156,7 @@ async def test_console_map_shows_streets_and_falls_back_to_the_drawing(
             assert 12 <= zoom <= 19 and f"{zoom}/{tile_of(55.750, 37.600, zoom)}" in seen[:6], seen
             assert await page.locator(".leaflet-tile-loaded").count() > 0
             assert not await page.locator("#map .map-grid").is_visible()
+            assert await page.locator(drawn_yard).is_visible()  # the geofence over the streets
             # the attribution is the setting's text, not HTML
             assert "Test tiles <b>&copy;</b>" in await page.text_content(".leaflet-control-attribution")
             assert await page.evaluate("window.__csp") == []

@@ -1,6 +1,6 @@
 // The administrators' panel: users, organizations and their members, orders with timelines, vehicle
-// types and vehicles — all on the public REST API, with the console's client, DOM helpers and
-// languages. ADMIN only: anyone else who signs in is signed out again with the reason.
+// types and vehicles, support tickets, geofences, API keys and webhooks — all on the public REST API,
+// with the console's client, DOM helpers, map and languages. ADMIN only: anyone else who signs in is signed out again with the reason.
 
 import { Api, ApiError } from "/static/console/api.js";
 import { statusLabel } from "/static/console/board.js";
@@ -82,6 +82,140 @@ function view(name, defaults) {
 
 function categoryName(category) {
   return t(`category.${category}`);
+}
+
+// --- forms whose fields show the API's own errors -------------------------------------------------------
+/** The field a conflict concerns when its details name none (409s of the unique indexes). */
+const CONFLICT_FIELDS = { plate_taken: "plate", driver_taken: "driver_id", name_taken: "name",
+  organization_name_taken: "name" };
+
+/** A problem found before asking the API (a line of vertices that is not "lat,lon"), shown at its field. */
+class FieldError extends Error {
+  constructor(field, message) {
+    super(message);
+    this.field = field;
+  }
+}
+
+/** A number typed in a field: empty → left out (the API says it is missing), unreadable → sent as typed. */
+function num(value) {
+  const text = String(value ?? "").trim().replace(",", ".");
+  if (text === "") return undefined;
+  const parsed = Number(text);
+  return Number.isFinite(parsed) ? parsed : text;
+}
+
+/** Only what differs from `original` (an edit sends the fields the administrator changed). */
+function changed(body, original) {
+  return Object.fromEntries(Object.entries(body).filter(([key, value]) => (original[key] ?? null) !== (value ?? null)));
+}
+
+/**
+ * A form of labelled fields, each with its error line. `fields`: `{name, label, type, value, options, hidden,
+ * hint}` (type text, number, select or textarea). `onSubmit(values)` may throw: an ApiError's messages go
+ * next to the fields they concern (`fieldOf(key)` turns the API's keys, e.g. "shape.radius_m", into field
+ * names; a 409 names its field in `details.field` or by its code), anything else under the form.
+ */
+function apiForm(prefix, fields, submitLabel, onSubmit, { fieldOf = (key) => key, extra = [] } = {}) {
+  const parts = new Map();
+  const general = h("p", { class: "field-error form-error", id: `${prefix}-error`, role: "alert" });
+  const wraps = fields.map((f) => {
+    const id = `${prefix}-${f.name}`;
+    const error = h("span", { class: "field-error", id: `${id}-error`, role: "alert" });
+    const common = { id, name: f.name, "aria-describedby": error.id };
+    let input;
+    if (f.type === "select") {
+      input = h("select", common, f.options.map(([code, text]) => h("option", { value: code,
+        selected: code === (f.value ?? "") }, text)));
+    } else if (f.type === "textarea") {
+      input = h("textarea", { ...common, rows: f.rows ?? "4", cols: "26", spellcheck: "false" });
+      input.value = f.value ?? "";
+    } else {
+      input = h("input", { ...common, type: "text", inputmode: f.type === "number" ? "decimal" : null,
+        autocomplete: "off", size: f.size ?? null });
+      input.value = f.value ?? "";
+    }
+    const wrap = h("div", { class: "field", "data-field": f.name, hidden: f.hidden ?? false },
+      h("label", { for: id }, f.label), input, f.hint ? h("span", { class: "muted hint" }, f.hint) : null, error);
+    parts.set(f.name, { input, error, wrap });
+    return wrap;
+  });
+  const button = h("button", { type: "submit" }, submitLabel);
+
+  function clear() {
+    general.textContent = "";
+    for (const part of parts.values()) {
+      part.error.textContent = "";
+      part.input.removeAttribute("aria-invalid");
+    }
+  }
+
+  function place(name, text) {
+    const part = parts.get(name);
+    if (!part || part.wrap.hidden) return false;
+    part.error.textContent = part.error.textContent ? `${part.error.textContent} ${text}` : text;
+    part.input.setAttribute("aria-invalid", "true");
+    return true;
+  }
+
+  function show(failure) {
+    if (failure instanceof FieldError) {
+      if (!place(failure.field, failure.message)) general.textContent = failure.message;
+    } else if (!(failure instanceof ApiError)) {
+      general.textContent = String(failure?.message ?? failure);
+    } else {
+      const details = failure.details ?? {};
+      let placed = false;
+      const about = typeof details.field === "string" ? details.field : CONFLICT_FIELDS[failure.code];
+      if (about) placed = place(fieldOf(about), failure.message);
+      const rest = [];
+      for (const [key, messages] of Object.entries(details)) {
+        if (!Array.isArray(messages)) continue;
+        const text = messages.filter((m) => typeof m === "string").join(" ");
+        if (!text) continue;
+        if (place(fieldOf(key), text)) placed = true;
+        else rest.push(key === "_schema" ? text : `${key}: ${text}`);
+      }
+      general.textContent = placed ? rest.join(" ") : [failure.message, ...rest].join(" ");
+    }
+    const first = [...parts.values()].find((part) => part.input.getAttribute("aria-invalid") === "true");
+    first?.input.focus();
+  }
+
+  const form = h("form", { class: "filters api-form", id: prefix, novalidate: true, onsubmit: async (event) => {
+    event.preventDefault();
+    clear();
+    const values = Object.fromEntries([...parts].map(([name, part]) => [name, part.input.value]));
+    button.disabled = true;
+    try {
+      await onSubmit(values);
+    } catch (failure) {
+      show(failure);
+    } finally {
+      button.disabled = false;
+    }
+  } }, wraps, extra, button, general);
+  form.piece = (name) => parts.get(name);
+  return form;
+}
+
+/** A button that opens and closes the row after it, drawing its content each time it opens. */
+function expander(label, row, draw, attrs = {}) {
+  const button = h("button", { type: "button", class: "link", "aria-expanded": "false", ...attrs, onclick: async () => {
+    const open = row.hidden;
+    row.hidden = !open;
+    button.setAttribute("aria-expanded", String(open));
+    if (open) await draw(row.firstChild);
+  } }, label);
+  return button;
+}
+
+function orgName(id) {
+  return state.orgs.find((org) => org.id === id)?.name ?? "—";
+}
+
+async function reloadOrgs() {
+  state.orgs = await api.all("/organizations");
 }
 
 // --- users ------------------------------------------------------------------------------------------
@@ -177,33 +311,95 @@ async function endSessions(user, error) {
   }
 }
 
-// --- organizations ------------------------------------------------------------------------------------
+// --- organizations and their members ------------------------------------------------------------------
 async function showOrganizations() {
   const v = view("organizations", {});
   const root = byId("section");
   root.replaceChildren(h("h2", {}, t("admin.organizations")), h("p", { class: "muted" }, t("loading")));
   const page = await api.get(`/organizations?${query({ limit: PAGE_SIZE, offset: v.offset })}`);
+  const create = apiForm("org-new", [
+    { name: "name", label: t("admin.name") },
+    { name: "description", label: t("admin.description"), size: 40 },
+  ], t("admin.createOrg"), async (values) => {
+    const org = await api.post("/organizations", { name: values.name, description: values.description });
+    await reloadOrgs();
+    await showOrganizations();
+    announce(t("admin.orgCreated", { name: org.name }));
+  });
   const body = h("tbody", {});
   for (const org of page.items) {
+    const count = h("td", {}, number(org.member_count ?? 0));
     const members = h("tr", { class: "timeline-row", hidden: true }, h("td", { colspan: "4" }));
-    const button = h("button", { type: "button", class: "link", "aria-expanded": "false",
-      onclick: async () => {
-        const open = members.hidden;
-        members.hidden = !open;
-        button.setAttribute("aria-expanded", String(open));
-        if (!open) return;
-        const users = await api.all(`/users?organization=${org.id}`);
-        members.firstChild.replaceChildren(users.length ? h("ul", { class: "rows" }, users.map((u) =>
-          h("li", {}, `${nameOf(u)} (${u.username}) · ${categoryName(u.category)}`))) : t("admin.noMembers"));
-      } }, t("admin.members"));
+    const edit = h("tr", { class: "timeline-row", hidden: true }, h("td", { colspan: "4" }));
     body.append(h("tr", { "data-org-id": org.id },
-      h("td", {}, org.name), h("td", {}, org.description || "—"),
-      h("td", {}, number(org.member_count ?? 0)), h("td", {}, button)), members);
+      h("td", {}, org.name), h("td", {}, org.description || "—"), count,
+      h("td", {}, expander(t("admin.members"), members, (cell) => showMembers(org, cell, count)), " ",
+        expander(t("admin.edit"), edit, (cell) => editOrganization(org, cell),
+          { "aria-label": t("admin.editLabel", { name: org.name }) }))),
+    members, edit);
   }
-  root.replaceChildren(h("h2", {}, t("admin.organizations")), h("table", { class: "grid" },
-    h("thead", {}, h("tr", {}, [t("admin.name"), t("admin.description"), t("admin.memberCount"), ""]
-      .map((title) => h("th", { scope: "col" }, title)))), body),
-  pager(v, page.total, showOrganizations));
+  root.replaceChildren(h("h2", {}, t("admin.organizations")),
+    h("h3", {}, t("admin.newOrg")), create,
+    h("table", { class: "grid", id: "organizations" },
+      h("thead", {}, h("tr", {}, [t("admin.name"), t("admin.description"), t("admin.memberCount"), ""]
+        .map((title) => h("th", { scope: "col" }, title)))), body),
+    pager(v, page.total, showOrganizations));
+}
+
+function editOrganization(org, cell) {
+  cell.replaceChildren(apiForm(`org-edit-${org.id}`, [
+    { name: "name", label: t("admin.name"), value: org.name },
+    { name: "description", label: t("admin.description"), value: org.description, size: 40 },
+  ], t("admin.save"), async (values) => {
+    const body = changed(values, org);
+    const saved = Object.keys(body).length ? await api.request("PATCH", `/organizations/${org.id}`, body) : org;
+    await reloadOrgs();
+    await showOrganizations();
+    announce(t("admin.saved", { name: saved.name }));
+  }));
+}
+
+async function showMembers(org, cell, count) {
+  const users = await api.all(`/users?organization=${org.id}`);
+  const ids = new Set(users.map((u) => u.id));
+  const error = h("span", { class: "field-error", role: "alert" });
+  const changedTo = async (answer, text) => {
+    count.textContent = number(answer.member_count ?? answer.members?.length ?? 0);
+    await showMembers(org, cell, count);
+    announce(text);
+  };
+  const found = h("ul", { class: "rows found", "aria-label": t("admin.foundUsers") });
+  const search = apiForm(`member-find-${org.id}`, [{ name: "q", label: t("admin.findMember") }], t("admin.find"),
+    async ({ q }) => {
+      const page = await api.get(`/users?${query({ q: q.trim(), limit: 10 })}`);
+      const candidates = page.items.filter((u) => !ids.has(u.id));
+      found.replaceChildren(...(candidates.length ? candidates.map((u) => h("li", { "data-user-id": u.id },
+        `${nameOf(u)} (${u.username}) · ${categoryName(u.category)} `,
+        h("button", { type: "button", class: "link", onclick: async () => {
+          try {
+            const answer = await api.post(`/organizations/${org.id}/members/${u.id}`);
+            await changedTo(answer, t("admin.memberAdded", { user: u.username, org: org.name }));
+          } catch (failure) {
+            error.textContent = problem(failure);
+          }
+        } }, t("admin.addMember", { user: u.username }))))
+        : [h("li", { class: "muted" }, t("admin.nobodyFound"))]));
+    }, { fieldOf: () => "q" });
+  cell.replaceChildren(
+    users.length === 0 ? h("p", { class: "muted" }, t("admin.noMembers"))
+      : h("ul", { class: "rows members" }, users.map((u) => h("li", { "data-member-id": u.id },
+        `${nameOf(u)} (${u.username}) · ${categoryName(u.category)} `,
+        h("button", { type: "button", class: "link", "aria-label": t("admin.removeMemberLabel", { user: u.username }),
+          onclick: async () => {
+            if (!(await confirmAction(t("admin.confirmRemoveMember", { user: u.username, org: org.name })))) return;
+            try {
+              const answer = await api.request("DELETE", `/organizations/${org.id}/members/${u.id}`);
+              await changedTo(answer, t("admin.memberRemoved", { user: u.username, org: org.name }));
+            } catch (failure) {
+              error.textContent = problem(failure);
+            }
+          } }, t("admin.remove"))))),
+    error, h("h4", {}, t("admin.addMemberTitle")), search, found);
 }
 
 // --- orders -------------------------------------------------------------------------------------------
@@ -258,28 +454,142 @@ async function showOrders() {
 }
 
 // --- vehicle types and vehicles -------------------------------------------------------------------------
+const VEHICLE_STATUSES = ["offline", "available"]; // `busy` comes from assignment only
+
+function money(value) {
+  return number(value, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+
+function typeBody(values) {
+  return { name: values.name, base_price: num(values.base_price), price_per_km: num(values.price_per_km) };
+}
+
+function vehicleBody(values) {
+  return { plate: values.plate, model: values.model, color: values.color.trim() || null,
+    capacity_kg: num(values.capacity_kg), organization: values.organization, driver_id: values.driver_id || null,
+    status: values.status };
+}
+
 async function showFleet() {
   const v = view("fleet", {});
   const root = byId("section");
   root.replaceChildren(h("h2", {}, t("admin.fleet")), h("p", { class: "muted" }, t("loading")));
-  const [types, vehicles] = await Promise.all([
+  const [types, vehicles, drivers] = await Promise.all([
     api.all("/vehicle-types"),
     api.get(`/vehicles?${query({ limit: PAGE_SIZE, offset: v.offset })}`),
+    api.all("/users?category=DRIVER"),
   ]);
+  const driverName = new Map(drivers.map((d) => [d.id, `${nameOf(d)} (${d.username})`]));
+  const driversOf = (orgId) => [["", t("admin.noDriver")], ...drivers
+    .filter((d) => d.organizations.some((o) => o.id === orgId)).map((d) => [d.id, driverName.get(d.id)])];
+  const orgOptions = state.orgs.map((o) => [o.id, o.name]);
+
+  // the vehicle form, new or edited: its drivers follow the organization chosen
+  const vehicleForm = (prefix, vehicle, label, submit) => {
+    const organization = vehicle?.organization ?? state.orgs[0]?.id ?? "";
+    const statuses = vehicle?.status === "busy" ? ["busy", ...VEHICLE_STATUSES] : VEHICLE_STATUSES;
+    const form = apiForm(prefix, [
+      { name: "plate", label: t("track.plate"), value: vehicle?.plate, size: 10 },
+      { name: "model", label: t("admin.model"), value: vehicle?.model },
+      { name: "color", label: t("admin.color"), value: vehicle?.color ?? "", size: 10 },
+      { name: "capacity_kg", label: t("admin.capacity"), type: "number", value: vehicle ? String(vehicle.capacity_kg) : "",
+        size: 8 },
+      { name: "organization", label: t("admin.organization"), type: "select", options: orgOptions, value: organization },
+      { name: "driver_id", label: t("admin.driver"), type: "select", options: driversOf(organization),
+        value: vehicle?.driver_id ?? "" },
+      { name: "status", label: t("admin.status"), type: "select", value: vehicle?.status ?? "offline",
+        options: statuses.map((s) => [s, t(`vstatus.${s}`)]) },
+    ], label, submit);
+    const orgSelect = form.piece("organization").input;
+    orgSelect.addEventListener("change", () => {
+      form.piece("driver_id").input.replaceChildren(...driversOf(orgSelect.value)
+        .map(([code, text]) => h("option", { value: code }, text)));
+    });
+    return form;
+  };
+
+  const newType = apiForm("type-new", [
+    { name: "name", label: t("admin.name") },
+    { name: "base_price", label: t("admin.basePrice"), type: "number", size: 8 },
+    { name: "price_per_km", label: t("admin.pricePerKm"), type: "number", size: 8 },
+    { name: "organization", label: t("admin.priceList"), type: "select",
+      options: [["", t("admin.sharedCatalogue")], ...orgOptions] },
+  ], t("admin.createType"), async (values) => {
+    const made = await api.post("/vehicle-types", { ...typeBody(values), organization: values.organization || null });
+    await showFleet();
+    announce(t("admin.typeCreated", { name: made.name }));
+  });
+
+  const typeRows = types.map((type) => {
+    const edit = h("tr", { class: "timeline-row", hidden: true }, h("td", { colspan: "5" }));
+    return [h("tr", { "data-type-id": type.id },
+      h("td", {}, type.name), h("td", {}, type.organization ? orgName(type.organization) : t("admin.sharedCatalogue")),
+      h("td", {}, money(type.base_price)), h("td", {}, money(type.price_per_km)),
+      h("td", {}, expander(t("admin.edit"), edit, (cell) => cell.replaceChildren(apiForm(`type-edit-${type.id}`, [
+        { name: "name", label: t("admin.name"), value: type.name },
+        { name: "base_price", label: t("admin.basePrice"), type: "number", value: String(type.base_price), size: 8 },
+        { name: "price_per_km", label: t("admin.pricePerKm"), type: "number", value: String(type.price_per_km),
+          size: 8 },
+      ], t("admin.save"), async (values) => {
+        const body = changed(typeBody(values), type);
+        const saved = Object.keys(body).length ? await api.request("PATCH", `/vehicle-types/${type.id}`, body) : type;
+        await showFleet();
+        announce(t("admin.saved", { name: saved.name }));
+      })), { "aria-label": t("admin.editLabel", { name: type.name }) }))), edit];
+  });
+
+  const newVehicle = vehicleForm("vehicle-new", null, t("admin.createVehicle"), async (values) => {
+    const made = await api.post("/vehicles", vehicleBody(values));
+    await showFleet();
+    announce(t("admin.vehicleCreated", { plate: made.plate }));
+  });
+
+  const vehicleRows = vehicles.items.map((vehicle) => {
+    const edit = h("tr", { class: "timeline-row", hidden: true }, h("td", { colspan: "7" }));
+    const error = h("span", { class: "field-error", role: "alert" });
+    return [h("tr", { "data-vehicle-id": vehicle.id },
+      h("td", {}, vehicle.plate), h("td", {}, vehicle.model, vehicle.color ? ` · ${vehicle.color}` : ""),
+      h("td", {}, number(vehicle.capacity_kg)), h("td", {}, orgName(vehicle.organization)),
+      h("td", {}, vehicle.driver_id ? driverName.get(vehicle.driver_id) ?? vehicle.driver_id : "—"),
+      h("td", {}, t(`vstatus.${vehicle.status}`)),
+      h("td", {},
+        expander(t("admin.edit"), edit, (cell) => cell.replaceChildren(vehicleForm(`vehicle-edit-${vehicle.id}`,
+          vehicle, t("admin.save"), async (values) => {
+            const body = changed(vehicleBody(values), vehicle);
+            if (Object.keys(body).length) await api.request("PATCH", `/vehicles/${vehicle.id}`, body);
+            await showFleet();
+            announce(t("admin.saved", { name: vehicle.plate }));
+          })), { "aria-label": t("admin.editLabel", { name: vehicle.plate }) }),
+        " ",
+        h("button", { type: "button", class: "link", "aria-label": t("admin.deleteLabel", { name: vehicle.plate }),
+          onclick: async () => {
+            if (!(await confirmAction(t("admin.confirmDeleteVehicle", { plate: vehicle.plate })))) return;
+            try {
+              await api.request("DELETE", `/vehicles/${vehicle.id}`);
+              await showFleet();
+              announce(t("admin.vehicleDeleted", { plate: vehicle.plate }));
+            } catch (failure) {
+              error.textContent = problem(failure);
+            }
+          } }, t("admin.delete")), error)), edit];
+  });
+
   root.replaceChildren(h("h2", {}, t("admin.fleet")),
     h("h3", {}, t("admin.vehicleTypes")),
     h("table", { class: "grid", id: "vehicle-types" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("admin.name")))),
-      h("tbody", {}, types.map((type) => h("tr", { "data-type-id": type.id }, h("td", {}, type.name))))),
+      h("thead", {}, h("tr", {}, [t("admin.name"), t("admin.priceList"), t("admin.basePrice"), t("admin.pricePerKm"), ""]
+        .map((title) => h("th", { scope: "col" }, title)))),
+      h("tbody", {}, typeRows.flat())),
+    h("h4", {}, t("admin.newType")), newType,
     h("h3", {}, t("admin.vehicles")),
     h("div", { class: "admin-map-box" }, s("svg", { id: "admin-map", class: "map admin-map", role: "group",
       "aria-label": t("map.label") })),
     h("table", { class: "grid", id: "vehicles" },
-      h("thead", {}, h("tr", {}, [t("track.plate"), t("admin.model"), t("admin.status")]
-        .map((title) => h("th", { scope: "col" }, title)))),
-      h("tbody", {}, vehicles.items.map((vehicle) => h("tr", { "data-vehicle-id": vehicle.id },
-        h("td", {}, vehicle.plate), h("td", {}, vehicle.model), h("td", {}, t(`vstatus.${vehicle.status}`)))))),
-    pager(v, vehicles.total, showFleet));
+      h("thead", {}, h("tr", {}, [t("track.plate"), t("admin.model"), t("admin.capacity"), t("admin.organization"),
+        t("admin.driver"), t("admin.status"), ""].map((title) => h("th", { scope: "col" }, title)))),
+      h("tbody", {}, vehicleRows.flat())),
+    pager(v, vehicles.total, showFleet),
+    h("h4", {}, t("admin.newVehicle")), newVehicle);
   // the page's vehicles on the console's map (streets too when a tile server is set)
   const map = new FleetMap(byId("admin-map"), { onSelect: (id) => {
     byId("vehicles").querySelector(`[data-vehicle-id="${CSS.escape(id)}"]`)?.scrollIntoView({ block: "nearest" });
@@ -438,10 +748,129 @@ async function showDeliveries(hook, cell) {
         } }, t("admin.redeliver"))))))), error);
 }
 
+// --- geofences ----------------------------------------------------------------------------------------------
+const SHAPE_FIELDS = { "shape.center.lat": "lat", "shape.center.lon": "lon", "shape.center": "lat",
+  "shape.radius_m": "radius_m", "shape.type": "type", shape: "type" };
+
+/** The form field an API key of a geofence's 422 concerns ("shape.points.3.0" → the vertices). */
+function geofenceField(key) {
+  return key.startsWith("shape.points") ? "points" : SHAPE_FIELDS[key] ?? key;
+}
+
+/** Vertices typed one a line as "lat,lon" (or "lat lon"): `[[lat, lon], ...]`; a wrong line is a FieldError. */
+function vertices(text) {
+  const lines = text.split("\n").map((line) => line.trim()).filter(Boolean);
+  return lines.map((line, index) => {
+    const parts = line.split(/[\s,;]+/).filter(Boolean).map(Number);
+    if (parts.length !== 2 || !parts.every(Number.isFinite)) {
+      throw new FieldError("points", t("admin.badVertex", { n: index + 1, line }));
+    }
+    return parts;
+  });
+}
+
+function shapeText(shape) {
+  if (shape.type === "circle") {
+    return t("admin.circleShape", { radius: number(shape.radius_m), lat: shape.center.lat.toFixed(5),
+      lon: shape.center.lon.toFixed(5) });
+  }
+  return t("admin.polygonShape", { n: number(shape.points.length) });
+}
+
+async function showGeofences() {
+  const v = view("geofences", { organization: "" });
+  const root = byId("section");
+  const filter = h("form", { class: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    v.organization = byId("geofences-org").value;
+    showGeofences();
+  } },
+  h("label", {}, t("admin.organization"), select("geofences-org",
+    [["", t("admin.any")], ...state.orgs.map((o) => [o.id, o.name])], v.organization)),
+  h("button", { type: "submit" }, t("admin.find")));
+  root.replaceChildren(h("h2", {}, t("admin.geofences")), filter, h("p", { class: "muted" }, t("loading")));
+  const fences = (await api.all("/geofences")).filter((f) => !v.organization || f.organization === v.organization);
+
+  const body = h("tbody", {});
+  for (const fence of fences) {
+    const log = h("tr", { class: "timeline-row", hidden: true }, h("td", { colspan: "5" }));
+    const error = h("span", { class: "field-error", role: "alert" });
+    body.append(h("tr", { "data-geofence-id": fence.id },
+      h("td", {}, fence.name), h("td", {}, orgName(fence.organization)), h("td", {}, shapeText(fence.shape)),
+      h("td", {}, dateTime(fence.created_at)),
+      h("td", {}, expander(t("admin.events"), log, (cell) => showCrossings(fence, cell),
+        { "aria-label": t("admin.eventsOf", { name: fence.name }) }), " ",
+      h("button", { type: "button", class: "link", "aria-label": t("admin.deleteLabel", { name: fence.name }),
+        onclick: async () => {
+          if (!(await confirmAction(t("admin.confirmDeleteGeofence", { name: fence.name })))) return;
+          try {
+            await api.request("DELETE", `/geofences/${fence.id}`);
+            await showGeofences();
+            announce(t("admin.geofenceDeleted", { name: fence.name }));
+          } catch (failure) {
+            error.textContent = problem(failure);
+          }
+        } }, t("admin.delete")), error)), log);
+  }
+
+  const form = apiForm("geofence-new", [
+    { name: "organization", label: t("admin.organization"), type: "select",
+      options: state.orgs.map((o) => [o.id, o.name]), value: v.organization || state.orgs[0]?.id },
+    { name: "name", label: t("admin.name") },
+    { name: "type", label: t("admin.shape"), type: "select", value: "circle",
+      options: [["circle", t("admin.circle")], ["polygon", t("admin.polygon")]] },
+    { name: "lat", label: t("admin.centreLat"), type: "number", size: 10 },
+    { name: "lon", label: t("admin.centreLon"), type: "number", size: 10 },
+    { name: "radius_m", label: t("admin.radius"), type: "number", size: 8 },
+    { name: "points", label: t("admin.vertices"), type: "textarea", hint: t("admin.verticesHint"), hidden: true },
+  ], t("admin.createGeofence"), async (values) => {
+    const shape = values.type === "circle"
+      ? { type: "circle", center: { lat: num(values.lat), lon: num(values.lon) }, radius_m: num(values.radius_m) }
+      : { type: "polygon", points: vertices(values.points) };
+    const made = await api.post("/geofences", { organization: values.organization, name: values.name, shape });
+    v.organization = made.organization;
+    await showGeofences();
+    announce(t("admin.geofenceCreated", { name: made.name }));
+  }, { fieldOf: geofenceField });
+  const type = form.piece("type").input;
+  type.addEventListener("change", () => {
+    const circle = type.value === "circle";
+    for (const name of ["lat", "lon", "radius_m"]) form.piece(name).wrap.hidden = !circle;
+    form.piece("points").wrap.hidden = circle;
+  });
+
+  root.replaceChildren(h("h2", {}, t("admin.geofences")), filter,
+    h("div", { class: "admin-map-box" }, s("svg", { id: "geofence-map", class: "map admin-map", role: "group",
+      "aria-label": t("admin.geofenceMap") })),
+    fences.length === 0 ? h("p", { class: "muted" }, t("admin.noGeofences"))
+      : h("table", { class: "grid", id: "geofences" },
+        h("thead", {}, h("tr", {}, [t("admin.name"), t("admin.organization"), t("admin.shape"), t("fact.created"), ""]
+          .map((title) => h("th", { scope: "col" }, title)))), body),
+    h("h3", {}, t("admin.newGeofence")), form);
+  const map = new FleetMap(byId("geofence-map"), { onSelect: () => {} });
+  map.setGeofences(fences);
+}
+
+async function showCrossings(fence, cell) {
+  const [page, vehicles] = await Promise.all([
+    api.get(`/geofences/${fence.id}/events?limit=50`),
+    api.all(`/vehicles?organization=${fence.organization}`),
+  ]);
+  const plate = new Map(vehicles.map((vehicle) => [vehicle.id, vehicle.plate]));
+  cell.replaceChildren(page.items.length === 0 ? h("p", { class: "muted" }, t("admin.noCrossings"))
+    : h("table", { class: "grid crossings" },
+      h("thead", {}, h("tr", {}, [t("admin.event"), t("track.plate"), t("admin.at"), t("admin.position")]
+        .map((title) => h("th", { scope: "col" }, title)))),
+      h("tbody", {}, page.items.map((e) => h("tr", { "data-event-id": e.id, "data-event": e.event },
+        h("td", {}, t(`admin.crossing.${e.event}`)), h("td", {}, plate.get(e.vehicle_id) ?? e.vehicle_id),
+        h("td", {}, h("time", { datetime: e.at }, dateTime(e.at, { dateStyle: "short", timeStyle: "medium" }))),
+        h("td", {}, `${e.lat.toFixed(5)}, ${e.lon.toFixed(5)}`))))));
+}
+
 // --- navigation, sign-in ---------------------------------------------------------------------------------
 const SECTIONS = {
   users: showUsers, organizations: showOrganizations, orders: showOrders, fleet: showFleet, tickets: showTickets,
-  keys: showKeys, webhooks: showWebhooks,
+  geofences: showGeofences, keys: showKeys, webhooks: showWebhooks,
 };
 
 async function show(section) {

@@ -9,12 +9,13 @@ import { languageSwitch, number, onLanguageChange, preferredLanguage, setLanguag
 import { Live } from "./live.js";
 import { Invitations } from "./invitations.js";
 import { FleetMap } from "./map.js";
-import { renderNotifications, renderPresence, renderWaybills } from "./panels.js";
+import { renderCrossings, renderNotifications, renderPresence, renderWaybills } from "./panels.js";
 import { Replay } from "./replay.js";
 
 const ACTIVE = ["new", "assigned", "accepted", "en_route", "arrived", "in_progress"];
 const FINISHED_LOADED = 30;
 const CONSOLE_ROLES = ["MANAGER", "ADMIN"];
+const CROSSINGS_SHOWN = 20; // geofence enters/exits kept in the side panel, newest first
 
 const state = {
   me: null,
@@ -24,6 +25,9 @@ const state = {
   waybills: new Map(),
   notifications: new Map(), // unread only
   presence: new Map(),      // driver id → {online, seen}
+  orgIds: [],               // the organizations whose fleets the page follows
+  geofences: new Map(),     // geofence id → geofence (API form)
+  crossings: [],            // `geofence` frames, newest first
   selected: null,
 };
 let live = null;
@@ -163,6 +167,7 @@ function onFrame(frame) {
     case "notification": return onNotification(frame);
     case "eta": return onEta(frame);
     case "arriving": return onArriving(frame);
+    case "geofence": return onGeofence(frame);
     default: return undefined;
   }
 }
@@ -222,6 +227,26 @@ function onArriving(frame) {
   if (state.selected === frame.order.id) loadTimeline(frame.order.id);
 }
 
+function onGeofence(frame) {
+  const key = (c) => `${c.geofence_id}/${c.vehicle_id}/${c.event}/${c.at}`;
+  if (state.crossings.some((c) => key(c) === key(frame))) return; // replayed after a reconnect
+  state.crossings.unshift(frame);
+  state.crossings.sort((a, b) => timeOf(b.at) - timeOf(a.at));
+  state.crossings.length = Math.min(state.crossings.length, CROSSINGS_SHOWN);
+  if (!state.geofences.has(frame.geofence_id)) loadGeofences().catch(() => {}); // made after the page loaded
+  map.flashGeofence(frame.geofence_id, frame.event);
+  drawCrossings();
+  announce(crossingText(frame));
+}
+
+function fenceName(id) {
+  return state.geofences.get(id)?.name ?? t("geo.unknown");
+}
+
+function crossingText(crossing) {
+  return t(`geo.${crossing.event}`, { truck: truckLabel(crossing.vehicle_id), fence: fenceName(crossing.geofence_id) });
+}
+
 function onWaybill(frame) {
   const waybill = frame.waybill;
   const known = state.waybills.get(waybill.id);
@@ -252,7 +277,13 @@ function renderAll() {
   drawPresence();
   drawWaybills();
   drawNotifications();
+  drawCrossings();
   replay?.fill();
+}
+
+function drawCrossings() {
+  renderCrossings(byId("crossing-list"), state.crossings, crossingText);
+  byId("geofence-count").textContent = t("crossings.count", { n: number(state.geofences.size) });
 }
 
 function drawPresence() {
@@ -352,6 +383,14 @@ async function loadOrders() {
   for (const order of lists.flat()) keepOrder(order);
 }
 
+/** The geofences of the followed organizations, drawn on the map (again after a reconnect or an unknown fence). */
+async function loadGeofences() {
+  const fences = (await api.all("/geofences")).filter((fence) => state.orgIds.includes(fence.organization));
+  state.geofences = new Map(fences.map((fence) => [fence.id, fence]));
+  map.setGeofences(fences);
+  drawCrossings();
+}
+
 async function loadNotifications() {
   const page = await api.get("/notifications?unread=true&limit=100");
   state.notifications = new Map(page.items.map((n) => [n.id, n]));
@@ -373,18 +412,22 @@ async function startConsole() {
     showWho();
     byId("who").hidden = false;
     const orgIds = await organizations(me);
+    state.orgIds = orgIds;
     live = new Live({
       channels: orgIds.map((id) => `fleet:${id}`),
       token: () => api.accessToken(),
       refresh: () => api.refresh(),
       onFrame,
       onState: connection,
-      onReconnected: () => loadNotifications().catch(() => {}),
+      onReconnected: () => {
+        loadNotifications().catch(() => {});
+        loadGeofences().catch(() => {});
+      },
     });
     live.start();
     await Promise.all([loadPeople(orgIds), loadOrders(),
       api.all("/waybills?status=on_route").then((items) => items.forEach((w) => state.waybills.set(w.id, w))),
-      loadNotifications(), invitations.load(me.organizations)]);
+      loadNotifications(), loadGeofences(), invitations.load(me.organizations)]);
     for (const vehicle of await api.all("/vehicles")) keepVehicle(vehicle);
     map.fit();
     renderAll();
@@ -399,11 +442,13 @@ function signedOut(reason = "") {
   live = null;
   Object.assign(state, {
     me: null, selected: null, people: new Map(), vehicles: new Map(), orders: new Map(), waybills: new Map(),
-    notifications: new Map(), presence: new Map(),
+    notifications: new Map(), presence: new Map(), orgIds: [], geofences: new Map(), crossings: [],
   });
   replay?.close();
   for (const id of [...map.vehicles.keys()]) map.remove(id);
   map.setPickups([]);
+  map.setGeofences([]);
+  drawCrossings();
   board.render(state.orders);
   details.clear();
   invitations.clear();

@@ -11,6 +11,7 @@ const KM_PER_DEG = 111.32;
 const LABEL_ROOM = 160;    // view units kept free on the right for the rightmost truck's label
 const TRAIL_MS = 3 * 60_000; // how much of each truck's recent path is drawn behind it
 const TRAIL_MAX = 600;
+const FLASH_MS = 8_000;    // how long a fence stays highlighted after a truck crossed it
 
 export class FleetMap {
   /** `svg` is the map element; `onSelect(vehicleId)` runs when a marker is activated. */
@@ -19,11 +20,13 @@ export class FleetMap {
     this.onSelect = onSelect;
     this.vehicles = new Map(); // id → {vehicle, label, online, el}
     this.pickups = new Map();  // order id → {lat, lon, label, selected}
+    this.fences = new Map();   // geofence id → {id, name, shape, flash}
     this.view = null;          // {latC, lonC, cos, scale}
     this.width = 1000;
     this.height = 600;
     this.layers = {
       grid: s("g", { class: "map-grid", "aria-hidden": "true" }),
+      fences: s("g", { class: "map-fences" }),
       trails: s("g", { class: "map-trails", "aria-hidden": "true" }),
       links: s("g", { class: "map-links", "aria-hidden": "true" }),
       pickups: s("g", { class: "map-pickups" }),
@@ -110,6 +113,69 @@ export class FleetMap {
     return points.concat([...this.pickups.values()]);
   }
 
+  /** Geofences as the API gives them (`{id, name, shape}`: circles and polygons), drawn under the trucks. */
+  setGeofences(fences) {
+    const flashes = new Map([...this.fences].map(([id, fence]) => [id, fence.flash]));
+    this.fences = new Map(fences.map((fence) => [fence.id, { ...fence, flash: flashes.get(fence.id) ?? null }]));
+    if (!this.view || this.points().length === 0) this.fit();
+    else this.drawFences();
+  }
+
+  /** A truck crossed a fence (`event`: enter or exit): the fence is highlighted for a while. */
+  flashGeofence(id, event) {
+    const fence = this.fences.get(id);
+    if (!fence) return;
+    fence.flash = { event, until: Date.now() + FLASH_MS };
+    this.drawFences();
+    setTimeout(() => this.drawFences(), FLASH_MS + 50);
+  }
+
+  /** The corners of every fence: what the view fits to when nothing else is on the map. */
+  fencePoints() {
+    const corners = [];
+    for (const { shape } of this.fences.values()) {
+      if (shape.type === "circle") {
+        const dLat = shape.radius_m / 1000 / KM_PER_DEG;
+        const dLon = dLat / Math.max(0.01, Math.cos((shape.center.lat * Math.PI) / 180));
+        corners.push({ lat: shape.center.lat - dLat, lon: shape.center.lon - dLon },
+          { lat: shape.center.lat + dLat, lon: shape.center.lon + dLon });
+      } else {
+        corners.push(...shape.points.map(([lat, lon]) => ({ lat, lon })));
+      }
+    }
+    return corners;
+  }
+
+  drawFences() {
+    const layer = this.layers.fences;
+    layer.replaceChildren();
+    if (!this.view) return;
+    const now = Date.now();
+    for (const fence of this.fences.values()) {
+      const { shape } = fence;
+      const crossing = fence.flash && fence.flash.until > now ? fence.flash.event : null;
+      let outline;
+      let top;
+      if (shape.type === "circle") {
+        const [cx, cy] = this.project(shape.center);
+        const r = (shape.radius_m / 1000 / KM_PER_DEG) * this.view.scale;
+        outline = s("circle", { class: "fence-shape", cx: cx.toFixed(1), cy: cy.toFixed(1),
+          r: Math.max(r, 2).toFixed(1) });
+        top = [cx, cy - r];
+      } else {
+        const xy = shape.points.map(([lat, lon]) => this.project({ lat, lon }));
+        outline = s("polygon", { class: "fence-shape",
+          points: xy.map((p) => p.map((v) => v.toFixed(1)).join(",")).join(" ") });
+        top = xy.reduce((best, p) => (p[1] < best[1] ? p : best));
+      }
+      const label = t("map.geofence", { name: fence.name });
+      layer.append(s("g", { class: "geofence", "data-geofence-id": fence.id, "data-crossing": crossing,
+        role: "img", "aria-label": label },
+      s("title", {}, label), outline,
+      s("text", { x: top[0].toFixed(1), y: (top[1] - 5).toFixed(1), "text-anchor": "middle" }, fence.name)));
+    }
+  }
+
   /** A stored route (`[{lat, lon, ts}]` in time order) with its stops (`[{lat, lon, from, minutes}]`). */
   showReplay(points, stops) {
     this.replay = { points, stops, at: 0 };
@@ -150,7 +216,8 @@ export class FleetMap {
 
   /** Fit the projection to everything on the map. */
   fit() {
-    const points = this.points();
+    let points = this.points();
+    if (points.length === 0) points = this.fencePoints();
     if (points.length === 0) {
       this.view = null;
       this.redraw();
@@ -194,6 +261,7 @@ export class FleetMap {
   redraw() {
     this.drawGrid();
     this.syncStreets();
+    this.drawFences();
     this.drawReplay();
     for (const entry of this.vehicles.values()) this.draw(entry);
     this.drawPickups();

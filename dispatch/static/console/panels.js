@@ -1,4 +1,4 @@
-// The side panels: who is online, waybills on the road, unread notifications.
+// The side panels: who is online, waybills on the road, unread notifications, geofence crossings.
 
 import { ago, clock, h } from "./dom.js";
 import { t } from "./i18n.js";
@@ -38,4 +38,12 @@ export function renderNotifications(list, count, notifications, markRead) {
       h("button", { type: "button", class: "link", onclick: () => markRead(n.id),
                     "aria-label": t("note.markReadLabel", { title: n.title }) }, t("note.markRead")))))
     : [h("li", { class: "muted" }, t("note.none"))]));
+}
+
+/** Trucks entering and leaving geofences (`geofence` frames), newest first; `text(crossing)` words one. */
+export function renderCrossings(list, crossings, text) {
+  list.replaceChildren(...(crossings.length ? crossings.map((c) => h("li", {
+    class: "crossing", "data-geofence-id": c.geofence_id, "data-vehicle-id": c.vehicle_id, "data-event": c.event,
+  }, h("span", { class: "name" }, text(c)), h("span", { class: "muted" }, ` · ${clock(c.at)}`)))
+    : [h("li", { class: "muted" }, t("crossings.none"))]));
 }
