@@ -9,8 +9,11 @@ STAMP := $(VENV)/.installed
 run: install system-packages ## Install, start what is missing (Redis, MongoDB-wire server, worker), serve on :8888
 	$(BIN)/python -m dispatch.tools.devservices run
 
+# Test processes: each starts its own throw-away services and takes whole test files (`--dist loadfile`).
+TEST_WORKERS ?= 2
+
 test: install system-packages node-tools lint ## Install, lint, start throw-away services on free ports, run the whole suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check), mypy and the import contracts (configured in pyproject.toml); all run, any failure fails
 	@status=0; \

@@ -134,6 +134,15 @@ def redis_mode() -> str:
     return "single"
 
 
+# Files that take minutes go first: with the suite split over processes by file, a long one picked
+# up last would leave the other process idle at the end.
+LONG_FILES = ("tests/reliability/test_api_fuzz.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONG_FILES)  # stable: the rest keep their order
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker("both_redis") and "redis_mode" in metafunc.fixturenames:
         metafunc.parametrize("redis_mode", ["single", "cluster"])

@@ -11,7 +11,7 @@ admits, since a role that is refused at the door never reaches the validation th
 
 The in-suite run is bounded (`DISPATCH_FUZZ_EXAMPLES` generated requests per operation and
 role, default 10); a long local run:
-`DISPATCH_FUZZ_EXAMPLES=200 make test PYTEST_ARGS="tests/reliability/test_api_fuzz.py -s"`.
+`DISPATCH_FUZZ_EXAMPLES=200 make test TEST_WORKERS=0 PYTEST_ARGS="tests/reliability/test_api_fuzz.py -s"`.
 """
 
 from __future__ import annotations
