@@ -101,7 +101,7 @@ class Services:
         events.listen(hub.publish_event)
         events.listen(webhooks.on_event, alongside=True)  # its outbox write overlaps the fan-out
         webhooks.start()  # the sweeper of due webhook deliveries (see dispatch.domain.webhooks)
-        router, geofences = Router(settings), GeofenceDesk(db, events)
+        router, geofences = Router(settings), GeofenceDesk(db, redis, events)
         gps_watch = GpsWatch(settings, db, redis, events, router, geofences)
         events.listen(gps_watch.on_event)
         ingest = Ingest(db, redis, hub)

@@ -1,24 +1,21 @@
-"""Geofences (SPEC section 10): schemas of the API and the data access of `geofences`,
-`geofence_events` and `geofence_states`.
+"""Geofences (SPEC section 10): schemas of the API and the data access of `geofences` and
+`geofence_events` (where each vehicle stands is live state in Redis: dispatch/domain/fence_states.py).
 
 - `geofences`        `{organization, name, shape, created_by, created_at, updated_at}`; `shape` is
                      `{type: circle, center: {lat, lon}, radius_m}` or `{type: polygon, points: [[lat, lon], ...]}`.
 - `geofence_events`  one document per enter/exit; the unique index on its identity
                      (geofence, vehicle, event, at) makes a resent or re-judged point raise nothing twice.
-- `geofence_states`  per vehicle: the `ts` of the newest point judged and the fences it was inside then,
-                     moved forward by compare-and-set on `ts` (so two processes never both judge from it).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from pymongo import ASCENDING, DESCENDING, InsertOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 from shapely.geometry import Polygon
 
 from dispatch.core.pagination import Page
@@ -26,7 +23,7 @@ from dispatch.core.storage import index
 from dispatch.core.vocabulary import Crossing, ShapeType, choices
 from models.common import Id, JsonNumber, UtcDateTime, list_of, visible_text
 
-GEOFENCES, EVENTS, STATES = "geofences", "geofence_events", "geofence_states"
+GEOFENCES, EVENTS = "geofences", "geofence_events"
 MIN_VERTICES, MAX_VERTICES = 3, 500
 MAX_RADIUS_M = 100_000
 DUPLICATE_KEY = 11000
@@ -128,7 +125,6 @@ class Geofences:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[GEOFENCES]
         self.events = db[EVENTS]
-        self.states = db[STATES]
 
     async def insert(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Store a new geofence."""
@@ -184,47 +180,3 @@ class Geofences:
             refused = {e["index"] for e in errors}
             return [doc for i, doc in enumerate(docs) if i not in refused]
         return docs
-
-    async def state(self, vehicle_id: ObjectId) -> dict[str, Any] | None:
-        """A vehicle's judged state: `{ts, inside}` (None before its first judged point)."""
-        return await self.states.find_one({"_id": vehicle_id})
-
-    async def states_of(self, vehicle_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
-        """The judged states of several vehicles, in one query (those without one are left out)."""
-        return {doc["_id"]: doc for doc in await self.states.find({"_id": {"$in": vehicle_ids}}).to_list()}
-
-    async def advance_many(self, moves: list[tuple[ObjectId, datetime | None, datetime, list[str]]]) -> set[ObjectId]:
-        """`advance` for several vehicles in one round trip: (vehicle, seen, ts, inside) each; the vehicles
-        whose state is now at their `ts` (moved by this call, or by another process to the same point)."""
-        if not moves:
-            return set()
-        writes: list[Any] = [
-            InsertOne({"_id": vid, "ts": ts, "inside": inside})
-            if seen is None
-            else UpdateOne({"_id": vid, "ts": seen}, {"$set": {"ts": ts, "inside": inside}})
-            for vid, seen, ts, inside in moves
-        ]
-        try:
-            result = await self.states.bulk_write(writes, ordered=False)
-            if result.modified_count + result.inserted_count == len(moves):
-                return {vid for vid, *_ in moves}
-        except BulkWriteError as exc:
-            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
-                raise
-        now = await self.states_of([vid for vid, *_ in moves])  # which of them lost a race
-        return {
-            vid for vid, _, ts, inside in moves if vid in now and (now[vid]["ts"], now[vid]["inside"]) == (ts, inside)
-        }
-
-    async def advance(self, vehicle_id: ObjectId, seen: datetime | None, ts: datetime, inside: list[str]) -> bool:
-        """Compare-and-set: move the state from `seen` (None: no state yet) to `ts`; False if it moved meanwhile."""
-        try:
-            if seen is None:
-                await self.states.insert_one({"_id": vehicle_id, "ts": ts, "inside": inside})
-                return True
-            result = await self.states.update_one(
-                {"_id": vehicle_id, "ts": seen}, {"$set": {"ts": ts, "inside": inside}}
-            )
-        except DuplicateKeyError:
-            return False
-        return result.modified_count == 1

@@ -5,7 +5,7 @@ reads its organization's (fences and events), and writes none.
 
 How points are judged (SPEC section 10). A vehicle is inside a fence or not by its position alone,
 so an event is a change between two consecutive points in GPS `ts` order. Per vehicle one state
-(`geofence_states`: the newest judged `ts` and the fences it was inside) is moved forward by
+(in Redis, dispatch/domain/fence_states.py: the newest judged `ts` and the fences it was inside) is moved forward by
 compare-and-set on that `ts`; a process that loses the race reads the state again and judges its
 points from there, so two processes receiving a truck's consecutive points never both judge from
 the same state. Events carry the point's own `ts` as `at`; the unique index on (geofence, vehicle,
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import redis.asyncio as aioredis
 import shapely
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
@@ -41,6 +42,7 @@ from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
 from dispatch.core.vocabulary import Crossing, ShapeType, WebhookEvent
 from dispatch.domain import scopes
+from dispatch.domain.fence_states import FenceStates
 from dispatch.domain.fleet import check_organization
 from dispatch.domain.scopes import Resource
 from models.geofences import GeofenceEventOut, Geofences
@@ -103,10 +105,11 @@ def crossings(
 class GeofenceDesk:
     """Geofences on behalf of callers, and the judge of the GPS stream against them."""
 
-    def __init__(self, db: AsyncDatabase[Any], events: EventBus) -> None:
+    def __init__(self, db: AsyncDatabase[Any], redis: aioredis.Redis, events: EventBus) -> None:
         self.db = db
         self.events = events
         self.store = Geofences(db)
+        self.states = FenceStates(redis)
         self.points = db[GPS_POINTS]
         self._fences: dict[ObjectId, tuple[float, list[Fence]]] = {}
 
@@ -181,7 +184,7 @@ class GeofenceDesk:
                 work.append((item, fences, sorted(item.points, key=lambda p: p["ts"])))
         if not work:
             return []
-        states = await self.store.states_of([item.vehicle_id for item, _, _ in work])
+        states = await self.states.states_of([item.vehicle_id for item, _, _ in work])
         planned = []
         for item, fences, points in work:
             state = states.get(item.vehicle_id)
@@ -190,7 +193,7 @@ class GeofenceDesk:
             planned.append((item, fences, points, state, fresh, found, now))
         moves = [(item.vehicle_id, s["ts"] if s else None, fresh[-1]["ts"], sorted(now))
                  for item, _, _, s, fresh, _, now in planned if fresh]  # fmt: skip
-        moved = await self.store.advance_many(moves)
+        moved = await self.states.advance_many(moves)
         raised = []
         for item, fences, points, _, fresh, found, _ in planned:
             if fresh and item.vehicle_id not in moved:  # another process judged this truck meanwhile
@@ -206,13 +209,13 @@ class GeofenceDesk:
         """Judge one vehicle's points (ts order) from its state, retrying the compare-and-set until it holds."""
         changes: list[tuple[str, Crossing, dict[str, Any]]] = []
         for _ in range(STATE_RETRIES):
-            state = await self.store.state(vehicle_id)
+            state = await self.states.state(vehicle_id)
             seen = None if state is None else state["ts"]
             fresh = [p for p in points if seen is None or p["ts"] > seen]
             if not fresh:
                 break
             found, now = crossings(fences, set(state["inside"]) if state else set(), fresh)
-            if await self.store.advance(vehicle_id, seen, fresh[-1]["ts"], sorted(now)):
+            if await self.states.advance(vehicle_id, seen, fresh[-1]["ts"], sorted(now)):
                 changes += found
                 points = [p for p in points if p not in fresh]
                 break
@@ -224,7 +227,7 @@ class GeofenceDesk:
         self, vehicle_id: ObjectId, fences: list[Fence], late: list[dict[str, Any]]
     ) -> list[tuple[str, Crossing, dict[str, Any]]]:
         """The crossings late points add (see the module's docstring): excursions between judged points."""
-        state = await self.store.state(vehicle_id)
+        state = await self.states.state(vehicle_id)
         if state is None:
             return []
         if not late:

@@ -61,6 +61,7 @@ async def stored(services: Services, fence: str) -> list[tuple[str, Any]]:
     return [(doc["event"], doc["at"]) for doc in await cursor.to_list()]
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_consecutive_points_on_two_processes_raise_each_event_once(app: Any, settings: Settings) -> None:
     one, two = app.settings["services"], Services.open(settings)
@@ -88,6 +89,7 @@ async def test_consecutive_points_on_two_processes_raise_each_event_once(app: An
         await two.close()
 
 
+@pytest.mark.both_redis
 @pytest.mark.gen_test(timeout=60)
 async def test_the_state_survives_a_restart_between_two_points(app: Any, settings: Settings) -> None:
     first = Services.open(settings)
