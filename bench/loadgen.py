@@ -223,14 +223,19 @@ class Generator:
         now = time.perf_counter()
         driver.pending[driver.seq] = (now, step)
         self.points[(driver.ident, ts)] = (now, step)
-        angle = (k % 3600) / 10
+        # Each truck drives its own line, ~5.5 m a point (~50 km/h at 2.5 points a second), from a start
+        # of its own inside the 0.1° square the fleet covers, and starts over every 1000 points.
+        d = k % len(self.drivers)
+        lat = 55.70 + (d % 200) * 5e-4 + (driver.seq % 1000) * 5e-5
+        lon = 37.55 + (d * 7 % 200) * 5e-4
+        angle = 0.0
         driver.ws.send(
             jsonutil.dumps(
                 {  # type: ignore[union-attr]
                     "type": "location",
                     "seq": driver.seq,
-                    "lat": round(55.70 + (k % 1000) * 1e-4, 6),
-                    "lon": round(37.55 + (k % 997) * 1e-4, 6),
+                    "lat": round(lat, 6),
+                    "lon": round(lon, 6),
                     "ts": ts,
                     "speed": 40.0,
                     "heading": angle,

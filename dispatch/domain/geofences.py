@@ -25,19 +25,21 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import redis.asyncio as aioredis
 import shapely
 from bson import ObjectId
+from numpy.typing import NDArray
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.errors import NotFound, ValidationFailed
 from dispatch.core.events import Event, EventBus
-from dispatch.core.geo import haversine_km
+from dispatch.core.geo import haversine_km_many
 from dispatch.core.pagination import Page
 from dispatch.core.timeutil import utcnow
 from dispatch.core.vocabulary import Crossing, ShapeType, WebhookEvent
@@ -67,39 +69,68 @@ class Stored:
 
 @dataclass(frozen=True)
 class Fence:
-    """A geofence ready to test points against."""
+    """A geofence ready to test points against, many at a time."""
 
     id: str
-    contains: Any  # (lat, lon) -> bool
+    contains_many: Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.bool_]]  # (lats, lons)
 
     @classmethod
     def of(cls, doc: Mapping[str, Any]) -> Fence:
         shape = doc["shape"]
         if shape["type"] == ShapeType.CIRCLE:
             lat0, lon0, km = shape["center"]["lat"], shape["center"]["lon"], shape["radius_m"] / 1000.0
-            return cls(str(doc["_id"]), lambda lat, lon: haversine_km(lat0, lon0, lat, lon) <= km)
+            return cls(str(doc["_id"]), lambda lats, lons: haversine_km_many(lat0, lon0, lats, lons) <= km)
         polygon = shapely.Polygon([(lon, lat) for lat, lon in shape["points"]])
         shapely.prepare(polygon)
-        return cls(str(doc["_id"]), lambda lat, lon: bool(shapely.intersects_xy(polygon, lon, lat)))
+        return cls(str(doc["_id"]), lambda lats, lons: np.asarray(shapely.intersects_xy(polygon, lons, lats)))
 
 
-def inside(fences: Iterable[Fence], point: Mapping[str, Any]) -> set[str]:
-    """The ids of the fences a point is in (on the boundary counts as in)."""
-    return {fence.id for fence in fences if fence.contains(point["lat"], point["lon"])}
+def inside_many(fences: Iterable[Fence], points: list[dict[str, Any]]) -> list[set[str]]:
+    """For each point, the ids of the fences it is in (on the boundary counts as in): one vectorised
+    test per fence for all the points, so judging a drain costs per fence, not per point and fence."""
+    found: list[set[str]] = [set() for _ in points]
+    if not points:
+        return found
+    lats = np.fromiter((p["lat"] for p in points), dtype=np.float64, count=len(points))
+    lons = np.fromiter((p["lon"] for p in points), dtype=np.float64, count=len(points))
+    for fence in fences:
+        for index in np.flatnonzero(fence.contains_many(lats, lons)).tolist():
+            found[index].add(fence.id)
+    return found
+
+
+def inside(fences: Iterable[Fence], point: dict[str, Any]) -> set[str]:
+    """The ids of the fences a point is in."""
+    return inside_many(fences, [point])[0]
 
 
 def crossings(
-    fences: list[Fence], start: set[str], points: list[dict[str, Any]]
+    fences: list[Fence], start: set[str], points: list[dict[str, Any]], insides: list[set[str]] | None = None
 ) -> tuple[list[tuple[str, Crossing, dict[str, Any]]], set[str]]:
-    """The (fence, enter|exit, point) changes along points (in ts order) from `start`, and where it ends."""
+    """The (fence, enter|exit, point) changes along points (in ts order) from `start`, and where it ends
+    (`insides`: the points' fences when already known)."""
     known = {fence.id for fence in fences}
     now, changes = start & known, []
-    for point in points:
-        here = inside(fences, point)
+    for point, here in zip(points, inside_many(fences, points) if insides is None else insides, strict=True):
         changes += [(fid, Crossing.ENTER, point) for fid in sorted(here - now)]
         changes += [(fid, Crossing.EXIT, point) for fid in sorted(now - here)]
         now = here
     return changes, now
+
+
+def insides_by_fences(groups: list[tuple[list[Fence], list[dict[str, Any]]]]) -> list[list[set[str]]]:
+    """`inside_many` over several (fences, points) pairs: one pass per distinct fence list (an
+    organization's), over the points of every vehicle of that organization at once."""
+    found: list[list[set[str]]] = [[] for _ in groups]
+    shared: dict[int, list[int]] = {}
+    for index, (fences, _) in enumerate(groups):
+        shared.setdefault(id(fences), []).append(index)
+    for indexes in shared.values():
+        sets = inside_many(groups[indexes[0]][0], [p for i in indexes for p in groups[i][1]])
+        start = 0
+        for i in indexes:
+            found[i], start = sets[start : start + len(groups[i][1])], start + len(groups[i][1])
+    return found
 
 
 class GeofenceDesk:
@@ -185,11 +216,16 @@ class GeofenceDesk:
         if not work:
             return []
         states = await self.states.states_of([item.vehicle_id for item, _, _ in work])
+        freshes = [
+            [p for p in points if (state := states.get(item.vehicle_id)) is None or p["ts"] > state["ts"]]
+            for item, _, points in work
+        ]
+        insides = insides_by_fences([(fences, fresh) for (_, fences, _), fresh in zip(work, freshes, strict=True)])
         planned = []
-        for item, fences, points in work:
+        for (item, fences, points), fresh, fresh_insides in zip(work, freshes, insides, strict=True):
             state = states.get(item.vehicle_id)
-            fresh = [p for p in points if state is None or p["ts"] > state["ts"]]
-            found, now = crossings(fences, set(state["inside"]) if state else set(), fresh) if fresh else ([], set())
+            start = set(state["inside"]) if state else set()
+            found, now = crossings(fences, start, fresh, fresh_insides) if fresh else ([], set())
             planned.append((item, fences, points, state, fresh, found, now))
         moves = [(item.vehicle_id, s["ts"] if s else None, fresh[-1]["ts"], sorted(now))
                  for item, _, _, s, fresh, _, now in planned if fresh]  # fmt: skip
