@@ -11,9 +11,13 @@ run: install system-packages ## Install, start what is missing (Redis, MongoDB-w
 
 # Test processes: each starts its own throw-away services and takes whole test files (`--dist loadfile`).
 TEST_WORKERS ?= 2
+# Coverage of the suite and the processes it starts (settings and floor in pyproject.toml): the least
+# covered modules and the total in the terminal, the HTML report in var/coverage/. A partial run
+# (PYTEST_ARGS="-k ...") falls below the floor: run it with COVERAGE= to leave coverage out.
+COVERAGE ?= --cov --cov-report=term --cov-report=html
 
-test: install system-packages node-tools lint ## Install, lint, start throw-away services on free ports, run the whole suite
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+test: install system-packages node-tools lint ## Install, lint, start throw-away services on free ports, run the whole suite with coverage
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(COVERAGE) $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check), mypy and the import contracts (configured in pyproject.toml); all run, any failure fails
 	@status=0; \

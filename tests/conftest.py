@@ -33,7 +33,7 @@ from dispatch.services import Services
 from dispatch.settings import Settings
 from dispatch.tools import devservices
 from tests.support.helpers import Api, close_services
-from tests.support.processes import redis_db_url
+from tests.support.processes import redis_db_url, unmeasured
 
 # The test client's own debug lines (request URLs, some with a `?token=`) are not the server's logs,
 # which tests read to prove that no secret is ever logged.
@@ -78,10 +78,11 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("services")
     group = devservices.Group()
     try:
-        mongodb_url = (
-            os.environ.get("DISPATCH_MONGODB_URL")
-            or group.add(devservices.start_mongo(devservices.free_port(), ":memory:", root / "log")).url
-        )
+        with unmeasured():
+            mongodb_url = (
+                os.environ.get("DISPATCH_MONGODB_URL")
+                or group.add(devservices.start_mongo(devservices.free_port(), ":memory:", root / "log")).url
+            )
         redis_url = (
             os.environ.get("DISPATCH_REDIS_URL")
             or group.add(devservices.start_redis(devservices.free_port(), root / "redis", root / "log")).url

@@ -37,15 +37,18 @@ class Service:
     log_path: Path | None = None
 
     def stop(self, timeout: float = 10) -> None:
-        """Terminate the process (and its group), killing it if it will not stop."""
+        """SIGTERM the process, then kill what is left of its group (all of it, if it will not stop)."""
         if self.process.poll() is not None:
             return
-        _signal_group(self.process, signal.SIGTERM)
-        try:
+        # The process alone: it stops its own children (Celery's warm shutdown lets the pool finish
+        # and exit cleanly, the server forwards the signal to its forks); a signal to the whole group
+        # would kill Celery's pool children at once, their running tasks with them.
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.process, signal.SIGKILL)
-            self.process.wait(5)
+        _signal_group(self.process, signal.SIGKILL)  # stragglers, or everything after the timeout
+        self.process.wait(5)
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the service logged, for error messages."""

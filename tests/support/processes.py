@@ -23,6 +23,18 @@ def redis_db_url(base: str, db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
 
 
+@contextmanager
+def unmeasured() -> Iterator[None]:
+    """Start processes that are not ours (the embedded MongoDB-wire server is Python too) without
+    coverage's subprocess measurement, which would trace every query it serves for nothing."""
+    saved = os.environ.pop("COVERAGE_PROCESS_CONFIG", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["COVERAGE_PROCESS_CONFIG"] = saved
+
+
 def env_of(settings: Any) -> dict[str, str]:
     """The environment that gives a process these settings."""
     values = {

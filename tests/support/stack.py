@@ -26,7 +26,7 @@ from dispatch.settings import Settings
 from dispatch.tools import devservices
 from dispatch.tools.devservices import VENV_BIN, Service
 from dispatch.tools.driverapp import CONNECT_ERRORS, DriverApp, connect
-from tests.support.processes import env_of, wait_ready
+from tests.support.processes import env_of, unmeasured, wait_ready
 
 
 def seq_lat(seq: int) -> float:
@@ -106,7 +106,8 @@ class Stack:
 
     def start_mongo(self) -> None:
         """secantusd-py storing on disk."""
-        self.mongo = devservices.start_mongo(self.mongo_port, str(self.root / "mongo"), self.root / "log")
+        with unmeasured():
+            self.mongo = devservices.start_mongo(self.mongo_port, str(self.root / "mongo"), self.root / "log")
 
     def kill_mongo(self) -> None:
         kill_group(self.mongo.process)  # type: ignore[union-attr]
