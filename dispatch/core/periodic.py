@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from dispatch.core.storage import UNAVAILABLE
 
@@ -59,3 +60,9 @@ class Periodic:
                 self.log.warning("%s skipped a run: %s", self.name, exc)
             except Exception:  # the loop must outlive any one bad run
                 self.log.exception("%s failed", self.name)
+
+
+async def first_this_interval(redis: Any, key: str, interval: float) -> bool:
+    """Whether this process is the first to claim `key` for the next `interval` seconds (`SET NX PX`):
+    with several processes running the same job, one of them runs it per interval."""
+    return bool(await redis.set(key, b"1", nx=True, px=max(int(interval * 1000), 1)))

@@ -47,6 +47,11 @@ def _ms(ts: datetime) -> str:
     return str((ts - EPOCH) // timedelta(milliseconds=1))
 
 
+def _advance_args(seen: datetime | None, ts: datetime, inside: list[str]) -> tuple[str, str, bytes, int]:
+    """ADVANCE's ARGV for a move from `seen` (None: no state yet) to `ts`."""
+    return ("" if seen is None else _ms(seen), _ms(ts), jsonutil.dumps(inside), KEEP_SECONDS)
+
+
 def _decode(raw: list[Any]) -> dict[str, Any] | None:
     ts, inside = raw
     if ts is None:
@@ -81,9 +86,8 @@ class FenceStates:
             return set()
         async with self.redis.pipeline(transaction=False) as pipe:
             for vehicle_id, seen, ts, inside in moves:
-                args = ("" if seen is None else _ms(seen), _ms(ts), jsonutil.dumps(inside), KEEP_SECONDS)
                 # EVAL with the text: a registered Script in a pipeline asks SCRIPT EXISTS first
-                pipe.eval(ADVANCE, 1, state_key(vehicle_id), *args)
+                pipe.eval(ADVANCE, 1, state_key(vehicle_id), *_advance_args(seen, ts, inside))
             answers = await pipe.execute()
         moved = {vehicle_id for (vehicle_id, *_), answer in zip(moves, answers, strict=True) if answer == 1}
         if len(moved) == len(moves):
@@ -97,5 +101,4 @@ class FenceStates:
 
     async def advance(self, vehicle_id: ObjectId, seen: datetime | None, ts: datetime, inside: list[str]) -> bool:
         """Compare-and-set: move the state from `seen` (None: no state yet) to `ts`; False if it moved meanwhile."""
-        args = ("" if seen is None else _ms(seen), _ms(ts), jsonutil.dumps(inside), KEEP_SECONDS)
-        return bool(await self.redis.eval(ADVANCE, 1, state_key(vehicle_id), *args))
+        return bool(await self.redis.eval(ADVANCE, 1, state_key(vehicle_id), *_advance_args(seen, ts, inside)))

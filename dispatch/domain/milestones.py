@@ -22,7 +22,7 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dispatch.core.events import Event
-from dispatch.core.periodic import Periodic
+from dispatch.core.periodic import Periodic, first_this_interval
 from dispatch.core.storage import UNAVAILABLE
 from dispatch.core.timeutil import utcnow
 from dispatch.core.vocabulary import Milestone, OrderStatus, WebhookEvent
@@ -172,8 +172,7 @@ class MilestoneDesk:
     async def sweep(self) -> int:
         """Send a task again for pending messages whose task seems lost (one process per interval)."""
         interval = self.settings.message_sweep_interval
-        lock = f"messages:sweep:{self.settings.mongodb_db}"
-        if not await self.redis.set(lock, b"1", nx=True, px=max(int(interval * 1000), 1)):
+        if not await first_this_interval(self.redis, f"messages:sweep:{self.settings.mongodb_db}", interval):
             return 0
         now = utcnow()
         lost = await self.messages.lost(now, now - timedelta(seconds=interval * LOST_AFTER_SWEEPS), SWEEP_BATCH)

@@ -40,7 +40,7 @@ from dispatch.core.errors import Conflict, NotFound, ValidationFailed
 from dispatch.core.events import Event
 from dispatch.core.netguard import UnsafeUrl, default_port, first_refusal, literal_address, parse_url
 from dispatch.core.pagination import Page
-from dispatch.core.periodic import Periodic
+from dispatch.core.periodic import Periodic, first_this_interval
 from dispatch.core.storage import UNAVAILABLE
 from dispatch.core.timeutil import isoformat, utcnow
 from dispatch.core.vocabulary import EventFilter, WebhookEvent
@@ -344,8 +344,7 @@ class WebhookDesk:
         """One sweep, if this process holds the interval's lock: tell managers of webhooks the worker
         disabled, and send tasks for due deliveries; returns how many were sent."""
         interval = self.settings.webhook_sweep_interval
-        lock = f"webhooks:sweep:{self.settings.mongodb_db}"
-        if not await self.redis.set(lock, b"1", nx=True, px=max(int(interval * 1000), 1)):
+        if not await first_this_interval(self.redis, f"webhooks:sweep:{self.settings.mongodb_db}", interval):
             return 0
         while (webhook := await self.store.take_disabled_notice()) is not None:
             await self.notifier.webhook_disabled(webhook)
