@@ -162,8 +162,11 @@ async def test_console_map_shows_streets_and_falls_back_to_the_drawing(
             assert await page.evaluate("window.__csp") == []
             await page.screenshot(path=str(artifacts_dir / "console-streets.png"))  # the README's docs/ copy
 
-            # route replay: the stored path of the last hour drawn, the slider moves the marker, the stop marked
+            # route replay: the stored path from an hour ago drawn, the slider moves the marker, the stop marked
             await page.get_by_label("From").fill(local_minutes(page_zone_now - timedelta(hours=1)))
+            # ...up to 4 minutes ago, to the minute: after the route (8 minutes ago), before the truck's
+            # live point (the page's default "now", floored to its minute, may fall after it)
+            await page.get_by_label("To", exact=True).fill(local_minutes(page_zone_now - timedelta(minutes=4)))
             await page.get_by_role("button", name="Show route").click()
             await page.wait_for_selector(".replay-path")
             drawn = await page.get_attribute(".replay-path", "points")
