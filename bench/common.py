@@ -207,12 +207,14 @@ def loadgen(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 @contextmanager
-def relay_process() -> Iterator[Server]:
-    """The bare Tornado relay (bench/relay.py) as its own process."""
+def relay_process(env: dict[str, str] | None = None) -> Iterator[Server]:
+    """The Tornado relay (bench/relay.py) as its own process: bare, or durable when given the run's `env`
+    (it then stores every point in that MongoDB before acking it)."""
     port = devservices.free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.relay", "--port", str(port)], cwd=ROOT, start_new_session=True
-    )
+    argv = [sys.executable, "-m", "bench.relay", "--port", str(port)]
+    if env is not None:
+        argv += ["--mongo", env["DISPATCH_MONGODB_URL"], "--db", env["DISPATCH_MONGODB_DB"]]
+    process = subprocess.Popen(argv, cwd=ROOT, start_new_session=True)
     try:
         deadline = time.monotonic() + 20
         while not devservices.port_open("127.0.0.1", port):

@@ -1,11 +1,14 @@
-"""GPS ingest and fan-out: the sustained rate of the real server and of the bare relay, same generator.
+"""GPS ingest and fan-out: the sustained rate of the real server and of its two ceilings, same generator.
 
 N driver sockets send `location` frames open-loop, M consoles follow the fleet channel;
-the rate climbs until driver→console p99 passes 100 ms or delivery drops below 99.9 %
-(bench/loadgen.py). The real server runs with its stores (Redis, the MongoDB-wire server);
-the relay (bench/relay.py) is the ceiling of Tornado itself on this machine.
+the rate climbs until driver→console p99 passes 100 ms, delivery drops below 99.9 % or fewer
+than 99.9 % of the points are acked within 2 s (bench/loadgen.py). The real server runs with its
+stores (Redis, the MongoDB-wire server). The ceilings (bench/relay.py): the bare relay, Tornado
+itself on this machine; the durable relay, the same plus one journaled `insert_many` per batch into
+the same kind of database, acking a point once stored. Printed: both ratios (server ÷ each) and,
+per offered rate, every target's acks (in 2 s, p50 / p99) and fan-out p99.
 
-Run: .venv/bin/python -m bench.fanout [--target both|project|relay] [--processes 2]
+Run: .venv/bin/python -m bench.fanout [--target all|both|project|relay|durable] [--processes 2]
      [--drivers 200] [--consoles 2] [--rates 1000 2000] [--profile out.txt --profile-rate 1500]
      [--geofences 50 --etas]  (the cost of judging the stream: geofences per organization, ETAs on)
 """
@@ -49,7 +52,8 @@ def run_generator(
 def _step_line(step: dict[str, Any]) -> str:
     return (
         f"{step['rate']:>6.0f}/s offered {step['offered_rate']:>7.1f} acked {step['acked_ratio']:.4f} "
-        f"delivered {step['delivery_ratio']:.4f} ack p99 {step['ack_p99_ms']:>7.1f} ms "
+        f"(in 2 s {step['acked_in_2s_ratio']:.4f}) delivered {step['delivery_ratio']:.4f} "
+        f"ack p50 {step['ack_p50_ms']:>6.1f} p99 {step['ack_p99_ms']:>7.1f} ms "
         f"fan-out p50 {step['fanout_p50_ms']:>6.1f} p99 {step['fanout_p99_ms']:>7.1f} ms "
         f"cpu {' '.join(f'{k} {v:.1f}' for k, v in step['cpu_s'].items())} "
         f"{'held' if step['held'] else 'FAILED'}"
@@ -71,9 +75,10 @@ def spec_of(url: str, fleet: dict[str, Any], args: argparse.Namespace) -> dict[s
 
 
 def relay_fleet(drivers: int, consoles: int) -> dict[str, Any]:
-    """The relay takes any token as the sender's id."""
+    """The relays take the token as the sender's id (an ObjectId's hex, which the durable one stores)."""
+    ids = [f"{n:024x}" for n in range(1, drivers + 1)]
     return {
-        "drivers": [{"driver_id": f"driver{n}", "token": f"driver{n}"} for n in range(drivers)],
+        "drivers": [{"driver_id": ident, "token": ident} for ident in ids],
         "consoles": [{"token": f"console{n}", "channel": "fleet:bench"} for n in range(consoles)],
     }
 
@@ -84,6 +89,13 @@ def measure_relay(args: argparse.Namespace) -> dict[str, Any]:
         return run_generator(
             spec_of(relay.url, relay_fleet(args.drivers, args.consoles), args), {"relay": relay.pids()}, "relay"
         )
+
+
+def measure_durable(args: argparse.Namespace) -> dict[str, Any]:
+    """The durable relay's sustained rate: on its own MongoDB-wire server, started like the server's."""
+    with services() as env, relay_process(env) as relay:
+        watch = {"relay": relay.pids(), **{name: [pid] for name, pid in env.pids.items() if name == "mongo"}}
+        return run_generator(spec_of(relay.url, relay_fleet(args.drivers, args.consoles), args), watch, "durable relay")
 
 
 def measure_project(args: argparse.Namespace, cluster: bool = False) -> dict[str, Any]:
@@ -122,29 +134,19 @@ def profile(
     binary = devservices.VENV_BIN / "py-spy"
     if not binary.exists():
         raise SystemExit("py-spy is missing: .venv/bin/pip install -e '.[bench]'")
-    spy = subprocess.Popen(
-        [
-            str(binary),
-            "record",
-            "--pid",
-            str(pid),
-            "--format",
-            "raw",
-            "--output",
-            args.profile,
-            "--duration",
-            str(int(2 * args.step_seconds + 12)),
-            "--rate",
-            "250",
-            "--nonblocking",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    spies: list[subprocess.Popen[bytes]] = []
+
+    def start() -> dict[str, Any]:  # once the sockets are open: the profile shows the stream, not the handshakes
+        command = [str(binary), "record", "--pid", str(pid), "--format", "raw", "--output", args.profile]
+        command += ["--duration", str(int(2 * args.step_seconds + 8)), "--rate", "250", "--nonblocking"]
+        spies.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return {}
+
     try:
-        result = run_generator(spec, watch, "profiled")
+        result = run_generator(spec, watch, "profiled", on_open=start)
     finally:
-        spy.wait(60)
+        for spy in spies:
+            spy.wait(60)
     print(top_frames(Path(args.profile)), file=sys.stderr)
     return result
 
@@ -186,7 +188,12 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", choices=("both", "project", "relay"), default="both")
+    parser.add_argument(
+        "--target",
+        choices=("all", "both", "project", "relay", "durable"),
+        default="all",
+        help="all: bare relay, durable relay, server; both: bare relay and server",
+    )
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--drivers", type=int, default=200)
     parser.add_argument("--consoles", type=int, default=2)
@@ -219,12 +226,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "etas": args.etas,
     }
     lines = []
-    relay = measure_relay(args) if args.target in ("both", "relay") and not args.profile else None
+    relay = measure_relay(args) if args.target in ("all", "both", "relay") and not args.profile else None
     if relay is not None:
         lines.append(emit("fanout_relay", **common, processes=1, **summary(relay)))
+    durable = measure_durable(args) if args.target in ("all", "durable") and not args.profile else None
+    if durable is not None:
+        lines.append(emit("fanout_durable_relay", **common, processes=1, **summary(durable)))
     if args.redis != "single" and not args.profile:
         return lines + cluster_lines(args, common, started)
-    project = measure_project(args) if args.target in ("both", "project") else None
+    project = measure_project(args) if args.target in ("all", "both", "project") else None
     if project is not None:
         extra: dict[str, Any] = {}
         if relay is not None and relay.get("sustained_rate"):
@@ -232,6 +242,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "relay_sustained_rate": relay["sustained_rate"],
                 "ratio_to_relay": round(project.get("sustained_rate", 0) / relay["sustained_rate"], 3),
                 "target_ratio": 0.6,
+            }
+        if durable is not None and durable.get("sustained_rate"):
+            extra |= {
+                "durable_relay_sustained_rate": durable["sustained_rate"],
+                "ratio_to_durable_relay": round(project.get("sustained_rate", 0) / durable["sustained_rate"], 3),
+                "target_durable_ratio": 0.8,
             }
         name = "fanout" if args.processes == 1 else f"fanout_x{args.processes}"
         if args.geofences or args.etas:
@@ -248,7 +264,38 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 seconds=round(time.monotonic() - started),
             )
         )
+    print(comparison({"relay": relay, "durable relay": durable, "server": project}), file=sys.stderr)
     return lines
+
+
+def comparison(results: dict[str, dict[str, Any] | None]) -> str:
+    """Per offered rate, each target's acks (within 2 s, p50 / p99) and fan-out p99; then the ratios."""
+    measured = {name: result for name, result in results.items() if result is not None}
+    rates = sorted({step["rate"] for result in measured.values() for step in result.get("steps", [])})
+    lines = [
+        "",
+        "offered/s  " + "  ".join(f"{name + ': acked in 2 s, ack p50/p99, fan-out p99':<58}" for name in measured),
+    ]
+    for rate in rates:
+        cells = []
+        for result in measured.values():
+            steps = [s for s in result.get("steps", []) if s["rate"] == rate]
+            cells.append(
+                "; ".join(
+                    f"{100 * s['acked_in_2s_ratio']:.2f} %, {s['ack_p50_ms']:.0f}/{s['ack_p99_ms']:.0f} ms, "
+                    f"{s['fanout_p99_ms']:.0f} ms {'held' if s['held'] else 'FAILED'}"
+                    for s in steps
+                )
+                or "-"
+            )
+        lines.append(f"{rate:>9.0f}  " + "  ".join(f"{cell:<58}" for cell in cells))
+    sustained = {name: result.get("sustained_rate", 0) for name, result in measured.items()}
+    lines.append("sustained: " + ", ".join(f"{name} {rate:.0f}/s" for name, rate in sustained.items()))
+    server = sustained.get("server")
+    for ceiling, target in (("relay", 0.6), ("durable relay", 0.8)):
+        if server is not None and sustained.get(ceiling):
+            lines.append(f"server ÷ {ceiling}: {server / sustained[ceiling]:.2f} (target ≥ {target})")
+    return "\n".join(lines)
 
 
 def cluster_lines(args: argparse.Namespace, common: dict[str, Any], started: float) -> list[dict[str, Any]]:

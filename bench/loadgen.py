@@ -6,7 +6,7 @@ event on stdout. Modes:
 - `fanout`: N driver sockets send `location` frames on a fixed schedule (point k of a step
   is due at k / rate seconds, driver k mod N sends it, whatever the acks do) and M console
   sockets follow the fleet channel. Per step: offered and acked rate, delivery to the
-  consoles, ack and driver→console latency (a console frame is matched to its send time by
+  consoles, points acked within 2 s, ack and driver→console latency (a console frame is matched to its send time by
   driver id and `ts`, which the generator sets to the send time with ms precision), how late
   the generator itself was, and the CPU seconds of the watched processes. With `search`,
   the rate climbs a ladder until a step fails, then tries the midpoint once.
@@ -28,9 +28,10 @@ from typing import Any
 from bench.wire import HttpConnection, WebSocket, connect
 from dispatch.core import jsonutil
 
-LADDER = (500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12500, 15000, 20000)
+LADDER = (250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 12500, 15000, 20000)
 BACKLOG_ABORT_S = 2.0  # a step whose consoles trail by this many seconds of points has failed already
 DRAIN_S = 5.0
+ACK_LIMIT_MS = 2000.0  # a step holds only if (by default) 99.9 % of its points were acked within this
 PAUSE_S = 1.0
 CONNECT_TIMEOUT = 30.0
 QUIET_WAIT_S = 15.0  # before a step, wait this long at most for other work on the machine to calm down
@@ -307,10 +308,12 @@ class Generator:
         offered = step.sent / sending if sending else 0.0
         acked_span = max(step.last_ack - start, sending) if step.acked else sending
         fanout_p99 = pct(step.fanout_ms, 99)
+        in_time = sum(1 for ms in step.ack_ms if ms <= ACK_LIMIT_MS) / step.sent if step.sent else 0.0
         held = (
             not aborted
             and fanout_p99 <= self.spec.get("p99_limit_ms", 100)
             and delivery >= self.spec.get("delivery_min", 0.999)
+            and in_time >= self.spec.get("acked_in_time_min", 0.999)
             and offered >= 0.95 * step.rate
         )
         return {
@@ -319,6 +322,7 @@ class Generator:
             "offered_rate": round(offered, 1),
             "acked_rate": round(step.acked / acked_span, 1) if acked_span else 0.0,
             "acked_ratio": round(step.acked / step.sent, 5) if step.sent else 0.0,
+            "acked_in_2s_ratio": round(in_time, 5),
             "delivery_ratio": round(delivery, 5),
             "consoles": step.consoles,
             "ack_p50_ms": _r(pct(step.ack_ms, 50)),
