@@ -21,7 +21,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from dispatch.core import live
 from dispatch.core.errors import Conflict
 from dispatch.core.pagination import Page
-from dispatch.core.storage import index, migration, retire_index
+from dispatch.core.storage import index, migration, object_id, retire_index
 from dispatch.core.timeutil import utcnow
 from dispatch.core.vocabulary import SETTABLE_VEHICLE_STATUSES, VehicleStatus, choices
 from models.common import Id, JsonNumber, UtcDateTime, list_of, visible_text
@@ -427,9 +427,9 @@ class GpsHistory:
         """The stored form of one validated point (`seq`, `lat`, `lon`, `ts`, `speed`, `heading`, `accuracy`)."""
         return {
             "_id": f"{driver_id}:{point['seq']}",
-            "driver_id": ObjectId(driver_id),
-            "vehicle_id": ObjectId(vehicle_id) if vehicle_id else None,
-            "order_id": ObjectId(order_id) if order_id else None,
+            "driver_id": object_id(driver_id),
+            "vehicle_id": object_id(vehicle_id) if vehicle_id else None,
+            "order_id": object_id(order_id) if order_id else None,
             "seq": point["seq"],
             "lat": point["lat"],
             "lon": point["lon"],

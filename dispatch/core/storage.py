@@ -8,12 +8,14 @@ does, so the rest of the code holds "a Redis client" and keeps one path; where t
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from bson import ObjectId
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
@@ -162,3 +164,10 @@ async def ensure_indexes(db: AsyncDatabase[Any], indexes: Iterable[tuple[str, In
     for collection, models in by_collection.items():
         await db[collection].create_indexes(models)
     log.debug("indexes ensured on %d collections", len(by_collection))
+
+
+@functools.lru_cache(maxsize=65536)
+def object_id(text: str) -> ObjectId:
+    """The ObjectId of a hex id, remembered: the GPS stream names the same drivers, trucks and orders
+    thousands of times a second, and parsing one costs more than looking it up (ObjectIds are immutable)."""
+    return ObjectId(text)

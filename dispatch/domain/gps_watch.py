@@ -34,6 +34,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dispatch.core import live
 from dispatch.core.events import Event, EventBus
 from dispatch.core.geo import haversine_km
+from dispatch.core.storage import object_id
 from dispatch.core.timeutil import isoformat, utcnow
 from dispatch.core.vocabulary import EtaTarget, OrderEvent, OrderStatus, WebhookEvent
 from dispatch.domain.geofences import GeofenceDesk, Stored
@@ -138,15 +139,18 @@ class GpsWatch:
 
     async def _fences(self, batch: dict[str, Moved]) -> None:
         """Judge every moved vehicle against its organization's geofences (a failure is logged, not raised)."""
-        stored = [
-            Stored(ObjectId(vehicle_id), ObjectId(moved.organization), ObjectId(moved.driver_id), moved.points)
-            for vehicle_id, moved in batch.items()
-            if moved.organization
-        ]
         try:
+            # Only the organizations that have geofences: most moved trucks usually have none to judge.
+            organizations = {moved.organization for moved in batch.values() if moved.organization}
+            fenced = {org for org in organizations if await self.geofences.fences_of(object_id(org))}
+            stored = [
+                Stored(object_id(vehicle_id), object_id(moved.organization), object_id(moved.driver_id), moved.points)
+                for vehicle_id, moved in batch.items()
+                if moved.organization in fenced
+            ]
             await self.geofences.judge_many(stored)
         except Exception:  # a store outage: these points are not judged; the next ones judge from the state
-            log.exception("judging %d vehicles' GPS points against geofences failed", len(stored))
+            log.exception("judging %d vehicles' GPS points against geofences failed", len(batch))
 
     async def _orders(self, batch: dict[str, Moved]) -> None:
         """The ETAs and arrivals of the orders the moved trucks hold; the ETAs written in one round trip."""

@@ -14,7 +14,9 @@ carries only its own channels' messages. One Redis uses the same script and keys
 `PUBLISH`/`SUBSCRIBE` (every frame of a batch in one call).
 
 On pub/sub a message is the JSON array `[offset, fields]` (`offset` null for live-only
-messages, which no stream keeps); a stream entry keeps the fields alone (`d`).
+messages, which no stream keeps), or an array of such pairs: one script call publishes the frames it
+carries for one channel as one message, so a batch of GPS points costs each process one pub/sub
+message per channel, not one per point. A stream entry keeps the fields alone (`d`).
 """
 
 from __future__ import annotations
@@ -46,15 +48,27 @@ RECONNECT_MAX = 1.0  # longest pause between attempts, so live frames resume wit
 CONFIRM_TIMEOUT = 10.0  # seconds a subscription waits for Redis to confirm it before failing (503-like)
 
 # KEYS: per frame, its channel's stream and pub/sub channel (all of one slot on a cluster). ARGV: maxlen,
-# the publish command (PUBLISH, or SPUBLISH on a cluster), then each frame's fields, a JSON object. The id
-# and the fields travel as two elements of an array, so nothing here reads or edits the fields' JSON text.
+# the publish command (PUBLISH, or SPUBLISH on a cluster), then each frame's fields, a JSON object. Each id
+# and its fields travel as two elements of an array, so nothing here reads or edits the fields' JSON text;
+# the frames of one channel go out as one message, `[[id, fields], ...]`, in order.
 PUBLISH_MANY = """
 local ids = {}
+local messages = {}
+local channels = {}
 for i = 1, #KEYS, 2 do
   local fields = ARGV[(i + 1) / 2 + 2]
   local id = redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', 'd', fields)
-  redis.call(ARGV[2], KEYS[i + 1], '["' .. id .. '",' .. fields .. ']')
+  local channel = KEYS[i + 1]
+  if messages[channel] == nil then
+    messages[channel] = {}
+    channels[#channels + 1] = channel
+  end
+  local parts = messages[channel]
+  parts[#parts + 1] = '["' .. id .. '",' .. fields .. ']'
   ids[#ids + 1] = id
+end
+for _, channel in ipairs(channels) do
+  redis.call(ARGV[2], channel, '[' .. table.concat(messages[channel], ',') .. ']')
 end
 return ids
 """
@@ -100,17 +114,25 @@ def live_message(channel: str, fields: Mapping[str, Any]) -> tuple[str, bytes]:
     return pubsub_key(channel), jsonutil.dumps([None, fields])
 
 
-def decode(channel: str, message: bytes) -> Frame:
-    """A pub/sub message of a channel as a Frame; ValueError when it is not `[offset, fields]`."""
+def decode(channel: str, message: bytes) -> list[Frame]:
+    """A pub/sub message of a channel as its Frames, in order; ValueError when it is neither `[offset, fields]`
+    nor a non-empty array of them."""
     decoded = jsonutil.loads(message)
-    if not (
-        isinstance(decoded, list)
-        and len(decoded) == 2
-        and isinstance(decoded[1], dict)
-        and (decoded[0] is None or isinstance(decoded[0], str))
-    ):
+    if not isinstance(decoded, list) or not decoded:
         raise ValueError("not an [offset, fields] message")
-    return Frame.carried(channel, decoded[0], decoded[1])
+    pairs = decoded if isinstance(decoded[0], list) else [decoded]
+    if not all(_is_pair(pair) for pair in pairs):
+        raise ValueError("not an [offset, fields] message")
+    return [Frame.carried(channel, offset, fields) for offset, fields in pairs]
+
+
+def _is_pair(pair: Any) -> bool:
+    return (
+        isinstance(pair, list)
+        and len(pair) == 2
+        and isinstance(pair[1], dict)
+        and (pair[0] is None or isinstance(pair[0], str))
+    )
 
 
 def _text(value: Any) -> str:
@@ -506,18 +528,19 @@ class Hub:
     def _dispatch(self, raw_channel: bytes, message: bytes) -> None:
         channel = channel_of(raw_channel)
         try:
-            frame = decode(channel, message)
+            frames = decode(channel, message)
         except ValueError as exc:  # JSONDecodeError is one: a message no publisher of ours wrote
             log.warning("dropped a malformed message on %s: %s", channel, exc)
             return
         members = self.local.get(channel, {})
-        for subscriber, catchup in list(members.items()):
-            if catchup is not None and not self._passes(members, subscriber, catchup, frame):
-                continue
-            try:
-                subscriber.deliver(frame)
-            except Exception:  # one broken socket must not stop delivery to the others
-                log.exception("delivery to a subscriber of %s failed", channel)
+        for frame in frames:
+            for subscriber, catchup in list(members.items()):
+                if catchup is not None and not self._passes(members, subscriber, catchup, frame):
+                    continue
+                try:
+                    subscriber.deliver(frame)
+                except Exception:  # one broken socket must not stop delivery to the others
+                    log.exception("delivery to a subscriber of %s failed", channel)
 
     async def close_sockets(self, code: int = 1001, reason: str = "going away", timeout: float = 3.0) -> int:
         """Close every open websocket of this process (shutdown); wait briefly for them to be gone."""

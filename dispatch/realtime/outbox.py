@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from dispatch.core import metrics
@@ -29,12 +29,17 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+def _failed(future: asyncio.Future[Any]) -> bool:
+    """Whether a finished write failed (the socket closed under it)."""
+    return future.cancelled() or future.exception() is not None
+
+
 class Outbox:
     """Frames waiting for one socket, written in order with flow control."""
 
     def __init__(
         self,
-        send: Callable[[bytes], Awaitable[None]],
+        send: Callable[[bytes], asyncio.Future[None]],  # a write's future, done once the socket took it
         on_stuck: Callable[[str], None],
         kind: str = "",
         limit: int = QUEUE_LIMIT,
@@ -49,12 +54,17 @@ class Outbox:
         self._ready = asyncio.Event()
         self._space = asyncio.Event()  # set whenever frames leave the queue (or it closes)
         self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[Any] | None = None  # the last write handed to the socket
         self.dropped = 0
         self.closed = False
 
     def put(self, frame: Frame) -> None:
-        """Queue a frame; under pressure drop the oldest location frame instead."""
+        """Write a frame now when nothing waits before it, else queue it; under pressure drop the oldest
+        location frame instead."""
         if self.closed:
+            return
+        if not self._queue and (self._writing is None or self._writing.done()):
+            self._write_now(frame)
             return
         full = len(self._queue) >= self.limit and not self._drop_oldest_location()
         if full and len(self._queue) >= 2 * self.limit:
@@ -62,9 +72,31 @@ class Outbox:
             self._on_stuck("queue full of undroppable frames")
             return
         self._queue.append(frame)
+        self._wake()
+
+    def _wake(self) -> None:
         self._ready.set()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._write_loop())
+
+    def _write_now(self, frame: Frame) -> None:
+        """The common case, a socket keeping up: the frame goes to the socket at once, with no task switch.
+
+        Most writes finish at once (the kernel takes the bytes); one that does not is watched by the
+        write loop, which holds later frames back until it finishes (or the socket counts as stuck).
+        """
+        try:
+            write = self._send(frame.wire)
+        except Exception:  # noqa: BLE001 - a send that fails at once: the socket is closed
+            self.close()
+            return
+        if write.done():
+            if _failed(write):
+                self.close()
+            return
+        write.add_done_callback(_consume)
+        self._writing = write
+        self._wake()
 
     def _drop_oldest_location(self) -> bool:
         for index, frame in enumerate(self._queue):
@@ -88,22 +120,26 @@ class Outbox:
 
     async def _write_loop(self) -> None:
         while not self.closed:
+            writing = self._writing
+            if writing is not None and not writing.done():
+                # Wait without cancelling the write itself: closing the socket ends it.
+                done, _ = await asyncio.wait([writing], timeout=self.stuck_after)
+                if not done:
+                    self.close()
+                    self._on_stuck(f"a write did not complete in {self.stuck_after:.0f} s")
+                continue
+            if writing is not None and _failed(writing):
+                self.close()
+                return
             if not self._queue:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            write = self._write_burst()
+            self._writing = self._write_burst()
             self._space.set()
-            if write is None:  # the socket closed under us; on_close cleans up
+            if self._writing is None:  # the socket closed under us; on_close cleans up
                 self.close()
                 return
-            # Wait without cancelling the write itself: closing the socket ends it.
-            done, _ = await asyncio.wait([write], timeout=self.stuck_after)
-            if not done:
-                self.close()
-                self._on_stuck(f"a write did not complete in {self.stuck_after:.0f} s")
-            elif write.exception() is not None:
-                self.close()
 
     def _write_burst(self) -> asyncio.Future[Any] | None:
         """Hand up to BURST queued frames to the socket; the future of the last (writes finish in order).
@@ -114,7 +150,7 @@ class Outbox:
         write = None
         for _ in range(min(BURST, len(self._queue))):
             try:
-                write = asyncio.ensure_future(self._send(self._queue.popleft().wire))
+                write = self._send(self._queue.popleft().wire)
             except Exception:  # noqa: BLE001 - a send that fails at once: the socket is closed
                 return None
             write.add_done_callback(_consume)

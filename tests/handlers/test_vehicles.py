@@ -275,7 +275,7 @@ async def test_edit_and_delete_and_the_live_position_goes_with_it(app: Any, api:
     assert deleted.status == 204
     assert (await api.get(path, token=token)).status == 404
     assert await redis.zscore(live.geo_org(world.org("b")), str(truck["_id"])) is None
-    assert await redis.exists(live.position_key(truck["_id"])) == 0
+    assert await redis.hexists(live.POSITIONS, str(truck["_id"])) == 0
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -83,29 +83,49 @@ async def test_frames_go_out_in_order_as_their_wire_bytes() -> None:
 
 
 @pytest.mark.gen_test
-async def test_a_full_outbox_drops_its_oldest_location_never_a_status_frame() -> None:
+async def test_a_socket_keeping_up_gets_each_frame_at_once_and_a_slow_one_gets_them_in_order_later() -> None:
     peer = Peer()
+    outbox = Outbox(peer.send, peer.on_stuck)
+    outbox.put(location(1))
+    assert peer.numbers() == [1]  # no loop turn between the frame and the socket
+    peer.stalled = True
+    outbox.put(location(2))  # its write stays in flight: what comes next waits behind it
+    outbox.put(order(3))
+    outbox.put(location(4))
+    assert peer.numbers() == [1, 2]
+    peer.unstall()
+    await drained(peer, 4)
+    assert peer.numbers() == [1, 2, 3, 4]
+    await shut(outbox)
+
+
+@pytest.mark.gen_test
+async def test_a_full_outbox_drops_its_oldest_location_never_a_status_frame() -> None:
+    peer = Peer(stalled=True)
     outbox = Outbox(peer.send, peer.on_stuck, kind="unit", limit=3)
     dropped_before = metrics.FRAMES_DROPPED.labels("unit")._value.get()
-    for frame in (order(1), location(2), location(3), order(4), order(5)):  # nothing leaves before the loop runs
+    outbox.put(order(0))  # with the socket, its write in flight: the next frames queue
+    for frame in (order(1), location(2), location(3), order(4), order(5)):
         outbox.put(frame)
     assert outbox.dropped == 2 and metrics.FRAMES_DROPPED.labels("unit")._value.get() == dropped_before + 2
-    await drained(peer, 3)
-    assert peer.numbers() == [1, 4, 5]
+    peer.unstall()
+    await drained(peer, 4)
+    assert peer.numbers() == [0, 1, 4, 5]
     assert peer.stuck == [] and not outbox.closed
     await shut(outbox)
 
 
 @pytest.mark.gen_test
 async def test_an_outbox_overflowing_with_undroppable_frames_is_stuck() -> None:
-    peer = Peer()
+    peer = Peer(stalled=True)
     outbox = Outbox(peer.send, peer.on_stuck, limit=2)
-    for n in range(5):  # twice the limit of frames that may not be dropped, and one more
+    for n in range(6):  # one with the socket, then twice the limit of frames that may not be dropped, and one more
         outbox.put(order(n))
     assert outbox.closed and peer.stuck == ["queue full of undroppable frames"]
     outbox.put(order(9))
+    peer.unstall()
     await asyncio.sleep(0.05)
-    assert peer.sent == []  # a closed outbox sends nothing more
+    assert peer.numbers() == [0]  # a closed outbox sends nothing more
     await shut(outbox)
 
 
@@ -141,8 +161,8 @@ async def test_room_waits_for_frames_to_leave_and_says_when_the_outbox_closed() 
     outbox = Outbox(peer.send, peer.on_stuck, limit=100)
     for n in range(100):
         outbox.put(location(n))
-    await drained(peer, BURST)  # one burst is with the socket, its last write pending; the rest waits
-    waiting = asyncio.get_running_loop().create_task(outbox.room(BURST + 1))  # 36 queued + 65 > 100
+    await drained(peer, 1)  # the first frame is with the socket, its write pending; the rest waits
+    waiting = asyncio.get_running_loop().create_task(outbox.room(BURST + 1))  # 99 queued + 65 > 100
     await asyncio.sleep(0.05)
     assert not waiting.done()
     peer.unstall()
@@ -156,8 +176,9 @@ async def test_room_waits_for_frames_to_leave_and_says_when_the_outbox_closed() 
 
 @pytest.mark.gen_test
 async def test_discarding_a_channel_drops_only_its_queued_frames() -> None:
-    peer = Peer()
+    peer = Peer(stalled=True)
     outbox = Outbox(peer.send, peer.on_stuck)
+    outbox.put(Frame.own({"type": "ack", "seq": 0}))  # with the socket, its write in flight: the next frames queue
     for frame in (
         location(1, "fleet:a"),
         location(2, "vehicle:b"),
@@ -167,7 +188,8 @@ async def test_discarding_a_channel_drops_only_its_queued_frames() -> None:
     ):
         outbox.put(frame)
     outbox.discard_channel("fleet:a")
-    await drained(peer, 3)
+    peer.unstall()
+    await drained(peer, 4)
     await asyncio.sleep(0.02)
-    assert peer.numbers() == [2, 3, 5]
+    assert peer.numbers() == [0, 2, 3, 5]
     await shut(outbox)
