@@ -13,7 +13,7 @@ from dispatch.core import jsonutil
 from dispatch.core.events import Event
 from dispatch.core.storage import Stores, open_stores
 from dispatch.realtime.frames import Frame
-from dispatch.realtime.hub import REPLAY_PAGE, Hub, live_message
+from dispatch.realtime.hub import REPLAY_PAGE, Hub, live_message, pubsub_key
 from dispatch.settings import Settings
 
 pytestmark = pytest.mark.both_redis
@@ -263,6 +263,40 @@ async def test_a_replay_ends_when_the_subscription_does_and_nothing_follows(stor
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_batch_reaches_each_process_as_one_message_per_channel_with_its_frames_in_order(
+    stores: Stores,
+) -> None:
+    hub = Hub(stores.redis)
+    first, second = fleet(), fleet()
+    socket = Recorder()
+    listener = stores.redis.pubsub()  # what another process would read: the raw pub/sub messages
+    try:
+        await hub.subscribe(socket, first)
+        await hub.subscribe(socket, second)
+        if hub.sharded:
+            await listener.ssubscribe(pubsub_key(first))
+        else:
+            await listener.subscribe(pubsub_key(first))
+        offsets = await hub.publish_many([frame(first, 1), frame(second, 2), frame(first, 3), frame(first, 4)])
+        await socket.got(4)
+        by_channel = {
+            channel: [f.data["n"] for f in socket.frames if f.channel == channel] for channel in (first, second)
+        }
+        assert by_channel == {first: [1, 3, 4], second: [2]}  # in order within each channel
+        assert sorted(f.offset for f in socket.frames) == sorted(offsets)  # each frame keeps its own offset
+        raw = []
+        for _ in range(50):
+            message = await (listener.get_sharded_message if hub.sharded else listener.get_message)(timeout=0.1)
+            if message is not None and message["type"] in ("message", "smessage"):
+                raw.append(jsonutil.loads(message["data"]))
+        assert raw == [[[offsets[0], dict(frame(first, 1)[1])], [offsets[2], dict(frame(first, 3)[1])],
+                        [offsets[3], dict(frame(first, 4)[1])]]]  # fmt: skip
+    finally:
+        await listener.aclose()
+        await hub.close()
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_a_live_only_message_is_delivered_without_an_offset_and_never_kept(stores: Stores) -> None:
     hub = Hub(stores.redis)
     channel = f"user:{uuid.uuid4().hex[:24]}"
@@ -284,7 +318,8 @@ async def test_a_malformed_message_is_dropped_and_delivery_goes_on(stores: Store
     socket = Recorder()
     try:
         await hub.subscribe(socket, channel)
-        for junk in (b"not json", b'{"offset":"0-0","type":"probe","n":0}', b'["1-0", 5]', b"[1, {}]"):
+        junk_messages = (b"not json", b'{"offset":"0-0","type":"probe","n":0}', b'["1-0", 5]', b"[1, {}]", b"[]")
+        for junk in (*junk_messages, b'[["1-0", {"type": "probe", "n": 0}], ["2-0", 5]]'):
             await hub.publish_raw(channel, junk)
         await hub.publish_many([frame(channel, 1)])
         await socket.until(1)
