@@ -1,4 +1,4 @@
-"""Every benchmark in one go: fan-out (bare relay, then the server with 1 and 2 processes),
+"""Every benchmark in one go: fan-out (bare relay, durable relay, then the server with 1 and 2 processes),
 idle connections (1,000 and 5,000), REST under 50 clients and the login storm.
 
 Prints one JSON line per scenario on stdout (also kept in var/bench/run-<time>.jsonl) and,
@@ -33,7 +33,7 @@ def plan(quick: bool) -> list[tuple[str, Callable[[], list[dict[str, Any]]]]]:
             ("rest", lambda: rest.main(["--seconds", "1", "--concurrency", "5", "--no-storm"])),
         ]
     return [
-        ("fan-out, relay and 1 process", lambda: fanout.main([])),
+        ("fan-out, both relays and 1 process", lambda: fanout.main([])),
         ("fan-out, 2 processes", lambda: fanout.main(["--target", "project", "--processes", "2"])),
         ("connections", lambda: connections.main([])),
         ("rest", lambda: rest.main(["--no-storm"])),
@@ -64,6 +64,15 @@ def _fanout_rows(line: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _met(line["ratio_to_relay"] >= 0.6),
             )
         )
+    if "ratio_to_durable_relay" in line:
+        rows.append(
+            (
+                f"{name} / durable relay",
+                f"{line['ratio_to_durable_relay']:.2f} (durable relay {line['durable_relay_sustained_rate']:.0f}/s)",
+                ">= 0.80",
+                _met(line["ratio_to_durable_relay"] >= 0.8),
+            )
+        )
     if line.get("fanout_p99_ms_at_1000") is not None and line["processes"] == 1:
         rows.append(
             (
@@ -78,6 +87,9 @@ def _fanout_rows(line: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 ROWS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str, str, str]]]] = {
     "fanout_relay": lambda row: [("relay sustained", f"{row['sustained_rate']:.0f} points/s", "(reference)", "")],
+    "fanout_durable_relay": lambda row: [
+        ("durable relay sustained", f"{row['sustained_rate']:.0f} points/s", "(reference)", "")
+    ],
     "fanout": _fanout_rows,
     "fanout_x2": _fanout_rows,
     "connections": lambda row: [
