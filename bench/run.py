@@ -55,24 +55,18 @@ def _fanout_rows(line: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = [
         (f"{name} sustained", f"{line['sustained_rate']:.0f} points/s", ">= 2000", _met(line["sustained_rate"] >= 2000))
     ]
-    if "ratio_to_relay" in line:
-        rows.append(
-            (
-                f"{name} / relay",
-                f"{line['ratio_to_relay']:.2f} (relay {line['relay_sustained_rate']:.0f}/s)",
-                ">= 0.60",
-                _met(line["ratio_to_relay"] >= 0.6),
+    for ceiling, key, target in (("relay", "relay", 0.6), ("durable relay", "durable_relay", 0.8)):
+        if f"ratio_to_{key}" in line:
+            ratio = line[f"ratio_to_{key}"]
+            rate = line[f"{key}_sustained_rate"]
+            rows.append(
+                (
+                    f"{name} / {ceiling}",
+                    f"{ratio:.2f} ({ceiling} {rate:.0f}/s)",
+                    f">= {target:.2f}",
+                    _met(ratio >= target),
+                )
             )
-        )
-    if "ratio_to_durable_relay" in line:
-        rows.append(
-            (
-                f"{name} / durable relay",
-                f"{line['ratio_to_durable_relay']:.2f} (durable relay {line['durable_relay_sustained_rate']:.0f}/s)",
-                ">= 0.80",
-                _met(line["ratio_to_durable_relay"] >= 0.8),
-            )
-        )
     if line.get("fanout_p99_ms_at_1000") is not None and line["processes"] == 1:
         rows.append(
             (

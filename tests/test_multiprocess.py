@@ -22,19 +22,24 @@ from tests.support.realtime_client import WsClient, fleet, point, ws_url
 HANG_GUARD = 300
 
 
+async def console_and_driver(console_url: str, driver_url: str, team: dict[str, Any]) -> tuple[WsClient, WsClient]:
+    """A manager's console following the fleet on one server, and the first driver's socket on another."""
+    console = await WsClient.connect(ws_url(console_url, "/ws/console"), team["manager_token"])
+    await console.send({"type": "subscribe", "channel": f"fleet:{team['org']['_id']}"})
+    await console.recv_type("subscribed")
+    driver = await WsClient.connect(ws_url(driver_url, "/ws/driver"), team["drivers"][0]["token"])
+    await driver.recv_type("ready")
+    return console, driver
+
+
 @pytest.mark.gen_test(timeout=HANG_GUARD)
 async def test_console_on_one_server_sees_driver_on_another(
     app: Any, api: Api, base_url: str, settings: Any, tmp_path: Path
 ) -> None:
     team = await fleet(app, api)
-    channel = f"fleet:{team['org']['_id']}"
     # The test's own server is one process (the console's); a `dispatch serve` process is the other.
     with serving(settings, tmp_path / "a.log") as server_a:
-        console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
-        await console.send({"type": "subscribe", "channel": channel})
-        await console.recv_type("subscribed")
-        driver = await WsClient.connect(ws_url(server_a, "/ws/driver"), team["drivers"][0]["token"])
-        await driver.recv_type("ready")
+        console, driver = await console_and_driver(base_url, server_a, team)
         await driver.send({"type": "location", **point(1, lat=48.8566, lon=2.3522)})
         await driver.recv_type("ack", seq=1)
         frame = await console.recv_type("location", timeout=20)
@@ -72,11 +77,7 @@ async def test_on_a_redis_cluster_a_console_resumes_on_another_server_with_since
     team = await fleet(app, api)
     channel = f"fleet:{team['org']['_id']}"
     with serving(settings, tmp_path / "a.log") as server_a:
-        console = await WsClient.connect(ws_url(base_url, "/ws/console"), team["manager_token"])
-        await console.send({"type": "subscribe", "channel": channel})
-        await console.recv_type("subscribed")
-        driver = await WsClient.connect(ws_url(server_a, "/ws/driver"), team["drivers"][0]["token"])
-        await driver.recv_type("ready")
+        console, driver = await console_and_driver(base_url, server_a, team)
         await driver.send({"type": "location", **point(1, lat=50.01)})
         await driver.recv_type("ack", seq=1)
         offset = (await console.recv_type("location", timeout=20))["offset"]

@@ -112,8 +112,7 @@ class Ingest:
             self._publisher = asyncio.get_running_loop().create_task(self._publish_loop(), name="gps-publish")
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        started = -HISTORY_EVERY
+        pace = _Pace(HISTORY_EVERY)
         while True:
             if not self._pending:
                 if self._closing:
@@ -121,10 +120,7 @@ class Ingest:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            pause = started + HISTORY_EVERY - loop.time()
-            if pause > 0 and not self._closing:
-                await asyncio.sleep(pause)
-            started = loop.time()
+            await pace.wait(hurry=self._closing)
             batch, self._pending = self._pending, []
             self._in_flight = batch
             await self._write(batch)
@@ -156,8 +152,7 @@ class Ingest:
                     log.exception("a GPS watcher failed")
 
     async def _publish_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        started = -PUBLISH_EVERY
+        pace = _Pace(PUBLISH_EVERY)
         while True:
             if not self._unpublished:
                 if self._closing:
@@ -165,10 +160,7 @@ class Ingest:
                 self._publish_wake.clear()
                 await self._publish_wake.wait()
                 continue
-            pause = started + PUBLISH_EVERY - loop.time()
-            if pause > 0 and not self._closing:
-                await asyncio.sleep(pause)
-            started = loop.time()
+            await pace.wait(hurry=self._closing)
             batch, self._unpublished = self._unpublished, []
             try:
                 await self._publish(batch)
@@ -280,6 +272,22 @@ class Ingest:
         for task in late:
             task.cancel()
         await asyncio.gather(*writers, return_exceptions=True)
+
+
+class _Pace:
+    """A writer's pace: a write starts at most once per `every` seconds, so what arrives meanwhile joins it."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.started = -every
+
+    async def wait(self, hurry: bool = False) -> None:
+        """Wait out the rest of the interval since the last start (not when hurrying: shutdown); then start."""
+        loop = asyncio.get_running_loop()
+        pause = self.started + self.every - loop.time()
+        if pause > 0 and not hurry:
+            await asyncio.sleep(pause)
+        self.started = loop.time()
 
 
 def _push_ack(seqs: list[int], seq: int) -> None:
