@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import tornado.httpserver
+import tornado.ioloop
 import tornado.web
 from pymongo import MongoClient
 
@@ -160,6 +161,21 @@ def redis_settings(request: pytest.FixtureRequest, redis_mode: str) -> dict[str,
 @pytest.fixture
 def settings(services: Running, redis_settings: dict[str, Any]) -> Settings:
     return services.settings(**redis_settings)
+
+
+@pytest.fixture
+def io_loop() -> Iterator[tornado.ioloop.IOLoop]:
+    """The test's own loop, the thread's current one while the test runs, closed with its sockets after.
+
+    pytest-tornado's fixture of this name makes its loop current through `asyncio.get_event_loop()`,
+    which quietly creates a loop of its own that nothing closes; once an `asyncio.run` replaces it,
+    it is collected, unclosed, in whichever later test the collector happens to run.
+    """
+    loop = tornado.ioloop.IOLoop(make_current=False)
+    asyncio.set_event_loop(loop.asyncio_loop)  # type: ignore[attr-defined]
+    yield loop
+    asyncio.set_event_loop(None)
+    loop.close(all_fds=True)
 
 
 @pytest.fixture
