@@ -225,13 +225,21 @@ async def _post(
     url: str, body: bytes, headers: dict[str, str], timeout: float, allow_private: bool, seen: dict[str, int]
 ) -> Outcome:
     parts = parse_url(url)
+    host = parts.hostname or ""
+    addresses = await _addresses(host, default_port(parts))
     if not allow_private:  # checked again now: what a name resolves to can change after it was accepted
-        reason = first_refusal(await _addresses(parts.hostname or "", default_port(parts)))
+        reason = first_refusal(addresses)
         if reason is not None:
             raise UnsafeUrl(reason)
+    # The request goes to the address just checked, under its name (the Host header, the TLS server
+    # name): were the HTTP client to look the name up again, a second answer could be a private one.
+    target = httpx.URL(url)
+    pinned = target.copy_with(host=addresses[0])
+    headers = {**headers, "Host": target.netloc.decode("ascii")}
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     async with (
         httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-        client.stream("POST", url, content=body, headers=headers) as answer,
+        client.stream("POST", pinned, content=body, headers=headers, extensions=extensions) as answer,
     ):
         seen["status"] = answer.status_code
         if 200 <= answer.status_code < 300:
@@ -250,6 +258,7 @@ async def _start_of(answer: httpx.Response) -> str:
 
 
 async def _addresses(host: str, port: int) -> list[str]:
+    """The addresses a URL's host stands for, looked up once per attempt (off the loop, in asyncio's executor)."""
     literal = literal_address(host)
     if literal is not None:
         return [str(literal)]

@@ -3,7 +3,8 @@
 A webhook URL is chosen by a customer, so without these checks it could make our workers call our
 own Redis, a cloud metadata service (169.254.169.254) or anything else on the private network.
 The checks are pure: the server resolves names in an executor, the worker resolves them again just
-before each attempt (DNS answers can change between the two).
+before each attempt (DNS answers can change between the two) and sends the attempt to the address it
+checked, so the HTTP client never looks the name up a second time.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
+import tasks.webhooks
 from tasks.webhooks import post_within
+from tests.support.receiver import receiving
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://[::1]:9/hook"])
@@ -36,3 +38,25 @@ async def test_a_receiver_that_accepts_and_never_answers_is_cut_off_at_the_deadl
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.gen_test
+async def test_an_attempt_goes_to_the_address_that_was_checked_under_the_urls_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The name is looked up once per attempt: what was checked is what is called (no DNS rebinding)."""
+    looked_up: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:  # a DNS that knows the name; the machine's does not
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(tasks.webhooks, "_addresses", resolver)
+    with receiving() as receiver:
+        port = receiver.server.server_address[1]
+        receiver.url("/hook")
+        outcome = await post_within(f"http://hooks.partner.invalid:{port}/hook", b"{}", {}, 5, allow_private=True)
+        assert outcome.delivered, outcome.error  # a second lookup, by the HTTP client, would have failed
+        (got,) = receiver.got("/hook")
+    assert looked_up == ["hooks.partner.invalid"]
+    assert got.headers["Host"] == f"hooks.partner.invalid:{port}"  # the receiver sees the URL's name
