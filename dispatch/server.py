@@ -54,6 +54,7 @@ def _forward_stop_signals() -> None:
 async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
     services = Services.open(settings)
     await ensure_indexes(services.db)
+    services.start_sweeps()
     app = make_app(services)
     server = tornado.httpserver.HTTPServer(
         app,

@@ -5,6 +5,7 @@ Start-up reads as one pipeline, the same for the server, the CLI tools, seeds, b
     services = Services.open(settings)      # on the process's running event loop
     await ensure_indexes(services.db)
     app = make_app(services)                # only what serves HTTP and websockets
+    services.start_sweeps()                 # serving processes only, not the one-job tools
     ...
     await services.close()
 
@@ -100,7 +101,6 @@ class Services:
         events.listen(notifier.on_event)
         events.listen(hub.publish_event)
         events.listen(webhooks.on_event, alongside=True)  # its outbox write overlaps the fan-out
-        webhooks.start()  # the sweeper of due webhook deliveries (see dispatch.domain.webhooks)
         router, geofences = Router(settings), GeofenceDesk(db, redis, events)
         gps_watch = GpsWatch(settings, db, redis, events, router, geofences)
         events.listen(gps_watch.on_event)
@@ -110,7 +110,6 @@ class Services:
         tracking = ShareDesk(settings, db, redis, events, orders, users)
         milestones = MilestoneDesk(settings, db, redis, tasks, users, tracking)
         events.listen(milestones.on_event, alongside=True)  # the customer's messages (SPEC section 11)
-        milestones.start()  # the sweep of messages whose task was lost
         return cls(
             settings=settings,
             mongo=stores.mongo,
@@ -145,6 +144,13 @@ class Services:
             tracking=tracking,
             milestones=milestones,
         )
+
+    def start_sweeps(self) -> None:
+        """Start the server's periodic sweeps: due webhook deliveries (dispatch.domain.webhooks) and customer
+        messages whose task was lost (dispatch.domain.milestones). Serving processes call it once; a
+        command-line tool that opens the services for one job leaves them to the servers."""
+        self.webhooks.start()
+        self.milestones.start()
 
     async def close(self) -> None:
         """Flush GPS history, stop the fan-out reader and the webhook sweeper, close the task queue and the

@@ -187,6 +187,7 @@ def app(io_loop: Any, settings: Settings) -> Iterator[tornado.web.Application]:
         await opened.redis.flushdb()
         await opened.cache.flushdb()
         await ensure_indexes(opened.db)
+        opened.start_sweeps()  # as a serving process does
         return opened
 
     services = io_loop.run_sync(start)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from typing import Any
@@ -14,6 +15,7 @@ from dispatch.realtime.hub import stream_key
 from dispatch.services import Services
 from tasks import make_celery
 from tests.support.factories import make_user
+from tests.support.helpers import close_services
 
 # What Tornado itself (and the app's own cached OpenAPI document) keeps in the application settings.
 TORNADO_KEYS = {
@@ -71,3 +73,24 @@ async def test_an_ended_session_is_a_live_only_event_kept_for_no_replay(app: Any
         ("session_ended", (f"user:{user['_id']}",), {"session_id": "*"}, True)
     ]
     assert await services.redis.exists(stream_key(f"user:{user['_id']}")) == 0  # nothing a `since` could replay
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_only_a_serving_process_sweeps_a_tool_that_opens_the_services_does_not(settings: Any) -> None:
+    """`create-admin` or a seed opens the services for one job and exits: it must not take a sweep's work."""
+    sweeps = {"webhook-sweeper", "message-sweeper"}
+
+    def running() -> set[str]:
+        return {task.get_name() for task in asyncio.all_tasks() if not task.done()} & sweeps
+
+    services = Services.open(settings)
+    try:
+        await asyncio.sleep(0.05)
+        assert running() == set()
+        services.start_sweeps()  # what the server does once it serves
+        await asyncio.sleep(0.05)
+        assert running() == sweeps
+        await services.db.command("ping")
+    finally:
+        await close_services(services)
+    assert running() == set()
