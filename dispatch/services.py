@@ -4,8 +4,8 @@ Start-up reads as one pipeline, the same for the server, the CLI tools, seeds, b
 
     services = Services.open(settings)      # on the process's running event loop
     await ensure_indexes(services.db)
-    app = make_app(services)                # only what serves HTTP and websockets
     services.start_sweeps()                 # serving processes only, not the one-job tools
+    app = make_app(services)                # only what serves HTTP and websockets
     ...
     await services.close()
 
